@@ -1,0 +1,32 @@
+# `make run` and `make test` both build on `make setup`, which is idempotent: the
+# venv is rebuilt only when a requirements file changes (stamp file), and the
+# embedded models are prepared once.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PREPARED := $(VENV)/.prepared
+
+.PHONY: setup run test clean
+
+setup: $(PREPARED)
+
+$(STAMP): requirements.txt requirements-offline.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-offline.txt
+	touch $@
+
+$(PREPARED): $(STAMP)
+	$(BIN)/python -m aigc_demo prepare
+	touch $@
+
+run: setup
+	$(BIN)/python app.py
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

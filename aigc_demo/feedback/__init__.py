@@ -1,0 +1,1 @@
+"""Ratings: the versioned record, the durable JSONL store, and the rating service."""

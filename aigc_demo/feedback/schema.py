@@ -1,0 +1,84 @@
+"""The rating record: self-contained, versioned, so the JSONL file *is* the dataset.
+
+One ``to_dict`` / ``from_dict`` pair; ``"schema": 1`` on every line; older schemas are
+brought forward by named upgrade functions in ``UPGRADES``. Fields this version does
+not know are kept in ``extra`` and written back unchanged, so a newer writer's data
+survives a round trip through an older reader.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Literal
+
+SCHEMA_VERSION = 1
+
+Tab = Literal["text", "image", "support"]
+Rating = Literal["up", "down"]
+RATINGS: tuple[str, ...] = ("up", "down")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class FeedbackRecord:
+    """One rating of one output, with everything needed to learn from it."""
+
+    tab: str
+    output_id: str
+    rating: str
+    model: dict[str, Any]
+    params: dict[str, Any]
+    output: dict[str, Any]
+    comment: str = ""
+    reasons: list[str] = field(default_factory=list)
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    sources: list[dict[str, Any]] | None = None
+    latency_ms: float | None = None
+    session_id: str = ""
+    variant: str | None = None
+    app_version: str = ""
+    id: str = field(default_factory=new_id)
+    ts: str = field(default_factory=utc_now)
+    schema: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        # Unknown fields go back at top level, as they came; known ones win on a clash.
+        return {**self.extra, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeedbackRecord:
+        data = upgrade(dict(data))
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        extra = {k: v for k, v in data.items() if k not in known}
+        return cls(**kwargs, extra=extra)
+
+
+# schema N -> N+1 functions, applied in order. Schema 1 is the first, so none yet;
+# when a field changes meaning, add e.g. ``UPGRADES[1] = _v1_to_v2`` here.
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    version = int(data.get("schema", 1))
+    if version > SCHEMA_VERSION:
+        # A newer writer: keep everything, read what we understand.
+        return data
+    while version < SCHEMA_VERSION:
+        data = UPGRADES[version](data)
+        version += 1
+        data["schema"] = version
+    return data

@@ -1,0 +1,1 @@
+"""Load and run pretrained models. Knows nothing of Gradio."""

@@ -1,0 +1,45 @@
+"""Sentence embeddings through sentence-transformers (normalised, cosine-ready)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aigc_demo.errors import ModelLoadError
+
+
+class SentenceTransformerEmbedder:
+    backend = "sentence-transformers"
+
+    def __init__(self, model_id: str, *, source: str | Path, device: str) -> None:
+        self.model_id = model_id
+        self.source = str(source)
+        self.device = device
+        self.model: Any = None
+
+    def load(self) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(self.source, device=self.device)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(
+                f"Could not load the embedding model {self.model_id!r} ({type(exc).__name__}). "
+                "Set AIGC_EMBED_MODEL to a sentence-transformers Hub id or local directory, "
+                "or leave it empty for the embedded offline model."
+            ) from exc
+
+    def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return vectors.astype(np.float32)
+
+    @property
+    def dimension(self) -> int:
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get_dim())

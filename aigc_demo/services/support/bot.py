@@ -1,0 +1,238 @@
+"""The support bot: retrieve, answer with citations or hand off, register the output.
+
+Answer modes:
+
+* ``extractive`` — reply with the best entry's own answer, cited. Never invents a
+  policy; the offline default, because a 135M model paraphrasing a refund policy
+  changes numbers and cannot read Chinese.
+* ``llm`` — the text model answers from the numbered entries; the answer is then
+  checked against them (every number it states must appear in a source, and most of
+  its content words must too). An unsupported answer is replaced by the extractive one.
+
+Handoff to a human happens on an explicit request ("human", "人工"...), on repeated
+frustration, or when retrieval confidence is below ``support_min_confidence``. Each
+handoff is appended to ``DATA_DIR/support/handoffs.jsonl`` with the conversation.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from typing import Any
+
+from aigc_demo.config import Settings
+from aigc_demo.errors import AigcError
+from aigc_demo.feedback.schema import new_id, utc_now
+from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
+from aigc_demo.feedback.store import JsonlStore
+from aigc_demo.models.registry import ModelRegistry
+from aigc_demo.models.text import TextRequest
+from aigc_demo.services.support.kb import KnowledgeBase, load_kb
+from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
+from aigc_demo.services.validation import clean_text
+
+log = logging.getLogger(__name__)
+
+MAX_HISTORY_MESSAGES = 20
+HUMAN_REQUEST = re.compile(
+    r"\b(human|agent|real person|representative|operator|someone real|live chat)\b|人工|真人|客服人员|转接",
+    re.IGNORECASE,
+)
+FRUSTRATION = re.compile(
+    r"\b(useless|stupid|terrible|ridiculous|angry|furious|worst|scam|hate|not helpful|doesn'?t help)\b"
+    r"|没用|垃圾|生气|气死|投诉|太差|什么破|不满意|骗",
+    re.IGNORECASE,
+)
+
+GREETING = {
+    "en": "Hi! I'm the Lumen Store assistant. Ask me about shipping, returns, refunds, payment, "
+    "your account or warranty — or type “human” to reach a person.",
+    "zh": "您好！我是流明商城智能客服，可以解答配送、退换货、退款、支付、账户和保修等问题；输入“人工”可转接人工客服。",
+}
+HANDOFF_MESSAGE = {
+    "en": "I'm not sure I can answer that correctly, so let me transfer you to a human colleague. "
+    "They will see this conversation and reply shortly.",
+    "zh": "这个问题我不确定能准确回答，我为您转接人工客服，同事会看到本次对话并尽快回复您。",
+}
+HANDOFF_REQUESTED = {
+    "en": "Of course — I'm transferring you to a human colleague now. They will see this conversation.",
+    "zh": "好的，正在为您转接人工客服，客服同事会看到本次对话。",
+}
+
+
+def _lang(text: str) -> str:
+    return "zh" if contains_cjk(text) else "en"
+
+
+def normalize_history(history: Any) -> list[dict[str, str]]:
+    """Accept Gradio messages ([{role, content}]) or legacy [user, bot] pairs."""
+    messages: list[dict[str, str]] = []
+    for item in history or []:
+        if isinstance(item, dict) and item.get("role") in ("user", "assistant"):
+            content = item.get("content")
+            if isinstance(content, list):  # Gradio 6 may send [{"type": "text", "text": ...}]
+                content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+            messages.append({"role": item["role"], "content": str(content or "")})
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            user, bot = item
+            if user:
+                messages.append({"role": "user", "content": str(user)})
+            if bot:
+                messages.append({"role": "assistant", "content": str(bot)})
+    return messages[-MAX_HISTORY_MESSAGES:]
+
+
+class SupportService:
+    def __init__(self, registry: ModelRegistry, feedback: FeedbackService, settings: Settings) -> None:
+        self.registry = registry
+        self.feedback = feedback
+        self.settings = settings
+        self.handoffs = JsonlStore(settings.data_dir / "support" / "handoffs.jsonl")
+        self._index: HybridIndex | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        return self.index().kb
+
+    def index(self) -> HybridIndex:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    kb = load_kb(self.settings.support_kb)
+                    for problem in kb.problems:
+                        log.warning("knowledge base: %s", problem)
+                    if not kb.entries:
+                        raise AigcError(
+                            "The support knowledge base is empty. Set AIGC_SUPPORT_KB to a folder with "
+                            "CSV / JSONL (question, answer) or Markdown files."
+                        )
+                    self._index = HybridIndex(kb, self.registry.get("embed"), cache_dir=self.settings.cache_dir)
+        return self._index
+
+    def retrieve(self, message: str, history: list[dict[str, str]]) -> tuple[list[Hit], float, str]:
+        """Search with the message alone and, for follow-ups, with the previous question too."""
+        index = self.index()
+        hits, confidence = index.search(message)
+        previous = [m["content"] for m in history if m["role"] == "user"]
+        query = message
+        if previous:
+            joined = f"{previous[-1]} {message}"
+            hits2, confidence2 = index.search(joined)
+            if confidence2 > confidence + 0.05:
+                hits, confidence, query = hits2, confidence2, joined
+        return hits, confidence, query
+
+    def chat(self, message: object, history: Any = None, *, session_id: str = "") -> dict[str, Any]:
+        text = clean_text(message, name="message", max_chars=self.settings.max_prompt_chars)
+        messages = normalize_history(history)
+        lang = _lang(text)
+        started = time.perf_counter()
+        sources: list[dict[str, Any]] = []
+        confidence = 0.0
+        reason = ""
+        mode = "extractive"
+        earlier_frustration = sum(bool(FRUSTRATION.search(m["content"])) for m in messages if m["role"] == "user")
+        if HUMAN_REQUEST.search(text):
+            answer, reason = HANDOFF_REQUESTED[lang], "requested"
+        elif FRUSTRATION.search(text) and earlier_frustration >= 1:
+            answer, reason = HANDOFF_REQUESTED[lang], "frustration"
+        else:
+            hits, confidence, _query = self.retrieve(text, messages)
+            if confidence < self.settings.support_min_confidence:
+                answer, reason = HANDOFF_MESSAGE[lang], "low_confidence"
+                sources = [h.as_source(i) for i, h in enumerate(hits, start=1)]
+            else:
+                best = hits[:3]
+                sources = [h.as_source(i) for i, h in enumerate(best, start=1)]
+                answer, mode = self._answer(text, messages, best)
+        handoff = bool(reason)
+        latency_ms = (time.perf_counter() - started) * 1000
+        conversation = messages + [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+        model_info = self.registry.info("embed") if mode == "extractive" else self.registry.info("text")
+        output = GeneratedOutput(
+            tab="support",
+            model=model_info,
+            params={"answer_mode": mode, "confidence": round(confidence, 3), "handoff_reason": reason or None},
+            prompt=text,
+            messages=conversation,
+            output={"text": answer, "handoff": handoff},
+            sources=sources,
+            latency_ms=round(latency_ms, 1),
+            session_id=session_id,
+        )
+        self.feedback.register(output)
+        if handoff:
+            self._record_handoff(output, reason)
+        return {
+            "output_id": output.output_id,
+            "answer": answer,
+            "sources": sources,
+            "handoff": handoff,
+            "handoff_reason": reason or None,
+            "confidence": round(confidence, 3),
+        }
+
+    def _answer(self, question: str, history: list[dict[str, str]], hits: list[Hit]) -> tuple[str, str]:
+        extractive = f"{hits[0].entry.answer} [1]"
+        if self.settings.resolved_support_answer_mode == "extractive":
+            return extractive, "extractive"
+        try:
+            generated = self._generate(question, history, hits)
+        except AigcError as exc:
+            log.warning("LLM answer failed, falling back to extractive: %s", exc.message)
+            return extractive, "extractive"
+        if is_supported(generated, [h.entry.answer for h in hits]):
+            return generated, "llm"
+        return extractive, "extractive-fallback"
+
+    def _generate(self, question: str, history: list[dict[str, str]], hits: list[Hit]) -> str:
+        model = self.registry.get("text")
+        context = "\n".join(f"[{i}] {h.entry.question}\n{h.entry.answer}" for i, h in enumerate(hits, start=1))
+        system = (
+            "You are a customer-service assistant. Answer ONLY from the numbered sources below, in the "
+            "customer's language, in at most 3 sentences, and cite sources like [1]. If the sources do not "
+            "answer the question, say you will transfer the customer to a human.\n\nSources:\n" + context
+        )
+        request = TextRequest(
+            messages=[{"role": "system", "content": system}, *history[-6:], {"role": "user", "content": question}],
+            max_new_tokens=160,
+            temperature=0.0,
+        )
+        return "".join(model.stream(request)).strip()
+
+    def _record_handoff(self, output: GeneratedOutput, reason: str) -> None:
+        try:
+            self.handoffs.append(
+                {
+                    "schema": 1,
+                    "id": new_id(),
+                    "ts": utc_now(),
+                    "output_id": output.output_id,
+                    "session_id": output.session_id,
+                    "reason": reason,
+                    "messages": output.messages,
+                    "sources": output.sources,
+                }
+            )
+        except AigcError as exc:  # the customer still gets the handoff message
+            log.error("handoff record not saved: %s", exc.message)
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def is_supported(answer: str, sources: list[str], *, min_overlap: float = 0.6) -> bool:
+    """Is every number in the answer in a source, and most content words too?"""
+    if not answer.strip():
+        return False
+    source_text = " ".join(sources)
+    if any(n not in source_text for n in _NUMBER.findall(answer)):
+        return False
+    terms = {t for t in tokenize(re.sub(r"\[\d+\]", " ", answer)) if len(t) > 1}
+    if not terms:
+        return False
+    source_terms = set(tokenize(source_text))
+    return len(terms & source_terms) / len(terms) >= min_overlap

@@ -1,0 +1,167 @@
+"""Load a knowledge base from a directory of CSV / JSONL / Markdown / TXT files.
+
+Q&A files (CSV, JSONL) need ``question`` and ``answer``; ``id``, ``category`` and
+``url`` are optional. Markdown and text are chunked by headings and paragraphs. A bad
+file or line is reported (file, line, problem) and skipped; good ones still load, so
+one typo never takes the support tab down.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUPPORTED = (".jsonl", ".csv", ".md", ".markdown", ".txt")
+MAX_FIELD_CHARS = 8000
+
+
+@dataclass
+class Entry:
+    id: str
+    question: str
+    answer: str
+    category: str = ""
+    url: str = ""
+    source: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.question}\n{self.answer}"
+
+
+@dataclass
+class KnowledgeBase:
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+
+
+def load_kb(directory: Path) -> KnowledgeBase:
+    kb = KnowledgeBase()
+    digest = hashlib.sha256()
+    directory = Path(directory)
+    if not directory.is_dir():
+        kb.problems.append(f"{directory}: not a directory (set AIGC_SUPPORT_KB to a folder of knowledge files)")
+        return kb
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED)
+    for path in files:
+        if path.name.lower() == "readme.md":
+            continue  # documentation of the folder, not knowledge
+        try:
+            raw = path.read_bytes()
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            kb.problems.append(f"{path.name}: not UTF-8 text (byte {exc.start}); save it as UTF-8")
+            continue
+        except OSError as exc:
+            kb.problems.append(f"{path.name}: cannot read ({exc.strerror})")
+            continue
+        digest.update(path.name.encode() + b"\0" + raw)
+        suffix = path.suffix.lower()
+        if suffix == ".jsonl":
+            _load_jsonl(path, text, kb)
+        elif suffix == ".csv":
+            _load_csv(path, text, kb)
+        else:
+            _load_markdown(path, text, kb)
+    _dedupe_ids(kb)
+    kb.fingerprint = digest.hexdigest()[:16]
+    return kb
+
+
+def _add(kb: KnowledgeBase, path: Path, line: int, row: dict, fallback_id: str) -> None:
+    if not isinstance(row, dict):
+        kb.problems.append(f"{path.name}, line {line}: expected an object with question and answer")
+        return
+    question = str(row.get("question") or "").strip()
+    answer = str(row.get("answer") or "").strip()
+    missing = [name for name, value in (("question", question), ("answer", answer)) if not value]
+    if missing:
+        kb.problems.append(f"{path.name}, line {line}: missing {' and '.join(missing)}")
+        return
+    kb.entries.append(
+        Entry(
+            id=str(row.get("id") or fallback_id).strip(),
+            question=question[:MAX_FIELD_CHARS],
+            answer=answer[:MAX_FIELD_CHARS],
+            category=str(row.get("category") or "").strip(),
+            url=str(row.get("url") or "").strip(),
+            source=path.name,
+        )
+    )
+
+
+def _load_jsonl(path: Path, text: str, kb: KnowledgeBase) -> None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            kb.problems.append(f"{path.name}, line {number}: invalid JSON ({exc.msg})")
+            continue
+        _add(kb, path, number, row, f"{path.stem}-{number}")
+
+
+def _load_csv(path: Path, text: str, kb: KnowledgeBase) -> None:
+    reader = csv.DictReader(text.splitlines())
+    fields = {f.strip().lower() for f in reader.fieldnames or []}
+    if not {"question", "answer"} <= fields:
+        kb.problems.append(f"{path.name}, line 1: the header needs 'question' and 'answer' columns")
+        return
+    for row in reader:
+        cleaned = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
+        _add(kb, path, reader.line_num, cleaned, f"{path.stem}-{reader.line_num}")
+
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+
+
+def _load_markdown(path: Path, text: str, kb: KnowledgeBase) -> None:
+    """Each heading's body becomes an entry titled by its heading path; long bodies split by paragraph."""
+    title = path.stem.replace("_", " ").replace("-", " ")
+    heading = title
+    buffer: list[str] = []
+    line_start = 1
+    count = 0
+
+    def flush(end_line: int) -> None:
+        nonlocal count
+        body = "\n".join(buffer).strip()
+        if not body:
+            return
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", body) if p.strip()]
+        chunk = ""
+        for para in paragraphs:
+            if chunk and len(chunk) + len(para) > 800:
+                count += 1
+                _add(kb, path, line_start, {"question": heading, "answer": chunk}, f"{path.stem}-{count}")
+                chunk = ""
+            chunk = f"{chunk}\n\n{para}".strip()
+        if chunk:
+            count += 1
+            _add(kb, path, line_start, {"question": heading, "answer": chunk}, f"{path.stem}-{count}")
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _HEADING.match(line)
+        if match:
+            flush(number)
+            buffer, heading, line_start = [], match.group(2).strip() or title, number
+        else:
+            buffer.append(line)
+    flush(line_start)
+
+
+def _dedupe_ids(kb: KnowledgeBase) -> None:
+    seen: dict[str, int] = {}
+    for entry in kb.entries:
+        if entry.id in seen:
+            seen[entry.id] += 1
+            kb.problems.append(f"{entry.source}: duplicate id {entry.id!r}; renamed to {entry.id}-{seen[entry.id]}")
+            entry.id = f"{entry.id}-{seen[entry.id]}"
+        else:
+            seen[entry.id] = 1

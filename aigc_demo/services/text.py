@@ -1,0 +1,186 @@
+"""Text generation: scenario presets, prompt building, streaming with stats.
+
+``TextService.stream`` yields :class:`TextUpdate` snapshots (full text so far, so a UI
+can render any of them) and ends with one that carries the result dict that the
+``/generate_text`` API returns; the same generator feeds the UI, so both behave alike.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from aigc_demo.config import Settings
+from aigc_demo.errors import InvalidInput
+from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
+from aigc_demo.models.registry import ModelRegistry
+from aigc_demo.models.text import GenerationStats, TextRequest
+from aigc_demo.services.validation import clean_text, number, resolve_seed
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str
+    label: str
+    template: str  # "{input}" is the user's text
+    system: str = ""
+    temperature: float = 0.7
+    max_new_tokens: int = 256
+
+
+PRESETS: dict[str, Preset] = {
+    p.key: p
+    for p in [
+        Preset("free", "Free-form / 自由输入", "{input}"),
+        Preset(
+            "marketing",
+            "Marketing copy / 营销文案",
+            "Write short, vivid marketing copy for the following product. Use the same language as the product "
+            "description.\n\nProduct: {input}",
+            system="You are an expert copywriter.",
+            temperature=0.8,
+        ),
+        Preset(
+            "product",
+            "Product description / 商品描述",
+            "Write a clear product description (3-5 sentences, with key features) for: {input}",
+            system="You write accurate, friendly e-commerce product descriptions.",
+        ),
+        Preset(
+            "summary",
+            "Summary / 摘要",
+            "Summarize the following text in 3 bullet points, in its own language.\n\n{input}",
+            temperature=0.3,
+        ),
+        Preset(
+            "translate",
+            "Translate zh↔en / 中英互译",
+            "Translate the following text. If it is Chinese, translate it to English; otherwise translate it to "
+            "Simplified Chinese. Output only the translation.\n\n{input}",
+            temperature=0.2,
+        ),
+        Preset(
+            "email",
+            "Email reply / 邮件回复",
+            "Write a polite, concise reply to this email:\n\n{input}",
+            system="You are a helpful customer-service agent.",
+        ),
+        Preset("slogan", "Slogan / 口号", "Write 5 catchy slogans for: {input}", temperature=0.9, max_new_tokens=128),
+    ]
+}
+
+
+@dataclass
+class TextUpdate:
+    text: str
+    stats: GenerationStats
+    done: bool = False
+    result: dict[str, Any] | None = None
+
+
+class TextService:
+    def __init__(self, registry: ModelRegistry, feedback: FeedbackService, settings: Settings) -> None:
+        self.registry = registry
+        self.feedback = feedback
+        self.settings = settings
+
+    def build_request(
+        self,
+        prompt: object,
+        *,
+        preset: str = "free",
+        max_new_tokens: object = 256,
+        temperature: object = 0.7,
+        top_p: object = 0.95,
+        seed: object = -1,
+        stop: object = "",
+        system: str = "",
+    ) -> tuple[TextRequest, str]:
+        """Validate everything before any model work; return the request and the preset key."""
+        text = clean_text(prompt, name="prompt", max_chars=self.settings.max_prompt_chars)
+        preset_key = (preset or "free").strip() if isinstance(preset, str) else "free"
+        if preset_key not in PRESETS:
+            raise InvalidInput(f"Unknown preset {preset_key[:40]!r}; choose one of: {', '.join(PRESETS)}")
+        chosen = PRESETS[preset_key]
+        request = TextRequest(
+            max_new_tokens=int(number(max_new_tokens, name="max_new_tokens", lo=1, hi=self.settings.max_new_tokens_cap, integer=True)),
+            temperature=float(number(temperature, name="temperature", lo=0.0, hi=2.0)),
+            top_p=float(number(top_p, name="top_p", lo=0.01, hi=1.0)),
+            seed=resolve_seed(seed),
+            stop=_parse_stop(stop),
+        )
+        user = chosen.template.format(input=text)
+        system_text = (system or chosen.system).strip()
+        request.messages = ([{"role": "system", "content": system_text}] if system_text else []) + [
+            {"role": "user", "content": user}
+        ]
+        request.prompt = user
+        return request, preset_key
+
+    def stream(self, prompt: object, *, session_id: str = "", **options: Any) -> Iterator[TextUpdate]:
+        request, preset_key = self.build_request(prompt, **options)
+        model = self.registry.get("text")
+        stats = GenerationStats()
+        started = time.perf_counter()
+        text = ""
+        for chunk in model.stream(request, stats):
+            text += chunk
+            yield TextUpdate(text=text, stats=stats)
+        latency_ms = (time.perf_counter() - started) * 1000
+        params = {
+            "preset": preset_key,
+            "max_new_tokens": request.max_new_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "seed": request.seed,
+            "stop": request.stop,
+        }
+        model_info = self.registry.info("text")
+        output = GeneratedOutput(
+            tab="text",
+            model=model_info,
+            params=params,
+            prompt=str(prompt).strip(),
+            messages=request.messages,
+            output={"text": text, "finish_reason": stats.finish_reason},
+            latency_ms=round(latency_ms, 1),
+            session_id=session_id,
+        )
+        self.feedback.register(output)
+        result = {
+            "output_id": output.output_id,
+            "text": text,
+            "usage": {"prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens},
+            "timings": {
+                "ttft_ms": round(stats.ttft_ms, 1) if stats.ttft_ms is not None else None,
+                "total_ms": round(stats.total_ms, 1),
+                "tokens_per_s": round(stats.tokens_per_s, 2),
+            },
+            "finish_reason": stats.finish_reason,
+            "seed": request.seed,
+            "model": model_info["id"],
+        }
+        yield TextUpdate(text=text, stats=stats, done=True, result=result)
+
+    def generate(self, prompt: object, **options: Any) -> dict[str, Any]:
+        result: dict[str, Any] | None = None
+        for update in self.stream(prompt, **options):
+            result = update.result
+        assert result is not None
+        return result
+
+
+def _parse_stop(stop: object) -> list[str]:
+    if stop is None or stop == "":
+        return []
+    if isinstance(stop, str):
+        items = [s for s in stop.split("|")]
+    elif isinstance(stop, (list, tuple)):
+        items = [str(s) for s in stop]
+    else:
+        raise InvalidInput(f"stop must be text (use | between several), got {type(stop).__name__}")
+    items = [s.replace("\\n", "\n") for s in items if s.strip()]
+    if len(items) > 8 or any(len(s) > 100 for s in items):
+        raise InvalidInput("stop accepts at most 8 strings of up to 100 characters each")
+    return items

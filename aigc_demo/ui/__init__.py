@@ -1,0 +1,1 @@
+"""Gradio UI: the Blocks app, one module per tab, one shared rating widget."""

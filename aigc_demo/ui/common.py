@@ -1,0 +1,90 @@
+"""What every tab shares: the services bundle and the error edge.
+
+``user_errors`` is the one place where exceptions meet the user: an ``AigcError``
+becomes ``gr.Error`` with its message (HTML-escaped: it may quote user input); any
+other exception is logged with its traceback and shown as a generic message.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gradio as gr
+
+from aigc_demo.config import Settings
+from aigc_demo.errors import AigcError
+from aigc_demo.feedback.service import FeedbackService
+from aigc_demo.models.registry import ModelRegistry
+from aigc_demo.services.image import ImageService
+from aigc_demo.services.support.bot import SupportService
+from aigc_demo.services.text import TextService
+
+log = logging.getLogger("aigc_demo.ui")
+
+GENERIC_ERROR = "Something went wrong on our side; the team has the details in the server log. Please try again."
+
+
+@dataclass
+class Services:
+    settings: Settings
+    registry: ModelRegistry
+    feedback: FeedbackService
+    text: TextService
+    image: ImageService
+    support: SupportService
+
+
+def to_gr_error(exc: BaseException) -> gr.Error:
+    if isinstance(exc, AigcError):
+        return gr.Error(html.escape(exc.message, quote=False), print_exception=False)
+    log.exception("unexpected error in a handler", exc_info=exc)
+    return gr.Error(GENERIC_ERROR, print_exception=False)
+
+
+def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callable[..., Any]:
+    """Wrap a handler (plain or generator) so no traceback ever reaches a user.
+
+    With ``outputs`` (a UI handler's output count), an ``AigcError`` becomes a warning
+    toast and every output is left as it was (``gr.skip()``): the user's input and the
+    previous result stay on screen, and no component shows a red error badge. Without
+    it (API endpoints), it becomes ``gr.Error``, which clients receive as an error.
+    """
+
+    def handle(exc: Exception) -> tuple[Any, ...]:
+        if outputs is not None and isinstance(exc, AigcError):
+            gr.Warning(html.escape(exc.message, quote=False))
+            return tuple(gr.skip() for _ in range(outputs))
+        raise to_gr_error(exc) from None
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the edge
+                yield handle(exc)
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the edge
+            return handle(exc)
+
+    return wrapper
+
+
+def session_of(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or ""

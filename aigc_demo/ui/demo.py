@@ -1,0 +1,101 @@
+"""``create_demo(settings)``: the Blocks app — header, three tabs, the public API.
+
+Models are not loaded here (they load lazily on first use), so building the app is
+fast and a broken model only breaks its own tab. ``launch_options`` holds what Gradio 6
+takes at launch (theme, css, allowed paths) so ``app.py`` stays a few lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from aigc_demo import __version__
+from aigc_demo.config import ASSETS_DIR, Settings
+from aigc_demo.feedback.service import FeedbackService
+from aigc_demo.models.registry import ModelRegistry
+from aigc_demo.services.image import ImageService
+from aigc_demo.services.support.bot import SupportService
+from aigc_demo.services.text import TextService
+from aigc_demo.ui.common import Services
+from aigc_demo.ui.feedback import build_rate_api
+from aigc_demo.ui.tabs.image import build_image_tab
+from aigc_demo.ui.tabs.support import build_support_tab
+from aigc_demo.ui.tabs.text import build_text_tab
+
+log = logging.getLogger(__name__)
+
+
+def build_services(settings: Settings, *, registry: ModelRegistry | None = None) -> Services:
+    registry = registry or ModelRegistry(settings)
+    feedback = FeedbackService(settings.data_dir)
+    return Services(
+        settings=settings,
+        registry=registry,
+        feedback=feedback,
+        text=TextService(registry, feedback, settings),
+        image=ImageService(registry, feedback, settings),
+        support=SupportService(registry, feedback, settings),
+    )
+
+
+def _examples() -> dict[str, list[str]]:
+    try:
+        return json.loads((ASSETS_DIR / "examples.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("no examples: %s", exc)
+        return {}
+
+
+def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) -> gr.Blocks:
+    services = build_services(settings, registry=registry)
+    examples = _examples()
+    profile = settings.effective_profile
+    with gr.Blocks(title="AIGC Demo Studio") as demo:
+        gr.Markdown(
+            f"# AIGC Demo Studio\n"
+            f"Text, images and customer service on pretrained models — rate every output with 👍/👎 to make the next "
+            f"version better. <small>profile **{profile}** · v{__version__}</small>",
+            elem_classes=["app-header"],
+        )
+        with gr.Tabs():
+            with gr.Tab("✍️ Text / 文本", id="text"):
+                build_text_tab(services, examples.get("text", []))
+            with gr.Tab("🎨 Image / 图像", id="image"):
+                build_image_tab(services, examples.get("image", []))
+            with gr.Tab("💬 Support / 客服", id="support"):
+                build_support_tab(services, examples.get("support", []))
+        build_rate_api(services.feedback)
+
+        def health() -> dict:
+            """Which models are loaded, the profile, the data dir and the app version."""
+            return {
+                "status": "ok",
+                "version": __version__,
+                "profile": profile,
+                "data_dir": str(Path(settings.data_dir).resolve()),
+                "models": services.registry.status(),
+            }
+
+        gr.api(health, api_name="health", queue=False)
+    demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.queue_max_size)
+    demo.services = services  # for tests and the CLI; not used by the UI
+    return demo
+
+
+def launch_options(settings: Settings) -> dict[str, Any]:
+    images = Path(settings.data_dir) / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    return {
+        "server_name": settings.host,
+        "server_port": settings.port,
+        "theme": gr.themes.Soft(primary_hue="indigo"),
+        "css_paths": [ASSETS_DIR / "style.css"],
+        # Only the generated-images folder is served, never a user-chosen path.
+        "allowed_paths": [str(images.resolve())],
+        "show_error": False,
+    }

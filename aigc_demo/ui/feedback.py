@@ -1,0 +1,94 @@
+"""The one rating widget every tab uses, and the ``/rate`` API.
+
+👍 / 👎 stay disabled until there is an output to rate; reason chips and a comment
+are optional. A rating is only reported as saved after the store's fsync; a failure
+says "not saved" and why, and the user's comment stays in the box to retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from aigc_demo.errors import AigcError
+from aigc_demo.feedback.service import REASONS, FeedbackService
+from aigc_demo.ui.common import session_of, user_errors
+
+
+@dataclass
+class RatingWidget:
+    output_id: gr.State
+    up: gr.Button
+    down: gr.Button
+    reasons: gr.CheckboxGroup
+    comment: gr.Textbox
+    status: gr.Markdown
+
+    def reset(self, output_id: str | None) -> tuple[Any, ...]:
+        """Updates for (output_id, up, down, reasons, comment, status) after a new output."""
+        enabled = bool(output_id)
+        return (
+            output_id,
+            gr.update(interactive=enabled),
+            gr.update(interactive=enabled),
+            gr.update(value=[]),
+            gr.update(value=""),
+            gr.update(value="" if enabled else ""),
+        )
+
+    @property
+    def components(self) -> list[Any]:
+        return [self.output_id, self.up, self.down, self.reasons, self.comment, self.status]
+
+
+def saved_message(record_id: str, rating: str) -> str:
+    icon = "👍" if rating == "up" else "👎"
+    return f"{icon} Saved — thank you! <small>(record `{record_id[:8]}`)</small>"
+
+
+def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
+    output_id = gr.State(None)
+    with gr.Group(elem_classes=["rating"]):
+        with gr.Row(equal_height=True):
+            up = gr.Button("👍 Good", interactive=False, size="sm", min_width=90, elem_classes=["rate-up"])
+            down = gr.Button("👎 Bad", interactive=False, size="sm", min_width=90, elem_classes=["rate-down"])
+            reasons = gr.CheckboxGroup(list(REASONS), show_label=False, container=False, scale=4)
+        comment = gr.Textbox(
+            show_label=False, placeholder="Optional comment: what was good or wrong?", max_length=2000, lines=1
+        )
+    status = gr.Markdown(elem_classes=["rating-status"])
+    widget = RatingWidget(output_id, up, down, reasons, comment, status)
+
+    def make_handler(rating: str):
+        def handler(oid: str | None, chosen: list[str], text: str, request: gr.Request) -> str:
+            if not oid:
+                return "Generate something first, then rate it."
+            try:
+                record = feedback.rate(oid, rating, text, reasons=chosen, session_id=session_of(request))
+            except AigcError as exc:
+                gr.Warning(f"Rating not saved: {exc.message}")
+                return f"⚠️ Rating not saved: {exc.message}"
+            return saved_message(record.id, rating)
+
+        return user_errors(handler, outputs=1)
+
+    for button, rating in ((up, "up"), (down, "down")):
+        button.click(
+            make_handler(rating),
+            [output_id, reasons, comment],
+            [status],
+            api_visibility="private",
+            concurrency_limit=None,  # never wait behind a generation
+        )
+    return widget
+
+
+def build_rate_api(feedback: FeedbackService) -> None:
+    def rate(output_id: str, rating: str, comment: str = "", request: gr.Request = None) -> dict:
+        """Rate an output: rating is "up" or "down"; returns {"saved": true, "record_id": ...}."""
+        record = feedback.rate(output_id, rating, comment, session_id=session_of(request))
+        return {"saved": True, "record_id": record.id}
+
+    gr.api(user_errors(rate), api_name="rate", concurrency_limit=None)

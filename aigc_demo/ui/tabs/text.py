@@ -1,0 +1,137 @@
+"""Text studio tab: scenario preset, prompt, streamed output, stats, rating.
+
+Components first (``_render``), events last (``_wire``), like gradio's own
+``ChatInterface``. The ``/generate_text`` API calls the same service generator.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gradio as gr
+
+from aigc_demo.services.text import PRESETS
+from aigc_demo.ui.common import Services, session_of, user_errors
+from aigc_demo.ui.feedback import build_rating_widget
+
+STREAM_INTERVAL_S = 0.05  # coalesce tokens: ~20 UI updates/s look smooth and cost little
+
+
+def build_text_tab(services: Services, examples: list[str]) -> None:
+    ui = _render(services, examples)
+    _wire(services, ui)
+
+
+def _render(services: Services, examples: list[str]) -> dict[str, Any]:
+    s = services.settings
+    ui: dict[str, Any] = {}
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=320):
+            ui["preset"] = gr.Dropdown(
+                choices=[(p.label, p.key) for p in PRESETS.values()], value="free", label="Scenario / 场景"
+            )
+            ui["prompt"] = gr.Textbox(
+                label="Prompt / 提示词",
+                placeholder="Describe what to write… (Shift+Enter for a new line, Enter to generate)",
+                lines=5,
+                max_length=s.max_prompt_chars,
+                autofocus=True,
+            )
+            with gr.Row():
+                ui["generate"] = gr.Button("✨ Generate", variant="primary", elem_id="text-generate")
+                ui["stop"] = gr.Button("⏹ Stop", variant="stop", visible=False)
+            with gr.Accordion("Parameters / 参数", open=False):
+                ui["max_new_tokens"] = gr.Slider(16, s.max_new_tokens_cap, value=min(256, s.max_new_tokens_cap), step=16, label="Max new tokens")
+                ui["temperature"] = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
+                ui["top_p"] = gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="Top-p")
+                ui["seed"] = gr.Number(value=-1, precision=0, label="Seed (−1 = random)")
+                ui["stop_strings"] = gr.Textbox(label="Stop strings (separate with |)", placeholder="e.g. \\n\\n|END")
+            if examples:
+                gr.Examples(examples=[[e] for e in examples], inputs=[ui["prompt"]], label="Try one")
+        with gr.Column(scale=6, min_width=320):
+            ui["output"] = gr.Textbox(label="Output / 输出", lines=14, interactive=False, buttons=["copy"], elem_id="text-output")
+            ui["stats"] = gr.Markdown(elem_classes=["stats"])
+            ui["rating"] = build_rating_widget(services.feedback)
+    return ui
+
+
+def _stats_line(stats: Any, model: str, done: bool) -> str:
+    parts = [f"{stats.completion_tokens} tokens"]
+    if stats.ttft_ms is not None:
+        parts.append(f"first token {stats.ttft_ms / 1000:.2f}s")
+    if done:
+        parts.append(f"{stats.tokens_per_s:.1f} tok/s")
+        parts.append(f"{stats.total_ms / 1000:.1f}s total")
+    parts.append(f"`{model}`")
+    return ("✅ " if done else "⏳ ") + " · ".join(parts)
+
+
+def _wire(services: Services, ui: dict[str, Any]) -> None:
+    rating = ui["rating"]
+    registry = services.registry
+
+    def generate(prompt, preset, max_new_tokens, temperature, top_p, seed, stop, request: gr.Request):
+        model_id = registry.model_id("text")
+        # Validate before showing any progress, so a bad input gets its message at once.
+        services.text.build_request(
+            prompt, preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop
+        )
+        if not registry.is_loaded("text"):
+            yield "", f"⏳ Loading the text model `{model_id}` (first use only)…", *rating.reset(None)
+        last = 0.0
+        for update in services.text.stream(
+            prompt,
+            preset=preset,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            stop=stop,
+            session_id=session_of(request),
+        ):
+            now = time.monotonic()
+            if update.done:
+                result = update.result
+                stats = _stats_line(update.stats, model_id, True) + f" · seed {result['seed']}"
+                yield update.text, stats, *rating.reset(result["output_id"])
+            elif now - last >= STREAM_INTERVAL_S:
+                last = now
+                yield update.text, _stats_line(update.stats, model_id, False), *rating.reset(None)
+
+    inputs = [ui[k] for k in ("prompt", "preset", "max_new_tokens", "temperature", "top_p", "seed", "stop_strings")]
+    outputs = [ui["output"], ui["stats"], *rating.components]
+    show_stop = lambda: (gr.update(visible=False), gr.update(visible=True))  # noqa: E731
+    hide_stop = lambda: (gr.update(visible=True), gr.update(visible=False))  # noqa: E731
+    events = []
+    for trigger in (ui["generate"].click, ui["prompt"].submit):
+        event = trigger(show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False).then(
+            user_errors(generate, outputs=len(outputs)), inputs, outputs, api_visibility="private", concurrency_id="llm"
+        )
+        event.then(hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
+        events.append(event)
+    ui["stop"].click(hide_stop, None, [ui["generate"], ui["stop"]], cancels=events, api_visibility="private", queue=False)
+
+    def generate_text(
+        prompt: str,
+        preset: str = "free",
+        max_new_tokens: int = 256,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        seed: int = -1,
+        stop: str = "",
+        request: gr.Request = None,
+    ) -> dict:
+        """Generate text; returns output_id, text, usage, timings, seed and model."""
+        return services.text.generate(
+            prompt,
+            preset=preset,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            stop=stop,
+            session_id=session_of(request),
+        )
+
+    gr.api(user_errors(generate_text), api_name="generate_text", concurrency_id="llm")

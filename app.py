@@ -1,0 +1,11 @@
+"""AIGC Demo Studio entry point (Hugging Face Spaces runs ``python app.py``)."""
+
+from aigc_demo.__main__ import configure_logging, settings_or_exit
+from aigc_demo.ui.demo import create_demo, launch_options
+
+configure_logging()
+settings = settings_or_exit()
+demo = create_demo(settings)
+
+if __name__ == "__main__":
+    demo.launch(**launch_options(settings))

@@ -1,0 +1,153 @@
+"""Shared fixtures: every data path in a temp dir, offline Hub, fake and tiny real backends.
+
+Fakes follow the real backends' interfaces exactly (same method and argument names), so
+services and UI are tested without model weights; the real embedded models are loaded
+once per session into a session cache for the tests that need them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+from aigc_demo.config import Settings  # noqa: E402
+from aigc_demo.models.text import GenerationStats, TextRequest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """One cache of converted / built embedded models for the whole session."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch, model_cache):
+    for key in list(os.environ):
+        if key.startswith("AIGC_") or key == "GRADIO_SERVER_PORT":
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AIGC_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("AIGC_PROFILE", "offline")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    yield
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings()
+
+
+class FakeTextBackend:
+    """Echoes a deterministic reply word by word; honours the TextRequest contract."""
+
+    backend = "fake"
+
+    def __init__(self, reply: str | None = None, delay: float = 0.0) -> None:
+        self.reply = reply
+        self.delay = delay
+        self.requests: list[TextRequest] = []
+
+    def load(self) -> None:
+        pass
+
+    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Iterator[str]:
+        stats = stats if stats is not None else GenerationStats()
+        self.requests.append(request)
+        source = request.prompt if request.prompt is not None else (request.messages or [{}])[-1].get("content", "")
+        reply = self.reply if self.reply is not None else f"Echo ({request.seed}): {source}"
+        words = reply.split(" ")[: request.max_new_tokens]
+        stats.prompt_tokens = len(source.split())
+        start = time.perf_counter()
+        text = ""
+        for i, word in enumerate(words):
+            if self.delay:
+                time.sleep(self.delay)
+            chunk = word if i == 0 else " " + word
+            text += chunk
+            stats.completion_tokens += 1
+            if stats.ttft_ms is None:
+                stats.ttft_ms = (time.perf_counter() - start) * 1000
+            stop_at = min((text.find(s) for s in request.stop if s and s in text), default=-1)
+            if stop_at >= 0:
+                stats.finish_reason = "stop"
+                yield chunk[: len(chunk) - (len(text) - stop_at)]
+                break
+            yield chunk
+        stats.total_ms = (time.perf_counter() - start) * 1000
+
+
+class FakeImageBackend:
+    backend = "fake"
+    placeholder = True
+
+    def load(self) -> None:
+        pass
+
+    def generate(self, *, prompt, negative_prompt="", steps, guidance_scale, width, height, seed, num_images=1, on_step=None):
+        from PIL import Image
+
+        for step in range(1, steps + 1):
+            if on_step is not None:
+                on_step(step, steps)
+        images = []
+        for i in range(num_images):
+            digest = hashlib.sha256(f"{prompt}|{seed + i}".encode()).digest()
+            images.append(Image.new("RGB", (width, height), tuple(digest[:3])))
+        return images
+
+
+class FakeEmbedder:
+    """Hashed bag of retrieval tokens: deterministic, language-agnostic, no weights."""
+
+    backend = "fake"
+    model_id = "fake-embedder"
+    dimension = 256
+
+    def load(self) -> None:
+        pass
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from aigc_demo.services.support.retrieval import tokenize
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in tokenize(text):
+                out[row, int(hashlib.md5(token.encode()).hexdigest(), 16) % self.dimension] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture
+def fake_registry(settings):
+    from aigc_demo.models.registry import ModelRegistry
+
+    return ModelRegistry(
+        settings, preloaded={"text": FakeTextBackend(), "image": FakeImageBackend(), "embed": FakeEmbedder()}
+    )
+
+
+@pytest.fixture
+def services(settings, fake_registry):
+    from aigc_demo.ui.demo import build_services
+
+    return build_services(settings, registry=fake_registry)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
