@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 import time
-import warnings
 
 from aigc_demo.config import Settings, load_settings
 from aigc_demo.errors import AigcError
@@ -20,9 +19,11 @@ from aigc_demo.errors import AigcError
 
 def configure_logging() -> None:
     logging.basicConfig(level=os.environ.get("AIGC_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # torchvision is not installed on purpose (its PyPI build does not match the CPU torch);
-    # transformers warns about image processors that this app never uses.
-    warnings.filterwarnings("ignore", message=".*requires torchvision.*")
+    # torchvision is not installed on purpose (its PyPI build does not match the pinned CPU
+    # torch); transformers warns about image processors that this app never uses.
+    logging.getLogger("transformers.utils.import_utils").addFilter(
+        lambda record: "requires torchvision" not in record.getMessage()
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 

@@ -35,9 +35,9 @@ class DiffusersImageBackend:
 
         try:
             if self.source.endswith((".safetensors", ".ckpt")):
-                pipe = StableDiffusionPipeline.from_single_file(self.source, torch_dtype=self.dtype)
+                pipe = StableDiffusionPipeline.from_single_file(self.source, dtype=self.dtype)
             else:
-                pipe = AutoPipelineForText2Image.from_pretrained(self.source, torch_dtype=self.dtype)
+                pipe = AutoPipelineForText2Image.from_pretrained(self.source, dtype=self.dtype)
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(
                 f"Could not load the image model {self.model_id!r} ({type(exc).__name__}: {str(exc)[:200]}). "

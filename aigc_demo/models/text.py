@@ -88,6 +88,14 @@ class TransformersTextBackend:
         else:
             text = request.prompt if request.prompt is not None else _flatten(request.messages or [])
             enc = tok(text, return_tensors="pt")
+        enc = dict(enc)
+        # Keep the prompt inside the context window: drop the oldest tokens, so the end of
+        # a long conversation (the question) survives.
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit:
+            budget = max(1, limit - request.max_new_tokens)
+            if enc["input_ids"].shape[1] > budget:
+                enc = {k: v[:, -budget:] for k, v in enc.items()}
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def count_tokens(self, text: str) -> int:

@@ -46,6 +46,18 @@ FRUSTRATION = re.compile(
     re.IGNORECASE,
 )
 
+FOLLOW_UP = re.compile(
+    r"^\s*(and|also|what about|how about|then|so|but)\b|\b(it|that|this|they|them|those|there)\b"
+    r"|^\s*(那|还有|那么|另外|然后)|它|这个|那个",
+    re.IGNORECASE,
+)
+
+
+def is_follow_up(message: str) -> bool:
+    """Does the message lean on the previous turn (a pronoun, "and…", or almost no terms)?"""
+    return bool(FOLLOW_UP.search(message)) or len(set(tokenize(message))) <= 2
+
+
 GREETING = {
     "en": "Hi! I'm the Lumen Store assistant. Ask me about shipping, returns, refunds, payment, "
     "your account or warranty — or type “human” to reach a person.",
@@ -121,7 +133,10 @@ class SupportService:
         if previous:
             joined = f"{previous[-1]} {message}"
             hits2, confidence2 = index.search(joined)
-            if confidence2 > confidence + 0.05:
+            # A follow-up ("and how long does it take?") means the earlier topic; a full
+            # question stands alone unless the joined query is clearly better.
+            follow_up = is_follow_up(message) and confidence2 >= self.settings.support_min_confidence
+            if follow_up or confidence2 > confidence + 0.05:
                 hits, confidence, query = hits2, confidence2, joined
         return hits, confidence, query
 
@@ -226,12 +241,13 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 def is_supported(answer: str, sources: list[str], *, min_overlap: float = 0.6) -> bool:
     """Is every number in the answer in a source, and most content words too?"""
+    answer = re.sub(r"\[\d+\]", " ", answer)  # citation marks are not claims
     if not answer.strip():
         return False
     source_text = " ".join(sources)
     if any(n not in source_text for n in _NUMBER.findall(answer)):
         return False
-    terms = {t for t in tokenize(re.sub(r"\[\d+\]", " ", answer)) if len(t) > 1}
+    terms = {t for t in tokenize(answer) if len(t) > 1}
     if not terms:
         return False
     source_terms = set(tokenize(source_text))

@@ -1,0 +1,205 @@
+"""One contract for every backend kind, on tiny locally built models and the real embedded ones.
+
+Tiny models use real transformers / diffusers classes with seeded random weights, built
+in a temp dir: same code path as a real checkpoint, no download.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from aigc_demo.models import packaged
+from aigc_demo.models.embed import SentenceTransformerEmbedder
+from aigc_demo.models.image import Cancelled, DiffusersImageBackend
+from aigc_demo.models.registry import ModelRegistry, backend_factory
+from aigc_demo.models.text import GenerationStats, TextRequest, TransformersTextBackend
+from aigc_demo.errors import ModelLoadError
+
+
+@pytest.fixture(scope="session")
+def smollm_dir(model_cache):
+    """The packaged SmolLM2 GGUF converted once (also exercises the conversion)."""
+    return packaged.resolve("packaged:smollm2-135m-instruct", model_cache)
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(smollm_dir, tmp_path_factory):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-llm")
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (smollm_dir / name).exists():
+            shutil.copy(smollm_dir / name, out / name)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(out)
+    return out
+
+
+def _text_backend(path) -> TransformersTextBackend:
+    backend = TransformersTextBackend("tiny", source=path, device="cpu", dtype=torch.float32)
+    backend.load()
+    return backend
+
+
+@pytest.fixture(scope="session")
+def tiny_text(tiny_llm_dir):
+    return _text_backend(tiny_llm_dir)
+
+
+@pytest.mark.parametrize("prompt", ["", "hello", "你好，世界", "x " * 3000, "<script>alert(1)</script>\u202e"])
+def test_text_contract(tiny_text, prompt):
+    stats = GenerationStats()
+    request = TextRequest(messages=[{"role": "user", "content": prompt}], max_new_tokens=8, temperature=0.0, seed=1)
+    chunks = list(tiny_text.stream(request, stats))
+    assert all(isinstance(c, str) for c in chunks)
+    assert 1 <= stats.completion_tokens <= 8
+    assert stats.prompt_tokens <= 128 - 8  # a long prompt is cut to fit the context window
+    assert stats.finish_reason in {"length", "eos"}
+
+
+def test_text_same_seed_same_sample(tiny_text):
+    request = TextRequest(prompt="Once upon", max_new_tokens=12, temperature=1.0, top_p=1.0, seed=5)
+    first = "".join(tiny_text.stream(request))
+    again = "".join(tiny_text.stream(request))
+    assert first == again
+
+
+def test_text_stream_can_be_closed_early(tiny_text):
+    stats = GenerationStats()
+    gen = tiny_text.stream(TextRequest(prompt="a", max_new_tokens=100, temperature=1.0, seed=2), stats)
+    next(gen)
+    gen.close()  # what Gradio does when the user presses Stop
+    assert stats.finish_reason == "cancelled"
+    assert stats.completion_tokens < 100
+
+
+def test_text_stop_string(tiny_text):
+    request = TextRequest(prompt="a", max_new_tokens=30, temperature=1.0, seed=3)
+    full = "".join(tiny_text.stream(request))
+    assert len(full) > 6
+    stop = full[3:6]
+    request.stop = [stop]
+    stats = GenerationStats()
+    cut = "".join(tiny_text.stream(request, stats))
+    assert cut == full[: full.find(stop)]
+    assert stats.finish_reason == "stop"
+
+
+@pytest.mark.slow
+def test_real_smollm2_answers(smollm_dir, model_cache):
+    assert (smollm_dir / "model.safetensors").exists() and (smollm_dir / packaged.COMPLETE_MARKER).exists()
+    # A second resolve reuses the cache instead of converting again.
+    assert packaged.resolve("packaged:smollm2-135m-instruct", model_cache) == smollm_dir
+    backend = _text_backend(smollm_dir)
+    request = TextRequest(
+        messages=[{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=12, temperature=0.0
+    )
+    assert "Paris" in "".join(backend.stream(request))
+
+
+@pytest.fixture(scope="session")
+def tiny_image(model_cache):
+    backend = DiffusersImageBackend(
+        "packaged:tiny-sd", source=packaged.resolve("packaged:tiny-sd", model_cache), device="cpu", dtype=torch.float32
+    )
+    backend.load()
+    return backend
+
+
+@pytest.mark.parametrize("prompt", ["", "a red fox", "一只红狐狸", "word " * 500])
+def test_image_contract(tiny_image, prompt):
+    images = tiny_image.generate(prompt=prompt, steps=2, guidance_scale=5.0, width=64, height=64, seed=1, num_images=2)
+    assert [im.size for im in images] == [(64, 64), (64, 64)]
+
+
+def test_image_same_seed_same_pixels(tiny_image):
+    kw = dict(prompt="a red fox", negative_prompt="blurry", steps=2, guidance_scale=5.0, width=64, height=64)
+    a = np.asarray(tiny_image.generate(**kw, seed=7)[0])
+    b = np.asarray(tiny_image.generate(**kw, seed=7)[0])
+    c = np.asarray(tiny_image.generate(**kw, seed=8)[0])
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    # image i of a batch uses seed + i, so it can be reproduced alone (up to batched-matmul
+    # rounding: a pixel may differ by a level or two)
+    batch = tiny_image.generate(**kw, seed=7, num_images=2)
+    diff = np.abs(np.asarray(batch[1]).astype(int) - c.astype(int))
+    assert diff.max() <= 3, diff.max()
+
+
+def test_image_cancel_from_step_callback(tiny_image):
+    seen = []
+
+    def on_step(step, total):
+        seen.append(step)
+        return step < 2
+
+    with pytest.raises(Cancelled):
+        tiny_image.generate(prompt="x", steps=4, guidance_scale=1.0, width=64, height=64, seed=1, on_step=on_step)
+    assert seen == [1, 2]
+
+
+@pytest.mark.parametrize("texts", [["hello"], ["", "退款多久", "x" * 10000]])
+def test_embed_contract(texts):
+    embedder = SentenceTransformerEmbedder("mini", source=packaged.minilm_dir(), device="cpu")
+    embedder.load()
+    vectors = embedder.embed(texts)
+    assert vectors.shape == (len(texts), embedder.dimension)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_unknown_backend_lists_known_ones():
+    with pytest.raises(ModelLoadError) as info:
+        backend_factory("text", "llamacpp")
+    assert info.value.message == "Unknown backend: llamacpp (known text backends: transformers)"
+
+
+def test_broken_model_breaks_only_its_kind(settings, monkeypatch, tmp_path):
+    monkeypatch.setenv("AIGC_TEXT_MODEL", str(tmp_path / "missing-model"))
+    from aigc_demo.config import Settings
+
+    registry = ModelRegistry(Settings())
+    with pytest.raises(ModelLoadError) as info:
+        registry.get("text")
+    assert "AIGC_TEXT_MODEL" in info.value.message
+    assert registry.status()["text"]["error"]
+    assert registry.get("embed") is not None  # other tabs keep working
+
+
+def test_registry_loads_once_under_concurrency(settings):
+    import threading
+
+    loads = []
+
+    class Slow:
+        backend = "slow"
+
+        def load(self):
+            import time
+
+            loads.append(1)
+            time.sleep(0.2)
+
+    from aigc_demo.models import registry as reg
+
+    reg.register("image", "slow", lambda s, m: Slow())
+    try:
+        r = ModelRegistry(settings)
+        monkey = reg.DEFAULT_BACKEND["image"]
+        reg.DEFAULT_BACKEND["image"] = "slow"
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(r.get("image"))) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(loads) == 1 and len({id(x) for x in results}) == 1
+    finally:
+        reg.DEFAULT_BACKEND["image"] = monkey
+        reg.BACKENDS["image"].pop("slow")

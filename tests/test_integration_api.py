@@ -1,0 +1,118 @@
+"""The real app on a free port with the embedded offline models, driven by gradio_client."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from aigc_demo.config import Settings
+from aigc_demo.feedback.store import JsonlStore
+from aigc_demo.ui.demo import create_demo, launch_options
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, model_cache):
+    data = tmp_path_factory.mktemp("app-data")
+    settings = Settings(profile="offline", data_dir=data, cache_dir=model_cache, port=free_port())
+    demo = create_demo(settings)
+    options = launch_options(settings)
+    demo.launch(prevent_thread_lock=True, quiet=True, **options)
+    try:
+        yield settings, f"http://127.0.0.1:{settings.port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+
+    return Client(app[1], verbose=False, download_files=str(app[0].data_dir / "downloads"))
+
+
+def test_api_round_trip_writes_three_valid_records(app, client):
+    settings, _ = app
+    text = client.predict("What is the capital of France?", max_new_tokens=16, temperature=0, api_name="/generate_text")
+    assert "Paris" in text["text"]
+    assert text["usage"]["completion_tokens"] >= 1 and text["timings"]["total_ms"] > 0
+    assert text["model"] == "packaged:smollm2-135m-instruct"
+
+    image = client.predict("a red fox", steps=2, width=64, height=64, seed=11, num_images=2, api_name="/generate_image")
+    assert image["seed"] == 11 and len(image["images"]) == 2
+    downloaded = Image.open(image["image"])
+    assert downloaded.size == (64, 64) and "Seed: 11" in downloaded.text["parameters"]
+
+    support = client.predict("退款多久能到账？", api_name="/support_chat")
+    assert support["handoff"] is False and support["sources"][0]["id"] == "refund-time-zh"
+
+    ids = {}
+    for result, rating in ((text, "up"), (image, "down"), (support, "up")):
+        saved = client.predict(result["output_id"], rating, "from the API test", api_name="/rate")
+        assert saved["saved"] is True
+        ids[saved["record_id"]] = result["output_id"]
+
+    stored = JsonlStore(settings.data_dir / "feedback" / "ratings.jsonl").read()
+    assert not stored.torn_tail and not stored.corrupt_lines
+    by_id = {r["id"]: r for r in stored.records}
+    assert set(ids) <= set(by_id)
+    tabs = {by_id[rid]["tab"]: by_id[rid] for rid in ids}
+    assert set(tabs) == {"text", "image", "support"}
+    assert tabs["text"]["output"]["text"] == text["text"] and tabs["text"]["rating"] == "up"
+    assert Path(tabs["image"]["output"]["path"]).exists() and tabs["image"]["params"]["seed"] == 11
+    assert tabs["support"]["sources"][0]["id"] == "refund-time-zh"
+    assert tabs["support"]["messages"][-1]["role"] == "assistant"
+
+
+def test_bad_input_gets_a_clear_error_and_the_app_keeps_serving(client):
+    from gradio_client.exceptions import AppError
+
+    cases = [
+        (dict(prompt="   ", api_name="/generate_text"), "prompt is empty"),
+        (dict(prompt="x" * 4001, api_name="/generate_text"), "the limit is 4000"),
+        (dict(prompt="x", width=100, api_name="/generate_image"), "width must be a multiple of 8, got 100"),
+        (dict(prompt="x", steps=999, api_name="/generate_image"), "steps must be between 1 and 50"),
+        (dict(message="", api_name="/support_chat"), "message is empty"),
+    ]
+    for kwargs, needle in cases:
+        with pytest.raises(AppError) as info:
+            client.predict(**kwargs)
+        assert needle in str(info.value)
+        assert "Traceback" not in str(info.value)
+    with pytest.raises(AppError, match="Unknown output_id"):
+        client.predict("does-not-exist", "up", api_name="/rate")
+    with pytest.raises(AppError, match="rating must be 'up' or 'down'"):
+        client.predict("x", "sideways", api_name="/rate")
+    assert client.predict(api_name="/health")["status"] == "ok"
+
+
+def test_concurrent_ratings_are_all_on_disk(app, client):
+    settings, url = app
+    from gradio_client import Client
+
+    oid = client.predict("How do I reset my password?", api_name="/support_chat")["output_id"]
+
+    def rate(i: int) -> str:
+        return Client(url, verbose=False).predict(oid, "up" if i % 2 else "down", f"c{i}", api_name="/rate")["record_id"]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        record_ids = list(pool.map(rate, range(24)))
+    stored = {r["id"] for r in JsonlStore(settings.data_dir / "feedback" / "ratings.jsonl").read().records}
+    assert set(record_ids) <= stored and len(set(record_ids)) == 24
+
+
+def test_health_reports_models_profile_and_version(app, client):
+    health = client.predict(api_name="/health")
+    assert health["profile"] == "offline" and health["version"]
+    assert set(health["models"]) == {"text", "image", "embed"}
+    assert health["data_dir"] == str(app[0].data_dir.resolve())
+
+
+def test_ui_only_endpoints_are_not_public(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert names == {"/generate_text", "/generate_image", "/support_chat", "/rate", "/health"}

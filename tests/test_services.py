@@ -1,0 +1,177 @@
+"""Services with fake backends: validation, results, registered outputs, ratings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from aigc_demo.errors import InvalidInput, NotFound, StorageError
+from aigc_demo.services.image import a1111_parameters
+
+RECORD_KEYS = {
+    "schema", "id", "ts", "app_version", "session_id", "tab", "output_id", "rating", "comment", "model",
+    "params", "prompt", "messages", "output", "sources", "latency_ms",
+}
+
+
+# -- text ---------------------------------------------------------------------------------
+
+def test_generate_text_returns_usage_timings_and_registers_output(services):
+    result = services.text.generate("Hello there", max_new_tokens=50, temperature=0, seed=7)
+    assert result["text"] == "Echo (7): Hello there"
+    assert result["usage"] == {"prompt_tokens": 2, "completion_tokens": 4}
+    assert set(result["timings"]) == {"ttft_ms", "total_ms", "tokens_per_s"}
+    assert result["model"] == "packaged:smollm2-135m-instruct"
+    assert services.feedback.outputs.get(result["output_id"]).output["text"] == result["text"]
+
+
+def test_stream_yields_growing_text_then_the_result(services):
+    updates = list(services.text.stream("one two three", max_new_tokens=50))
+    texts = [u.text for u in updates[:-1]]
+    assert texts == sorted(texts, key=len) and len(texts) >= 3
+    assert updates[-1].done and updates[-1].result["text"] == updates[-2].text
+
+
+def test_preset_template_and_system_prompt_reach_the_model(services):
+    services.text.generate("a tea shop", preset="slogan")
+    request = services.registry.get("text").requests[-1]
+    assert request.messages[-1]["content"] == "Write 5 catchy slogans for: a tea shop"
+
+
+def test_stop_string_cuts_the_output(services):
+    result = services.text.generate("alpha beta gamma delta", stop="gamma")
+    assert result["text"] == "Echo (%d): alpha beta " % result["seed"]
+    assert result["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        (dict(prompt=""), "prompt is empty"),
+        (dict(prompt="   \n\t "), "prompt is empty"),
+        (dict(prompt="x" * 4001), "4001 characters long; the limit is 4000"),
+        (dict(prompt="ok", temperature=float("nan")), "temperature must be a finite number"),
+        (dict(prompt="ok", temperature=3), "temperature must be between 0 and 2, got 3"),
+        (dict(prompt="ok", max_new_tokens=0), "max_new_tokens must be between 1 and 1024, got 0"),
+        (dict(prompt="ok", max_new_tokens=2.5), "max_new_tokens must be a whole number"),
+        (dict(prompt="ok", top_p="abc"), "top_p must be a number"),
+        (dict(prompt="ok", seed=-5), "seed must be between -1"),
+        (dict(prompt="ok", preset="nope"), "Unknown preset 'nope'"),
+        (dict(prompt=None), "prompt is empty"),
+        (dict(prompt=123), "prompt must be text"),
+    ],
+)
+def test_bad_text_input_is_rejected_before_any_model_work(services, kwargs, needle):
+    prompt = kwargs.pop("prompt")
+    with pytest.raises(InvalidInput) as info:
+        services.text.generate(prompt, **kwargs)
+    assert needle in info.value.message
+    assert services.registry.get("text").requests == []
+
+
+def test_nul_bytes_are_dropped(services):
+    assert services.text.generate("a\x00b", seed=1)["text"] == "Echo (1): ab"
+
+
+# -- image ---------------------------------------------------------------------------------
+
+def test_generate_image_saves_png_with_reproducible_recipe(services):
+    result = services.image.generate("a red fox", negative_prompt="blurry", seed=42, num_images=2, width=64, height=72)
+    assert result["seed"] == 42 and len(result["images"]) == 2 and result["placeholder"]
+    img = Image.open(result["images"][1])
+    assert img.size == (64, 72)
+    params = img.text["parameters"]
+    assert params.startswith("a red fox\nNegative prompt: blurry\nSteps: 4, CFG scale: 5, Seed: 43, Size: 64x72")
+    recipe = json.loads(img.text["aigc"])
+    assert recipe["seed"] == 43 and recipe["model"] == "packaged:tiny-sd"
+    output = services.feedback.outputs.get(result["output_id"]).output
+    assert output["path"] == result["image"] and len(output["sha256"]) == 64
+
+
+def test_image_progress_is_reported_per_step(services):
+    steps = []
+    services.image.generate("x", steps=3, width=64, height=64, on_step=lambda s, t: steps.append((s, t)))
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        (dict(width=100), "width must be a multiple of 8, got 100"),
+        (dict(height=2048), "height must be between 64 and 1024, got 2048"),
+        (dict(steps=0), "steps must be between 1 and 50, got 0"),
+        (dict(steps=51), "steps must be between 1 and 50, got 51"),
+        (dict(guidance_scale=float("inf")), "guidance scale must be a finite number"),
+        (dict(num_images=5), "number of images must be between 1 and 4, got 5"),
+    ],
+)
+def test_bad_image_input(services, kwargs, needle):
+    with pytest.raises(InvalidInput) as info:
+        services.image.generate("ok", **kwargs)
+    assert needle in info.value.message
+
+
+def test_a1111_parameters_without_negative():
+    text = a1111_parameters(
+        dict(prompt="p", negative_prompt="", steps=2, guidance_scale=0.0, seed=1, width=512, height=512, model="m")
+    )
+    assert text == "p\nSteps: 2, CFG scale: 0, Seed: 1, Size: 512x512, Model: m"
+
+
+# -- ratings -------------------------------------------------------------------------------
+
+def test_rating_record_has_every_documented_key(services):
+    result = services.text.generate("Hi", seed=3, session_id="s1")
+    record = services.feedback.rate(result["output_id"], "up", "  nice  ", reasons=["great", "bogus"])
+    stored = services.feedback.ratings.read().records
+    assert len(stored) == 1
+    line = stored[0]
+    assert RECORD_KEYS <= set(line)
+    assert line["id"] == record.id and line["rating"] == "up" and line["comment"] == "nice"
+    assert line["reasons"] == ["great"]
+    assert line["tab"] == "text" and line["session_id"] == "s1"
+    assert line["params"]["seed"] == 3
+    assert line["model"] == {"id": "packaged:smollm2-135m-instruct", "backend": "fake", "profile": "offline"}
+    assert line["output"]["text"] == result["text"]
+
+
+def test_rating_again_appends_and_last_wins(services):
+    oid = services.text.generate("Hi")["output_id"]
+    services.feedback.rate(oid, "up")
+    services.feedback.rate(oid, "down", "changed my mind")
+    records = services.feedback.read_ratings()
+    assert [r.rating for r in records] == ["up", "down"]
+
+
+@pytest.mark.parametrize(
+    ("output_id", "rating", "comment", "error", "needle"),
+    [
+        ("nope", "up", "", NotFound, "Unknown output_id 'nope'"),
+        (None, "up", "", NotFound, "Unknown output_id"),
+        ("OK", "meh", "", InvalidInput, "rating must be 'up' or 'down', got 'meh'"),
+        ("OK", "up", "c" * 2001, InvalidInput, "comment is 2001 characters"),
+    ],
+)
+def test_bad_ratings_write_nothing(services, output_id, rating, comment, error, needle):
+    real = services.text.generate("Hi")["output_id"]
+    with pytest.raises(error) as info:
+        services.feedback.rate(real if output_id == "OK" else output_id, rating, comment)
+    assert needle in info.value.message
+    assert services.feedback.ratings.read().records == []
+
+
+def test_storage_failure_is_reported(services, monkeypatch):
+    import errno
+    import os
+
+    oid = services.text.generate("Hi")["output_id"]
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(StorageError) as info:
+        services.feedback.rate(oid, "up")
+    assert "disk is full" in info.value.message

@@ -1,0 +1,148 @@
+"""Support: KB loading, hybrid retrieval on the real embedded embedder, answers, handoff."""
+
+from __future__ import annotations
+
+import pytest
+
+from aigc_demo.feedback.store import JsonlStore
+from aigc_demo.services.support.bot import SupportService, is_supported, normalize_history
+from aigc_demo.services.support.kb import load_kb
+from aigc_demo.services.support.retrieval import tokenize
+
+
+def test_sample_kb_is_bilingual_and_large_enough(settings):
+    kb = load_kb(settings.support_kb)
+    assert kb.problems == []
+    assert len(kb.entries) >= 30
+    assert sum(e.id.endswith("-zh") for e in kb.entries) >= 15
+    assert len({e.id for e in kb.entries}) == len(kb.entries)
+
+
+def test_kb_loader_reports_bad_lines_and_keeps_good_ones(tmp_path):
+    (tmp_path / "a.jsonl").write_text(
+        '{"id": "x1", "question": "Q1?", "answer": "A1."}\n{broken\n{"question": "Q3?"}\n', encoding="utf-8"
+    )
+    (tmp_path / "b.csv").write_text("question,answer,url\n运费多少？,标准运费 ¥8。,https://e.example/f\n", encoding="utf-8")
+    (tmp_path / "c.md").write_text("# Store hours\n\nWe open 9-18.\n\n## Holidays\n\nClosed on Jan 1.\n", encoding="utf-8")
+    (tmp_path / "d.csv").write_text("q,a\n1,2\n", encoding="utf-8")
+    (tmp_path / "e.txt").write_bytes(b"\xff\xfe bad")
+    kb = load_kb(tmp_path)
+    assert [e.question for e in kb.entries] == ["Q1?", "运费多少？", "Store hours", "Holidays"]
+    assert kb.entries[0].id == "x1" and kb.entries[1].url == "https://e.example/f"
+    problems = "\n".join(kb.problems)
+    assert "a.jsonl, line 2: invalid JSON" in problems
+    assert "a.jsonl, line 3: missing answer" in problems
+    assert "d.csv, line 1: the header needs 'question' and 'answer'" in problems
+    assert "e.txt: not UTF-8" in problems
+
+
+def test_tokenize_handles_chinese_and_english():
+    assert tokenize("Returns?") == ["return"]
+    assert "退款" in tokenize("退款多久") and "退" in tokenize("退款多久")
+
+
+@pytest.fixture(scope="module")
+def real_support(tmp_path_factory, model_cache):
+    """SupportService on the real embedded MiniLM and the sample KB (loaded once)."""
+    import os
+
+    from aigc_demo.config import Settings
+    from aigc_demo.feedback.service import FeedbackService
+    from aigc_demo.models.registry import ModelRegistry
+
+    data = tmp_path_factory.mktemp("support-data")
+    os.environ["AIGC_DATA_DIR"] = str(data)
+    os.environ["AIGC_CACHE_DIR"] = str(model_cache)
+    s = Settings(profile="offline")
+    svc = SupportService(ModelRegistry(s), FeedbackService(s.data_dir), s)
+    svc.index()
+    return svc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How long does standard shipping take?", "shipping-times-en"),
+        ("Which payment methods do you accept?", "payment-methods-en"),
+        ("do you ship to Japan?", "international-shipping-en"),
+        ("退款多久能到账？", "refund-time-zh"),
+        ("满多少钱包邮？", "shipping-cost-zh"),
+        ("电子产品保修多久？", "warranty-length-zh"),
+    ],
+)
+def test_in_scope_questions_are_answered_from_the_right_entry(real_support, question, expected):
+    result = real_support.chat(question)
+    assert not result["handoff"]
+    assert result["sources"][0]["id"] == expected
+    entry = next(e for e in real_support.kb.entries if e.id == expected)
+    assert entry.answer in result["answer"] and "[1]" in result["answer"]
+    assert {"id", "title", "score", "url", "snippet"} <= set(result["sources"][0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question",
+    ["What's the weather in Paris tomorrow?", "Who won the 2022 world cup?", "how do I cook pasta", "帮我写一首诗", "今天天气怎么样"],
+)
+def test_out_of_scope_questions_hand_off(real_support, question):
+    result = real_support.chat(question)
+    assert result["handoff"] and result["handoff_reason"] == "low_confidence"
+    assert "human" in result["answer"] or "人工" in result["answer"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("message", ["I want to talk to a human", "转人工", "Can I speak to an agent please?"])
+def test_explicit_request_hands_off_and_is_recorded(real_support, message):
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"}]
+    result = real_support.chat(message, history, session_id="sess")
+    assert result["handoff"] and result["handoff_reason"] == "requested"
+    records = JsonlStore(real_support.settings.data_dir / "support" / "handoffs.jsonl").read().records
+    mine = [r for r in records if r["output_id"] == result["output_id"]]
+    assert mine and mine[0]["messages"][0]["content"] == "hi" and mine[0]["session_id"] == "sess"
+
+
+@pytest.mark.slow
+def test_repeated_frustration_hands_off(real_support):
+    history = [{"role": "user", "content": "this is useless"}, {"role": "assistant", "content": "Sorry!"}]
+    result = real_support.chat("still useless, where is my refund?", history)
+    assert result["handoff"] and result["handoff_reason"] == "frustration"
+
+
+@pytest.mark.slow
+def test_follow_up_uses_the_conversation(real_support):
+    history = [
+        {"role": "user", "content": "How do I get a refund?"},
+        {"role": "assistant", "content": "..."},
+    ]
+    result = real_support.chat("and how long does it take?", history)
+    assert not result["handoff"]
+    assert result["sources"][0]["id"] in {"refund-time-en", "start-return-en"}
+
+
+def test_history_formats_are_normalised():
+    pairs = [["hi", "hello"], ["q", None]]
+    assert normalize_history(pairs) == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "q"},
+    ]
+    messages = [{"role": "user", "content": [{"type": "text", "text": "x"}]}, {"role": "system", "content": "ignored"}]
+    assert normalize_history(messages) == [{"role": "user", "content": "x"}]
+    assert normalize_history(None) == []
+
+
+def test_support_check_rejects_invented_numbers():
+    sources = ["Standard shipping costs ¥8 and is free on orders of ¥99 or more."]
+    assert is_supported("Standard shipping costs ¥8, free on orders of ¥99 or more [1].", sources)
+    assert not is_supported("Standard shipping costs ¥10 [1].", sources)
+    assert not is_supported("We offer lifetime warranty on everything and free pizza.", sources)
+    assert not is_supported("", sources)
+
+
+def test_support_with_fake_embedder(services):
+    result = services.support.chat("How long does delivery take?")
+    assert result["output_id"] and isinstance(result["handoff"], bool)
+    with pytest.raises(Exception) as info:
+        services.support.chat("   ")
+    assert "message is empty" in str(info.value)
