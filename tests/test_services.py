@@ -175,3 +175,13 @@ def test_storage_failure_is_reported(services, monkeypatch):
     with pytest.raises(StorageError) as info:
         services.feedback.rate(oid, "up")
     assert "disk is full" in info.value.message
+
+
+def test_stopping_keeps_and_registers_the_partial_answer(services):
+    updates = []
+    for update in services.text.stream("one two three four five six", seed=1, should_stop=lambda: len(updates) >= 2):
+        updates.append(update)
+    final = updates[-1]
+    assert final.done and final.result["finish_reason"] == "stopped"
+    assert final.result["text"] == "Echo (1):"  # two chunks, then stopped
+    assert services.feedback.outputs.get(final.result["output_id"]).output["finish_reason"] == "stopped"

@@ -25,7 +25,7 @@ class GenerationStats:
     completion_tokens: int = 0
     ttft_ms: float | None = None
     total_ms: float = 0.0
-    finish_reason: str = "length"  # length | stop | eos | cancelled
+    finish_reason: str = "length"  # length | stop | eos | cancelled | stopped (by the user)
 
     @property
     def tokens_per_s(self) -> float:
@@ -169,7 +169,8 @@ class TransformersTextBackend:
                     break
                 yield chunk
         except GeneratorExit:
-            stats.finish_reason = "cancelled"
+            if stats.finish_reason == "length":
+                stats.finish_reason = "cancelled"
             cancel.set()
             raise
         finally:

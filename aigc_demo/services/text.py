@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from aigc_demo.config import Settings
 from aigc_demo.errors import InvalidInput
@@ -118,15 +118,32 @@ class TextService:
         request.prompt = user
         return request, preset_key
 
-    def stream(self, prompt: object, *, session_id: str = "", **options: Any) -> Iterator[TextUpdate]:
+    def stream(
+        self,
+        prompt: object,
+        *,
+        session_id: str = "",
+        should_stop: Callable[[], bool] | None = None,
+        **options: Any,
+    ) -> Iterator[TextUpdate]:
+        """Stream updates; ``should_stop()`` ends generation early but still returns a
+        result, so a stopped answer can be read, copied and rated like any other."""
         request, preset_key = self.build_request(prompt, **options)
         model = self.registry.get("text")
         stats = GenerationStats()
         started = time.perf_counter()
         text = ""
-        for chunk in model.stream(request, stats):
-            text += chunk
-            yield TextUpdate(text=text, stats=stats)
+        chunks = model.stream(request, stats)
+        try:
+            for chunk in chunks:
+                text += chunk
+                yield TextUpdate(text=text, stats=stats)
+                if should_stop is not None and should_stop():
+                    break
+        finally:
+            chunks.close()  # stops the model's worker at once if we left early
+        if should_stop is not None and should_stop():
+            stats.finish_reason = "stopped"
         latency_ms = (time.perf_counter() - started) * 1000
         params = {
             "preset": preset_key,

@@ -95,6 +95,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "server_port": settings.port,
         "theme": gr.themes.Soft(primary_hue="indigo"),
         "css_paths": [ASSETS_DIR / "style.css"],
+        "head": "<script>" + (ASSETS_DIR / "shortcuts.js").read_text(encoding="utf-8") + "</script>",
         # Only the generated-images folder is served, never a user-chosen path.
         "allowed_paths": [str(images.resolve())],
         "show_error": False,

@@ -35,8 +35,11 @@ class RatingWidget:
             gr.update(interactive=enabled),
             gr.update(value=[]),
             gr.update(value=""),
-            gr.update(value="" if enabled else ""),
+            gr.update(value=""),
         )
+
+    def unchanged(self) -> tuple[Any, ...]:
+        return tuple(gr.skip() for _ in self.components)
 
     @property
     def components(self) -> list[Any]:

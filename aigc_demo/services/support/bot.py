@@ -106,6 +106,14 @@ class SupportService:
         self._lock = threading.Lock()
 
     @property
+    def is_ready(self) -> bool:
+        """Is the index built (so the next answer does not wait for the embedder)?"""
+        return self._index is not None
+
+    def validate(self, message: object) -> str:
+        return clean_text(message, name="message", max_chars=self.settings.max_prompt_chars)
+
+    @property
     def kb(self) -> KnowledgeBase:
         return self.index().kb
 
@@ -141,7 +149,7 @@ class SupportService:
         return hits, confidence, query
 
     def chat(self, message: object, history: Any = None, *, session_id: str = "") -> dict[str, Any]:
-        text = clean_text(message, name="message", max_chars=self.settings.max_prompt_chars)
+        text = self.validate(message)
         messages = normalize_history(history)
         lang = _lang(text)
         started = time.perf_counter()

@@ -34,7 +34,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
         gr.Markdown(PLACEHOLDER_BANNER, elem_classes=["banner"], elem_id="image-placeholder-banner")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
-            ui["prompt"] = gr.Textbox(label="Prompt / 提示词", lines=3, max_length=s.max_prompt_chars, placeholder="A cozy reading nook, warm light…")
+            ui["prompt"] = gr.Textbox(label="Prompt / 提示词", lines=3, max_length=s.max_prompt_chars, placeholder="A cozy reading nook, warm light… (Ctrl+Enter to generate)", elem_id="image-prompt")
             ui["negative_prompt"] = gr.Textbox(label="Negative prompt / 反向提示词", lines=1, max_length=s.max_prompt_chars, placeholder="blurry, low quality")
             ui["generate"] = gr.Button("🎨 Generate", variant="primary", elem_id="image-generate")
             with gr.Accordion("Parameters / 参数", open=True):

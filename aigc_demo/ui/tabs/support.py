@@ -86,22 +86,26 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
 
     def respond(message, chat, history, ids, request: gr.Request):
         chat = list(chat or [])
-        result = support.chat(message, history, session_id=session_of(request))
         # The user's text is shown literally: markup typed into the box is not rendered.
-        shown = html.escape(message.strip(), quote=False)
-        chat += [{"role": "user", "content": shown}, {"role": "assistant", "content": render_answer(result)}]
+        shown = {"role": "user", "content": html.escape(str(message or "").strip(), quote=False)}
+        if not support.is_ready:
+            support.validate(message)
+            loading = {"role": "assistant", "content": "⏳ Loading the knowledge base (first question only)…"}
+            yield "", chat + [shown, loading], history, ids, ""
+        result = support.chat(message, history, session_id=session_of(request))
+        chat += [shown, {"role": "assistant", "content": render_answer(result)}]
         ids = {**ids, str(len(chat) - 1): result["output_id"]}
         history = list(history) + [
             {"role": "user", "content": message.strip()},
             {"role": "assistant", "content": result["answer"]},
         ]
-        return "", chat, history, ids, ""
+        yield "", chat, history, ids, ""
 
     def on_like(ids, comment, data: gr.LikeData, request: gr.Request):
         index = data.index if isinstance(data.index, int) else data.index[0]
         oid = ids.get(str(index))
         if oid is None:
-            return "Only the assistant's answers can be rated.", None
+            return "That is the greeting — rate one of my answers instead.", None
         if data.liked in (True, "Like"):
             rating = "up"
         elif data.liked in (False, "Dislike"):

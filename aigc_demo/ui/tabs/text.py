@@ -6,6 +6,7 @@ Components first (``_render``), events last (``_wire``), like gradio's own
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -33,7 +34,8 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             )
             ui["prompt"] = gr.Textbox(
                 label="Prompt / 提示词",
-                placeholder="Describe what to write… (Shift+Enter for a new line, Enter to generate)",
+                placeholder="Describe what to write… (Ctrl+Enter or Shift+Enter to generate)",
+                elem_id="text-prompt",
                 lines=5,
                 max_length=s.max_prompt_chars,
                 autofocus=True,
@@ -57,6 +59,9 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
 
 
 def _stats_line(stats: Any, model: str, done: bool) -> str:
+    icon = "⏳ "
+    if done:
+        icon = "⏹ stopped · " if stats.finish_reason == "stopped" else "✅ "
     parts = [f"{stats.completion_tokens} tokens"]
     if stats.ttft_ms is not None:
         parts.append(f"first token {stats.ttft_ms / 1000:.2f}s")
@@ -64,12 +69,15 @@ def _stats_line(stats: Any, model: str, done: bool) -> str:
         parts.append(f"{stats.tokens_per_s:.1f} tok/s")
         parts.append(f"{stats.total_ms / 1000:.1f}s total")
     parts.append(f"`{model}`")
-    return ("✅ " if done else "⏳ ") + " · ".join(parts)
+    return icon + " · ".join(parts)
 
 
 def _wire(services: Services, ui: dict[str, Any]) -> None:
     rating = ui["rating"]
     registry = services.registry
+    # Stop is a flag per browser session rather than Gradio's `cancels`: cancelling
+    # would kill the generator before it could keep and register the partial answer.
+    stop_flags: dict[str, threading.Event] = {}
 
     def generate(prompt, preset, max_new_tokens, temperature, top_p, seed, stop, request: gr.Request):
         model_id = registry.model_id("text")
@@ -77,40 +85,52 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         services.text.build_request(
             prompt, preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop
         )
-        if not registry.is_loaded("text"):
-            yield "", f"⏳ Loading the text model `{model_id}` (first use only)…", *rating.reset(None)
-        last = 0.0
-        for update in services.text.stream(
-            prompt,
-            preset=preset,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            stop=stop,
-            session_id=session_of(request),
-        ):
-            now = time.monotonic()
-            if update.done:
-                result = update.result
-                stats = _stats_line(update.stats, model_id, True) + f" · seed {result['seed']}"
-                yield update.text, stats, *rating.reset(result["output_id"])
-            elif now - last >= STREAM_INTERVAL_S:
-                last = now
-                yield update.text, _stats_line(update.stats, model_id, False), *rating.reset(None)
+        loading = "" if registry.is_loaded("text") else f"⏳ Loading the text model `{model_id}` (first use only)…"
+        yield "", loading, *rating.reset(None)  # a new answer: the old rating controls reset
+        session = session_of(request)
+        flag = stop_flags[session] = threading.Event()
+        try:
+            last = 0.0
+            for update in services.text.stream(
+                prompt,
+                preset=preset,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                stop=stop,
+                session_id=session,
+                should_stop=flag.is_set,
+            ):
+                now = time.monotonic()
+                if update.done:
+                    result = update.result
+                    stats = _stats_line(update.stats, model_id, True) + f" · seed {result['seed']}"
+                    yield update.text, stats, *rating.reset(result["output_id"])
+                elif now - last >= STREAM_INTERVAL_S:
+                    last = now
+                    yield update.text, _stats_line(update.stats, model_id, False), *rating.unchanged()
+        finally:
+            if stop_flags.get(session) is flag:
+                del stop_flags[session]
 
     inputs = [ui[k] for k in ("prompt", "preset", "max_new_tokens", "temperature", "top_p", "seed", "stop_strings")]
     outputs = [ui["output"], ui["stats"], *rating.components]
     show_stop = lambda: (gr.update(visible=False), gr.update(visible=True))  # noqa: E731
     hide_stop = lambda: (gr.update(visible=True), gr.update(visible=False))  # noqa: E731
-    events = []
     for trigger in (ui["generate"].click, ui["prompt"].submit):
         event = trigger(show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False).then(
             user_errors(generate, outputs=len(outputs)), inputs, outputs, api_visibility="private", concurrency_id="llm"
         )
         event.then(hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
-        events.append(event)
-    ui["stop"].click(hide_stop, None, [ui["generate"], ui["stop"]], cancels=events, api_visibility="private", queue=False)
+
+    def request_stop(request: gr.Request):
+        flag = stop_flags.get(session_of(request))
+        if flag is not None:
+            flag.set()
+        return hide_stop()
+
+    ui["stop"].click(request_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
 
     def generate_text(
         prompt: str,
