@@ -1,4 +1,4 @@
-"""Command line: ``python -m aigc_demo [serve | prepare | feedback stats]``.
+"""Command line: ``python -m aigc_demo [serve | prepare | feedback verify|repair|stats]``.
 
 ``prepare`` converts / builds the embedded offline models into the cache once (what
 ``make setup`` runs), so the first request of ``make run`` does not wait for it.
@@ -55,19 +55,43 @@ def _prepare(settings: Settings) -> int:
     return 1 if failures else 0
 
 
-def _feedback_stats(settings: Settings) -> int:
-    from aigc_demo.feedback.service import FeedbackService
+def _feedback(settings: Settings, action: str) -> int:
+    """verify: 0 unless a corrupt line sits mid-file; repair: cut torn tails (backup kept); stats."""
+    from aigc_demo.feedback.store import read_file, repair_file
 
-    result = FeedbackService(settings.data_dir).ratings.read()
-    counts = collections.Counter((r.get("tab"), r.get("rating")) for r in result.records)
-    print(f"{len(result.records)} ratings in {settings.data_dir}")
-    for (tab, rating), n in sorted(counts.items(), key=str):
-        print(f"  {tab:8s} {rating:5s} {n}")
-    if result.torn_tail:
-        print("  torn last line skipped (a crash mid-write)")
-    if result.corrupt_lines:
-        print(f"  corrupt lines: {result.corrupt_lines}")
-    return 1 if result.corrupt_lines else 0
+    folder = settings.data_dir / "feedback"
+    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    if not files:
+        print(f"no feedback files in {folder}")
+        return 0
+    status = 0
+    if action == "stats":
+        from aigc_demo.feedback.service import FeedbackService
+
+        records = FeedbackService(settings.data_dir).read("ratings").records
+        counts = collections.Counter((str(r.get("tab")), str(r.get("rating"))) for r in records)
+        latest = {r.get("output_id"): r for r in records}  # a re-rating replaces the earlier one
+        print(f"{len(records)} ratings of {len(latest)} outputs in {folder}")
+        for tab in sorted({t for t, _ in counts}):
+            up, down = counts[(tab, "up")], counts[(tab, "down")]
+            rate = f"{up / (up + down):.0%}" if up + down else "-"
+            print(f"  {tab:8s} 👍 {up:5d}  👎 {down:5d}  like-rate {rate}")
+        return 0
+    for path in files:
+        result = read_file(path)
+        line = f"{path.name}: {len(result.records)} valid records"
+        if result.torn_tail:
+            if action == "repair":
+                removed, backup = repair_file(path)
+                line += f"; torn tail of {removed} bytes removed (backup: {backup.name if backup else '-'})"
+            else:
+                line += "; torn last line (a crash mid-write; run `repair` to cut it)"
+        if result.corrupt_lines:
+            status = 1
+            numbers = ", ".join(str(n) for _, n in result.corrupt_lines[:20])
+            line += f"; CORRUPT lines {numbers} (not repaired automatically: inspect them)"
+        print(line)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,14 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="serve the app (default)")
     sub.add_parser("prepare", help="convert / build the embedded offline models once")
     fb = sub.add_parser("feedback", help="inspect the ratings file")
-    fb.add_argument("action", choices=["stats"])
+    fb.add_argument("action", choices=["verify", "repair", "stats"])
     args = parser.parse_args(argv)
     configure_logging()
     settings = settings_or_exit()
     if args.command == "prepare":
         return _prepare(settings)
     if args.command == "feedback":
-        return _feedback_stats(settings)
+        return _feedback(settings, args.action)
     from aigc_demo.ui.demo import create_demo, launch_options
 
     create_demo(settings).launch(**launch_options(settings))

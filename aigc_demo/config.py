@@ -120,6 +120,30 @@ class Settings(BaseSettings):
     concurrency_limit: int = Field(1, ge=1)
     """Generations that run at once per model (CPU: 1 is fastest overall)."""
 
+    feedback_max_mb: float = Field(64, gt=0)
+    """Rotate a feedback file when it reaches this size (MiB)."""
+
+    feedback_rotate_daily: bool = True
+    """Also rotate feedback files at the first write of each UTC day."""
+
+    feedback_per_process: bool = False
+    """One feedback file per process (ratings-<replica>.jsonl); forced on with Hub sync."""
+
+    replica_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]*$")
+    """Name of this replica in per-process file names; default host-pid."""
+
+    scrub_pii: bool = True
+    """Replace emails, phone numbers, tokens and card numbers in stored records."""
+
+    hub_dataset: str = Field("", pattern=r"^$|^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    """Push feedback files to this Hugging Face dataset (user/name) with CommitScheduler."""
+
+    hub_every_minutes: float = Field(5, gt=0)
+    """Minutes between Hub pushes."""
+
+    hub_private: bool = True
+    """Create the Hub dataset as private."""
+
     admin_token: str = ""
     """Token that unlocks admin views (insights, exports, KB upload). Empty = locked."""
 

@@ -1,3 +1,5 @@
+"""The JSONL store: format, checksums, sequence numbers, torn tails, faults, rotation, concurrency."""
+
 from __future__ import annotations
 
 import errno
@@ -5,33 +7,47 @@ import json
 import multiprocessing
 import os
 import threading
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from aigc_demo.errors import StorageError
-from aigc_demo.feedback.store import JsonlStore, decode_line, encode_line
+from aigc_demo.feedback.store import JsonlStore, decode_line, encode_line, read_file, read_stream, repair_file
+
+pytestmark = pytest.mark.reliability
 
 
-def test_round_trip_keeps_unicode_and_checksums(tmp_path):
+def _strip(records):
+    return [{k: v for k, v in r.items() if k != "seq"} for r in records]
+
+
+def test_round_trip_keeps_unicode_checksums_and_sequence(tmp_path):
     store = JsonlStore(tmp_path / "r.jsonl")
     records = [{"id": str(i), "text": "好评 👍 <b>x</b>", "n": i} for i in range(5)]
-    for r in records:
-        store.append(r)
+    stored = [store.append(r) for r in records]
+    assert [s["seq"] for s in stored] == [1, 2, 3, 4, 5]
     raw = (tmp_path / "r.jsonl").read_text(encoding="utf-8")
     assert "好评" in raw  # readable, not \\u-escaped
     result = store.read()
-    assert result.records == records
+    assert _strip(result.records) == records
+    assert [r["seq"] for r in result.records] == [1, 2, 3, 4, 5]
     assert not result.torn_tail and result.corrupt_lines == []
     assert all("crc" in json.loads(line) for line in raw.splitlines())
+
+
+def test_sequence_continues_across_store_instances(tmp_path):
+    JsonlStore(tmp_path / "r.jsonl").append({"id": "a"})
+    JsonlStore(tmp_path / "r.jsonl").append({"id": "b"})
+    assert [r["seq"] for r in JsonlStore(tmp_path / "r.jsonl").read().records] == [1, 2]
 
 
 def test_lone_surrogates_are_stored_safely(tmp_path):
     store = JsonlStore(tmp_path / "r.jsonl")
     store.append({"id": "1", "text": "bad \udc80 half"})
-    assert store.read().records == [{"id": "1", "text": "bad \udc80 half"}]
+    assert _strip(store.read().records) == [{"id": "1", "text": "bad \udc80 half"}]
 
 
-def test_torn_tail_every_offset_returns_exactly_the_complete_records(tmp_path):
+def test_torn_tail_every_offset_and_repair(tmp_path):
     path = tmp_path / "r.jsonl"
     store = JsonlStore(path)
     for i in range(3):
@@ -40,10 +56,29 @@ def test_torn_tail_every_offset_returns_exactly_the_complete_records(tmp_path):
     last_start = data.rstrip(b"\n").rfind(b"\n") + 1
     for cut in range(last_start, len(data)):
         path.write_bytes(data[:cut])
-        result = store.read()
+        result = read_file(path)
         assert [r["id"] for r in result.records] == ["0", "1"], cut
         assert result.torn_tail == (cut > last_start)
         assert result.corrupt_lines == []
+        removed, backup = repair_file(path, backup_suffix=f".bak{cut}")
+        assert path.read_bytes() == data[:last_start]
+        assert removed == cut - last_start
+        assert (backup is None) == (cut == last_start)
+        if backup is not None:
+            assert backup.read_bytes() == data[:cut]
+
+
+def test_a_writer_cuts_a_torn_tail_before_appending(tmp_path):
+    path = tmp_path / "r.jsonl"
+    store = JsonlStore(path)
+    store.append({"id": "a"})
+    with open(path, "ab") as fh:
+        fh.write(b'{"id":"half-writt')  # what a kill -9 mid-write leaves
+    store2 = JsonlStore(path)
+    store2.append({"id": "b"})
+    result = read_file(path)
+    assert [r["id"] for r in result.records] == ["a", "b"] and not result.torn_tail
+    assert [r["seq"] for r in result.records] == [1, 2]
 
 
 def test_corrupt_middle_line_is_reported_not_raised(tmp_path):
@@ -56,7 +91,8 @@ def test_corrupt_middle_line_is_reported_not_raised(tmp_path):
     path.write_bytes(b"".join(lines))
     result = store.read()
     assert [r["id"] for r in result.records] == ["0", "2"]
-    assert result.corrupt_lines == [2]
+    assert result.corrupt_lines == [(str(path), 2)]
+    assert repair_file(path) == (0, None)  # middle damage is for a person, not repair
 
 
 def test_decode_rejects_tampering():
@@ -64,6 +100,7 @@ def test_decode_rejects_tampering():
     assert decode_line(line) == {"id": "a", "rating": "up"}
     assert decode_line(line.replace(b"up", b"dn")) is None
     assert decode_line(b"not json\n") is None
+    assert decode_line(b"[1, 2]\n") is None
 
 
 @pytest.mark.parametrize("failing", ["write", "fsync"])
@@ -74,8 +111,10 @@ def test_write_or_fsync_failure_is_reported_and_leaves_nothing(tmp_path, monkeyp
     store.append({"id": "before"})
     size = path.stat().st_size
     real = getattr(os, failing)
+    calls = []
 
     def broken(fd, *args):
+        calls.append(1)
         if failing == "write":
             real(fd, args[0][:7])  # a partial write first, then the error
         raise OSError(code, os.strerror(code))
@@ -86,10 +125,37 @@ def test_write_or_fsync_failure_is_reported_and_leaves_nothing(tmp_path, monkeyp
     assert info.value.message.startswith("not saved")
     if code == errno.ENOSPC:
         assert "disk is full" in info.value.message
+    assert len(calls) == 1  # a failed fsync is not retried into a false success
     monkeypatch.setattr(os, failing, real)
     assert path.stat().st_size == size  # truncated back: nothing half-written
     store.append({"id": "after"})
     assert [r["id"] for r in store.read().records] == ["before", "after"]
+
+
+def test_rotation_by_size_keeps_everything(tmp_path):
+    store = JsonlStore(tmp_path / "r.jsonl", max_bytes=600)
+    for i in range(30):
+        store.append({"id": str(i), "pad": "p" * 50})
+    files = store.files()
+    assert len(files) > 3 and files[-1].name == "r.jsonl"
+    assert all(f.stat().st_size < 600 + 200 for f in files)
+    records = store.read().records
+    assert [r["id"] for r in records] == [str(i) for i in range(30)]
+    assert records[0]["seq"] == 1 and min(r["seq"] for r in records[1:]) == 1  # seq restarts per file
+    assert [r["id"] for r in read_stream(tmp_path, "r").records] == [str(i) for i in range(30)]
+
+
+def test_rotation_by_day(tmp_path):
+    now = [datetime(2026, 11, 23, 23, 59, tzinfo=timezone.utc)]
+    store = JsonlStore(tmp_path / "r.jsonl", rotate_daily=True, clock=lambda: now[0])
+    store.append({"id": "a", "ts": "2026-11-23T23:59:00Z"})
+    store.append({"id": "b", "ts": "2026-11-23T23:59:30Z"})
+    now[0] += timedelta(minutes=2)
+    store.append({"id": "c", "ts": "2026-11-24T00:01:00Z"})
+    files = store.files()
+    assert len(files) == 2 and files[0].name.startswith("r.20261124T0001")
+    assert [r["id"] for r in read_file(files[0]).records] == ["a", "b"]
+    assert [r["id"] for r in read_file(files[1]).records] == ["c"]
 
 
 def test_threads_never_interleave_large_records(tmp_path):
@@ -108,23 +174,58 @@ def test_threads_never_interleave_large_records(tmp_path):
     result = store.read()
     ids = [r["id"] for r in result.records]
     assert len(ids) == 120 and len(set(ids)) == 120
+    assert [r["seq"] for r in result.records] == list(range(1, 121))
     assert result.corrupt_lines == [] and not result.torn_tail
 
 
-def _proc_writer(path: str, proc: int) -> None:
-    store = JsonlStore(path)
-    for i in range(25):
-        store.append({"id": f"p{proc}-{i}", "pad": "y" * (100 + 3000 * (i % 4))})
+def _proc_writer(path: str, proc: int, max_bytes: int | None) -> None:
+    store = JsonlStore(path, max_bytes=max_bytes)
+    errors = []
+
+    def thread_writer(t: int) -> None:
+        try:
+            for i in range(15):
+                size = [100, 3000, 5000, 65536][(i + t) % 4]
+                store.append({"id": f"p{proc}-t{t}-{i}", "pad": "y" * size})
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=thread_writer, args=(t,)) for t in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise errors[0]
 
 
-def test_processes_never_interleave(tmp_path):
+@pytest.mark.parametrize("max_bytes", [None, 200_000])
+def test_processes_times_threads_never_interleave(tmp_path, max_bytes):
     path = tmp_path / "r.jsonl"
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_proc_writer, args=(str(path), p)) for p in range(3)]
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_proc_writer, args=(str(path), p, max_bytes)) for p in range(4)]
     for p in procs:
         p.start()
     for p in procs:
-        p.join(60)
+        p.join(120)
         assert p.exitcode == 0
-    ids = [r["id"] for r in JsonlStore(path).read().records]
-    assert sorted(ids) == sorted(f"p{p}-{i}" for p in range(3) for i in range(25))
+    result = JsonlStore(path).read()
+    ids = [r["id"] for r in result.records]
+    expected = {f"p{p}-t{t}-{i}" for p in range(4) for t in range(3) for i in range(15)}
+    assert len(ids) == len(expected) and set(ids) == expected
+    assert result.corrupt_lines == [] and not result.torn_tail
+    for f in JsonlStore(path).files():  # per file, seq is 1..n without gaps
+        seqs = [r["seq"] for r in read_file(f).records]
+        assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_kill_dash_nine_loses_no_acknowledged_record(tmp_path):
+    from aigc_demo.feedback.torture import run
+
+    result = run(tmp_path, kills=50, max_bytes=48 * 1024, seed=1)
+    assert result.kills == 50
+    assert result.acknowledged > 50
+    assert result.lost == []
+    assert result.corrupt == 0
+    assert not result.stale_lock
+    assert result.files > 10  # rotation happened often, so kills also hit it

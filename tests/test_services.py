@@ -174,7 +174,7 @@ def test_storage_failure_is_reported(services, monkeypatch):
     monkeypatch.setattr(os, "write", full)
     with pytest.raises(StorageError) as info:
         services.feedback.rate(oid, "up")
-    assert "disk is full" in info.value.message
+    assert info.value.message == "rating not saved: the disk is full"
 
 
 def test_stopping_keeps_and_registers_the_partial_answer(services):

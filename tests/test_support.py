@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from aigc_demo.feedback.store import JsonlStore
 from aigc_demo.services.support.bot import SupportService, is_supported, normalize_history
 from aigc_demo.services.support.kb import load_kb
 from aigc_demo.services.support.retrieval import tokenize
@@ -97,7 +96,7 @@ def test_explicit_request_hands_off_and_is_recorded(real_support, message):
     history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"}]
     result = real_support.chat(message, history, session_id="sess")
     assert result["handoff"] and result["handoff_reason"] == "requested"
-    records = JsonlStore(real_support.settings.data_dir / "support" / "handoffs.jsonl").read().records
+    records = real_support.feedback.read("handoffs").records
     mine = [r for r in records if r["output_id"] == result["output_id"]]
     assert mine and mine[0]["messages"][0]["content"] == "hi" and mine[0]["session_id"] == "sess"
 

@@ -6,20 +6,29 @@ turns an output id plus 👍/👎 into a self-contained :class:`FeedbackRecord` 
 it durably. Outputs are kept in a bounded in-memory log: a rating normally follows its
 output within minutes, and the record copies everything it needs, so the JSONL file
 stays the single source of truth.
+
+All JSONL streams of the app (``ratings``, ``handoffs``) live in ``DATA_DIR/feedback``
+and are written through :meth:`FeedbackService.append`, so they share the same
+guarantees: PII scrubbing, rotation, one file per process when asked, and the Hub
+sync lock.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ContextManager
 
 from aigc_demo import __version__
-from aigc_demo.errors import InvalidInput, NotFound
+from aigc_demo.errors import InvalidInput, NotFound, StorageError
 from aigc_demo.feedback.schema import RATINGS, FeedbackRecord, new_id
-from aigc_demo.feedback.store import JsonlStore
+from aigc_demo.feedback.pii import scrub
+from aigc_demo.feedback.store import JsonlStore, ReadResult, read_stream
 
 MAX_COMMENT_CHARS = 2000
 REASONS = ("inaccurate", "off-topic", "unsafe", "low quality", "too slow", "great")
@@ -62,11 +71,69 @@ class OutputLog:
 
 
 class FeedbackService:
-    """Registers outputs and stores ratings of them."""
+    """Registers outputs, stores ratings and the app's other JSONL streams."""
 
-    def __init__(self, data_dir: Path, *, outputs: OutputLog | None = None) -> None:
-        self.ratings = JsonlStore(Path(data_dir) / "feedback" / "ratings.jsonl")
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        outputs: OutputLog | None = None,
+        scrub_pii: bool = True,
+        max_bytes: int | None = 64 * 1024 * 1024,
+        rotate_daily: bool = True,
+        replica: str | None = None,
+        extra_lock: Callable[[], ContextManager[Any]] | None = None,
+        hub_scheduler: Any = None,
+    ) -> None:
+        self.folder = Path(data_dir) / "feedback"
         self.outputs = outputs or OutputLog()
+        self.scrub_pii = scrub_pii
+        self.replica = replica
+        self.hub_scheduler = hub_scheduler
+        self._store_options = dict(max_bytes=max_bytes, rotate_daily=rotate_daily, extra_lock=extra_lock)
+        self._stores: dict[str, JsonlStore] = {}
+        self._stores_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> FeedbackService:
+        from aigc_demo.feedback.hub import start_hub_sync
+
+        folder = Path(settings.data_dir) / "feedback"
+        scheduler = start_hub_sync(
+            settings.hub_dataset, folder, every_minutes=settings.hub_every_minutes, private=settings.hub_private
+        )
+        per_process = settings.feedback_per_process or scheduler is not None
+        return cls(
+            settings.data_dir,
+            scrub_pii=settings.scrub_pii,
+            max_bytes=int(settings.feedback_max_mb * 1024 * 1024),
+            rotate_daily=settings.feedback_rotate_daily,
+            replica=(settings.replica_id or default_replica()) if per_process else None,
+            extra_lock=(lambda: scheduler.lock) if scheduler is not None else None,
+            hub_scheduler=scheduler,
+        )
+
+    def store(self, name: str) -> JsonlStore:
+        """The writer for stream ``name`` (``ratings``, ``handoffs``...)."""
+        with self._stores_lock:
+            if name not in self._stores:
+                filename = f"{name}-{self.replica}.jsonl" if self.replica else f"{name}.jsonl"
+                self._stores[name] = JsonlStore(self.folder / filename, **self._store_options)
+            return self._stores[name]
+
+    @property
+    def ratings(self) -> JsonlStore:
+        return self.store("ratings")
+
+    def append(self, name: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Scrub (if on) and append durably; raises StorageError when not saved."""
+        return self.store(name).append(scrub(record) if self.scrub_pii else record)
+
+    def read(self, name: str) -> ReadResult:
+        """Every process's files of a stream, rotations included, in time order."""
+        result = read_stream(self.folder, name)
+        result.records.sort(key=lambda r: (str(r.get("ts", "")), r.get("seq", 0)))
+        return result
 
     def register(self, output: GeneratedOutput) -> str:
         self.outputs.add(output)
@@ -112,8 +179,17 @@ class FeedbackService:
             variant=output.variant,
             app_version=__version__,
         )
-        self.ratings.append(record.to_dict())
-        return record
+        try:
+            stored = self.append("ratings", record.to_dict())
+        except StorageError as exc:
+            raise StorageError(f"rating {exc.message}") from exc  # "rating not saved: the disk is full"
+        return FeedbackRecord.from_dict(stored)
 
     def read_ratings(self) -> list[FeedbackRecord]:
-        return [FeedbackRecord.from_dict(r) for r in self.ratings.read().records]
+        return [FeedbackRecord.from_dict(r) for r in self.read("ratings").records]
+
+
+def default_replica() -> str:
+    """host-pid, safe for a file name: one writer per process for replicas and Hub sync."""
+    host = re.sub(r"[^A-Za-z0-9_.-]+", "-", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}"

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def build_services(settings: Settings, *, registry: ModelRegistry | None = None) -> Services:
     registry = registry or ModelRegistry(settings)
-    feedback = FeedbackService(settings.data_dir)
+    feedback = FeedbackService.from_settings(settings)
     return Services(
         settings=settings,
         registry=registry,

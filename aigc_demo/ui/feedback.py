@@ -51,6 +51,27 @@ def saved_message(record_id: str, rating: str) -> str:
     return f"{icon} Saved — thank you! <small>(record `{record_id[:8]}`)</small>"
 
 
+def rate_and_report(
+    feedback: FeedbackService,
+    output_id: str | None,
+    rating: str,
+    comment: str = "",
+    *,
+    reasons: list[str] | None = None,
+    session_id: str = "",
+) -> tuple[str, bool]:
+    """Store a rating from the UI; return (message for the user, saved?). Never raises."""
+    if not output_id:
+        return "Generate something first, then rate it.", False
+    try:
+        record = feedback.rate(output_id, rating, comment or "", reasons=reasons, session_id=session_id)
+    except AigcError as exc:
+        reason = exc.message.removeprefix("rating not saved: ")
+        gr.Warning(f"Rating not saved: {reason}")
+        return f"⚠️ Rating not saved: {reason}", False
+    return saved_message(record.id, rating), True
+
+
 def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
     output_id = gr.State(None)
     with gr.Group(elem_classes=["rating"]):
@@ -66,14 +87,7 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
 
     def make_handler(rating: str):
         def handler(oid: str | None, chosen: list[str], text: str, request: gr.Request) -> str:
-            if not oid:
-                return "Generate something first, then rate it."
-            try:
-                record = feedback.rate(oid, rating, text, reasons=chosen, session_id=session_of(request))
-            except AigcError as exc:
-                gr.Warning(f"Rating not saved: {exc.message}")
-                return f"⚠️ Rating not saved: {exc.message}"
-            return saved_message(record.id, rating)
+            return rate_and_report(feedback, oid, rating, text, reasons=chosen, session_id=session_of(request))[0]
 
         return user_errors(handler, outputs=1)
 

@@ -11,7 +11,8 @@ Answer modes:
 
 Handoff to a human happens on an explicit request ("human", "人工"...), on repeated
 frustration, or when retrieval confidence is below ``support_min_confidence``. Each
-handoff is appended to ``DATA_DIR/support/handoffs.jsonl`` with the conversation.
+handoff is appended to the ``handoffs`` stream (``DATA_DIR/feedback/handoffs.jsonl``) with the
+conversation, so a human can pick it up.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.schema import new_id, utc_now
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
-from aigc_demo.feedback.store import JsonlStore
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.text import TextRequest
 from aigc_demo.services.support.kb import KnowledgeBase, load_kb
@@ -101,7 +101,6 @@ class SupportService:
         self.registry = registry
         self.feedback = feedback
         self.settings = settings
-        self.handoffs = JsonlStore(settings.data_dir / "support" / "handoffs.jsonl")
         self._index: HybridIndex | None = None
         self._lock = threading.Lock()
 
@@ -228,7 +227,8 @@ class SupportService:
 
     def _record_handoff(self, output: GeneratedOutput, reason: str) -> None:
         try:
-            self.handoffs.append(
+            self.feedback.append(
+                "handoffs",
                 {
                     "schema": 1,
                     "id": new_id(),
@@ -238,7 +238,7 @@ class SupportService:
                     "reason": reason,
                     "messages": output.messages,
                     "sources": output.sources,
-                }
+                },
             )
         except AigcError as exc:  # the customer still gets the handoff message
             log.error("handoff record not saved: %s", exc.message)

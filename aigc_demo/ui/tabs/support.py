@@ -13,10 +13,9 @@ from typing import Any
 
 import gradio as gr
 
-from aigc_demo.errors import AigcError
 from aigc_demo.services.support.bot import GREETING
 from aigc_demo.ui.common import Services, session_of, user_errors
-from aigc_demo.ui.feedback import saved_message
+from aigc_demo.ui.feedback import rate_and_report
 
 
 def greeting_messages() -> list[dict[str, str]]:
@@ -112,11 +111,8 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             rating = "down"
         else:
             return "", None  # un-liking: the previous record stands; ratings are append-only
-        try:
-            record = feedback.rate(oid, rating, comment or "", session_id=session_of(request))
-        except AigcError as exc:
-            return f"⚠️ Rating not saved: {exc.message}", None
-        return saved_message(record.id, rating), (oid, rating)
+        message, saved = rate_and_report(feedback, oid, rating, comment or "", session_id=session_of(request))
+        return message, (oid, rating) if saved else None
 
     def add_comment(last, comment, request: gr.Request):
         if not last:
@@ -124,11 +120,8 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         if not (comment or "").strip():
             return "Type a comment first.", comment
         oid, rating = last
-        try:
-            record = feedback.rate(oid, rating, comment, session_id=session_of(request))
-        except AigcError as exc:
-            return f"⚠️ Comment not saved: {exc.message}", comment
-        return saved_message(record.id, rating) + " (with your comment)", ""
+        message, saved = rate_and_report(feedback, oid, rating, comment, session_id=session_of(request))
+        return (message + " (with your comment)", "") if saved else (message, comment)
 
     def clear():
         return greeting_messages(), [], {}, None, "", ""

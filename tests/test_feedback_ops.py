@@ -1,0 +1,166 @@
+"""Operating the feedback data: CLI verify / repair / stats, per-process files, PII on write, Hub sync."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from aigc_demo.config import Settings
+from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
+from aigc_demo.feedback.store import read_file
+
+pytestmark = pytest.mark.reliability
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "aigc_demo", "feedback", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _rated(service: FeedbackService, tab: str, rating: str, comment: str = "") -> None:
+    out = service.register(GeneratedOutput(tab=tab, model={"id": "m"}, params={}, output={"text": "t"}, prompt="p"))
+    service.rate(out, rating, comment)
+
+
+def test_cli_stats_verify_and_repair(settings):
+    service = FeedbackService.from_settings(settings)
+    for tab, rating in [("text", "up"), ("text", "down"), ("text", "up"), ("image", "down")]:
+        _rated(service, tab, rating)
+    stats = _cli("stats")
+    assert stats.returncode == 0
+    assert "4 ratings of 4 outputs" in stats.stdout
+    assert "text     👍     2  👎     1  like-rate 67%" in stats.stdout
+
+    path = service.ratings.path
+    assert _cli("verify").returncode == 0
+    with open(path, "ab") as fh:
+        fh.write(b'{"id":"torn')
+    verify = _cli("verify")
+    assert verify.returncode == 0 and "torn last line" in verify.stdout
+    repair = _cli("repair")
+    assert repair.returncode == 0 and "torn tail of 11 bytes removed" in repair.stdout
+    assert not read_file(path).torn_tail and len(read_file(path).records) == 4
+    assert list(path.parent.glob("ratings.jsonl.bak-*"))
+
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = b"garbage\n"
+    path.write_bytes(b"".join(lines))
+    bad = _cli("verify")
+    assert bad.returncode == 1 and "CORRUPT lines 2" in bad.stdout
+
+
+def test_per_process_files_are_read_together(tmp_path):
+    a = FeedbackService(tmp_path, replica="host-1")
+    b = FeedbackService(tmp_path, replica="host-2")
+    _rated(a, "text", "up")
+    _rated(b, "image", "down")
+    assert sorted(p.name for p in (tmp_path / "feedback").glob("*.jsonl")) == ["ratings-host-1.jsonl", "ratings-host-2.jsonl"]
+    assert sorted(r.tab for r in a.read_ratings()) == ["image", "text"]
+
+
+def test_pii_is_scrubbed_before_it_reaches_the_disk(tmp_path):
+    service = FeedbackService(tmp_path)
+    oid = service.register(
+        GeneratedOutput(tab="support", model={"id": "m"}, params={}, output={"text": "ok"}, prompt="我的手机 13800138000",
+                        messages=[{"role": "user", "content": "mail me: x@y.com"}])
+    )
+    service.rate(oid, "down", "call +44 20 7946 0958")
+    raw = service.ratings.path.read_text(encoding="utf-8")
+    for secret in ("13800138000", "x@y.com", "7946"):
+        assert secret not in raw
+    record = service.read_ratings()[0]
+    assert record.prompt == "我的手机 [PHONE]" and record.comment == "call [PHONE]"
+    unscrubbed = FeedbackService(tmp_path / "raw", scrub_pii=False)
+    oid = unscrubbed.register(GeneratedOutput(tab="text", model={}, params={}, output={}, prompt="x@y.com"))
+    unscrubbed.rate(oid, "up")
+    assert unscrubbed.read_ratings()[0].prompt == "x@y.com"
+
+
+def test_ui_rating_reports_a_full_disk_and_the_app_keeps_going(services, monkeypatch):
+    """Fault injection at the edge: the rating widget says 'not saved' and why; later ratings work."""
+    from aigc_demo.ui.feedback import rate_and_report
+
+    oid = services.text.generate("hi")["output_id"]
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    message, saved = rate_and_report(services.feedback, oid, "up", "my comment")
+    assert (message, saved) == ("⚠️ Rating not saved: the disk is full", False)
+    assert services.feedback.ratings.read().records == []
+    monkeypatch.setattr(os, "write", real_write)
+    message, saved = rate_and_report(services.feedback, oid, "up", "my comment")
+    assert saved and message.startswith("👍 Saved")
+    assert [r.comment for r in services.feedback.read_ratings()] == ["my comment"]
+    assert rate_and_report(services.feedback, None, "up") == ("Generate something first, then rate it.", False)
+
+
+class _FakeHubApi:
+    """Stands in for HfApi: records commits instead of sending them."""
+
+    def __init__(self) -> None:
+        self.commits: list[dict[str, bytes]] = []
+
+    def create_repo(self, repo_id, **kwargs):
+        return SimpleNamespace(repo_id=repo_id)
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        self.commits.append({op.path_in_repo: op.path_or_fileobj.read() for op in operations})
+        return SimpleNamespace(oid="abc")
+
+    def run_as_future(self, fn, *args, **kwargs):
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def test_hub_sync_uploads_whole_lines_from_a_per_process_file(monkeypatch, tmp_path):
+    from aigc_demo.feedback import hub
+
+    api = _FakeHubApi()
+    real = hub.start_hub_sync
+    monkeypatch.setattr(hub, "start_hub_sync", lambda *a, **k: real(*a, **{**k, "hf_api": api}))
+    monkeypatch.setenv("AIGC_HUB_DATASET", "team/ratings")
+    monkeypatch.setenv("AIGC_REPLICA_ID", "r1")
+    service = FeedbackService.from_settings(Settings())
+    try:
+        assert service.replica == "r1" and service.hub_scheduler is not None
+        _rated(service, "text", "up", "first")
+        _rated(service, "text", "down", "second")
+        service.hub_scheduler.trigger().result()
+    finally:
+        service.hub_scheduler.stop()
+    uploaded = api.commits[-1]
+    assert list(uploaded) == ["data/ratings-r1.jsonl"]
+    body = uploaded["data/ratings-r1.jsonl"]
+    assert body.endswith(b"\n") and body.count(b"\n") == 2 and b"second" in body
+
+
+def test_hub_sync_without_token_or_network_keeps_data_local(monkeypatch, caplog, tmp_path):
+    from aigc_demo.feedback import hub
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with caplog.at_level(logging.WARNING):
+        assert hub.start_hub_sync("team/ratings", tmp_path) is None
+    assert "no Hugging Face token" in caplog.text
+
+    class Offline(_FakeHubApi):
+        def create_repo(self, repo_id, **kwargs):
+            raise ConnectionError("Hub unreachable")
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert hub.start_hub_sync("team/ratings", tmp_path, token="t", hf_api=Offline()) is None
+    assert "Hub sync to team/ratings is disabled (ConnectionError" in caplog.text
+    service = FeedbackService(tmp_path)
+    _rated(service, "text", "up")
+    assert len(service.read_ratings()) == 1

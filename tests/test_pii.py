@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+
+from aigc_demo.feedback.pii import scrub, scrub_text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail me at jane.doe+shop@example.co.uk please", "mail me at [EMAIL] please"),
+        ("我的邮箱是 zhang.san@qq.com，谢谢", "我的邮箱是 [EMAIL]，谢谢"),
+        ("我的手机号是13800138000", "我的手机号是[PHONE]"),
+        ("电话 138-0013-8000 或 010-12345678", "电话 [PHONE] 或 [PHONE]"),
+        ("call +44 20 7946 0958 or +1 (415) 555-2671", "call [PHONE] or [PHONE]"),
+        ("US office (415) 555-2671", "US office [PHONE]"),
+        ("token hf_abcdefghijklmnopqrstuvwxyz0123 leaked", "token [TOKEN] leaked"),
+        ("key sk-proj-AbCdEfGhIjKlMnOpQrStUv12 here", "key [TOKEN] here"),
+        ("card 4111 1111 1111 1111 exp 12/28", "card [CARD] exp 12/28"),
+        ("卡号 4111-1111-1111-1111", "卡号 [CARD]"),
+    ],
+)
+def test_pii_is_replaced(text, expected):
+    assert scrub_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Standard shipping takes 3–5 business days for ¥15.",
+        "Order 2026112312345 shipped",  # 13 digits but fails Luhn: an order number
+        "Call our hotline 400-123-4567 (9:00–21:00)",
+        "seed 1234567890 and 256x256",
+        "退款在 5–7 个工作日内到账",
+    ],
+)
+def test_ordinary_text_is_kept(text):
+    assert scrub_text(text) == text
+
+
+def test_scrub_walks_records_but_keeps_ids_paths_and_sources():
+    record = {
+        "id": "hf_abcdefghijklmnopqrstuvwxyz0123",
+        "comment": "reach me: a@b.io",
+        "messages": [{"role": "user", "content": "13800138000"}],
+        "output": {"text": "ok", "path": "/data/a@b.io/x.png"},
+        "sources": [{"snippet": "email support@lumen.example"}],
+        "latency_ms": 12.5,
+    }
+    out = scrub(record)
+    assert out["id"] == record["id"] and out["output"]["path"] == record["output"]["path"]
+    assert out["comment"] == "reach me: [EMAIL]"
+    assert out["messages"][0]["content"] == "[PHONE]"
+    assert out["sources"] == record["sources"] and out["latency_ms"] == 12.5
+    assert record["comment"] == "reach me: a@b.io"  # the input is not modified
