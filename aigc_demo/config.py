@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     """Support answers: extractive (quote the best entry), llm (generate, checked against sources),
     auto (llm on the gpu profile, extractive offline where the 135M model invents policies)."""
 
-    support_min_confidence: float = Field(0.35, ge=0.0, le=1.0)
+    support_min_confidence: float = Field(0.27, ge=0.0, le=1.0)
     """Below this retrieval confidence the bot hands off to a human instead of answering."""
 
     max_prompt_chars: int = Field(4000, ge=1, le=200_000)

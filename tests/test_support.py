@@ -145,3 +145,29 @@ def test_support_with_fake_embedder(services):
     with pytest.raises(Exception) as info:
         services.support.chat("   ")
     assert "message is empty" in str(info.value)
+
+
+@pytest.mark.slow
+def test_embedder_trust_is_measured_per_script_on_the_kb(real_support):
+    trust = real_support.index().dense_trust
+    # The offline English MiniLM matches English questions to their answers, not Chinese ones.
+    assert trust["latin"] > 0.7
+    assert trust["cjk"] < 0.3
+
+
+@pytest.mark.slow
+def test_index_embeddings_are_cached_and_reused(real_support, monkeypatch):
+    from aigc_demo.services.support.retrieval import HybridIndex
+
+    index = real_support.index()
+    calls = []
+    embedder = index.embedder
+    monkeypatch.setattr(embedder, "embed", lambda texts: calls.append(len(texts)) or HybridIndex.__init__)
+    again = HybridIndex(index.kb, embedder, cache_dir=real_support.settings.cache_dir)
+    assert calls == [] and (again.vectors == index.vectors).all()
+
+
+def test_results_expose_answer_mode_and_confidence(services):
+    result = services.support.chat("How long does delivery take?")
+    assert result["answer_mode"] == "extractive" and 0 <= result["confidence"] <= 1
+    assert services.support.chat("I want a human")["answer_mode"] is None

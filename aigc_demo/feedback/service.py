@@ -15,6 +15,7 @@ sync lock.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -29,6 +30,8 @@ from aigc_demo.errors import InvalidInput, NotFound, StorageError
 from aigc_demo.feedback.schema import RATINGS, FeedbackRecord, new_id
 from aigc_demo.feedback.pii import scrub
 from aigc_demo.feedback.store import JsonlStore, ReadResult, read_stream
+
+log = logging.getLogger(__name__)
 
 MAX_COMMENT_CHARS = 2000
 REASONS = ("inaccurate", "off-topic", "unsafe", "low quality", "too slow", "great")
@@ -93,6 +96,7 @@ class FeedbackService:
         self._store_options = dict(max_bytes=max_bytes, rotate_daily=rotate_daily, extra_lock=extra_lock)
         self._stores: dict[str, JsonlStore] = {}
         self._stores_lock = threading.Lock()
+        self.listeners: list[Callable[[FeedbackRecord], None]] = []
 
     @classmethod
     def from_settings(cls, settings: Any) -> FeedbackService:
@@ -183,7 +187,17 @@ class FeedbackService:
             stored = self.append("ratings", record.to_dict())
         except StorageError as exc:
             raise StorageError(f"rating {exc.message}") from exc  # "rating not saved: the disk is full"
-        return FeedbackRecord.from_dict(stored)
+        saved = FeedbackRecord.from_dict(stored)
+        for listener in list(self.listeners):
+            try:
+                listener(saved)
+            except Exception:  # noqa: BLE001 - the rating is saved; a listener bug must not undo that
+                log.exception("rating listener failed")
+        return saved
+
+    def on_rating(self, listener: Callable[[FeedbackRecord], None]) -> None:
+        """Call ``listener(record)`` after each saved rating (closing the loop in-process)."""
+        self.listeners.append(listener)
 
     def read_ratings(self) -> list[FeedbackRecord]:
         return [FeedbackRecord.from_dict(r) for r in self.read("ratings").records]

@@ -8,6 +8,7 @@ other exception is logged with its traceback and shown as a generic message.
 from __future__ import annotations
 
 import functools
+import hmac
 import html
 import inspect
 import logging
@@ -84,6 +85,18 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
             return handle(exc)
 
     return wrapper
+
+
+def is_admin(settings: Settings, token: str | None) -> bool:
+    """Constant-time token check; admin views stay closed while AIGC_ADMIN_TOKEN is unset."""
+    expected = settings.admin_token
+    return bool(expected) and hmac.compare_digest((token or "").encode(), expected.encode())
+
+
+ADMIN_DISABLED = (
+    "🔒 Admin tools are off. Start the app with `AIGC_ADMIN_TOKEN=<a secret>` to enable them, then enter "
+    "that token here."
+)
 
 
 def session_of(request: gr.Request | None) -> str:

@@ -18,24 +18,31 @@ conversation, so a human can pick it up.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from aigc_demo.config import Settings
-from aigc_demo.errors import AigcError
+from aigc_demo.errors import AigcError, InvalidInput
 from aigc_demo.feedback.schema import new_id, utc_now
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.text import TextRequest
-from aigc_demo.services.support.kb import KnowledgeBase, load_kb
+from aigc_demo.services.support.kb import SUPPORTED, KnowledgeBase, knowledge_files, load_kb
+from aigc_demo.services.support.learning import SupportLearning
 from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
 from aigc_demo.services.validation import clean_text
 
 log = logging.getLogger(__name__)
 
 MAX_HISTORY_MESSAGES = 20
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+REPLACE_MARKER = ".replace"
 HUMAN_REQUEST = re.compile(
     r"\b(human|agent|real person|representative|operator|someone real|live chat)\b|人工|真人|客服人员|转接",
     re.IGNORECASE,
@@ -102,7 +109,10 @@ class SupportService:
         self.feedback = feedback
         self.settings = settings
         self._index: HybridIndex | None = None
+        self.learning: SupportLearning | None = None
         self._lock = threading.Lock()
+        self.uploads_dir = Path(settings.data_dir) / "kb"
+        feedback.on_rating(self._on_rating)
 
     @property
     def is_ready(self) -> bool:
@@ -120,26 +130,101 @@ class SupportService:
         if self._index is None:
             with self._lock:
                 if self._index is None:
-                    kb = load_kb(self.settings.support_kb)
-                    for problem in kb.problems:
-                        log.warning("knowledge base: %s", problem)
-                    if not kb.entries:
-                        raise AigcError(
-                            "The support knowledge base is empty. Set AIGC_SUPPORT_KB to a folder with "
-                            "CSV / JSONL (question, answer) or Markdown files."
-                        )
-                    self._index = HybridIndex(kb, self.registry.get("embed"), cache_dir=self.settings.cache_dir)
+                    embedder = self.registry.get("embed")
+                    learning = SupportLearning(embedder)
+                    learning.load(self.feedback.read("ratings").records, self.feedback.read("handoffs").records)
+                    self.learning = learning
+                    self._index = self._build_index(self.kb_dirs())
         return self._index
 
-    def retrieve(self, message: str, history: list[dict[str, str]]) -> tuple[list[Hit], float, str]:
+    def _build_index(self, dirs: list[Path]) -> HybridIndex:
+        kb = load_kb(*dirs)
+        for problem in kb.problems:
+            log.warning("knowledge base: %s", problem)
+        if not kb.entries:
+            raise AigcError(
+                "The support knowledge base is empty. Set AIGC_SUPPORT_KB to a folder with "
+                "CSV / JSONL (question, answer) or Markdown files, or upload one in the Support tab (admin)."
+            )
+        return HybridIndex(kb, self.registry.get("embed"), cache_dir=self.settings.cache_dir)
+
+    # -- knowledge base management (admin) ---------------------------------------------------
+
+    def kb_dirs(self) -> list[Path]:
+        """The bundled / configured KB, plus uploads — or uploads alone after a replace."""
+        uploads = knowledge_files(self.uploads_dir) if self.uploads_dir.is_dir() else []
+        replace = (self.uploads_dir / REPLACE_MARKER).exists()
+        if uploads and replace:
+            return [self.uploads_dir]
+        return [Path(self.settings.support_kb)] + ([self.uploads_dir] if uploads else [])
+
+    def install_files(self, files: list[Path], *, replace: bool) -> KnowledgeBase:
+        """Validate uploaded knowledge files, install them and rebuild the index.
+
+        Files that are not CSV / JSONL / Markdown / TXT or larger than 5 MB are refused; the
+        returned KB lists every problem (file, line). Nothing changes when no entry loads.
+        """
+        Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix="kb-upload-", dir=self.settings.data_dir))
+        try:
+            for src in files:
+                src = Path(src)
+                name = re.sub(r"[^\w.\-]+", "_", src.name)[:100]  # never trust a client's path
+                if src.suffix.lower() not in SUPPORTED:
+                    raise InvalidInput(f"{name}: unsupported file type; use {', '.join(SUPPORTED)}")
+                if src.stat().st_size > MAX_UPLOAD_BYTES:
+                    raise InvalidInput(f"{name}: {src.stat().st_size // 1024} KB is over the 5 MB limit")
+                shutil.copyfile(src, staged / name)
+            check = load_kb(staged)
+            if not check.entries:
+                details = "; ".join(check.problems[:5]) or "no question/answer entries found"
+                raise InvalidInput(f"Nothing loaded from the upload: {details}")
+            self.uploads_dir.mkdir(parents=True, exist_ok=True)
+            if replace:
+                for old in self.uploads_dir.iterdir():
+                    if old.is_file():
+                        old.unlink()
+            for path in staged.iterdir():
+                os.replace(path, self.uploads_dir / path.name)
+            marker = self.uploads_dir / REPLACE_MARKER
+            if replace:
+                marker.write_text("the uploaded files replace the bundled knowledge base\n")
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        new_index = self._build_index(self.kb_dirs())
+        with self._lock:
+            self._index = new_index  # chats in flight finish on the old index
+        return new_index.kb
+
+    def reset_uploads(self) -> KnowledgeBase:
+        """Forget uploaded files and go back to the bundled / configured KB."""
+        if self.uploads_dir.is_dir():
+            shutil.rmtree(self.uploads_dir)
+        new_index = self._build_index(self.kb_dirs())
+        with self._lock:
+            self._index = new_index
+        return new_index.kb
+
+    # -- learning from ratings -------------------------------------------------------------
+
+    def _on_rating(self, record: Any) -> None:
+        if self.learning is not None and record.tab == "support":
+            self.learning.apply(record.to_dict())
+
+    def knowledge_gaps(self) -> list[dict[str, Any]]:
+        self.index()
+        assert self.learning is not None
+        return self.learning.knowledge_gaps()
+
+    def retrieve(self, message: str, history: list[dict[str, str]], *, top_k: int = 3) -> tuple[list[Hit], float, str]:
         """Search with the message alone and, for follow-ups, with the previous question too."""
         index = self.index()
-        hits, confidence = index.search(message)
+        hits, confidence = index.search(message, top_k=top_k)
         previous = [m["content"] for m in history if m["role"] == "user"]
         query = message
         if previous:
             joined = f"{previous[-1]} {message}"
-            hits2, confidence2 = index.search(joined)
+            hits2, confidence2 = index.search(joined, top_k=top_k)
             # A follow-up ("and how long does it take?") means the earlier topic; a full
             # question stands alone unless the joined query is clearly better.
             follow_up = is_follow_up(message) and confidence2 >= self.settings.support_min_confidence
@@ -161,6 +246,9 @@ class SupportService:
             answer, reason = HANDOFF_REQUESTED[lang], "requested"
         elif FRUSTRATION.search(text) and earlier_frustration >= 1:
             answer, reason = HANDOFF_REQUESTED[lang], "frustration"
+        elif (verified := self._verified_answer(text, messages)) is not None:
+            answer, sources, confidence = verified
+            mode = "verified"
         else:
             hits, confidence, _query = self.retrieve(text, messages)
             if confidence < self.settings.support_min_confidence:
@@ -173,7 +261,7 @@ class SupportService:
         handoff = bool(reason)
         latency_ms = (time.perf_counter() - started) * 1000
         conversation = messages + [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
-        model_info = self.registry.info("embed") if mode == "extractive" else self.registry.info("text")
+        model_info = self.registry.info("text") if mode == "llm" else self.registry.info("embed")
         output = GeneratedOutput(
             tab="support",
             model=model_info,
@@ -188,6 +276,9 @@ class SupportService:
         self.feedback.register(output)
         if handoff:
             self._record_handoff(output, reason)
+            if self.learning is not None:
+                self.learning.note_handoff({"reason": reason, "output_id": output.output_id, "ts": utc_now(),
+                                            "messages": output.messages, "sources": sources})
         return {
             "output_id": output.output_id,
             "answer": answer,
@@ -195,7 +286,24 @@ class SupportService:
             "handoff": handoff,
             "handoff_reason": reason or None,
             "confidence": round(confidence, 3),
+            "answer_mode": None if handoff else mode,
         }
+
+    def _verified_answer(self, text: str, history: list[dict[str, str]]) -> tuple[str, list[dict[str, Any]], float] | None:
+        """An upvoted earlier answer to the same or a close question, cited as verified."""
+        self.index()
+        if self.learning is None or (history and is_follow_up(text)):
+            return None  # a follow-up means the conversation's topic, not a stored question
+        found = self.learning.match(text)
+        if found is None:
+            return None
+        verified, score = found
+        first = dict(verified.sources[0]) if verified.sources else {"id": f"verified:{verified.output_id}", "rank": 1}
+        first.update(
+            rank=1, verified=True, verified_from=verified.output_id, verified_question=verified.question, score=round(score, 4)
+        )
+        rest = [dict(s) for s in verified.sources[1:]]
+        return verified.answer, [first, *rest], score
 
     def _answer(self, question: str, history: list[dict[str, str]], hits: list[Hit]) -> tuple[str, str]:
         extractive = f"{hits[0].entry.answer} [1]"

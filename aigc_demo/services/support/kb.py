@@ -40,17 +40,25 @@ class KnowledgeBase:
     fingerprint: str = ""
 
 
-def load_kb(directory: Path) -> KnowledgeBase:
+def knowledge_files(directory: Path) -> list[Path]:
+    return sorted(
+        p for p in Path(directory).rglob("*")
+        if p.is_file() and p.suffix.lower() in SUPPORTED and p.name.lower() != "readme.md"
+    )
+
+
+def load_kb(*directories: Path) -> KnowledgeBase:
+    """Load every knowledge file of the given folders (later folders add to earlier ones)."""
     kb = KnowledgeBase()
     digest = hashlib.sha256()
-    directory = Path(directory)
-    if not directory.is_dir():
-        kb.problems.append(f"{directory}: not a directory (set AIGC_SUPPORT_KB to a folder of knowledge files)")
-        return kb
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED)
+    files: list[Path] = []
+    for directory in directories:
+        directory = Path(directory)
+        if not directory.is_dir():
+            kb.problems.append(f"{directory}: not a directory (set AIGC_SUPPORT_KB to a folder of knowledge files)")
+            continue
+        files.extend(knowledge_files(directory))
     for path in files:
-        if path.name.lower() == "readme.md":
-            continue  # documentation of the folder, not knowledge
         try:
             raw = path.read_bytes()
             text = raw.decode("utf-8-sig")

@@ -7,9 +7,12 @@
 * Relative score fusion merges them: each ranker's scores min-max normalised, summed
   with a weight that shrinks when the embedder cannot separate the documents.
 * ``confidence`` (0..1) decides answer vs. handoff: the best of the top hit's
-  IDF-weighted query-term coverage and its cosine similarity discounted by how well
-  the embedder separates this query's documents at all; an on-topic question is
-  confident in either language while an off-topic one stays low in both.
+  IDF-weighted query-term coverage and its cosine similarity, discounted by how well
+  the embedder separates this query's documents and by how far the embedder can be
+  trusted in the query's script at all — measured on the KB itself at index time
+  (does each question land nearest its own answer?). The English-only offline
+  embedder thus decides nothing for Chinese, where character n-grams carry it; a
+  multilingual embedder (gpu profile) earns its say in both.
 
 Embeddings are cached on disk keyed by the KB fingerprint and model id, so a restart
 with unchanged files does not re-embed.
@@ -39,6 +42,11 @@ _STOP = set(
     "have has had if so as about any please hi hello thanks thank s t ll re ve".split()
 )
 _ZH_STOP = set("的了吗呢吧啊是我你在有和就都也要会能可以怎么什么么请问")
+# Function-word bigrams: they match almost any question, so they are no evidence.
+_ZH_STOP_BIGRAMS = set(
+    "你们 我们 他们 怎么 什么 可以 是不 不是 这个 那个 一个 如果 因为 所以 还是 或者 但是 已经 现在 时候 "
+    "哪里 哪个 请问 能否 是否 需要 一下 的话 么办 怎样 的时 么时".split()
+)
 
 
 def contains_cjk(text: str) -> bool:
@@ -51,7 +59,7 @@ def tokenize(text: str) -> list[str]:
     for run in _CJK.findall(text):
         chars = [c for c in run]
         tokens.extend(c for c in chars if c not in _ZH_STOP)
-        tokens.extend(a + b for a, b in zip(chars, chars[1:]))
+        tokens.extend(a + b for a, b in zip(chars, chars[1:]) if a + b not in _ZH_STOP_BIGRAMS)
     return tokens
 
 
@@ -119,19 +127,26 @@ class HybridIndex:
         self.kb = kb
         self.embedder = embedder
         self.bm25 = BM25([tokenize(e.text) for e in kb.entries])
-        self.vectors = self._embed_entries(cache_dir)
         self.is_cjk = np.array([contains_cjk(e.text) for e in kb.entries], dtype=bool)
+        self.vectors, question_vectors, answer_vectors = self._embed_entries(cache_dir)
+        self.dense_trust = {
+            script: self._calibrate(question_vectors, answer_vectors, self.is_cjk == (script == "cjk"))
+            for script in ("cjk", "latin")
+        }
 
-    def _embed_entries(self, cache_dir: Path | None) -> np.ndarray:
-        texts = [e.text for e in self.kb.entries]
+    def _embed_entries(self, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Vectors of entry texts (for search) and of questions and answers alone (calibration)."""
+        entries = self.kb.entries
+        texts = [e.text for e in entries] + [e.question for e in entries] + [e.answer for e in entries]
+        n = len(entries)
         cache = None
         if cache_dir is not None:
             model = re.sub(r"[^A-Za-z0-9_.-]+", "_", getattr(self.embedder, "model_id", "embedder"))
-            cache = Path(cache_dir) / f"kb-{self.kb.fingerprint}-{model}.npy"
+            cache = Path(cache_dir) / f"kb-{self.kb.fingerprint}-{model}-v2.npy"
             if cache.exists():
                 vectors = np.load(cache)
                 if vectors.shape[0] == len(texts):
-                    return vectors
+                    return vectors[:n], vectors[n : 2 * n], vectors[2 * n :]
         vectors = self.embedder.embed(texts)
         if cache is not None:
             try:
@@ -141,7 +156,23 @@ class HybridIndex:
                 tmp.replace(cache)
             except OSError as exc:  # a read-only cache only costs time
                 log.warning("could not cache KB embeddings: %s", exc)
-        return vectors
+        return vectors[:n], vectors[n : 2 * n], vectors[2 * n :]
+
+    @staticmethod
+    def _calibrate(questions: np.ndarray, answers: np.ndarray, mask: np.ndarray) -> float:
+        """How far to trust the embedder for one script, measured on this KB (0..1).
+
+        Each question should be nearest to its own answer. An embedder that does this for
+        most entries (English MiniLM on English: ~all) is trusted fully; one that is near
+        chance (English MiniLM on Chinese) gets no say in confidence. No labels needed,
+        so it works for any KB and any embedder.
+        """
+        idx = np.flatnonzero(mask)
+        if len(idx) < 5:
+            return 1.0
+        sims = questions[idx] @ answers[idx].T
+        accuracy = float((sims.argmax(axis=1) == np.arange(len(idx))).mean())
+        return float(np.clip((accuracy - 0.5) / 0.4, 0.0, 1.0))
 
     def search(self, query: str, *, top_k: int = 3) -> tuple[list[Hit], float]:
         """Top hits (fused) and a 0..1 confidence for the best one."""
@@ -152,9 +183,10 @@ class HybridIndex:
         dense = self.vectors @ self.embedder.embed([query])[0]
         want_cjk = contains_cjk(query)
         same_lang = self.is_cjk == want_cjk
+        trust = self.dense_trust["cjk" if want_cjk else "latin"]
         # Compare with documents in the query's script: an English-only embedder puts
         # any Chinese text nearer Chinese documents than English ones.
-        dense_signal = dense_separation(dense[same_lang] if same_lang.sum() >= 2 else dense)
+        dense_signal = trust * dense_separation(dense[same_lang] if same_lang.sum() >= 2 else dense)
         # Relative score fusion (min-max normalise each ranker, weighted sum): unlike
         # rank fusion it keeps a clear winner's margin, which matters in a small KB.
         # A ranker that cannot tell documents apart gets less say: an English-only

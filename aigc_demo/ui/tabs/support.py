@@ -9,12 +9,14 @@ so the Chatbot's like/dislike can be stored as a rating.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from aigc_demo.services.support.bot import GREETING
-from aigc_demo.ui.common import Services, session_of, user_errors
+from aigc_demo.errors import AigcError
+from aigc_demo.ui.common import ADMIN_DISABLED, Services, is_admin, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
 
 
@@ -74,6 +76,27 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
     ui["status"] = gr.Markdown(elem_classes=["rating-status"])
     if examples:
         gr.Examples(examples=[[e] for e in examples], inputs=[ui["message"]], label="Suggested questions / 常见问题")
+    with gr.Accordion("Knowledge base & gaps (admin) / 知识库与缺口（管理员）", open=False):
+        if not services.settings.admin_token:
+            gr.Markdown(ADMIN_DISABLED)
+        else:
+            ui["kb_status"] = gr.Markdown()
+            with gr.Row():
+                ui["token"] = gr.Textbox(label="Admin token", type="password", scale=2)
+                ui["kb_mode"] = gr.Radio(
+                    [("Add to the knowledge base", "add"), ("Replace it", "replace")], value="add", label="Uploaded files", scale=3
+                )
+            ui["kb_files"] = gr.File(
+                label="CSV / JSONL (question, answer, optional id, category, url) or Markdown / TXT",
+                file_count="multiple", file_types=[".csv", ".jsonl", ".md", ".markdown", ".txt"],
+            )
+            with gr.Row():
+                ui["kb_load"] = gr.Button("Load files", variant="primary")
+                ui["kb_reset"] = gr.Button("Back to the bundled knowledge base")
+                ui["gaps_show"] = gr.Button("Show knowledge gaps")
+            ui["gaps"] = gr.Dataframe(
+                headers=["when", "kind", "question", "answer", "comment", "sources"], interactive=False, wrap=True, visible=False
+            )
     ui["history"] = gr.State([])
     ui["ids"] = gr.State({})
     ui["last_rating"] = gr.State(None)
@@ -143,8 +166,54 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         api_visibility="private", queue=False,
     )
 
+    if "token" in ui:
+        _wire_admin(services, ui)
+
     def support_chat(message: str, history: list | None = None, request: gr.Request = None) -> dict:
         """Ask the support bot; returns output_id, answer, sources [{id, title, score, ...}] and handoff."""
         return support.chat(message, history or [], session_id=session_of(request))
 
     gr.api(user_errors(support_chat), api_name="support_chat", concurrency_id="support")
+
+
+def _kb_summary(services: Services, kb: Any) -> str:
+    files = sorted({e.source for e in kb.entries})
+    learning = services.support.learning
+    verified = learning.verified_count if learning is not None else 0
+    text = f"📚 **{len(kb.entries)} entries** from {', '.join(files)} · {verified} verified answers"
+    if kb.problems:
+        shown = "\n".join(f"- {html.escape(p, quote=False)}" for p in kb.problems[:20])
+        text += f"\n\n⚠️ Skipped:\n{shown}"
+    return text
+
+
+def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
+    support, settings = services.support, services.settings
+
+    def guard(token: str) -> None:
+        if not is_admin(settings, token):
+            raise AigcError("Wrong or missing admin token.")
+
+    def load(token, files, mode):
+        guard(token)
+        if not files:
+            raise AigcError("Choose one or more knowledge files first.")
+        paths = [Path(f if isinstance(f, str) else f.name) for f in files]
+        kb = support.install_files(paths, replace=mode == "replace")
+        return _kb_summary(services, kb)
+
+    def reset(token):
+        guard(token)
+        return _kb_summary(services, support.reset_uploads())
+
+    def gaps(token):
+        guard(token)
+        rows = [
+            [g["ts"][:16].replace("T", " "), g["kind"], g["question"], g["answer"][:200], g["comment"], ", ".join(map(str, g["sources"]))]
+            for g in support.knowledge_gaps()
+        ]
+        return gr.update(value=rows or [["", "no gaps yet", "", "", "", ""]], visible=True), _kb_summary(services, support.kb)
+
+    ui["kb_load"].click(user_errors(load, outputs=1), [ui["token"], ui["kb_files"], ui["kb_mode"]], [ui["kb_status"]], api_visibility="private")
+    ui["kb_reset"].click(user_errors(reset, outputs=1), [ui["token"]], [ui["kb_status"]], api_visibility="private")
+    ui["gaps_show"].click(user_errors(gaps, outputs=2), [ui["token"]], [ui["gaps"], ui["kb_status"]], api_visibility="private")
