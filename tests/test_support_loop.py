@@ -87,3 +87,18 @@ def test_bad_uploads_are_refused_and_change_nothing(services, tmp_path, name, co
         services.support.install_files([path], replace=True)
     assert needle in info.value.message
     assert [e.id for e in services.support.kb.entries] == before
+
+
+def test_a_short_new_question_is_not_glued_to_the_previous_one(services):
+    history = [{"role": "user", "content": "How long does delivery take?"}, {"role": "assistant", "content": "3-5 days"}]
+    result = services.support.chat("Do you sell spaceships?", history)
+    assert result["handoff"]
+
+
+def test_verified_source_is_shown_with_a_badge(services):
+    from aigc_demo.ui.tabs.support import render_answer
+
+    first = services.support.chat("How long does delivery take?")
+    services.feedback.rate(first["output_id"], "up")
+    shown = render_answer(services.support.chat("How long does delivery take?"))
+    assert "✅ **verified answer**" in shown

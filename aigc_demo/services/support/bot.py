@@ -61,8 +61,12 @@ FOLLOW_UP = re.compile(
 
 
 def is_follow_up(message: str) -> bool:
-    """Does the message lean on the previous turn (a pronoun, "and…", or almost no terms)?"""
-    return bool(FOLLOW_UP.search(message)) or len(set(tokenize(message))) <= 2
+    """Does the message lean on the previous turn ("and…", "what about…", a pronoun)?
+
+    Only explicit markers count: a short new question ("Do you sell spaceships?") is a new
+    topic, and joining it to the previous question would answer the old one again.
+    """
+    return bool(FOLLOW_UP.search(message))
 
 
 GREETING = {
@@ -222,13 +226,12 @@ class SupportService:
         hits, confidence = index.search(message, top_k=top_k)
         previous = [m["content"] for m in history if m["role"] == "user"]
         query = message
-        if previous:
+        if previous and is_follow_up(message):
+            # "and how long does it take?" means the earlier topic: search with both, and
+            # keep the joined search unless the message alone is clearly more confident.
             joined = f"{previous[-1]} {message}"
             hits2, confidence2 = index.search(joined, top_k=top_k)
-            # A follow-up ("and how long does it take?") means the earlier topic; a full
-            # question stands alone unless the joined query is clearly better.
-            follow_up = is_follow_up(message) and confidence2 >= self.settings.support_min_confidence
-            if follow_up or confidence2 > confidence + 0.05:
+            if confidence2 + 0.05 >= confidence:
                 hits, confidence, query = hits2, confidence2, joined
         return hits, confidence, query
 

@@ -34,7 +34,8 @@ def render_answer(result: dict[str, Any]) -> str:
     for src in result["sources"]:
         title = _md_escape(src["title"])
         link = f"[{title}]({src['url']})" if src.get("url", "").startswith(("https://", "http://")) else title
-        lines.append(f"{src['rank']}. {link} — <small>{_md_escape(src['snippet'][:120])}…</small>")
+        badge = "✅ **verified answer** · " if src.get("verified") else ""
+        lines.append(f"{src['rank']}. {badge}{link} — <small>{_md_escape(src['snippet'][:120])}…</small>")
     if lines:
         text += "\n\n**Sources / 来源**\n" + "\n".join(lines)
     return text
