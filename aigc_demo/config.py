@@ -41,6 +41,13 @@ PROFILE_DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 
+# Text models offered in the Text tab's dropdown, besides the default.
+PROFILE_TEXT_CHOICES: dict[str, list[str]] = {
+    "offline": ["packaged:smollm2-135m-instruct", "packaged:gemma3-270m"],
+    "gpu": ["Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"],
+}
+
+
 def _default_data_dir() -> Path:
     # /data is the persistent disk of a Hugging Face Space; use it when present.
     spaces_disk = Path("/data")
@@ -79,6 +86,9 @@ class Settings(BaseSettings):
 
     text_model: str = ""
     """Text / chat model: Hub id, local directory or packaged:NAME. Empty = the profile's default."""
+
+    text_models: str = ""
+    """Other text models the Text tab offers (comma-separated). Empty = the profile's list."""
 
     text_backend: str = "transformers"
     """Backend that runs the text model (see models/registry.py)."""
@@ -147,7 +157,7 @@ class Settings(BaseSettings):
     admin_token: str = ""
     """Token that unlocks admin views (insights, exports, KB upload). Empty = locked."""
 
-    @field_validator("text_model", "image_model", "embed_model", "text_backend")
+    @field_validator("text_model", "image_model", "embed_model", "text_backend", "text_models")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
@@ -179,6 +189,11 @@ class Settings(BaseSettings):
         """The configured model for a kind, or the profile's default."""
         explicit = getattr(self, f"{kind}_model")
         return explicit or PROFILE_DEFAULTS[self.effective_profile][f"{kind}_model"]
+
+    @property
+    def text_model_choices(self) -> list[str]:
+        listed = self.text_models or ",".join(PROFILE_TEXT_CHOICES[self.effective_profile])
+        return [m.strip() for m in listed.split(",") if m.strip()]
 
     @property
     def resolved_support_answer_mode(self) -> Literal["extractive", "llm"]:

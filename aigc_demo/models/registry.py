@@ -78,36 +78,59 @@ def backend_factory(kind: Kind, name: str) -> Factory:
 
 
 class ModelRegistry:
-    """Lazily loaded models, one per kind, shared by every tab and request."""
+    """Lazily loaded models, shared by every tab and request.
+
+    Each kind has a default model (the profile's or the setting's); the text kind may
+    also load the other models the profile offers (``AIGC_TEXT_MODELS``), each once.
+    """
 
     def __init__(self, settings: Settings, *, preloaded: dict[str, Any] | None = None) -> None:
         self.settings = settings
-        self._models: dict[str, Any] = dict(preloaded or {})
-        self._locks = {kind: threading.Lock() for kind in ("text", "image", "embed")}
-        self._errors: dict[str, str] = {}
-        self.load_seconds: dict[str, float] = {}
+        self._models: dict[tuple[str, str], Any] = {
+            (kind, settings.model_for(kind)): model for kind, model in (preloaded or {}).items()  # type: ignore[arg-type]
+        }
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._errors: dict[tuple[str, str], str] = {}
+        self.load_seconds: dict[tuple[str, str], float] = {}
 
     def model_id(self, kind: Kind) -> str:
         return self.settings.model_for(kind)
 
-    def is_loaded(self, kind: Kind) -> bool:
-        return kind in self._models
+    def text_choices(self) -> list[str]:
+        """Text models this deployment offers: the default first, then the others available."""
+        choices = [self.model_id("text")]
+        for model_id in self.settings.text_model_choices:
+            if model_id not in choices and (not packaged.is_packaged(model_id) or packaged.available(model_id)):
+                choices.append(model_id)
+        return choices
 
-    def get(self, kind: Kind) -> Any:
-        model = self._models.get(kind)
+    def _key(self, kind: Kind, model_id: str | None) -> tuple[str, str]:
+        return kind, model_id or self.model_id(kind)
+
+    def is_loaded(self, kind: Kind, model_id: str | None = None) -> bool:
+        return self._key(kind, model_id) in self._models
+
+    def get(self, kind: Kind, model_id: str | None = None) -> Any:
+        key = self._key(kind, model_id)
+        model = self._models.get(key)
         if model is not None:
             return model
-        with self._locks[kind]:
-            if kind in self._models:  # another request loaded it while we waited
-                return self._models[kind]
-            model_id = self.model_id(kind)
+        if kind == "text" and key[1] not in self.text_choices():
+            raise ModelLoadError(f"Unknown text model {key[1][:80]!r}; choose one of: {', '.join(self.text_choices())}")
+        with self._locks_guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key in self._models:  # another request loaded it while we waited
+                return self._models[key]
+            model_id = key[1]
             backend = self.settings.text_backend if kind == "text" else DEFAULT_BACKEND[kind]
             start = time.perf_counter()
             try:
                 model = backend_factory(kind, backend)(self.settings, model_id)
                 model.load()
             except ModelLoadError as exc:
-                self._errors[kind] = exc.message
+                self._errors[key] = exc.message
                 log.error("%s model failed to load: %s", kind, exc.message)
                 raise
             except Exception as exc:  # noqa: BLE001 - a broken model breaks only its tab
@@ -116,29 +139,35 @@ class ModelRegistry:
                     f"The {kind} model {model_id!r} could not be prepared ({type(exc).__name__}). "
                     f"Check AIGC_{kind.upper()}_MODEL; the server log has details."
                 )
-                self._errors[kind] = message
+                self._errors[key] = message
                 raise ModelLoadError(message) from exc
-            self.load_seconds[kind] = time.perf_counter() - start
-            self._errors.pop(kind, None)
-            log.info("%s model %s loaded in %.1fs", kind, model_id, self.load_seconds[kind])
-            self._models[kind] = model
+            self.load_seconds[key] = time.perf_counter() - start
+            self._errors.pop(key, None)
+            log.info("%s model %s loaded in %.1fs", kind, model_id, self.load_seconds[key])
+            self._models[key] = model
             return model
 
-    def info(self, kind: Kind) -> dict[str, str]:
+    def info(self, kind: Kind, model_id: str | None = None) -> dict[str, str]:
         """What a record stores about the model: id, backend, profile."""
-        model = self._models.get(kind)
+        key = self._key(kind, model_id)
+        model = self._models.get(key)
         backend = getattr(model, "backend", None) or (
             self.settings.text_backend if kind == "text" else DEFAULT_BACKEND[kind]
         )
-        return {"id": self.model_id(kind), "backend": backend, "profile": self.settings.effective_profile}
+        return {"id": key[1], "backend": backend, "profile": self.settings.effective_profile}
 
     def status(self) -> dict[str, Any]:
-        return {
-            kind: {
-                "id": self.model_id(kind),
-                "loaded": kind in self._models,
-                "error": self._errors.get(kind),
-                "load_seconds": round(self.load_seconds[kind], 2) if kind in self.load_seconds else None,
+        out: dict[str, Any] = {}
+        for kind in ("text", "image", "embed"):
+            key = self._key(kind, None)  # type: ignore[arg-type]
+            out[kind] = {
+                "id": key[1],
+                "loaded": key in self._models,
+                "error": self._errors.get(key),
+                "load_seconds": round(self.load_seconds[key], 2) if key in self.load_seconds else None,
             }
-            for kind in ("text", "image", "embed")
-        }
+        out["text"]["choices"] = self.text_choices()
+        return out
+
+    def loaded(self) -> list[str]:
+        return sorted(f"{kind}:{model_id}" for kind, model_id in self._models)

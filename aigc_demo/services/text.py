@@ -16,59 +16,89 @@ from aigc_demo.errors import InvalidInput
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.text import GenerationStats, TextRequest
+from aigc_demo.services.support.retrieval import contains_cjk
 from aigc_demo.services.validation import clean_text, number, resolve_seed
 
 
 @dataclass(frozen=True)
 class Preset:
+    """A scenario: prompt templates (``{input}`` is the user's text) in English and Chinese,
+    an optional system prompt, and the sampling settings that suit it."""
+
     key: str
     label: str
-    template: str  # "{input}" is the user's text
-    system: str = ""
+    template_en: str
+    template_zh: str
+    system_en: str = ""
+    system_zh: str = ""
     temperature: float = 0.7
     max_new_tokens: int = 256
+    top_p: float = 0.95
+
+    def render(self, text: str) -> tuple[str, str]:
+        """(user message, system prompt) in the language of the user's text."""
+        if contains_cjk(text):
+            return self.template_zh.format(input=text), self.system_zh
+        return self.template_en.format(input=text), self.system_en
 
 
 PRESETS: dict[str, Preset] = {
     p.key: p
     for p in [
-        Preset("free", "Free-form / 自由输入", "{input}"),
+        Preset("free", "Free-form / 自由输入", "{input}", "{input}"),
         Preset(
-            "marketing",
-            "Marketing copy / 营销文案",
-            "Write short, vivid marketing copy for the following product. Use the same language as the product "
-            "description.\n\nProduct: {input}",
-            system="You are an expert copywriter.",
-            temperature=0.8,
+            "marketing", "Marketing copy / 营销文案",
+            "Write short, vivid marketing copy (about 80 words) for this product:\n\n{input}",
+            "为下面的产品写一段简短、生动的营销文案（约 150 字）：\n\n{input}",
+            system_en="You are an expert copywriter.", system_zh="你是一名资深文案。", temperature=0.8,
         ),
         Preset(
-            "product",
-            "Product description / 商品描述",
-            "Write a clear product description (3-5 sentences, with key features) for: {input}",
-            system="You write accurate, friendly e-commerce product descriptions.",
+            "product", "Product description / 商品描述",
+            "Write a clear product description (3-5 sentences, key features first) for:\n\n{input}",
+            "为下面的商品写一段清晰的商品详情描述（3-5 句，先写核心卖点）：\n\n{input}",
+            system_en="You write accurate, friendly e-commerce product descriptions.",
+            system_zh="你擅长撰写准确、亲切的电商商品描述。",
         ),
         Preset(
-            "summary",
-            "Summary / 摘要",
-            "Summarize the following text in 3 bullet points, in its own language.\n\n{input}",
+            "summary", "Summary / 摘要",
+            "Summarize the following text in 3 bullet points:\n\n{input}",
+            "用 3 个要点总结下面的文字：\n\n{input}",
             temperature=0.3,
         ),
         Preset(
-            "translate",
-            "Translate zh↔en / 中英互译",
-            "Translate the following text. If it is Chinese, translate it to English; otherwise translate it to "
-            "Simplified Chinese. Output only the translation.\n\n{input}",
+            "translate", "Translate zh↔en / 中英互译",
+            "Translate the following text into Simplified Chinese. Output only the translation.\n\n{input}",
+            "把下面的文字翻译成英文，只输出译文。\n\n{input}",
             temperature=0.2,
         ),
         Preset(
-            "email",
-            "Email reply / 邮件回复",
+            "email", "Email reply / 邮件回复",
             "Write a polite, concise reply to this email:\n\n{input}",
-            system="You are a helpful customer-service agent.",
+            "针对下面这封邮件，写一封礼貌、简洁的回复：\n\n{input}",
+            system_en="You are a helpful customer-service agent.", system_zh="你是一名耐心专业的客服。",
         ),
-        Preset("slogan", "Slogan / 口号", "Write 5 catchy slogans for: {input}", temperature=0.9, max_new_tokens=128),
+        Preset(
+            "social", "Social post / 社交媒体帖子",
+            "Write an engaging social media post (under 60 words, 2-3 hashtags) about:\n\n{input}",
+            "写一条吸引人的社交媒体帖子（100 字以内，带 2-3 个话题标签），主题：\n\n{input}",
+            temperature=0.9, max_new_tokens=160,
+        ),
+        Preset(
+            "slogan", "Slogan / 口号",
+            "Write 5 catchy slogans for: {input}",
+            "为以下内容写 5 条朗朗上口的宣传口号：{input}",
+            temperature=0.9, max_new_tokens=128,
+        ),
+        Preset(
+            "poem", "Poem / 诗歌",
+            "Write a short poem about: {input}",
+            "以此为题写一首短诗：{input}",
+            temperature=1.0, max_new_tokens=200,
+        ),
     ]
 }
+
+MODES = ("chat", "continue")
 
 
 @dataclass
@@ -95,9 +125,15 @@ class TextService:
         top_p: object = 0.95,
         seed: object = -1,
         stop: object = "",
-        system: str = "",
+        system: object = "",
+        mode: object = "chat",
     ) -> tuple[TextRequest, str]:
-        """Validate everything before any model work; return the request and the preset key."""
+        """Validate everything before any model work; return the request and the preset key.
+
+        ``mode="chat"`` wraps the text in the preset's template and the model's chat
+        template; ``mode="continue"`` feeds the raw text to the model to continue (what a
+        base model such as Gemma-3-270M is for).
+        """
         text = clean_text(prompt, name="prompt", max_chars=self.settings.max_prompt_chars)
         preset_key = (preset or "free").strip() if isinstance(preset, str) else "free"
         if preset_key not in PRESETS:
@@ -110,8 +146,14 @@ class TextService:
             seed=resolve_seed(seed),
             stop=_parse_stop(stop),
         )
-        user = chosen.template.format(input=text)
-        system_text = (system or chosen.system).strip()
+        if mode not in MODES:
+            raise InvalidInput(f"mode must be 'chat' or 'continue', got {str(mode)[:20]!r}")
+        system_text = clean_text(system, name="system prompt", max_chars=self.settings.max_prompt_chars, required=False)
+        if mode == "continue":
+            request.prompt, request.messages = text, None
+            return request, preset_key
+        user, preset_system = chosen.render(text)
+        system_text = system_text or preset_system
         request.messages = ([{"role": "system", "content": system_text}] if system_text else []) + [
             {"role": "user", "content": user}
         ]
@@ -128,8 +170,9 @@ class TextService:
     ) -> Iterator[TextUpdate]:
         """Stream updates; ``should_stop()`` ends generation early but still returns a
         result, so a stopped answer can be read, copied and rated like any other."""
+        model_id = options.pop("model", None) or None
         request, preset_key = self.build_request(prompt, **options)
-        model = self.registry.get("text")
+        model = self.registry.get("text", model_id)
         stats = GenerationStats()
         started = time.perf_counter()
         text = ""
@@ -147,13 +190,15 @@ class TextService:
         latency_ms = (time.perf_counter() - started) * 1000
         params = {
             "preset": preset_key,
+            "mode": options.get("mode") or "chat",
+            "system": (options.get("system") or "").strip() or None,
             "max_new_tokens": request.max_new_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
             "seed": request.seed,
             "stop": request.stop,
         }
-        model_info = self.registry.info("text")
+        model_info = self.registry.info("text", model_id)
         output = GeneratedOutput(
             tab="text",
             model=model_info,

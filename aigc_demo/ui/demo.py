@@ -79,6 +79,7 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
                 "profile": profile,
                 "data_dir": str(Path(settings.data_dir).resolve()),
                 "models": services.registry.status(),
+                "loaded": services.registry.loaded(),
             }
 
         gr.api(health, api_name="health", queue=False)

@@ -1,4 +1,4 @@
-"""Text studio tab: scenario preset, prompt, streamed output, stats, rating.
+"""Text studio tab: scenario preset, model, prompt, streamed output, stats, rating.
 
 Components first (``_render``), events last (``_wire``), like gradio's own
 ``ChatInterface``. The ``/generate_text`` API calls the same service generator.
@@ -16,7 +16,10 @@ from aigc_demo.services.text import PRESETS
 from aigc_demo.ui.common import Services, session_of, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
 
-STREAM_INTERVAL_S = 0.05  # coalesce tokens: ~20 UI updates/s look smooth and cost little
+# Coalesce tokens: ~12 UI updates/s look smooth, and each update re-sends the whole text,
+# so fewer updates keep the serving overhead small (bench/text_stream.py measures it).
+STREAM_INTERVAL_S = 0.08
+INPUT_KEYS = ("prompt", "preset", "max_new_tokens", "temperature", "top_p", "seed", "stop_strings", "system", "mode", "model")
 
 
 def build_text_tab(services: Services, examples: list[str]) -> None:
@@ -27,33 +30,48 @@ def build_text_tab(services: Services, examples: list[str]) -> None:
 def _render(services: Services, examples: list[str]) -> dict[str, Any]:
     s = services.settings
     ui: dict[str, Any] = {}
+    free = PRESETS["free"]
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
-            ui["preset"] = gr.Dropdown(
-                choices=[(p.label, p.key) for p in PRESETS.values()], value="free", label="Scenario / 场景"
-            )
+            with gr.Row():
+                ui["preset"] = gr.Dropdown(
+                    choices=[(p.label, p.key) for p in PRESETS.values()], value="free", label="Scenario / 场景", scale=3
+                )
+                choices = services.registry.text_choices()
+                ui["model"] = gr.Dropdown(choices=choices, value=choices[0], label="Model / 模型", scale=3)
             ui["prompt"] = gr.Textbox(
                 label="Prompt / 提示词",
                 placeholder="Describe what to write… (Ctrl+Enter or Shift+Enter to generate)",
-                elem_id="text-prompt",
                 lines=5,
                 max_length=s.max_prompt_chars,
                 autofocus=True,
+                elem_id="text-prompt",
             )
             with gr.Row():
-                ui["generate"] = gr.Button("✨ Generate", variant="primary", elem_id="text-generate")
-                ui["stop"] = gr.Button("⏹ Stop", variant="stop", visible=False)
+                ui["generate"] = gr.Button("✨ Generate", variant="primary", elem_id="text-generate", scale=3)
+                ui["stop"] = gr.Button("⏹ Stop", variant="stop", visible=False, scale=3, elem_id="text-stop")
+                ui["regenerate"] = gr.Button("🔄 New seed", scale=1, min_width=110, elem_id="text-regenerate")
             with gr.Accordion("Parameters / 参数", open=False):
-                ui["max_new_tokens"] = gr.Slider(16, s.max_new_tokens_cap, value=min(256, s.max_new_tokens_cap), step=16, label="Max new tokens")
-                ui["temperature"] = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature (0 = greedy)")
-                ui["top_p"] = gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="Top-p")
+                ui["max_new_tokens"] = gr.Slider(
+                    16, s.max_new_tokens_cap, value=min(free.max_new_tokens, s.max_new_tokens_cap), step=16, label="Max new tokens"
+                )
+                ui["temperature"] = gr.Slider(0.0, 2.0, value=free.temperature, step=0.05, label="Temperature (0 = greedy)")
+                ui["top_p"] = gr.Slider(0.05, 1.0, value=free.top_p, step=0.05, label="Top-p")
                 ui["seed"] = gr.Number(value=-1, precision=0, label="Seed (−1 = random)")
                 ui["stop_strings"] = gr.Textbox(label="Stop strings (separate with |)", placeholder="e.g. \\n\\n|END")
+                ui["system"] = gr.Textbox(
+                    label="System prompt (advanced; empty = the scenario's own)", lines=2, max_length=s.max_prompt_chars
+                )
+                ui["mode"] = gr.Radio(
+                    [("Chat (instruction)", "chat"), ("Continue my text (base models)", "continue")], value="chat", label="Mode"
+                )
             if examples:
                 gr.Examples(examples=[[e] for e in examples], inputs=[ui["prompt"]], label="Try one")
         with gr.Column(scale=6, min_width=320):
-            ui["output"] = gr.Textbox(label="Output / 输出", lines=14, interactive=False, buttons=["copy"], elem_id="text-output")
-            ui["stats"] = gr.Markdown(elem_classes=["stats"])
+            ui["output"] = gr.Textbox(
+                label="Output / 输出", lines=14, interactive=False, buttons=["copy"], elem_id="text-output", autoscroll=True
+            )
+            ui["stats"] = gr.Markdown(elem_classes=["stats"], elem_id="text-stats")
             ui["rating"] = build_rating_widget(services.feedback)
     return ui
 
@@ -79,28 +97,22 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     # would kill the generator before it could keep and register the partial answer.
     stop_flags: dict[str, threading.Event] = {}
 
-    def generate(prompt, preset, max_new_tokens, temperature, top_p, seed, stop, request: gr.Request):
-        model_id = registry.model_id("text")
-        # Validate before showing any progress, so a bad input gets its message at once.
-        services.text.build_request(
-            prompt, preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop
+    def generate(prompt, preset, max_new_tokens, temperature, top_p, seed, stop, system, mode, model, request: gr.Request):
+        options = dict(
+            preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+            stop=stop, system=system, mode=mode,
         )
-        loading = "" if registry.is_loaded("text") else f"⏳ Loading the text model `{model_id}` (first use only)…"
+        # Validate before showing any progress, so a bad input gets its message at once.
+        services.text.build_request(prompt, **options)
+        model_id = model or registry.model_id("text")
+        loading = "" if registry.is_loaded("text", model_id) else f"⏳ Loading `{model_id}` (first use only)…"
         yield "", loading, *rating.reset(None)  # a new answer: the old rating controls reset
         session = session_of(request)
         flag = stop_flags[session] = threading.Event()
         try:
             last = 0.0
             for update in services.text.stream(
-                prompt,
-                preset=preset,
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                seed=seed,
-                stop=stop,
-                session_id=session,
-                should_stop=flag.is_set,
+                prompt, model=model_id, session_id=session, should_stop=flag.is_set, **options
             ):
                 now = time.monotonic()
                 if update.done:
@@ -114,15 +126,31 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             if stop_flags.get(session) is flag:
                 del stop_flags[session]
 
-    inputs = [ui[k] for k in ("prompt", "preset", "max_new_tokens", "temperature", "top_p", "seed", "stop_strings")]
+    def apply_preset(key: str):
+        """A scenario brings its suggested sampling settings (the user can still change them)."""
+        preset = PRESETS.get(key, PRESETS["free"])
+        cap = services.settings.max_new_tokens_cap
+        return gr.update(value=preset.temperature), gr.update(value=min(preset.max_new_tokens, cap)), gr.update(value=preset.top_p)
+
+    inputs = [ui[k] for k in INPUT_KEYS]
     outputs = [ui["output"], ui["stats"], *rating.components]
     show_stop = lambda: (gr.update(visible=False), gr.update(visible=True))  # noqa: E731
     hide_stop = lambda: (gr.update(visible=True), gr.update(visible=False))  # noqa: E731
+    handler = user_errors(generate, outputs=len(outputs))
     for trigger in (ui["generate"].click, ui["prompt"].submit):
-        event = trigger(show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False).then(
-            user_errors(generate, outputs=len(outputs)), inputs, outputs, api_visibility="private", concurrency_id="llm"
+        event = trigger(show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
+        event.then(handler, inputs, outputs, api_visibility="private", concurrency_id="llm").then(
+            hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
         )
-        event.then(hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
+    # Regenerate: the same request with a fresh random seed.
+    ui["regenerate"].click(lambda: -1, None, [ui["seed"]], api_visibility="private", queue=False).then(
+        show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
+    ).then(handler, inputs, outputs, api_visibility="private", concurrency_id="llm").then(
+        hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
+    )
+    ui["preset"].change(
+        apply_preset, [ui["preset"]], [ui["temperature"], ui["max_new_tokens"], ui["top_p"]], api_visibility="private", queue=False
+    )
 
     def request_stop(request: gr.Request):
         flag = stop_flags.get(session_of(request))
@@ -140,18 +168,20 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         top_p: float = 0.95,
         seed: int = -1,
         stop: str = "",
+        system: str = "",
+        mode: str = "chat",
+        model: str = "",
         request: gr.Request = None,
     ) -> dict:
-        """Generate text; returns output_id, text, usage, timings, seed and model."""
+        """Generate text; returns output_id, text, usage, timings, seed and model.
+
+        preset: free, marketing, product, summary, translate, email, social, slogan, poem.
+        mode: chat (template + chat format) or continue (raw continuation, for base models).
+        model: one of the Text tab's models; empty = the default.
+        """
         return services.text.generate(
-            prompt,
-            preset=preset,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            stop=stop,
-            session_id=session_of(request),
+            prompt, preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+            stop=stop, system=system, mode=mode, model=model or None, session_id=session_of(request),
         )
 
     gr.api(user_errors(generate_text), api_name="generate_text", concurrency_id="llm")
