@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image
 
-from aigc_demo.errors import InvalidInput, NotFound, StorageError
+from aigc_demo.errors import AigcError, InvalidInput, NotFound, StorageError
 from aigc_demo.services.image import a1111_parameters
 
 RECORD_KEYS = {
@@ -206,3 +206,77 @@ def test_system_prompt_overrides_the_preset(services):
 def test_bad_mode_is_rejected(services):
     with pytest.raises(InvalidInput, match="mode must be 'chat' or 'continue'"):
         services.text.generate("x", mode="rap")
+
+
+def test_each_image_of_a_batch_can_be_rated_alone(services):
+    result = services.image.generate("a fox", seed=10, num_images=3, width=64, height=64)
+    services.feedback.rate(result["output_id"], "down", item=2, reasons=["low quality"])
+    services.feedback.rate(result["output_id"], "up")
+    first, whole = services.feedback.read_ratings()
+    assert first.item == 2 and first.params["seed"] == 12 and first.output["path"] == result["images"][2]
+    assert whole.item is None and len(whole.output["images"]) == 3
+    with pytest.raises(InvalidInput, match="item must be between 0 and 2"):
+        services.feedback.rate(result["output_id"], "up", item=3)
+
+
+def test_style_is_applied_and_recorded(services):
+    result = services.image.generate("a lamp", style="Product shot", negative_prompt="dust", width=64, height=64, seed=1)
+    img = Image.open(result["image"])
+    recipe = json.loads(img.text["aigc"])
+    assert recipe["prompt"].startswith("studio product photo of a lamp")
+    assert recipe["negative_prompt"].startswith("dust, clutter") and recipe["style"] == "Product shot"
+    output = services.feedback.outputs.get(result["output_id"])
+    assert output.prompt == "a lamp" and output.params["style"] == "Product shot"
+    with pytest.raises(InvalidInput, match="Unknown style 'Nope'"):
+        services.image.generate("x", style="Nope")
+
+
+def test_cuda_out_of_memory_becomes_advice_and_the_next_request_works(services, monkeypatch):
+    import torch
+
+    backend = services.registry.get("image")
+    real = backend.generate
+    calls = []
+
+    def oom_once(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(**kwargs)
+
+    released = []
+    monkeypatch.setattr(backend, "generate", oom_once)
+    monkeypatch.setattr("aigc_demo.services.image.release_gpu_memory", lambda: released.append(1))
+    with pytest.raises(AigcError) as info:
+        services.image.generate("x", width=1024, height=1024, num_images=4)
+    assert info.value.message.startswith("Out of GPU memory at 1024×1024 × 4. Try 768×768 or fewer images")
+    assert released == [1]
+    assert services.image.generate("x", width=64, height=64)["images"]
+
+
+def test_zero_gpu_shim_is_a_no_op_off_spaces(monkeypatch):
+    from aigc_demo.models.device import zero_gpu
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+
+    def fn(x):
+        return x * 2
+
+    assert zero_gpu(duration=5)(fn) is fn
+
+
+def test_zero_gpu_shim_wraps_with_spaces_gpu_on_zero_gpu(monkeypatch):
+    import sys
+    import types
+
+    from aigc_demo.models import device
+
+    seen = {}
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda duration: (lambda f: (seen.setdefault("duration", duration), f)[1])
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    monkeypatch.setattr(device.importlib.util, "find_spec", lambda name: object())
+    estimate = lambda *a: 30  # noqa: E731
+    wrapped = device.zero_gpu(duration=estimate)(lambda: "ran")
+    assert wrapped() == "ran" and seen["duration"] is estimate

@@ -45,6 +45,7 @@ class FeedbackRecord:
     messages: list[dict[str, Any]] | None = None
     sources: list[dict[str, Any]] | None = None
     latency_ms: float | None = None
+    item: int | None = None  # which image of a batch was rated (None: the whole output)
     session_id: str = ""
     variant: str | None = None
     app_version: str = ""

@@ -151,6 +151,7 @@ class FeedbackService:
         *,
         reasons: list[str] | None = None,
         session_id: str = "",
+        item: int | None = None,
     ) -> FeedbackRecord:
         """Append a rating; raise InvalidInput / NotFound / StorageError with a clear message."""
         rating = (rating or "").strip().lower()
@@ -166,6 +167,16 @@ class FeedbackService:
                 f"Unknown output_id {str(output_id)[:64]!r}: rate an output this app generated "
                 "(the id is returned by /generate_text, /generate_image and /support_chat)."
             )
+        params, result = output.params, output.output
+        if item is not None and item >= 0:
+            images = output.output.get("images") or []
+            if not 0 <= item < len(images):
+                raise InvalidInput(f"item must be between 0 and {max(len(images) - 1, 0)} for this output, got {item}")
+            # Rate one image of a batch: the record describes that image alone.
+            params = {**output.params, "seed": images[item].get("seed", output.params.get("seed"))}
+            result = images[item]
+        else:
+            item = None
         record = FeedbackRecord(
             tab=output.tab,
             output_id=output.output_id,
@@ -173,10 +184,11 @@ class FeedbackService:
             comment=comment,
             reasons=reasons,
             model=output.model,
-            params=output.params,
+            params=params,
             prompt=output.prompt,
             messages=output.messages,
-            output=output.output,
+            output=result,
+            item=item,
             sources=output.sources,
             latency_ms=output.latency_ms,
             session_id=session_id or output.session_id,

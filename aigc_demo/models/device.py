@@ -1,8 +1,23 @@
-"""Device and dtype choice, kept in one place so every backend agrees."""
+"""Device and dtype choice, GPU memory recovery and the ZeroGPU shim, in one place.
+
+On a Hugging Face ZeroGPU Space a GPU is attached only inside functions decorated with
+``spaces.GPU``; :func:`zero_gpu` applies that decorator when the ``spaces`` package is
+present and the Space runs on ZeroGPU, and is a no-op everywhere else, so the same code
+runs on a laptop, a GPU box and a Space.
+"""
 
 from __future__ import annotations
 
+import functools
+import gc
+import importlib.util
+import logging
+import os
+from typing import Any, Callable
+
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(preference: str = "auto") -> str:
@@ -23,3 +38,37 @@ def pick_dtype(device: str) -> torch.dtype:
     if device == "mps":
         return torch.float16
     return torch.float32
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
+
+
+def release_gpu_memory() -> None:
+    """Free what a failed request left behind so the next one can run."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def on_zero_gpu() -> bool:
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true") and importlib.util.find_spec("spaces") is not None
+
+
+def zero_gpu(*, duration: int | Callable[..., int] = 60) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``spaces.GPU(duration=...)`` on ZeroGPU; elsewhere the function is returned unchanged.
+
+    ``duration`` may be a function of the call's arguments (an estimate per request), as
+    ``spaces.GPU`` accepts.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not on_zero_gpu():
+            return fn
+        import spaces  # type: ignore[import-not-found]
+
+        log.info("ZeroGPU: %s runs with spaces.GPU", fn.__qualname__)
+        return functools.wraps(fn)(spaces.GPU(duration=duration)(fn))
+
+    return decorate

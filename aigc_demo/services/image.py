@@ -7,8 +7,10 @@ reproduce it. Image ``i`` of a batch uses ``seed + i``.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,11 +19,58 @@ from typing import Any, Callable
 
 from PIL import PngImagePlugin
 
-from aigc_demo.config import Settings
-from aigc_demo.errors import InvalidInput
+from aigc_demo.config import ASSETS_DIR, Settings
+from aigc_demo.errors import AigcError, InvalidInput
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
+from aigc_demo.models.device import is_out_of_memory, release_gpu_memory, zero_gpu
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.validation import clean_text, number, resolve_seed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Style:
+    """A1111 ``styles.csv`` row: ``{prompt}`` in ``prompt`` is the user's prompt."""
+
+    name: str
+    prompt: str
+    negative_prompt: str
+
+    def apply(self, prompt: str, negative: str) -> tuple[str, str]:
+        styled = self.prompt.replace("{prompt}", prompt) if "{prompt}" in self.prompt else f"{prompt}, {self.prompt}"
+        negatives = ", ".join(n for n in (negative, self.negative_prompt) if n)
+        return styled.strip(", "), negatives
+
+
+def load_styles(path: Path) -> dict[str, Style]:
+    """Styles from an A1111-format CSV (name, prompt, negative_prompt); a bad file means no styles."""
+    styles = {"None": Style("None", "{prompt}", "")}
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            for row in csv.DictReader(fh):
+                name = (row.get("name") or "").strip()
+                if name:
+                    styles[name] = Style(name, row.get("prompt") or "{prompt}", row.get("negative_prompt") or "")
+    except (OSError, csv.Error) as exc:
+        log.warning("no image styles from %s: %s", path, exc)
+    return styles
+
+
+SIZE_PRESETS: dict[str, tuple[int, int]] = {
+    "Square 256": (256, 256),
+    "Square 512": (512, 512),
+    "Square 768": (768, 768),
+    "Square 1024": (1024, 1024),
+    "Portrait 512×768": (512, 768),
+    "Landscape 768×512": (768, 512),
+    "Wide 1024×576": (1024, 576),
+    "Tall 576×1024": (576, 1024),
+}
+
+
+def size_presets(max_side: int) -> dict[str, tuple[int, int]]:
+    return {k: v for k, v in SIZE_PRESETS.items() if max(v) <= max_side}
 
 
 @dataclass(frozen=True)
@@ -45,7 +94,7 @@ def defaults_for(model_id: str) -> ImageDefaults:
 
 @dataclass
 class ImageParams:
-    prompt: str
+    prompt: str  # as the model sees it (style applied)
     negative_prompt: str
     steps: int
     guidance_scale: float
@@ -53,6 +102,8 @@ class ImageParams:
     height: int
     seed: int
     num_images: int
+    style: str = "None"
+    user_prompt: str = ""
 
 
 class ImageService:
@@ -61,6 +112,7 @@ class ImageService:
         self.feedback = feedback
         self.settings = settings
         self.out_dir = Path(settings.data_dir) / "images"
+        self.styles = load_styles(ASSETS_DIR / "styles.csv")
 
     @property
     def defaults(self) -> ImageDefaults:
@@ -81,11 +133,20 @@ class ImageService:
         height: object = None,
         seed: object = -1,
         num_images: object = 1,
+        style: object = "None",
     ) -> ImageParams:
         s, d = self.settings, self.defaults
+        style_name = str(style or "None")
+        if style_name not in self.styles:
+            raise InvalidInput(f"Unknown style {style_name[:40]!r}; choose one of: {', '.join(self.styles)}")
+        user_prompt = clean_text(prompt, name="prompt", max_chars=s.max_prompt_chars)
+        user_negative = clean_text(negative_prompt, name="negative prompt", max_chars=s.max_prompt_chars, required=False)
+        styled, styled_negative = self.styles[style_name].apply(user_prompt, user_negative)
         params = ImageParams(
-            prompt=clean_text(prompt, name="prompt", max_chars=s.max_prompt_chars),
-            negative_prompt=clean_text(negative_prompt, name="negative prompt", max_chars=s.max_prompt_chars, required=False),
+            prompt=styled,
+            negative_prompt=styled_negative,
+            style=style_name,
+            user_prompt=user_prompt,
             steps=int(number(d.steps if steps is None else steps, name="steps", lo=1, hi=s.image_max_steps, integer=True)),
             guidance_scale=float(
                 number(d.guidance_scale if guidance_scale is None else guidance_scale, name="guidance scale", lo=0, hi=30)
@@ -108,24 +169,14 @@ class ImageService:
         params = self.validate(prompt, **options)
         model = self.registry.get("image")
         started = time.perf_counter()
-        images = model.generate(
-            prompt=params.prompt,
-            negative_prompt=params.negative_prompt,
-            steps=params.steps,
-            guidance_scale=params.guidance_scale,
-            width=params.width,
-            height=params.height,
-            seed=params.seed,
-            num_images=params.num_images,
-            on_step=on_step,
-        )
+        images = self._run(model, params, on_step)
         latency_ms = (time.perf_counter() - started) * 1000
         model_info = self.registry.info("image")
         output = GeneratedOutput(
             tab="image",
             model=model_info,
-            params={k: v for k, v in vars(params).items() if k != "prompt"},
-            prompt=params.prompt,
+            params={k: v for k, v in vars(params).items() if k not in ("prompt", "user_prompt")} | {"model_prompt": params.prompt},
+            prompt=params.user_prompt,
             output={},
             latency_ms=round(latency_ms, 1),
             session_id=session_id,
@@ -143,6 +194,34 @@ class ImageService:
             "latency_ms": round(latency_ms, 1),
         }
 
+    def _run(self, model: Any, params: ImageParams, on_step: Callable[[int, int], bool | None] | None) -> list[Any]:
+        """Run the model; turn a CUDA out-of-memory error into advice and free the memory."""
+        try:
+            return self._call_model(model, params, on_step)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            release_gpu_memory()
+            smaller = _smaller_side(max(params.width, params.height))
+            raise AigcError(
+                f"Out of GPU memory at {params.width}×{params.height} × {params.num_images}. "
+                f"Try {smaller}×{smaller} or fewer images; the memory has been released."
+            ) from None
+
+    @zero_gpu(duration=lambda self, model, params, on_step: estimate_seconds(params))
+    def _call_model(self, model: Any, params: ImageParams, on_step: Any) -> list[Any]:
+        return model.generate(
+            prompt=params.prompt,
+            negative_prompt=params.negative_prompt,
+            steps=params.steps,
+            guidance_scale=params.guidance_scale,
+            width=params.width,
+            height=params.height,
+            seed=params.seed,
+            num_images=params.num_images,
+            on_step=on_step,
+        )
+
     def _save(self, image: Any, params: ImageParams, seed: int, model_id: str, output_id: str, index: int) -> dict[str, Any]:
         day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         folder = self.out_dir / day
@@ -157,6 +236,7 @@ class ImageService:
             "height": params.height,
             "seed": seed,
             "model": model_id,
+            "style": params.style,
         }
         info = PngImagePlugin.PngInfo()
         info.add_itxt("parameters", a1111_parameters(recipe))
@@ -164,6 +244,16 @@ class ImageService:
         image.save(path, pnginfo=info)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return {"path": str(path), "sha256": digest, "width": image.width, "height": image.height, "seed": seed}
+
+
+def estimate_seconds(params: ImageParams) -> int:
+    """A ZeroGPU duration request: ~0.05 s per step per 512² image on an H100-class GPU, with headroom."""
+    megapixels = params.width * params.height / (512 * 512)
+    return int(min(120, 10 + params.steps * params.num_images * megapixels * 0.5))
+
+
+def _smaller_side(side: int) -> int:
+    return max(256, (int(side * 0.75) // 64) * 64)
 
 
 def a1111_parameters(recipe: dict[str, Any]) -> str:

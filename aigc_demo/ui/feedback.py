@@ -25,12 +25,14 @@ class RatingWidget:
     reasons: gr.CheckboxGroup
     comment: gr.Textbox
     status: gr.Markdown
+    item: gr.State  # which image of a batch is selected (None: the whole output)
 
     def reset(self, output_id: str | None) -> tuple[Any, ...]:
-        """Updates for (output_id, up, down, reasons, comment, status) after a new output."""
+        """Updates for (output_id, item, up, down, reasons, comment, status) after a new output."""
         enabled = bool(output_id)
         return (
             output_id,
+            None,
             gr.update(interactive=enabled),
             gr.update(interactive=enabled),
             gr.update(value=[]),
@@ -43,7 +45,7 @@ class RatingWidget:
 
     @property
     def components(self) -> list[Any]:
-        return [self.output_id, self.up, self.down, self.reasons, self.comment, self.status]
+        return [self.output_id, self.item, self.up, self.down, self.reasons, self.comment, self.status]
 
 
 def saved_message(record_id: str, rating: str) -> str:
@@ -59,17 +61,21 @@ def rate_and_report(
     *,
     reasons: list[str] | None = None,
     session_id: str = "",
+    item: int | None = None,
 ) -> tuple[str, bool]:
     """Store a rating from the UI; return (message for the user, saved?). Never raises."""
     if not output_id:
         return "Generate something first, then rate it.", False
     try:
-        record = feedback.rate(output_id, rating, comment or "", reasons=reasons, session_id=session_id)
+        record = feedback.rate(output_id, rating, comment or "", reasons=reasons, session_id=session_id, item=item)
     except AigcError as exc:
         reason = exc.message.removeprefix("rating not saved: ")
         gr.Warning(f"Rating not saved: {reason}")
         return f"⚠️ Rating not saved: {reason}", False
-    return saved_message(record.id, rating), True
+    message = saved_message(record.id, rating)
+    if record.item is not None:
+        message += f" — image {record.item + 1}"
+    return message, True
 
 
 def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
@@ -83,18 +89,21 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
             show_label=False, placeholder="Optional comment: what was good or wrong?", max_length=2000, lines=1
         )
     status = gr.Markdown(elem_classes=["rating-status"])
-    widget = RatingWidget(output_id, up, down, reasons, comment, status)
+    item = gr.State(None)
+    widget = RatingWidget(output_id, up, down, reasons, comment, status, item)
 
     def make_handler(rating: str):
-        def handler(oid: str | None, chosen: list[str], text: str, request: gr.Request) -> str:
-            return rate_and_report(feedback, oid, rating, text, reasons=chosen, session_id=session_of(request))[0]
+        def handler(oid: str | None, index: int | None, chosen: list[str], text: str, request: gr.Request) -> str:
+            return rate_and_report(
+                feedback, oid, rating, text, reasons=chosen, session_id=session_of(request), item=index
+            )[0]
 
         return user_errors(handler, outputs=1)
 
     for button, rating in ((up, "up"), (down, "down")):
         button.click(
             make_handler(rating),
-            [output_id, reasons, comment],
+            [output_id, item, reasons, comment],
             [status],
             api_visibility="private",
             concurrency_limit=None,  # never wait behind a generation

@@ -1,4 +1,5 @@
-"""Image studio tab: prompt, negative prompt, parameters, per-step progress, gallery, rating.
+"""Image studio tab: prompt, style, size preset, seed tools, per-step progress, stop,
+batch gallery with per-image rating, and this session's history.
 
 The offline profile runs an untrained placeholder pipeline; the tab says so plainly and
 explains how to point ``AIGC_IMAGE_MODEL`` at a real model.
@@ -6,10 +7,12 @@ explains how to point ``AIGC_IMAGE_MODEL`` at a real model.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import gradio as gr
 
+from aigc_demo.services.image import size_presets
 from aigc_demo.ui.common import Services, session_of, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
 
@@ -20,6 +23,8 @@ PLACEHOLDER_BANNER = (
     "diffusers directory, or a single-file `.safetensors` checkpoint, and restart. "
     "离线占位模型：生成的是抽象噪声；设置 `AIGC_IMAGE_MODEL` 即可使用真实模型。"
 )
+HISTORY_LIMIT = 48
+INPUT_KEYS = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images", "style")
 
 
 def build_image_tab(services: Services, examples: list[str]) -> None:
@@ -34,9 +39,21 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
         gr.Markdown(PLACEHOLDER_BANNER, elem_classes=["banner"], elem_id="image-placeholder-banner")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
-            ui["prompt"] = gr.Textbox(label="Prompt / 提示词", lines=3, max_length=s.max_prompt_chars, placeholder="A cozy reading nook, warm light… (Ctrl+Enter to generate)", elem_id="image-prompt")
-            ui["negative_prompt"] = gr.Textbox(label="Negative prompt / 反向提示词", lines=1, max_length=s.max_prompt_chars, placeholder="blurry, low quality")
-            ui["generate"] = gr.Button("🎨 Generate", variant="primary", elem_id="image-generate")
+            ui["prompt"] = gr.Textbox(
+                label="Prompt / 提示词", lines=3, max_length=s.max_prompt_chars,
+                placeholder="A cozy reading nook, warm light… (Ctrl+Enter to generate)", elem_id="image-prompt",
+            )
+            ui["negative_prompt"] = gr.Textbox(
+                label="Negative prompt / 反向提示词", lines=1, max_length=s.max_prompt_chars, placeholder="blurry, low quality"
+            )
+            with gr.Row():
+                ui["style"] = gr.Dropdown(list(services.image.styles), value="None", label="Style / 风格", scale=2)
+                presets = size_presets(s.image_max_side)
+                current = next((k for k, v in presets.items() if v == (d.width, d.height)), None)
+                ui["size"] = gr.Dropdown(list(presets), value=current, label="Size preset / 尺寸", scale=2)
+            with gr.Row():
+                ui["generate"] = gr.Button("🎨 Generate", variant="primary", elem_id="image-generate", scale=3)
+                ui["stop"] = gr.Button("⏹ Stop", variant="stop", visible=False, elem_id="image-stop", scale=3)
             with gr.Accordion("Parameters / 参数", open=True):
                 with gr.Row():
                     ui["width"] = gr.Slider(64, s.image_max_side, value=d.width, step=8, label="Width")
@@ -44,51 +61,97 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                 with gr.Row():
                     ui["steps"] = gr.Slider(1, s.image_max_steps, value=d.steps, step=1, label="Steps")
                     ui["guidance_scale"] = gr.Slider(0.0, 20.0, value=d.guidance_scale, step=0.5, label="Guidance scale")
-                with gr.Row():
-                    ui["seed"] = gr.Number(value=-1, precision=0, label="Seed (−1 = random)")
-                    ui["num_images"] = gr.Slider(1, s.image_max_batch, value=1, step=1, label="Images")
+                with gr.Row(equal_height=True):
+                    ui["seed"] = gr.Number(value=-1, precision=0, label="Seed (−1 = random)", scale=3)
+                    ui["random_seed"] = gr.Button("🎲", scale=0, min_width=48, elem_id="seed-random")
+                    ui["reuse_seed"] = gr.Button("♻️ last", scale=0, min_width=70, elem_id="seed-reuse")
+                    ui["num_images"] = gr.Slider(1, s.image_max_batch, value=1, step=1, label="Images", scale=3)
             if examples:
                 gr.Examples(examples=[[e] for e in examples], inputs=[ui["prompt"]], label="Try one")
         with gr.Column(scale=6, min_width=320):
-            ui["gallery"] = gr.Gallery(label="Result / 结果", columns=2, height=420, format="png", object_fit="contain", elem_id="image-gallery")
-            ui["info"] = gr.Markdown(elem_classes=["stats"])
+            ui["gallery"] = gr.Gallery(
+                label="Result — click an image to rate it alone / 结果（点选单张图片评分）", columns=2, height=420,
+                format="png", object_fit="contain", elem_id="image-gallery", buttons=["download", "fullscreen"],
+            )
+            ui["info"] = gr.Markdown(elem_classes=["stats"], elem_id="image-info")
             ui["rating"] = build_rating_widget(services.feedback)
+            ui["history"] = gr.Gallery(
+                label="This session / 本次会话", columns=6, height=160, format="png", object_fit="cover",
+                elem_id="image-history", buttons=["download"],
+            )
+    ui["last_seed"] = gr.State(None)
+    ui["history_items"] = gr.State([])
+    ui["result"] = gr.State(None)
     return ui
 
 
 def _wire(services: Services, ui: dict[str, Any]) -> None:
     rating = ui["rating"]
     image = services.image
+    stop_flags: dict[str, threading.Event] = {}
 
-    def generate(prompt, negative_prompt, steps, guidance_scale, width, height, seed, num_images, request: gr.Request, progress=gr.Progress()):
+    def generate(prompt, negative_prompt, steps, guidance_scale, width, height, seed, num_images, style, history,
+                 request: gr.Request, progress=gr.Progress()):
         options = dict(
-            negative_prompt=negative_prompt,
-            steps=steps,
-            guidance_scale=guidance_scale,
-            width=width,
-            height=height,
-            seed=seed,
-            num_images=num_images,
+            negative_prompt=negative_prompt, steps=steps, guidance_scale=guidance_scale, width=width, height=height,
+            seed=seed, num_images=num_images, style=style,
         )
         image.validate(prompt, **options)  # a bad value is reported before any work
         if not services.registry.is_loaded("image"):
             progress(0, desc="Loading the image model (first use only)…")
+        session = session_of(request)
+        flag = stop_flags[session] = threading.Event()
 
-        def on_step(step: int, total: int) -> None:
+        def on_step(step: int, total: int) -> bool:
             progress((step, total), desc=f"Step {step}/{total}", unit="steps")
+            return not flag.is_set()
 
-        result = image.generate(prompt, session_id=session_of(request), on_step=on_step, **options)
-        seeds = ", ".join(str(result["seed"] + i) for i in range(len(result["images"])))
+        try:
+            result = image.generate(prompt, session_id=session, on_step=on_step, **options)
+        finally:
+            if stop_flags.get(session) is flag:
+                del stop_flags[session]
+        n = len(result["images"])
+        seeds = ", ".join(str(result["seed"] + i) for i in range(n))
         info = f"✅ seed **{seeds}** · {result['latency_ms'] / 1000:.1f}s · `{result['model']}`"
         if result["placeholder"]:
             info += " · placeholder model (abstract noise)"
+        if n > 1:
+            info += " · 👆 click an image to rate it alone"
         gallery = [(path, f"seed {result['seed'] + i}") for i, path in enumerate(result["images"])]
-        return gallery, info, *rating.reset(result["output_id"])
+        history = (gallery + list(history or []))[:HISTORY_LIMIT]
+        return gallery, info, result["seed"], history, history, *rating.reset(result["output_id"])
 
-    inputs = [ui[k] for k in ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images")]
-    outputs = [ui["gallery"], ui["info"], *rating.components]
+    def select_image(evt: gr.SelectData):
+        return evt.index, f"Rating image {evt.index + 1} alone — or click 👍/👎 right away."
+
+    inputs = [ui[k] for k in INPUT_KEYS] + [ui["history_items"]]
+    outputs = [ui["gallery"], ui["info"], ui["last_seed"], ui["history_items"], ui["history"], *rating.components]
+    show_stop = lambda: (gr.update(visible=False), gr.update(visible=True))  # noqa: E731
+    hide_stop = lambda: (gr.update(visible=True), gr.update(visible=False))  # noqa: E731
+    handler = user_errors(generate, outputs=len(outputs))
     for trigger in (ui["generate"].click, ui["prompt"].submit):
-        trigger(user_errors(generate, outputs=len(outputs)), inputs, outputs, api_visibility="private", concurrency_id="image")
+        trigger(show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False).then(
+            handler, inputs, outputs, api_visibility="private", concurrency_id="image", show_progress_on=[ui["gallery"]]
+        ).then(hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
+
+    def request_stop(request: gr.Request):
+        flag = stop_flags.get(session_of(request))
+        if flag is not None:
+            flag.set()
+        return hide_stop()
+
+    ui["stop"].click(request_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
+    ui["gallery"].select(select_image, None, [rating.item, rating.status], api_visibility="private", queue=False)
+    ui["random_seed"].click(lambda: -1, None, [ui["seed"]], api_visibility="private", queue=False)
+    ui["reuse_seed"].click(
+        lambda last: -1 if last is None else last, [ui["last_seed"]], [ui["seed"]], api_visibility="private", queue=False
+    )
+    presets = size_presets(services.settings.image_max_side)
+    ui["size"].change(
+        lambda key: presets.get(key, (gr.skip(), gr.skip())), [ui["size"]], [ui["width"], ui["height"]],
+        api_visibility="private", queue=False,
+    )
 
     d = image.defaults
 
@@ -101,21 +164,18 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         height: int = d.height,
         seed: int = -1,
         num_images: int = 1,
+        style: str = "None",
         request: gr.Request = None,
     ) -> dict:
-        """Generate images; returns output_id, image (file), images (files), seed and model."""
+        """Generate images; returns output_id, image (file), images (files), seed and model.
+
+        Image i of a batch uses seed + i. style: a name from the Style dropdown (assets/styles.csv).
+        """
         from gradio.data_classes import FileData
 
         result = image.generate(
-            prompt,
-            negative_prompt=negative_prompt,
-            steps=steps,
-            guidance_scale=guidance_scale,
-            width=width,
-            height=height,
-            seed=seed,
-            num_images=num_images,
-            session_id=session_of(request),
+            prompt, negative_prompt=negative_prompt, steps=steps, guidance_scale=guidance_scale, width=width,
+            height=height, seed=seed, num_images=num_images, style=style, session_id=session_of(request),
         )
         files = [FileData(path=p, orig_name=p.rsplit("/", 1)[-1], mime_type="image/png").model_dump() for p in result["images"]]
         return {**result, "image": files[0], "images": files}

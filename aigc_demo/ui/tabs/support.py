@@ -16,6 +16,7 @@ import gradio as gr
 
 from aigc_demo.services.support.bot import GREETING
 from aigc_demo.errors import AigcError
+from aigc_demo.feedback.service import REASONS
 from aigc_demo.ui.common import ADMIN_DISABLED, Services, is_admin, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
 
@@ -70,8 +71,12 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             autofocus=True,
         )
         ui["send"] = gr.Button("Send / 发送", variant="primary", scale=1, min_width=100, elem_id="support-send")
+    ui["reasons"] = gr.CheckboxGroup(list(REASONS), show_label=False, container=False, elem_id="support-reasons")
     with gr.Row():
-        ui["comment"] = gr.Textbox(show_label=False, placeholder="Optional comment on your last 👍/👎", scale=6, max_length=2000)
+        ui["comment"] = gr.Textbox(
+            show_label=False, placeholder="Optional: why? Tick reasons / add a comment, then 👍/👎 (or “Add comment”)",
+            scale=6, max_length=2000,
+        )
         ui["add_comment"] = gr.Button("Add comment", scale=1, min_width=100, size="sm")
         ui["clear"] = gr.Button("🗑 New conversation", scale=1, min_width=100, size="sm")
     ui["status"] = gr.Markdown(elem_classes=["rating-status"])
@@ -124,7 +129,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         ]
         yield "", chat, history, ids, ""
 
-    def on_like(ids, comment, data: gr.LikeData, request: gr.Request):
+    def on_like(ids, comment, reasons, data: gr.LikeData, request: gr.Request):
         index = data.index if isinstance(data.index, int) else data.index[0]
         oid = ids.get(str(index))
         if oid is None:
@@ -135,16 +140,18 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             rating = "down"
         else:
             return "", None  # un-liking: the previous record stands; ratings are append-only
-        message, saved = rate_and_report(feedback, oid, rating, comment or "", session_id=session_of(request))
+        message, saved = rate_and_report(
+            feedback, oid, rating, comment or "", reasons=reasons, session_id=session_of(request)
+        )
         return message, (oid, rating) if saved else None
 
-    def add_comment(last, comment, request: gr.Request):
+    def add_comment(last, comment, reasons, request: gr.Request):
         if not last:
             return "Rate an answer with 👍 or 👎 first, then add your comment.", comment
         if not (comment or "").strip():
             return "Type a comment first.", comment
         oid, rating = last
-        message, saved = rate_and_report(feedback, oid, rating, comment, session_id=session_of(request))
+        message, saved = rate_and_report(feedback, oid, rating, comment, reasons=reasons, session_id=session_of(request))
         return (message + " (with your comment)", "") if saved else (message, comment)
 
     def clear():
@@ -153,13 +160,16 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     inputs = [ui["message"], ui["chatbot"], ui["history"], ui["ids"]]
     outputs = [ui["message"], ui["chatbot"], ui["history"], ui["ids"], ui["status"]]
     for trigger in (ui["send"].click, ui["message"].submit):
-        trigger(user_errors(respond, outputs=len(outputs)), inputs, outputs, api_visibility="private", concurrency_id="support")
+        trigger(
+            user_errors(respond, outputs=len(outputs)), inputs, outputs, api_visibility="private",
+            concurrency_id="support", show_progress_on=[ui["chatbot"]],
+        )
     ui["chatbot"].like(
-        user_errors(on_like, outputs=2), [ui["ids"], ui["comment"]], [ui["status"], ui["last_rating"]],
+        user_errors(on_like, outputs=2), [ui["ids"], ui["comment"], ui["reasons"]], [ui["status"], ui["last_rating"]],
         api_visibility="private", concurrency_limit=None,
     )
     ui["add_comment"].click(
-        user_errors(add_comment, outputs=2), [ui["last_rating"], ui["comment"]], [ui["status"], ui["comment"]],
+        user_errors(add_comment, outputs=2), [ui["last_rating"], ui["comment"], ui["reasons"]], [ui["status"], ui["comment"]],
         api_visibility="private", concurrency_limit=None,
     )
     ui["clear"].click(

@@ -137,15 +137,17 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     show_stop = lambda: (gr.update(visible=False), gr.update(visible=True))  # noqa: E731
     hide_stop = lambda: (gr.update(visible=True), gr.update(visible=False))  # noqa: E731
     handler = user_errors(generate, outputs=len(outputs))
+    # The stats line already says what is happening; a light spinner on the output only.
+    progress = dict(show_progress="minimal", show_progress_on=[ui["output"]])
     for trigger in (ui["generate"].click, ui["prompt"].submit):
         event = trigger(show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
-        event.then(handler, inputs, outputs, api_visibility="private", concurrency_id="llm").then(
+        event.then(handler, inputs, outputs, api_visibility="private", concurrency_id="llm", **progress).then(
             hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
         )
     # Regenerate: the same request with a fresh random seed.
     ui["regenerate"].click(lambda: -1, None, [ui["seed"]], api_visibility="private", queue=False).then(
         show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
-    ).then(handler, inputs, outputs, api_visibility="private", concurrency_id="llm").then(
+    ).then(handler, inputs, outputs, api_visibility="private", concurrency_id="llm", **progress).then(
         hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
     )
     ui["preset"].change(
