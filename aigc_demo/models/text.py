@@ -10,15 +10,27 @@ generator (Gradio does that when the user presses Stop), which flips a flag that
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from aigc_demo.errors import ModelLoadError
 
+log = logging.getLogger(__name__)
+
 POLL_S = 0.03  # the consumer decodes new tokens at most ~33 times a second
+
+# generate() always runs on this one long-lived thread. Torch's OpenMP thread team belongs
+# to the thread that starts it; a fresh thread per request builds a new team next to the
+# idle (spinning) old ones, which cost 15-25 % of decode speed on two cores
+# (bench/text_stream.py). Generations queue here one at a time, as they would for the
+# cores anyway.
+_GENERATE_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
 
 
 @dataclass
@@ -174,8 +186,7 @@ class TransformersTextBackend:
             finally:
                 collector.end()
 
-        worker = threading.Thread(target=run, name="generate", daemon=True)
-        worker.start()
+        worker = _GENERATE_EXECUTOR.submit(run)
         text = ""  # everything emitted so far
         prefix_offset = read_offset = 0  # TGI-style incremental detokenisation window
         try:
@@ -208,7 +219,10 @@ class TransformersTextBackend:
             raise
         finally:
             cancel.set()
-            worker.join(timeout=60)
+            try:
+                worker.result(timeout=60)
+            except FuturesTimeout:
+                log.error("generate() did not stop within 60 s of being cancelled")
             stats.total_ms = (time.perf_counter() - start) * 1000
             if stats.finish_reason != "stop":
                 stats.completion_tokens = len(ids)
