@@ -12,8 +12,10 @@ import hmac
 import html
 import inspect
 import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 
@@ -97,6 +99,36 @@ ADMIN_DISABLED = (
     "🔒 Admin tools are off. Start the app with `AIGC_ADMIN_TOKEN=<a secret>` to enable them, then enter "
     "that token here."
 )
+
+
+class StopFlags:
+    """A Stop button per browser session that lets the running handler finish cleanly.
+
+    Gradio's ``cancels`` kills the handler, so a partial answer could not be kept and
+    rated; instead the handler polls its flag (``start``) and the Stop button sets it.
+    """
+
+    def __init__(self) -> None:
+        self._flags: dict[str, threading.Event] = {}
+
+    @contextmanager
+    def start(self, session: str) -> Iterator[threading.Event]:
+        flag = self._flags[session] = threading.Event()
+        try:
+            yield flag
+        finally:
+            if self._flags.get(session) is flag:
+                del self._flags[session]
+
+    def stop(self, session: str) -> None:
+        flag = self._flags.get(session)
+        if flag is not None:
+            flag.set()
+
+
+def toggle_stop(running: bool) -> tuple[Any, Any]:
+    """Updates for (Generate, Stop) buttons."""
+    return gr.update(visible=not running), gr.update(visible=running)
 
 
 def session_of(request: gr.Request | None) -> str:

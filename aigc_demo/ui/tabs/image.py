@@ -7,13 +7,12 @@ explains how to point ``AIGC_IMAGE_MODEL`` at a real model.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import gradio as gr
 
 from aigc_demo.services.image import size_presets
-from aigc_demo.ui.common import Services, session_of, user_errors
+from aigc_demo.ui.common import Services, StopFlags, session_of, toggle_stop, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
 
 PLACEHOLDER_BANNER = (
@@ -88,7 +87,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
 def _wire(services: Services, ui: dict[str, Any]) -> None:
     rating = ui["rating"]
     image = services.image
-    stop_flags: dict[str, threading.Event] = {}
+    stop_flags = StopFlags()
 
     def generate(prompt, negative_prompt, steps, guidance_scale, width, height, seed, num_images, style, history,
                  request: gr.Request, progress=gr.Progress()):
@@ -100,17 +99,13 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         if not services.registry.is_loaded("image"):
             progress(0, desc="Loading the image model (first use only)…")
         session = session_of(request)
-        flag = stop_flags[session] = threading.Event()
+        with stop_flags.start(session) as flag:
 
-        def on_step(step: int, total: int) -> bool:
-            progress((step, total), desc=f"Step {step}/{total}", unit="steps")
-            return not flag.is_set()
+            def on_step(step: int, total: int) -> bool:
+                progress((step, total), desc=f"Step {step}/{total}", unit="steps")
+                return not flag.is_set()
 
-        try:
             result = image.generate(prompt, session_id=session, on_step=on_step, **options)
-        finally:
-            if stop_flags.get(session) is flag:
-                del stop_flags[session]
         n = len(result["images"])
         seeds = ", ".join(str(result["seed"] + i) for i in range(n))
         info = f"✅ seed **{seeds}** · {result['latency_ms'] / 1000:.1f}s · `{result['model']}`"
@@ -127,8 +122,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
 
     inputs = [ui[k] for k in INPUT_KEYS] + [ui["history_items"]]
     outputs = [ui["gallery"], ui["info"], ui["last_seed"], ui["history_items"], ui["history"], *rating.components]
-    show_stop = lambda: (gr.update(visible=False), gr.update(visible=True))  # noqa: E731
-    hide_stop = lambda: (gr.update(visible=True), gr.update(visible=False))  # noqa: E731
+    show_stop, hide_stop = (lambda: toggle_stop(True)), (lambda: toggle_stop(False))
     handler = user_errors(generate, outputs=len(outputs))
     for trigger in (ui["generate"].click, ui["prompt"].submit):
         trigger(show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False).then(
@@ -136,9 +130,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         ).then(hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
 
     def request_stop(request: gr.Request):
-        flag = stop_flags.get(session_of(request))
-        if flag is not None:
-            flag.set()
+        stop_flags.stop(session_of(request))
         return hide_stop()
 
     ui["stop"].click(request_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)

@@ -6,14 +6,13 @@ Components first (``_render``), events last (``_wire``), like gradio's own
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
 import gradio as gr
 
 from aigc_demo.services.text import PRESETS
-from aigc_demo.ui.common import Services, session_of, user_errors
+from aigc_demo.ui.common import Services, StopFlags, session_of, toggle_stop, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
 
 # Coalesce tokens: ~12 UI updates/s look smooth, and each update re-sends the whole text,
@@ -93,9 +92,7 @@ def _stats_line(stats: Any, model: str, done: bool) -> str:
 def _wire(services: Services, ui: dict[str, Any]) -> None:
     rating = ui["rating"]
     registry = services.registry
-    # Stop is a flag per browser session rather than Gradio's `cancels`: cancelling
-    # would kill the generator before it could keep and register the partial answer.
-    stop_flags: dict[str, threading.Event] = {}
+    stop_flags = StopFlags()
 
     def generate(prompt, preset, max_new_tokens, temperature, top_p, seed, stop, system, mode, model, request: gr.Request):
         options = dict(
@@ -108,8 +105,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         loading = "" if registry.is_loaded("text", model_id) else f"⏳ Loading `{model_id}` (first use only)…"
         yield "", loading, *rating.reset(None)  # a new answer: the old rating controls reset
         session = session_of(request)
-        flag = stop_flags[session] = threading.Event()
-        try:
+        with stop_flags.start(session) as flag:
             last = 0.0
             for update in services.text.stream(
                 prompt, model=model_id, session_id=session, should_stop=flag.is_set, **options
@@ -122,9 +118,6 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
                 elif now - last >= STREAM_INTERVAL_S:
                     last = now
                     yield update.text, _stats_line(update.stats, model_id, False), *rating.unchanged()
-        finally:
-            if stop_flags.get(session) is flag:
-                del stop_flags[session]
 
     def apply_preset(key: str):
         """A scenario brings its suggested sampling settings (the user can still change them)."""
@@ -134,8 +127,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
 
     inputs = [ui[k] for k in INPUT_KEYS]
     outputs = [ui["output"], ui["stats"], *rating.components]
-    show_stop = lambda: (gr.update(visible=False), gr.update(visible=True))  # noqa: E731
-    hide_stop = lambda: (gr.update(visible=True), gr.update(visible=False))  # noqa: E731
+    show_stop, hide_stop = (lambda: toggle_stop(True)), (lambda: toggle_stop(False))
     handler = user_errors(generate, outputs=len(outputs))
     # The stats line already says what is happening; a light spinner on the output only.
     progress = dict(show_progress="minimal", show_progress_on=[ui["output"]])
@@ -155,9 +147,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     )
 
     def request_stop(request: gr.Request):
-        flag = stop_flags.get(session_of(request))
-        if flag is not None:
-            flag.set()
+        stop_flags.stop(session_of(request))
         return hide_stop()
 
     ui["stop"].click(request_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)

@@ -1,0 +1,56 @@
+"""The UI edge: errors never show a traceback; Stop flags per session; admin check."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+
+from aigc_demo.config import Settings
+from aigc_demo.errors import InvalidInput
+from aigc_demo.ui.common import GENERIC_ERROR, StopFlags, is_admin, user_errors
+
+
+def test_aigc_error_in_a_ui_handler_becomes_a_warning_and_keeps_outputs():
+    def handler(x):
+        raise InvalidInput("prompt is empty: type something first.")
+
+    result = user_errors(handler, outputs=3)("")
+    assert len(result) == 3 and all(r == gr.skip() for r in result)
+
+
+def test_aigc_error_in_an_api_handler_is_an_escaped_gr_error():
+    def handler():
+        raise InvalidInput("bad value <script>alert(1)</script>")
+
+    with pytest.raises(gr.Error) as info:
+        user_errors(handler)()
+    assert "<script>" not in info.value.message and "&lt;script&gt;" in info.value.message
+
+
+def test_unexpected_errors_show_a_generic_message(caplog):
+    def handler():
+        yield "partial"
+        raise KeyError("secret internals")
+
+    gen = user_errors(handler, outputs=1)()
+    assert next(gen) == "partial"
+    with pytest.raises(gr.Error) as info:
+        next(gen)
+    assert info.value.message == GENERIC_ERROR and "secret" not in info.value.message
+    assert "KeyError" in caplog.text  # the team still gets the traceback in the log
+
+
+def test_stop_flags_are_per_session_and_cleaned_up():
+    flags = StopFlags()
+    with flags.start("a") as a, flags.start("b") as b:
+        flags.stop("a")
+        assert a.is_set() and not b.is_set()
+    flags.stop("a")  # after the run: nothing to stop, no error
+    assert flags._flags == {}
+
+
+def test_admin_token_check(monkeypatch):
+    assert not is_admin(Settings(), "anything")  # no token configured: always closed
+    monkeypatch.setenv("AIGC_ADMIN_TOKEN", "s3cret")
+    s = Settings()
+    assert is_admin(s, "s3cret") and not is_admin(s, "s3cre") and not is_admin(s, None)
