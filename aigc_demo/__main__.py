@@ -68,14 +68,18 @@ def _feedback(settings: Settings, action: str) -> int:
     if action == "stats":
         from aigc_demo.feedback.service import FeedbackService
 
-        records = FeedbackService(settings.data_dir).read("ratings").records
+        service = FeedbackService(settings.data_dir)
+        records = service.read("ratings").records
+        generated = collections.Counter(str(e.get("tab")) for e in service.read("events").records)
         counts = collections.Counter((str(r.get("tab")), str(r.get("rating"))) for r in records)
         latest = {r.get("output_id"): r for r in records}  # a re-rating replaces the earlier one
-        print(f"{len(records)} ratings of {len(latest)} outputs in {folder}")
-        for tab in sorted({t for t, _ in counts}):
+        rated = collections.Counter(str(r.get("tab")) for r in latest.values())
+        print(f"{len(records)} ratings of {len(latest)} outputs; {sum(generated.values())} generations logged in {folder}")
+        for tab in sorted({t for t, _ in counts} | set(generated)):
             up, down = counts[(tab, "up")], counts[(tab, "down")]
             rate = f"{up / (up + down):.0%}" if up + down else "-"
-            print(f"  {tab:8s} 👍 {up:5d}  👎 {down:5d}  like-rate {rate}")
+            coverage = f"{rated[tab]}/{generated[tab]} rated" if generated[tab] else "-"
+            print(f"  {tab:8s} 👍 {up:5d}  👎 {down:5d}  like-rate {rate:>4s}  coverage {coverage}")
         return 0
     for path in files:
         result = read_file(path)

@@ -36,8 +36,8 @@ def test_cli_stats_verify_and_repair(settings):
         _rated(service, tab, rating)
     stats = _cli("stats")
     assert stats.returncode == 0
-    assert "4 ratings of 4 outputs" in stats.stdout
-    assert "text     👍     2  👎     1  like-rate 67%" in stats.stdout
+    assert "4 ratings of 4 outputs; 4 generations logged" in stats.stdout
+    assert "text     👍     2  👎     1  like-rate  67%  coverage 3/3 rated" in stats.stdout
 
     path = service.ratings.path
     assert _cli("verify").returncode == 0
@@ -62,7 +62,9 @@ def test_per_process_files_are_read_together(tmp_path):
     b = FeedbackService(tmp_path, replica="host-2")
     _rated(a, "text", "up")
     _rated(b, "image", "down")
-    assert sorted(p.name for p in (tmp_path / "feedback").glob("*.jsonl")) == ["ratings-host-1.jsonl", "ratings-host-2.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "feedback").glob("ratings*.jsonl")) == [
+        "ratings-host-1.jsonl", "ratings-host-2.jsonl"
+    ]
     assert sorted(r.tab for r in a.read_ratings()) == ["image", "text"]
 
 
@@ -139,7 +141,7 @@ def test_hub_sync_uploads_whole_lines_from_a_per_process_file(monkeypatch, tmp_p
     finally:
         service.hub_scheduler.stop()
     uploaded = api.commits[-1]
-    assert list(uploaded) == ["data/ratings-r1.jsonl"]
+    assert sorted(uploaded) == ["data/events-r1.jsonl", "data/ratings-r1.jsonl"]  # no .lock files
     body = uploaded["data/ratings-r1.jsonl"]
     assert body.endswith(b"\n") and body.count(b"\n") == 2 and b"second" in body
 
@@ -164,3 +166,31 @@ def test_hub_sync_without_token_or_network_keeps_data_local(monkeypatch, caplog,
     service = FeedbackService(tmp_path)
     _rated(service, "text", "up")
     assert len(service.read_ratings()) == 1
+
+
+def test_every_generation_is_logged_and_rateable_after_a_restart(services, settings, fake_registry):
+    from aigc_demo.ui.demo import build_services
+
+    text = services.text.generate("hello", seed=4, session_id="s9")
+    image = services.image.generate("fox", width=64, height=64, seed=2)
+    support = services.support.chat("How long does delivery take?")
+    events = services.feedback.read("events").records
+    assert [e["tab"] for e in events] == ["text", "image", "support"]
+    first = events[0]
+    assert first["type"] == "generation" and first["output_id"] == text["output_id"] == first["id"]
+    assert first["session_id"] == "s9" and first["params"]["seed"] == 4 and first["latency_ms"] >= 0
+    restarted = build_services(settings, registry=fake_registry)  # empty in-memory output log
+    record = restarted.feedback.rate(image["output_id"], "up", item=0)
+    assert record.tab == "image" and record.params["seed"] == 2
+    assert restarted.feedback.rate(support["output_id"], "down").sources
+
+
+def test_a_failed_event_write_does_not_fail_the_generation(services, monkeypatch, caplog):
+    from aigc_demo.errors import StorageError
+
+    def full(name, record):
+        raise StorageError("not saved: the disk is full")
+
+    monkeypatch.setattr(services.feedback, "append", full)
+    assert services.text.generate("hi")["text"]
+    assert "not saved: the disk is full" in caplog.text

@@ -7,7 +7,7 @@ it durably. Outputs are kept in a bounded in-memory log: a rating normally follo
 output within minutes, and the record copies everything it needs, so the JSONL file
 stays the single source of truth.
 
-All JSONL streams of the app (``ratings``, ``handoffs``) live in ``DATA_DIR/feedback``
+All JSONL streams of the app (``ratings``, ``events``, ``handoffs``) live in ``DATA_DIR/feedback``
 and are written through :meth:`FeedbackService.append`, so they share the same
 guarantees: PII scrubbing, rotation, one file per process when asked, and the Hub
 sync lock.
@@ -15,6 +15,7 @@ sync lock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -27,7 +28,7 @@ from typing import Any, Callable, ContextManager
 
 from aigc_demo import __version__
 from aigc_demo.errors import InvalidInput, NotFound, StorageError
-from aigc_demo.feedback.schema import RATINGS, FeedbackRecord, new_id
+from aigc_demo.feedback.schema import RATINGS, FeedbackRecord, new_id, utc_now
 from aigc_demo.feedback.pii import scrub
 from aigc_demo.feedback.store import JsonlStore, ReadResult, read_stream
 
@@ -140,8 +141,38 @@ class FeedbackService:
         return result
 
     def register(self, output: GeneratedOutput) -> str:
+        """Remember an output for rating and log it as a generation event.
+
+        The ``events`` stream holds every generation (rated or not), so coverage (rated /
+        generated) and latency are known, and an output can still be rated after a restart.
+        A failed event write is logged, not raised: the user still gets their answer.
+        """
         self.outputs.add(output)
+        event = {
+            "schema": 1,
+            "type": "generation",
+            "id": output.output_id,
+            "ts": utc_now(),
+            "app_version": __version__,
+            **{k: v for k, v in dataclasses.asdict(output).items() if k != "output_id"},
+            "output_id": output.output_id,
+        }
+        try:
+            self.append("events", event)
+        except StorageError as exc:
+            log.error("generation event %s not saved: %s", output.output_id, exc.message)
         return output.output_id
+
+    def find_output(self, output_id: str) -> GeneratedOutput | None:
+        """An output from memory, or — after a restart — from the events log."""
+        output = self.outputs.get(output_id)
+        if output is not None or not output_id:
+            return output
+        fields = {f.name for f in dataclasses.fields(GeneratedOutput)}
+        for event in reversed(self.read("events").records):
+            if event.get("type") == "generation" and event.get("output_id") == output_id:
+                return self.outputs.add(GeneratedOutput(**{k: v for k, v in event.items() if k in fields}))
+        return None
 
     def rate(
         self,
@@ -161,7 +192,7 @@ class FeedbackService:
         if len(comment) > MAX_COMMENT_CHARS:
             raise InvalidInput(f"comment is {len(comment)} characters; the limit is {MAX_COMMENT_CHARS}")
         reasons = [r for r in (reasons or []) if r in REASONS]
-        output = self.outputs.get((output_id or "").strip())
+        output = self.find_output((output_id or "").strip())
         if output is None:
             raise NotFound(
                 f"Unknown output_id {str(output_id)[:64]!r}: rate an output this app generated "
