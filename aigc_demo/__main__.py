@@ -1,4 +1,4 @@
-"""Command line: ``python -m aigc_demo [serve | prepare | feedback verify|repair|stats]``.
+"""Command line: ``python -m aigc_demo [serve | prepare | feedback verify|repair|stats | export ...]``.
 
 ``prepare`` converts / builds the embedded offline models into the cache once (what
 ``make setup`` runs), so the first request of ``make run`` does not wait for it.
@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 from aigc_demo.config import Settings, load_settings
 from aigc_demo.errors import AigcError
@@ -98,6 +99,22 @@ def _feedback(settings: Settings, action: str) -> int:
     return status
 
 
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from aigc_demo.feedback.export import export, push_to_hub
+    from aigc_demo.feedback.service import FeedbackService
+
+    records = FeedbackService(settings.data_dir).read("ratings").records
+    try:
+        n = export(records, args.format, args.out, tab=args.tab, since=args.since)
+        print(f"wrote {n} rows to {args.out}")
+        if args.push_to_hub:
+            print(f"pushed: {push_to_hub(args.out, args.push_to_hub)}")
+    except AigcError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aigc_demo")
     sub = parser.add_subparsers(dest="command")
@@ -105,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("prepare", help="convert / build the embedded offline models once")
     fb = sub.add_parser("feedback", help="inspect the ratings file")
     fb.add_argument("action", choices=["verify", "repair", "stats"])
+    ex = sub.add_parser("export", help="export ratings as a training or analysis dataset")
+    ex.add_argument("--format", required=True, choices=["sft", "dpo", "kto", "csv", "parquet"])
+    ex.add_argument("--out", required=True, type=Path)
+    ex.add_argument("--tab", choices=["text", "image", "support"])
+    ex.add_argument("--since", help="UTC date or time, e.g. 2026-11-01")
+    ex.add_argument("--push-to-hub", metavar="REPO", help="also upload to this Hub dataset (user/name)")
     args = parser.parse_args(argv)
     configure_logging()
     settings = settings_or_exit()
@@ -112,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         return _prepare(settings)
     if args.command == "feedback":
         return _feedback(settings, args.action)
+    if args.command == "export":
+        return _export(settings, args)
     from aigc_demo.ui.demo import create_demo, launch_options
 
     create_demo(settings).launch(**launch_options(settings))

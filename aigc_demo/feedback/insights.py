@@ -1,0 +1,100 @@
+"""Turn ratings into numbers a product owner can act on.
+
+Like-rates are computed on the *latest* rating of each output (a re-rating replaces the
+earlier one) and come with 95 % Wilson score intervals, which stay sensible for small
+counts (a demo session has tens of ratings, not thousands), unlike the normal
+approximation. Two groups (A/B variants) are compared with a two-proportion z-test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+Z95 = 1.959963984540054
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """95 % Wilson score interval for k successes in n trials; (0, 1) when n == 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def two_proportion_p(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided p-value that two like-rates differ (pooled z-test); 1.0 when undefined."""
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    pooled = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 1.0
+    z = abs(k1 / n1 - k2 / n2) / se
+    return math.erfc(z / math.sqrt(2))
+
+
+@dataclass
+class Rate:
+    group: str
+    up: int
+    down: int
+
+    @property
+    def n(self) -> int:
+        return self.up + self.down
+
+    @property
+    def rate(self) -> float:
+        return self.up / self.n if self.n else float("nan")
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson(self.up, self.n)
+
+    def as_row(self) -> dict[str, Any]:
+        lo, hi = self.interval
+        return {"group": self.group, "up": self.up, "down": self.down, "n": self.n,
+                "like_rate": round(self.rate, 4) if self.n else None, "ci_low": round(lo, 4), "ci_high": round(hi, 4)}
+
+
+def latest_ratings(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last rating of each (output, image) — records must be in time order."""
+    latest: dict[tuple[str, Any], dict[str, Any]] = {}
+    for r in records:
+        latest[(r.get("output_id", ""), r.get("item"))] = r
+    return list(latest.values())
+
+
+GROUPINGS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "tab": lambda r: str(r.get("tab")),
+    "model": lambda r: str((r.get("model") or {}).get("id")),
+    "variant": lambda r: str(r.get("variant") or "-"),
+    "day": lambda r: str(r.get("ts", ""))[:10],
+    "session": lambda r: str(r.get("session_id") or "-"),
+}
+
+
+def like_rates(records: Iterable[dict[str, Any]], by: str) -> list[Rate]:
+    key = GROUPINGS[by]
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in latest_ratings(records):
+        counts[key(r)][0 if r.get("rating") == "up" else 1] += 1
+    return [Rate(group, up, down) for group, (up, down) in sorted(counts.items())]
+
+
+def coverage(ratings: Iterable[dict[str, Any]], events: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per tab: generated outputs, rated outputs."""
+    generated: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        generated[str(e.get("tab"))].add(e.get("output_id", ""))
+    rated: dict[str, set[str]] = defaultdict(set)
+    for r in ratings:
+        rated[str(r.get("tab"))].add(r.get("output_id", ""))
+    return {tab: {"generated": len(generated[tab]), "rated": len(rated[tab] & generated[tab])}
+            for tab in sorted(set(generated) | set(rated))}
