@@ -54,3 +54,28 @@ def test_coverage_counts_rated_generations_per_tab():
     events = [{"tab": "text", "output_id": x} for x in "abc"] + [{"tab": "image", "output_id": "d"}]
     ratings = [_r("a", "text", "up"), _r("a", "text", "down"), _r("d", "image", "up")]
     assert coverage(ratings, events) == {"image": {"generated": 1, "rated": 1}, "text": {"generated": 3, "rated": 1}}
+
+
+def test_report_filters_and_totals():
+    from aigc_demo.feedback.insights import report
+
+    ratings = [
+        _r("a", "text", "up", ts="2026-11-01T10:00:00Z", session_id="s1", comment=""),
+        _r("b", "text", "down", ts="2026-11-02T10:00:00Z", session_id="s1", comment="meh", prompt="p", output={"text": "t"}),
+        _r("c", "image", "down", ts="2026-11-02T11:00:00Z", session_id="s2", output={"path": "/x.png"}),
+    ]
+    events = [{"tab": t, "output_id": o, "ts": ts, "session_id": s} for o, t, ts, s in [
+        ("a", "text", "2026-11-01T09:00:00Z", "s1"), ("b", "text", "2026-11-02T09:00:00Z", "s1"),
+        ("c", "image", "2026-11-02T10:00:00Z", "s2"), ("d", "text", "2026-11-03T09:00:00Z", "s3"),
+    ]]
+    everything = report(ratings, events)
+    assert everything["totals"]["generations"] == 4 and everything["totals"]["ratings"] == 3
+    assert everything["totals"]["up"] == 1 and everything["totals"]["sessions"] == 3
+    assert [d["day"] for d in everything["daily"]] == ["2026-11-01", "2026-11-02"]
+    assert [d["output"] for d in everything["downvotes"]] == ["/x.png", "t"]  # newest first
+    only_s1 = report(ratings, events, session="s1")
+    assert only_s1["totals"]["ratings"] == 2 and only_s1["coverage"] == {"text": {"generated": 2, "rated": 2}}
+    since = report(ratings, events, since="2026-11-02", tab="text")
+    assert since["totals"]["ratings"] == 1 and since["totals"]["down"] == 1
+    until = report(ratings, events, until="2026-11-01")
+    assert until["totals"]["ratings"] == 1

@@ -98,3 +98,71 @@ def coverage(ratings: Iterable[dict[str, Any]], events: Iterable[dict[str, Any]]
         rated[str(r.get("tab"))].add(r.get("output_id", ""))
     return {tab: {"generated": len(generated[tab]), "rated": len(rated[tab] & generated[tab])}
             for tab in sorted(set(generated) | set(rated))}
+
+
+def filter_records(
+    records: Iterable[dict[str, Any]],
+    *,
+    tab: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    session: str | None = None,
+    variant: str | None = None,
+) -> list[dict[str, Any]]:
+    out = []
+    for r in records:
+        ts = str(r.get("ts", ""))
+        if tab and r.get("tab") != tab:
+            continue
+        if since and ts < since:
+            continue
+        if until and ts[: len(until)] > until:
+            continue
+        if session and r.get("session_id") != session:
+            continue
+        if variant and (r.get("variant") or "-") != variant:
+            continue
+        out.append(r)
+    return out
+
+
+def report(ratings: list[dict[str, Any]], events: list[dict[str, Any]], **filters: Any) -> dict[str, Any]:
+    """Everything the Insights tab shows, as plain rows (no UI types)."""
+    ratings = filter_records(ratings, **filters)
+    events = filter_records(events, **filters)
+    latest = latest_ratings(ratings)
+    up = sum(r.get("rating") == "up" for r in latest)
+    lo, hi = wilson(up, len(latest))
+    daily = []
+    for rate in like_rates(ratings, "day"):
+        daily.append({"day": rate.group, "like_rate": rate.rate, "ci_low": rate.interval[0], "ci_high": rate.interval[1], "n": rate.n})
+    downvotes = [
+        {
+            "when": str(r.get("ts", ""))[:16].replace("T", " "),
+            "tab": r.get("tab"),
+            "prompt": str(r.get("prompt") or "")[:200],
+            "output": str((r.get("output") or {}).get("text") or (r.get("output") or {}).get("path") or "")[:300],
+            "comment": r.get("comment", ""),
+            "reasons": ", ".join(r.get("reasons") or []),
+            "sources": ", ".join(str(s.get("id")) for s in r.get("sources") or []),
+        }
+        for r in sorted(latest, key=lambda r: str(r.get("ts", "")), reverse=True)
+        if r.get("rating") == "down"
+    ][:50]
+    return {
+        "totals": {
+            "generations": len(events),
+            "ratings": len(latest),
+            "up": up,
+            "down": len(latest) - up,
+            "like_rate": up / len(latest) if latest else None,
+            "ci": (lo, hi),
+            "sessions": len({r.get("session_id") for r in events if r.get("session_id")}),
+        },
+        "by_tab": [r.as_row() for r in like_rates(ratings, "tab")],
+        "by_model": [r.as_row() for r in like_rates(ratings, "model")],
+        "by_variant": [r.as_row() for r in like_rates(ratings, "variant")],
+        "daily": daily,
+        "coverage": coverage(ratings, events),
+        "downvotes": downvotes,
+    }

@@ -24,6 +24,7 @@ from aigc_demo.services.text import TextService
 from aigc_demo.ui.common import Services
 from aigc_demo.ui.feedback import build_rate_api
 from aigc_demo.ui.tabs.image import build_image_tab
+from aigc_demo.ui.tabs.insights import build_insights_tab
 from aigc_demo.ui.tabs.support import build_support_tab
 from aigc_demo.ui.tabs.text import build_text_tab
 
@@ -69,6 +70,8 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
                 build_image_tab(services, examples.get("image", []))
             with gr.Tab("💬 Support / 客服", id="support"):
                 build_support_tab(services, examples.get("support", []))
+            with gr.Tab("📊 Insights / 洞察", id="insights"):
+                build_insights_tab(services)
         build_rate_api(services.feedback)
 
         def health() -> dict:

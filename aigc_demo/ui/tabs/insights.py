@@ -1,0 +1,117 @@
+"""Insights tab (admin): like-rates with 95 % intervals, trend, recent 👎, knowledge gaps, exports.
+
+Closed unless ``AIGC_ADMIN_TOKEN`` is set, and then only for whoever types the token:
+nothing is computed or sent to the browser before the token checks out.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from aigc_demo.errors import AigcError
+from aigc_demo.feedback.export import FORMATS, export
+from aigc_demo.feedback.insights import report
+from aigc_demo.ui.common import ADMIN_DISABLED, Services, is_admin, user_errors
+
+RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
+
+
+def build_insights_tab(services: Services) -> None:
+    if not services.settings.admin_token:
+        gr.Markdown(ADMIN_DISABLED)
+        return
+    ui = _render()
+    _wire(services, ui)
+
+
+def _render() -> dict[str, Any]:
+    ui: dict[str, Any] = {}
+    with gr.Row(equal_height=True):
+        ui["token"] = gr.Textbox(label="Admin token", type="password", scale=2, elem_id="insights-token")
+        ui["tab"] = gr.Dropdown(["all", "text", "image", "support"], value="all", label="Tab", scale=1)
+        ui["since"] = gr.Textbox(label="From (UTC date)", placeholder="2026-11-01", scale=1)
+        ui["until"] = gr.Textbox(label="To (UTC date)", placeholder="2026-11-30", scale=1)
+        ui["session"] = gr.Textbox(label="Session", scale=1)
+        ui["variant"] = gr.Textbox(label="Variant", scale=1)
+        ui["refresh"] = gr.Button("🔄 Show / refresh", variant="primary", scale=1, elem_id="insights-refresh")
+    ui["totals"] = gr.Markdown(elem_id="insights-totals")
+    with gr.Row():
+        ui["by_tab"] = gr.Dataframe(headers=RATE_COLUMNS, label="Like-rate by tab (95 % Wilson interval)", interactive=False)
+        ui["by_model"] = gr.Dataframe(headers=RATE_COLUMNS, label="Like-rate by model", interactive=False)
+    ui["by_variant"] = gr.Dataframe(headers=RATE_COLUMNS, label="Like-rate by variant", interactive=False)
+    ui["trend"] = gr.LinePlot(x="day", y="like_rate", title="Like-rate per day", y_lim=[0, 1], height=260)
+    ui["downvotes"] = gr.Dataframe(
+        headers=["when", "tab", "prompt", "output", "comment", "reasons", "sources"], label="Recent 👎", interactive=False, wrap=True
+    )
+    ui["gaps"] = gr.Dataframe(
+        headers=["when", "kind", "question", "answer", "comment", "sources"], label="Support knowledge gaps", interactive=False, wrap=True
+    )
+    with gr.Row(equal_height=True):
+        ui["format"] = gr.Dropdown(list(FORMATS), value="sft", label="Export format", scale=1)
+        ui["export"] = gr.Button("⬇️ Export", scale=1)
+        ui["file"] = gr.File(label="Download", scale=2)
+    return ui
+
+
+def _wire(services: Services, ui: dict[str, Any]) -> None:
+    settings, feedback = services.settings, services.feedback
+
+    def filters(tab, since, until, session, variant) -> dict[str, Any]:
+        return {
+            "tab": None if tab in (None, "", "all") else tab,
+            "since": (since or "").strip() or None,
+            "until": (until or "").strip() or None,
+            "session": (session or "").strip() or None,
+            "variant": (variant or "").strip() or None,
+        }
+
+    def guard(token: str) -> None:
+        if not is_admin(settings, token):
+            raise AigcError("Wrong or missing admin token.")
+
+    def show(token, tab, since, until, session, variant):
+        guard(token)
+        data = report(feedback.read("ratings").records, feedback.read("events").records, **filters(tab, since, until, session, variant))
+        t = data["totals"]
+        rate = "–" if t["like_rate"] is None else f"{t['like_rate']:.0%} (95 % CI {t['ci'][0]:.0%}–{t['ci'][1]:.0%})"
+        cov = " · ".join(f"{tab_}: {c['rated']}/{c['generated']} rated" for tab_, c in data["coverage"].items()) or "–"
+        totals = (
+            f"**{t['generations']}** generations · **{t['ratings']}** rated outputs (👍 {t['up']} / 👎 {t['down']}) · "
+            f"like-rate **{rate}** · {t['sessions']} sessions\n\nCoverage: {cov}"
+        )
+        gaps = [
+            [g["ts"][:16].replace("T", " "), g["kind"], g["question"], g["answer"][:200], g["comment"], ", ".join(map(str, g["sources"]))]
+            for g in services.support.knowledge_gaps()
+        ]
+        trend = pd.DataFrame(data["daily"] or [], columns=["day", "like_rate", "ci_low", "ci_high", "n"])
+        as_rows = lambda rows, cols: [[r[c] for c in cols] for r in rows]  # noqa: E731
+        return (
+            totals,
+            as_rows(data["by_tab"], RATE_COLUMNS),
+            as_rows(data["by_model"], RATE_COLUMNS),
+            as_rows(data["by_variant"], RATE_COLUMNS),
+            trend,
+            as_rows(data["downvotes"], ["when", "tab", "prompt", "output", "comment", "reasons", "sources"]),
+            gaps,
+        )
+
+    def do_export(token, fmt, tab, since, until, session, variant):
+        guard(token)
+        f = filters(tab, since, until, session, variant)
+        suffix = {"sft": "jsonl", "dpo": "jsonl", "kto": "jsonl"}.get(fmt, fmt)
+        out = Path(tempfile.mkdtemp(prefix="export-")) / f"aigc-{fmt}.{suffix}"
+        n = export(feedback.read("ratings").records, fmt, out, tab=f["tab"], since=f["since"])
+        gr.Info(f"{n} rows exported")
+        return str(out)
+
+    filter_inputs = [ui[k] for k in ("tab", "since", "until", "session", "variant")]
+    outputs = [ui[k] for k in ("totals", "by_tab", "by_model", "by_variant", "trend", "downvotes", "gaps")]
+    ui["refresh"].click(user_errors(show, outputs=len(outputs)), [ui["token"], *filter_inputs], outputs, api_visibility="private")
+    ui["export"].click(
+        user_errors(do_export, outputs=1), [ui["token"], ui["format"], *filter_inputs], [ui["file"]], api_visibility="private"
+    )
