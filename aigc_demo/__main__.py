@@ -1,4 +1,4 @@
-"""Command line: ``python -m aigc_demo [serve | prepare | feedback verify|repair|stats | export ...]``.
+"""Command line: ``python -m aigc_demo [serve | prepare | feedback verify|repair|stats | export ... | report --session CODE]``.
 
 ``prepare`` converts / builds the embedded offline models into the cache once (what
 ``make setup`` runs), so the first request of ``make run`` does not wait for it.
@@ -115,6 +115,23 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from aigc_demo.feedback.report import session_report, to_html
+    from aigc_demo.feedback.service import FeedbackService
+
+    service = FeedbackService(settings.data_dir)
+    text = session_report(
+        args.session, service.read("ratings").records, service.read("events").records, service.read("handoffs").records
+    )
+    if args.out is None:
+        print(text)
+        return 0
+    out = Path(args.out)
+    out.write_text(to_html(text, f"Session {args.session}") if out.suffix.lower() in (".html", ".htm") else text, encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aigc_demo")
     sub = parser.add_subparsers(dest="command")
@@ -128,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--tab", choices=["text", "image", "support"])
     ex.add_argument("--since", help="UTC date or time, e.g. 2026-11-01")
     ex.add_argument("--push-to-hub", metavar="REPO", help="also upload to this Hub dataset (user/name)")
+    rp = sub.add_parser("report", help="a user-testing session's report (Markdown, or HTML with --out x.html)")
+    rp.add_argument("--session", required=True, help="the code from the participants' links (?session=CODE)")
+    rp.add_argument("--out", help="write to this file (.md or .html) instead of printing")
     args = parser.parse_args(argv)
     configure_logging()
     settings = settings_or_exit()
@@ -137,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return _feedback(settings, args.action)
     if args.command == "export":
         return _export(settings, args)
+    if args.command == "report":
+        return _report(settings, args)
     from aigc_demo.ui.demo import create_demo, launch_options
 
     create_demo(settings).launch(**launch_options(settings))

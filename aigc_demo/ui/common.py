@@ -12,6 +12,7 @@ import hmac
 import html
 import inspect
 import logging
+import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -131,5 +132,19 @@ def toggle_stop(running: bool) -> tuple[Any, Any]:
     return gr.update(visible=not running), gr.update(visible=running)
 
 
+SESSION_CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
 def session_of(request: gr.Request | None) -> str:
+    """The user-testing session code from the page URL (``?session=CODE``), else Gradio's
+    per-tab session hash. A facilitator hands out links with a code; every event and
+    rating of that participant then carries it, and ``report --session CODE`` finds them."""
+    if request is None:
+        return ""
+    try:
+        code = (request.query_params or {}).get("session") or ""
+    except Exception:  # noqa: BLE001 - API calls have no page URL
+        code = ""
+    if code and SESSION_CODE.match(code):
+        return code
     return getattr(request, "session_hash", None) or ""

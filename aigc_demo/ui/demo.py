@@ -21,7 +21,7 @@ from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.image import ImageService
 from aigc_demo.services.support.bot import SupportService
 from aigc_demo.services.text import TextService
-from aigc_demo.ui.common import Services
+from aigc_demo.ui.common import Services, session_of
 from aigc_demo.ui.feedback import build_rate_api
 from aigc_demo.ui.tabs.image import build_image_tab
 from aigc_demo.ui.tabs.insights import build_insights_tab
@@ -73,6 +73,14 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
             with gr.Tab("📊 Insights / 洞察", id="insights"):
                 build_insights_tab(services)
         build_rate_api(services.feedback)
+        # The user-testing session code (from ?session=CODE), shown discreetly so a
+        # participant can quote it; the facilitator's report uses it.
+        session_line = gr.Markdown(elem_classes=["session-line"], elem_id="session-line")
+
+        def show_session(request: gr.Request) -> str:
+            return f"<small>session `{session_of(request)[:40]}`</small>"
+
+        demo.load(show_session, None, [session_line], api_visibility="private", queue=False)
 
         def health() -> dict:
             """Which models are loaded, the profile, the data dir and the app version."""

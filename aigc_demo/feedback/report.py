@@ -1,0 +1,91 @@
+"""Per-session report for user-testing sessions (Markdown and HTML).
+
+A facilitator sends links with ``?session=CODE``; afterwards ``python -m aigc_demo
+report --session CODE`` (or the Insights tab's filter) shows what those participants did:
+interactions and ratings per tab, like-rate with its interval, comments, the worst
+outputs, latencies and support handoffs.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from aigc_demo.feedback.insights import latest_ratings, like_rates, wilson
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def _cell(text: Any, limit: int = 120) -> str:
+    return str(text or "").replace("|", "\\|").replace("\n", " ")[:limit]
+
+
+def session_report(code: str, ratings: list[dict[str, Any]], events: list[dict[str, Any]], handoffs: list[dict[str, Any]]) -> str:
+    ratings = [r for r in ratings if r.get("session_id") == code]
+    events = [e for e in events if e.get("session_id") == code]
+    handoffs = [h for h in handoffs if h.get("session_id") == code]
+    latest = latest_ratings(ratings)
+    lines = [f"# Session report: {code}", ""]
+    if not events and not ratings:
+        return "\n".join(lines + ["No interactions recorded for this session code."]) + "\n"
+    times = sorted(str(e.get("ts", "")) for e in events) or sorted(str(r.get("ts", "")) for r in ratings)
+    up = sum(r.get("rating") == "up" for r in latest)
+    lo, hi = wilson(up, len(latest))
+    lines += [
+        f"From {times[0][:16].replace('T', ' ')} to {times[-1][:16].replace('T', ' ')} UTC: "
+        f"**{len(events)}** interactions, **{len(latest)}** rated outputs, like-rate "
+        + (f"**{up / len(latest):.0%}** (95 % CI {lo:.0%}–{hi:.0%})" if latest else "–")
+        + f", **{len(handoffs)}** support handoffs.",
+        "",
+        "## Per tab",
+        "",
+        "| tab | interactions | rated | 👍 | 👎 | like-rate | latency p50 / p95 (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rates = {r.group: r for r in like_rates(ratings, "tab")}
+    for tab in sorted({str(e.get("tab")) for e in events} | set(rates)):
+        lat = [float(e["latency_ms"]) / 1000 for e in events if e.get("tab") == tab and e.get("latency_ms") is not None]
+        rate = rates.get(tab)
+        n_events = sum(e.get("tab") == tab for e in events)
+        lines.append(
+            f"| {tab} | {n_events} | {rate.n if rate else 0} | {rate.up if rate else 0} | {rate.down if rate else 0} | "
+            f"{f'{rate.rate:.0%}' if rate and rate.n else '–'} | "
+            + (f"{_pct(lat, 0.5):.2f} / {_pct(lat, 0.95):.2f}" if lat else "–")
+            + " |"
+        )
+    comments = [r for r in latest if r.get("comment")]
+    lines += ["", "## Comments", ""]
+    lines += [f"- {'👍' if r.get('rating') == 'up' else '👎'} ({r.get('tab')}) {_cell(r.get('comment'), 300)}" for r in comments] or ["None."]
+    worst = [r for r in latest if r.get("rating") == "down"]
+    lines += ["", "## Worst outputs (👎)", ""]
+    if worst:
+        lines += ["| tab | prompt | output | reasons | comment |", "|---|---|---|---|---|"]
+        for r in worst[:20]:
+            out = (r.get("output") or {}).get("text") or (r.get("output") or {}).get("path") or ""
+            lines.append(
+                f"| {r.get('tab')} | {_cell(r.get('prompt'))} | {_cell(out)} | {_cell(', '.join(r.get('reasons') or []))} | {_cell(r.get('comment'))} |"
+            )
+    else:
+        lines.append("None.")
+    lines += ["", "## Support handoffs", ""]
+    for h in handoffs:
+        question = next((m.get("content", "") for m in reversed(h.get("messages") or []) if m.get("role") == "user"), "")
+        lines.append(f"- {h.get('reason')}: {_cell(question, 200)}")
+    if not handoffs:
+        lines.append("None.")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(markdown_text: str, title: str) -> str:
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)  # raw HTML stays escaped
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )

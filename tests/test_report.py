@@ -1,0 +1,51 @@
+"""User-testing sessions: the code from the URL tags records; the report says what happened."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+from aigc_demo.feedback.report import session_report, to_html
+from aigc_demo.ui.common import session_of
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_session_code_from_the_url_wins_and_is_sanitised():
+    assert session_of(SimpleNamespace(query_params={"session": "ux-test_7"}, session_hash="h")) == "ux-test_7"
+    assert session_of(SimpleNamespace(query_params={"session": "<script>"}, session_hash="h")) == "h"
+    assert session_of(SimpleNamespace(query_params={}, session_hash="h")) == "h"
+    assert session_of(None) == ""
+
+
+def test_report_content(services, settings, tmp_path):
+    fb = services.feedback
+    t = services.text.generate("Write a slogan", session_id="ux1")
+    services.text.generate("Another", session_id="ux1")
+    s = services.support.chat("Do you sell spaceships?", session_id="ux1")
+    services.text.generate("Other session", session_id="zz")
+    fb.rate(t["output_id"], "down", "too generic | dull", reasons=["low quality"])
+    fb.rate(s["output_id"], "up", "<b>polite</b>")
+    md = session_report("ux1", fb.read("ratings").records, fb.read("events").records, fb.read("handoffs").records)
+    assert "# Session report: ux1" in md
+    assert "**3** interactions, **2** rated outputs, like-rate **50%**" in md
+    assert "| text | 2 | 1 | 0 | 1 | 0% |" in md
+    assert "👎 (text) too generic \\| dull" in md
+    assert "low_confidence: Do you sell spaceships?" in md
+    assert "Other session" not in md
+    page = to_html(md, "Session ux1")
+    assert "<table>" in page and "<b>polite</b>" not in page and "&lt;b&gt;polite&lt;/b&gt;" in page
+    empty = session_report("nobody", fb.read("ratings").records, fb.read("events").records, [])
+    assert "No interactions recorded" in empty
+
+
+def test_report_cli_writes_html(services, tmp_path):
+    services.text.generate("hi", session_id="cli1")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "r.html"
+    run = subprocess.run([sys.executable, "-m", "aigc_demo", "report", "--session", "cli1", "--out", str(out)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0 and out.read_text().startswith("<!doctype html>")
