@@ -9,8 +9,9 @@ that names the variable and what it accepts (see :func:`load_settings`).
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -157,6 +158,9 @@ class Settings(BaseSettings):
     hub_private: bool = True
     """Create the Hub dataset as private."""
 
+    variants: str = ""
+    """A/B variants as JSON, per tab: [{"name", "weight", ...overrides}] (see services/variants.py)."""
+
     admin_token: str = ""
     """Token that unlocks admin views (insights, exports, KB upload). Empty = locked."""
 
@@ -193,6 +197,12 @@ class Settings(BaseSettings):
         explicit = getattr(self, f"{kind}_model")
         return explicit or PROFILE_DEFAULTS[self.effective_profile][f"{kind}_model"]
 
+    @cached_property
+    def variant_table(self) -> dict[str, list[Any]]:
+        from aigc_demo.services.variants import parse_variants
+
+        return parse_variants(self.variants)
+
     @property
     def text_model_choices(self) -> list[str]:
         listed = self.text_models or ",".join(PROFILE_TEXT_CHOICES[self.effective_profile])
@@ -208,7 +218,9 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Build Settings, turning validation errors into one readable SettingsError."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
+        settings.variant_table  # noqa: B018 - validate AIGC_VARIANTS at start, not on first request
+        return settings
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

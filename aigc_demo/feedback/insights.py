@@ -162,7 +162,27 @@ def report(ratings: list[dict[str, Any]], events: list[dict[str, Any]], **filter
         "by_tab": [r.as_row() for r in like_rates(ratings, "tab")],
         "by_model": [r.as_row() for r in like_rates(ratings, "model")],
         "by_variant": [r.as_row() for r in like_rates(ratings, "variant")],
+        "variant_comparison": compare_variants(ratings),
         "daily": daily,
         "coverage": coverage(ratings, events),
         "downvotes": downvotes,
     }
+
+
+def compare_variants(records: Iterable[dict[str, Any]], tab: str | None = None) -> list[str]:
+    """One sentence per variant against the first (alphabetically): difference, p-value, verdict."""
+    rows = [r for r in records if r.get("variant") and (tab is None or r.get("tab") == tab)]
+    rates = like_rates(rows, "variant")
+    if len(rates) < 2:
+        return []
+    base = rates[0]
+    lines = []
+    for other in rates[1:]:
+        p = two_proportion_p(other.up, other.n, base.up, base.n)
+        diff = (other.rate - base.rate) * 100 if other.n and base.n else float("nan")
+        verdict = "significant at the 5 % level" if p < 0.05 else "not significant yet"
+        lines.append(
+            f"{other.group} vs {base.group}: {other.rate:.0%} vs {base.rate:.0%} ({diff:+.0f} points, "
+            f"n={other.n}/{base.n}), p={p:.3f} — {verdict}"
+        )
+    return lines

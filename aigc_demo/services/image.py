@@ -25,6 +25,7 @@ from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.models.device import is_out_of_memory, release_gpu_memory, zero_gpu
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.validation import clean_text, number, resolve_seed
+from aigc_demo.services.variants import apply, assign
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,8 @@ class ImageService:
         on_step: Callable[[int, int], bool | None] | None = None,
         **options: Any,
     ) -> dict[str, Any]:
+        variant = assign(self.settings.variant_table, "image", session_id)
+        options = apply(variant, options, ("steps", "guidance_scale", "style", "negative_prompt"))
         params = self.validate(prompt, **options)
         model = self.registry.get("image")
         started = time.perf_counter()
@@ -180,6 +183,7 @@ class ImageService:
             output={},
             latency_ms=round(latency_ms, 1),
             session_id=session_id,
+            variant=variant.name if variant else None,
         )
         files = [self._save(img, params, params.seed + i, model_info["id"], output.output_id, i) for i, img in enumerate(images)]
         output.output = {"images": files, **files[0]}

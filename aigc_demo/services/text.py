@@ -18,6 +18,7 @@ from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.text import GenerationStats, TextRequest
 from aigc_demo.services.support.retrieval import contains_cjk
 from aigc_demo.services.validation import clean_text, number, resolve_seed
+from aigc_demo.services.variants import apply, assign
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,8 @@ class TextService:
     ) -> Iterator[TextUpdate]:
         """Stream updates; ``should_stop()`` ends generation early but still returns a
         result, so a stopped answer can be read, copied and rated like any other."""
+        variant = assign(self.settings.variant_table, "text", session_id)
+        options = apply(variant, options, ("system", "preset", "model", "temperature", "top_p", "max_new_tokens", "mode"))
         model_id = options.pop("model", None) or None
         request, preset_key = self.build_request(prompt, **options)
         model = self.registry.get("text", model_id)
@@ -208,6 +211,7 @@ class TextService:
             output={"text": text, "finish_reason": stats.finish_reason},
             latency_ms=round(latency_ms, 1),
             session_id=session_id,
+            variant=variant.name if variant else None,
         )
         self.feedback.register(output)
         result = {
@@ -222,6 +226,7 @@ class TextService:
             "finish_reason": stats.finish_reason,
             "seed": request.seed,
             "model": model_info["id"],
+            "variant": variant.name if variant else None,
         }
         yield TextUpdate(text=text, stats=stats, done=True, result=result)
 

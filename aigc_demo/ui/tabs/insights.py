@@ -84,6 +84,8 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             f"**{t['generations']}** generations · **{t['ratings']}** rated outputs (👍 {t['up']} / 👎 {t['down']}) · "
             f"like-rate **{rate}** · {t['sessions']} sessions\n\nCoverage: {cov}"
         )
+        if data["variant_comparison"]:
+            totals += "\n\n**A/B:** " + "; ".join(data["variant_comparison"])
         gaps = [
             [g["ts"][:16].replace("T", " "), g["kind"], g["question"], g["answer"][:200], g["comment"], ", ".join(map(str, g["sources"]))]
             for g in services.support.knowledge_gaps()
