@@ -70,3 +70,27 @@ def test_comparison_reports_significance():
     assert line.startswith("B vs A: 60% vs 40% (+20 points, n=100/100), p=0.005") and "significant at the 5 %" in line
     few = [{"output_id": "a", "variant": "A", "rating": "up"}, {"output_id": "b", "variant": "B", "rating": "down"}]
     assert "not significant yet" in compare_variants(few)[0]
+
+
+def test_support_variant_overrides_the_handoff_threshold(monkeypatch, fake_registry):
+    monkeypatch.setenv("AIGC_VARIANTS", json.dumps({"support": [{"name": "strict", "min_confidence": 0.99}]}))
+    settings = load_settings()
+    services = build_services(settings, registry=fake_registry)
+    result = services.support.chat("When will my parcel arrive if I order today?", session_id="s1")
+    assert result["handoff"] and result["handoff_reason"] == "low_confidence" and result["confidence"] < 0.99
+    assert services.feedback.read("events").records[-1]["variant"] == "strict"
+    baseline = services.support.chat("When will my parcel arrive if I order today?", session_id="")  # no variant
+    assert not baseline["handoff"]
+
+
+def test_insights_tab_is_closed_without_the_admin_token(monkeypatch, settings, fake_registry):
+    from aigc_demo.ui.demo import create_demo
+
+    def elem_ids(demo):
+        return {getattr(b, "elem_id", None) for b in demo.blocks.values()}
+
+    closed = create_demo(settings, registry=fake_registry)
+    assert "insights-refresh" not in elem_ids(closed) and "insights-token" not in elem_ids(closed)
+    monkeypatch.setenv("AIGC_ADMIN_TOKEN", "s3cret")
+    opened = create_demo(load_settings(), registry=fake_registry)
+    assert {"insights-refresh", "insights-token"} <= elem_ids(opened)

@@ -9,8 +9,8 @@ options it overrides, e.g.::
 Assignment hashes (tab, session) onto the weights, so it is sticky without any storage —
 the same participant gets the same variant on every request and after a restart — and
 the split follows the weights across sessions. Services apply the overrides they know
-(text: system, preset, model, temperature, top_p, max_new_tokens; image: steps,
-guidance_scale, style, negative_prompt).
+(text: system, preset, model, temperature, top_p, max_new_tokens, mode; image: steps,
+guidance_scale, style, negative_prompt; support: answer_mode, min_confidence).
 """
 
 from __future__ import annotations

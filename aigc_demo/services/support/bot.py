@@ -37,6 +37,7 @@ from aigc_demo.services.support.kb import SUPPORTED, KnowledgeBase, knowledge_fi
 from aigc_demo.services.support.learning import SupportLearning
 from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
 from aigc_demo.services.validation import clean_text
+from aigc_demo.services.variants import apply, assign
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +239,8 @@ class SupportService:
     def chat(self, message: object, history: Any = None, *, session_id: str = "") -> dict[str, Any]:
         text = self.validate(message)
         messages = normalize_history(history)
+        variant = assign(self.settings.variant_table, "support", session_id)
+        overrides = apply(variant, {}, ("answer_mode", "min_confidence"))
         lang = _lang(text)
         started = time.perf_counter()
         sources: list[dict[str, Any]] = []
@@ -254,13 +257,13 @@ class SupportService:
             mode = "verified"
         else:
             hits, confidence, _query = self.retrieve(text, messages)
-            if confidence < self.settings.support_min_confidence:
+            if confidence < float(overrides.get("min_confidence", self.settings.support_min_confidence)):
                 answer, reason = HANDOFF_MESSAGE[lang], "low_confidence"
                 sources = [h.as_source(i) for i, h in enumerate(hits, start=1)]
             else:
                 best = hits[:3]
                 sources = [h.as_source(i) for i, h in enumerate(best, start=1)]
-                answer, mode = self._answer(text, messages, best)
+                answer, mode = self._answer(text, messages, best, answer_mode=overrides.get("answer_mode"))
         handoff = bool(reason)
         latency_ms = (time.perf_counter() - started) * 1000
         conversation = messages + [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
@@ -275,6 +278,7 @@ class SupportService:
             sources=sources,
             latency_ms=round(latency_ms, 1),
             session_id=session_id,
+            variant=variant.name if variant else None,
         )
         self.feedback.register(output)
         if handoff:
@@ -308,9 +312,11 @@ class SupportService:
         rest = [dict(s) for s in verified.sources[1:]]
         return verified.answer, [first, *rest], score
 
-    def _answer(self, question: str, history: list[dict[str, str]], hits: list[Hit]) -> tuple[str, str]:
+    def _answer(
+        self, question: str, history: list[dict[str, str]], hits: list[Hit], *, answer_mode: str | None = None
+    ) -> tuple[str, str]:
         extractive = f"{hits[0].entry.answer} [1]"
-        if self.settings.resolved_support_answer_mode == "extractive":
+        if (answer_mode or self.settings.resolved_support_answer_mode) == "extractive":
             return extractive, "extractive"
         try:
             generated = self._generate(question, history, hits)

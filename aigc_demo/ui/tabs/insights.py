@@ -48,6 +48,7 @@ def _render() -> dict[str, Any]:
     ui["downvotes"] = gr.Dataframe(
         headers=["when", "tab", "prompt", "output", "comment", "reasons", "sources"], label="Recent 👎", interactive=False, wrap=True
     )
+    ui["bad_images"] = gr.Gallery(label="Recent 👎 images", columns=8, height=140, object_fit="cover", elem_id="insights-bad-images")
     ui["gaps"] = gr.Dataframe(
         headers=["when", "kind", "question", "answer", "comment", "sources"], label="Support knowledge gaps", interactive=False, wrap=True
     )
@@ -92,6 +93,11 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         ]
         trend = pd.DataFrame(data["daily"] or [], columns=["day", "like_rate", "ci_low", "ci_high", "n"])
         as_rows = lambda rows, cols: [[r[c] for c in cols] for r in rows]  # noqa: E731
+        images = [
+            (row["output"], row["comment"] or row["reasons"] or row["prompt"][:60])
+            for row in data["downvotes"]
+            if row["tab"] == "image" and row["output"].endswith(".png") and Path(row["output"]).is_file()
+        ][:24]
         return (
             totals,
             as_rows(data["by_tab"], RATE_COLUMNS),
@@ -99,6 +105,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             as_rows(data["by_variant"], RATE_COLUMNS),
             trend,
             as_rows(data["downvotes"], ["when", "tab", "prompt", "output", "comment", "reasons", "sources"]),
+            images,
             gaps,
         )
 
@@ -112,7 +119,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         return str(out)
 
     filter_inputs = [ui[k] for k in ("tab", "since", "until", "session", "variant")]
-    outputs = [ui[k] for k in ("totals", "by_tab", "by_model", "by_variant", "trend", "downvotes", "gaps")]
+    outputs = [ui[k] for k in ("totals", "by_tab", "by_model", "by_variant", "trend", "downvotes", "bad_images", "gaps")]
     ui["refresh"].click(user_errors(show, outputs=len(outputs)), [ui["token"], *filter_inputs], outputs, api_visibility="private")
     ui["export"].click(
         user_errors(do_export, outputs=1), [ui["token"], ui["format"], *filter_inputs], [ui["file"]], api_visibility="private"
