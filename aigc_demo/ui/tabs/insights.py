@@ -48,7 +48,9 @@ def _render() -> dict[str, Any]:
     ui["downvotes"] = gr.Dataframe(
         headers=["when", "tab", "prompt", "output", "comment", "reasons", "sources"], label="Recent 👎", interactive=False, wrap=True
     )
-    ui["bad_images"] = gr.Gallery(label="Recent 👎 images", columns=8, height=140, object_fit="cover", elem_id="insights-bad-images")
+    ui["bad_images"] = gr.Gallery(
+        label="Recent 👎 images", columns=8, height=140, object_fit="cover", preview=False, elem_id="insights-bad-images"
+    )
     ui["gaps"] = gr.Dataframe(
         headers=["when", "kind", "question", "answer", "comment", "sources"], label="Support knowledge gaps", interactive=False, wrap=True
     )
