@@ -16,6 +16,7 @@ import pandas as pd
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.export import FORMATS, export
 from aigc_demo.feedback.insights import report
+from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.ui.common import ADMIN_DISABLED, Services, is_admin, user_errors
 
 RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
@@ -57,7 +58,8 @@ def _render() -> dict[str, Any]:
     with gr.Row(equal_height=True):
         ui["format"] = gr.Dropdown(list(FORMATS), value="sft", label="Export format", scale=1)
         ui["export"] = gr.Button("⬇️ Export", scale=1)
-        ui["file"] = gr.File(label="Download", scale=2)
+        ui["report"] = gr.Button("📝 Session report (uses the Session filter)", scale=1, elem_id="insights-report")
+        ui["file"] = gr.File(label="Download", scale=2, file_count="multiple")
     return ui
 
 
@@ -118,9 +120,23 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         out = Path(tempfile.mkdtemp(prefix="export-")) / f"aigc-{fmt}.{suffix}"
         n = export(feedback.read("ratings").records, fmt, out, tab=f["tab"], since=f["since"])
         gr.Info(f"{n} rows exported")
-        return str(out)
+        return [str(out)]
+
+    def do_report(token, session):
+        guard(token)
+        code = (session or "").strip()
+        if not code:
+            raise AigcError("Type a session code in the Session filter first.")
+        text = session_report(code, feedback.read("ratings").records, feedback.read("events").records, feedback.read("handoffs").records)
+        folder = Path(tempfile.mkdtemp(prefix="report-"))
+        safe = "".join(c for c in code if c.isalnum() or c in "-_")[:40] or "session"
+        md, page = folder / f"session-{safe}.md", folder / f"session-{safe}.html"
+        md.write_text(text, encoding="utf-8")
+        page.write_text(to_html(text, f"Session {code}"), encoding="utf-8")
+        return [str(md), str(page)]
 
     filter_inputs = [ui[k] for k in ("tab", "since", "until", "session", "variant")]
+    ui["report"].click(user_errors(do_report, outputs=1), [ui["token"], ui["session"]], [ui["file"]], api_visibility="private")
     outputs = [ui[k] for k in ("totals", "by_tab", "by_model", "by_variant", "trend", "downvotes", "bad_images", "gaps")]
     ui["refresh"].click(user_errors(show, outputs=len(outputs)), [ui["token"], *filter_inputs], outputs, api_visibility="private")
     ui["export"].click(
