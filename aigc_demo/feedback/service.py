@@ -35,6 +35,7 @@ from aigc_demo.feedback.store import JsonlStore, ReadResult, read_stream
 log = logging.getLogger(__name__)
 
 MAX_COMMENT_CHARS = 2000
+OUTPUT_ID = re.compile(r"^[0-9a-f]{32}$")
 REASONS = ("inaccurate", "off-topic", "unsafe", "low quality", "too slow", "great")
 
 
@@ -98,6 +99,7 @@ class FeedbackService:
         self._stores: dict[str, JsonlStore] = {}
         self._stores_lock = threading.Lock()
         self.listeners: list[Callable[[FeedbackRecord], None]] = []
+        self._missing: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Any) -> FeedbackService:
@@ -166,12 +168,15 @@ class FeedbackService:
     def find_output(self, output_id: str) -> GeneratedOutput | None:
         """An output from memory, or — after a restart — from the events log."""
         output = self.outputs.get(output_id)
-        if output is not None or not output_id:
-            return output
+        if output is not None or not OUTPUT_ID.match(output_id or "") or output_id in self._missing:
+            return output  # ids are uuid4 hex: anything else cannot be in the log, so skip the scan
         fields = {f.name for f in dataclasses.fields(GeneratedOutput)}
         for event in reversed(self.read("events").records):
             if event.get("type") == "generation" and event.get("output_id") == output_id:
                 return self.outputs.add(GeneratedOutput(**{k: v for k, v in event.items() if k in fields}))
+        if len(self._missing) > 10_000:
+            self._missing.clear()
+        self._missing.add(output_id)  # repeated bad ids cost no more file scans
         return None
 
     def rate(
