@@ -16,7 +16,7 @@ from aigc_demo.errors import InvalidInput
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.text import GenerationStats, TextRequest
-from aigc_demo.services.support.retrieval import contains_cjk
+from aigc_demo.services.lang import contains_cjk
 from aigc_demo.services.validation import clean_text, number, resolve_seed
 from aigc_demo.services.variants import apply, assign
 

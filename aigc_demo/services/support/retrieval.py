@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from aigc_demo.services.lang import CJK, contains_cjk  # noqa: F401 - re-exported for support modules
 from aigc_demo.services.support.kb import Entry, KnowledgeBase
 
 log = logging.getLogger(__name__)
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_CJK = CJK
 _WORD = re.compile(r"[a-z0-9]+")  # "what's" → what, s (s is a stopword)
 _STOP = set(
     "a an the is are was were be been do does did i you we they it its my your our me us to of in on for and or "
@@ -47,10 +48,6 @@ _ZH_STOP_BIGRAMS = set(
     "你们 我们 他们 怎么 什么 可以 是不 不是 这个 那个 一个 如果 因为 所以 还是 或者 但是 已经 现在 时候 "
     "哪里 哪个 请问 能否 是否 需要 一下 的话 么办 怎样 的时 么时".split()
 )
-
-
-def contains_cjk(text: str) -> bool:
-    return bool(_CJK.search(text))
 
 
 def tokenize(text: str) -> list[str]:
