@@ -57,9 +57,9 @@ def main() -> None:
 
     def raw() -> float:
         # On the same long-lived thread the app generates on (see models/text.py).
-        from aigc_demo.models.text import _GENERATE_EXECUTOR
+        from aigc_demo.models import compute
 
-        return _GENERATE_EXECUTOR.submit(_raw).result()
+        return compute.run(_raw)
 
     def _raw() -> float:
         inputs = backend.encode(request)

@@ -8,6 +8,7 @@ once per session into a session cache for the tests that need them.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import os
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 import pytest
+import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -22,6 +24,7 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 from aigc_demo.config import Settings  # noqa: E402
+from aigc_demo.models import packaged  # noqa: E402
 from aigc_demo.models.text import GenerationStats, TextRequest  # noqa: E402
 
 
@@ -151,3 +154,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def smollm_dir(model_cache):
+    """The packaged SmolLM2 GGUF converted once (also exercises the conversion)."""
+    return packaged.resolve("packaged:smollm2-135m-instruct", model_cache)
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(smollm_dir, tmp_path_factory):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-llm")
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (smollm_dir / name).exists():
+            shutil.copy(smollm_dir / name, out / name)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(out)
+    return out

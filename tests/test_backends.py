@@ -6,7 +6,6 @@ in a temp dir: same code path as a real checkpoint, no download.
 
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
@@ -18,29 +17,6 @@ from aigc_demo.models.image import Cancelled, DiffusersImageBackend
 from aigc_demo.models.registry import ModelRegistry, backend_factory
 from aigc_demo.models.text import GenerationStats, TextRequest, TransformersTextBackend
 from aigc_demo.errors import ModelLoadError
-
-
-@pytest.fixture(scope="session")
-def smollm_dir(model_cache):
-    """The packaged SmolLM2 GGUF converted once (also exercises the conversion)."""
-    return packaged.resolve("packaged:smollm2-135m-instruct", model_cache)
-
-
-@pytest.fixture(scope="session")
-def tiny_llm_dir(smollm_dir, tmp_path_factory):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    out = tmp_path_factory.mktemp("tiny-llm")
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
-        if (smollm_dir / name).exists():
-            shutil.copy(smollm_dir / name, out / name)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=2,
-    )
-    LlamaForCausalLM(config).save_pretrained(out)
-    return out
 
 
 def _text_backend(path) -> TransformersTextBackend:

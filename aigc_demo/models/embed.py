@@ -8,6 +8,9 @@ from typing import Any
 import numpy as np
 
 from aigc_demo.errors import ModelLoadError
+from aigc_demo.models import compute
+
+SHORT_BATCH = 4
 
 
 class SentenceTransformerEmbedder:
@@ -34,9 +37,18 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+
+        def encode() -> np.ndarray:
+            return self.model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
+
+        if self.device != "cpu":
+            vectors = encode()
+        elif len(texts) <= SHORT_BATCH:  # a query: here, on one core, without waiting for a generation
+            vectors = encode()
+        else:  # a knowledge base: on the compute thread (models/compute.py)
+            vectors = compute.run(encode)
         return vectors.astype(np.float32)
 
     @property

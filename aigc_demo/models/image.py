@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from aigc_demo.errors import AigcError, ModelLoadError
+from aigc_demo.models import compute
 
 
 class Cancelled(AigcError):
@@ -77,15 +78,20 @@ class DiffusersImageBackend:
             vae = self.pipe.vae
             vae.enable_tiling() if width * height > 1024 * 1024 else vae.disable_tiling()
             vae.enable_slicing() if num_images > 1 else vae.disable_slicing()
-        with torch.inference_mode():
-            result = self.pipe(
-                prompt=[prompt] * num_images,
-                negative_prompt=[negative_prompt] * num_images if negative_prompt else None,
-                num_inference_steps=steps,
-                guidance_scale=guidance_scale,
-                width=width,
-                height=height,
-                generator=generators,
-                callback_on_step_end=callback,
-            )
+
+        def denoise() -> Any:
+            with torch.inference_mode():
+                return self.pipe(
+                    prompt=[prompt] * num_images,
+                    negative_prompt=[negative_prompt] * num_images if negative_prompt else None,
+                    num_inference_steps=steps,
+                    guidance_scale=guidance_scale,
+                    width=width,
+                    height=height,
+                    generator=generators,
+                    callback_on_step_end=callback,
+                )
+
+        # On a CPU, on the compute thread (models/compute.py); a GPU queues its own work.
+        result = compute.run(denoise) if self.device == "cpu" else denoise()
         return list(result.images)

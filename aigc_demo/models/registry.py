@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal
 
 from aigc_demo.config import Settings
 from aigc_demo.errors import ModelLoadError
-from aigc_demo.models import packaged
+from aigc_demo.models import compute, packaged
 from aigc_demo.models.device import pick_device, pick_dtype
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,13 @@ Factory = Callable[[Settings, str], Any]
 def _text_transformers(settings: Settings, model_id: str) -> Any:
     from aigc_demo.models.text import TransformersTextBackend
 
+    from aigc_demo.models.quant import resolve_precision
+
     device = pick_device(settings.device)
-    return TransformersTextBackend(model_id, source=_source(settings, model_id), device=device, dtype=pick_dtype(device))
+    dtype, int8_weights, label = resolve_precision(settings.text_precision, device, pick_dtype(device))
+    return TransformersTextBackend(
+        model_id, source=_source(settings, model_id), device=device, dtype=dtype, int8_weights=int8_weights, precision=label
+    )
 
 
 def _image_diffusers(settings: Settings, model_id: str) -> Any:
@@ -128,7 +133,7 @@ class ModelRegistry:
             start = time.perf_counter()
             try:
                 model = backend_factory(kind, backend)(self.settings, model_id)
-                model.load()
+                compute.run(model.load)  # the thread that will use it (models/compute.py)
             except ModelLoadError as exc:
                 self._errors[key] = exc.message
                 log.error("%s model failed to load: %s", kind, exc.message)
@@ -154,7 +159,10 @@ class ModelRegistry:
         backend = getattr(model, "backend", None) or (
             self.settings.text_backend if kind == "text" else DEFAULT_BACKEND[kind]
         )
-        return {"id": key[1], "backend": backend, "profile": self.settings.effective_profile}
+        info = {"id": key[1], "backend": backend, "profile": self.settings.effective_profile}
+        if getattr(model, "precision", None):
+            info["precision"] = model.precision
+        return info
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -166,6 +174,8 @@ class ModelRegistry:
                 "error": self._errors.get(key),
                 "load_seconds": round(self.load_seconds[key], 2) if key in self.load_seconds else None,
             }
+            if getattr(self._models.get(key), "precision", None):
+                out[kind]["precision"] = self._models[key].precision
         out["text"]["choices"] = self.text_choices()
         return out
 

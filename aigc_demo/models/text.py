@@ -13,24 +13,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from aigc_demo.errors import ModelLoadError
+from aigc_demo.models import compute
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.03  # the consumer decodes new tokens at most ~33 times a second
 
-# generate() always runs on this one long-lived thread. Torch's OpenMP thread team belongs
-# to the thread that starts it; a fresh thread per request builds a new team next to the
-# idle (spinning) old ones, which cost 15-25 % of decode speed on two cores
-# (bench/text_stream.py). Generations queue here one at a time, as they would for the
-# cores anyway.
-_GENERATE_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
+# load() and generate() run on the one long-lived compute thread (models/compute.py): a
+# second thread with its own OpenMP team more than halved int8 decode speed on two cores.
 
 
 @dataclass
@@ -68,11 +64,15 @@ class TransformersTextBackend:
 
     backend = "transformers"
 
-    def __init__(self, model_id: str, *, source: str | Path, device: str, dtype: Any) -> None:
+    def __init__(
+        self, model_id: str, *, source: str | Path, device: str, dtype: Any, int8_weights: bool = False, precision: str = ""
+    ) -> None:
         self.model_id = model_id
         self.source = str(source)
         self.device = device
         self.dtype = dtype
+        self.int8_weights = int8_weights  # CPU decode speed: see models/quant.py
+        self.precision = precision or str(dtype).removeprefix("torch.")
         self.model = None
         self.tokenizer = None
 
@@ -88,7 +88,13 @@ class TransformersTextBackend:
                 "Set AIGC_TEXT_MODEL to a Hub id (needs network), a local model directory, "
                 "or leave it empty for the embedded offline model."
             ) from exc
-        self.model = model.to(self.device).eval()
+        model = model.to(self.device).eval()
+        if self.int8_weights:
+            from aigc_demo.models.quant import quantize_int8_weights
+
+            layers = quantize_int8_weights(model, self.dtype)
+            log.info("%s: %d linear layers with int8 weights", self.model_id, layers)
+        self.model = model
 
     @property
     def has_chat_template(self) -> bool:
@@ -186,7 +192,7 @@ class TransformersTextBackend:
             finally:
                 collector.end()
 
-        worker = _GENERATE_EXECUTOR.submit(run)
+        worker = compute.submit(run)
         text = ""  # everything emitted so far
         prefix_offset = read_offset = 0  # TGI-style incremental detokenisation window
         try:

@@ -1,0 +1,64 @@
+"""Where CPU tensor work runs: one long-lived compute thread owns torch's thread team.
+
+Torch's CPU kernels fork and join an OpenMP team for almost every op. libgomp gives each
+thread that starts parallel work its own team, which lives as long as that thread, and
+once the process holds more OpenMP threads than cores it stops spinning between regions
+(GOMP "throttled" spin count: 100) so every op pays a futex wake-up: ~50 µs in this VM.
+Decoding is thousands of tiny ops, so a second team — the model loaded on one Gradio
+worker thread, generated on another — cut int8 decode from ~60 to ~24 tokens/s here
+(bench/RESULTS.md, "CPU threads").
+
+So the models' heavy work (loading, text generation, image denoising, KB embedding) runs
+on :data:`EXECUTOR`, one thread with the full thread count, and every other thread runs
+torch single-threaded — importing this module lowers torch's default to one thread after
+starting the compute thread — which makes no team at all: a query's embedding on a
+request thread, a stray tensor op anywhere. On 2 cores two heavy jobs at once would only
+share the cores, so queueing them costs little throughput and keeps each one fast.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+_local = threading.local()
+
+
+def _init() -> None:
+    _local.compute = True
+    torch.set_num_threads(THREADS)  # this thread's own setting: kept when others change theirs...
+    # ...once torch has initialised this thread's setting, which it does lazily on the first
+    # get (from the process-wide default, which is lowered to 1 just below): do it now.
+    assert torch.get_num_threads() == THREADS
+
+
+THREADS = torch.get_num_threads()  # honours OMP_NUM_THREADS / the core count
+EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute", initializer=_init)
+EXECUTOR.submit(int).result()  # start the compute thread now, with the full thread count
+torch.set_num_threads(1)  # this thread and every thread started later: one thread, no team
+
+
+def _in_compute_thread() -> bool:
+    return getattr(_local, "compute", False)
+
+
+def submit(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future:
+    """Queue ``fn`` on the compute thread; returns its future."""
+    if _in_compute_thread():  # already there: run now (a queued job would deadlock)
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - delivered through the future
+            future.set_exception(exc)
+        return future
+    return EXECUTOR.submit(fn, *args, **kwargs)
+
+
+def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn`` on the compute thread and return its result (exceptions propagate)."""
+    return submit(fn, *args, **kwargs).result()
