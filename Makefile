@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PREPARED := $(VENV)/.prepared
 
-.PHONY: setup run test clean
+.PHONY: setup run test bench clean
 
 setup: $(PREPARED)
 
@@ -27,6 +27,15 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Speed, memory and quality benchmarks; each script appends a dated table to bench/RESULTS.md.
+bench: setup
+	$(BIN)/python bench/text_precision.py
+	$(BIN)/python bench/text_stream.py --runs 5
+	$(BIN)/python bench/components.py
+	$(BIN)/python bench/serve.py --cold
+	$(BIN)/python bench/support_eval.py
+	$(BIN)/python bench/feedback_store.py --kills 50
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     text_model: str = ""
     """Text / chat model: Hub id, local directory or packaged:NAME. Empty = the profile's default."""
 
+    preload: bool = True
+    """Load the default text model in the background at start-up, so the first answer does
+    not wait for it (warm start: bench/serve.py)."""
+
     text_precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"
     """Text model weights. auto: half precision on a GPU; on a CPU int8 weights with bf16
     activations where the CPU has native bf16 (about 3x fp32's decode speed), else fp32."""

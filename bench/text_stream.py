@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.tokens
     tmp = Path(tempfile.mkdtemp())
-    settings = Settings(profile="offline", data_dir=tmp, cache_dir=args.cache_dir)
+    settings = Settings(profile="offline", data_dir=tmp, cache_dir=args.cache_dir, preload=False)
     services = build_services(settings)
     backend = services.registry.get("text")
     request = TextRequest(
@@ -124,7 +124,7 @@ def main() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings = Settings(profile="offline", data_dir=tmp / "app", cache_dir=args.cache_dir, port=port)
+    settings = Settings(profile="offline", data_dir=tmp / "app", cache_dir=args.cache_dir, port=port, preload=False)
     demo = create_demo(settings)
     demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
     try:
@@ -149,14 +149,13 @@ def main() -> None:
         rows.append(f"| {name} | {med:.1f} | {min(values):.1f}–{max(values):.1f} | {med / base:.2f} |")
     updates = statistics.median(results["_ui_updates"])
     record(
-        "Text streaming overhead (SmolLM2-135M, CPU fp32)",
+        f"Text streaming overhead (SmolLM2-135M, {backend.precision} on {backend.device})",
         f"python bench/text_stream.py --tokens {n} --runs {args.runs}",
         "\n".join(rows),
         notes=f"Greedy, exactly {n} new tokens for the first three paths (the Gradio path's length is the model's own, "
         f"so its ratio is only indicative). The Text tab coalesces tokens into an update every "
         f"{text_tab.STREAM_INTERVAL_S * 1000:.0f} ms ({updates:.0f} updates for {n} tokens). Raw generate runs on the "
-        "same long-lived generate thread as the app: starting a new thread per request (the usual TextIteratorStreamer "
-        "recipe) measured 15-25 % slower here, because each new thread builds its own OpenMP team beside the idle ones.",
+        "app's compute thread (models/compute.py).",
     )
 
 

@@ -42,6 +42,7 @@ def isolated_env(tmp_path, monkeypatch, model_cache):
     monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("AIGC_CACHE_DIR", str(model_cache))
     monkeypatch.setenv("AIGC_PROFILE", "offline")
+    monkeypatch.setenv("AIGC_PRELOAD", "false")  # tests load models when they need them
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     yield

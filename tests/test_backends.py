@@ -7,6 +7,8 @@ in a temp dir: same code path as a real checkpoint, no download.
 from __future__ import annotations
 
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -179,3 +181,46 @@ def test_registry_loads_once_under_concurrency(settings):
     finally:
         reg.DEFAULT_BACKEND["image"] = monkey
         reg.BACKENDS["image"].pop("slow")
+
+
+def test_preload_loads_in_the_background_once_and_on_the_compute_thread(settings, monkeypatch):
+    import threading
+
+    from aigc_demo.models import registry as reg
+
+    loads, release = [], threading.Event()
+
+    class Slow:
+        backend = "slow"
+
+        def load(self):
+            loads.append(threading.current_thread().name)
+            release.wait(5)
+
+    monkeypatch.setitem(reg.BACKENDS["image"], "slow", lambda s, m: Slow())
+    monkeypatch.setitem(reg.DEFAULT_BACKEND, "image", "slow")
+    r = ModelRegistry(settings)
+    r.preload("image")  # returns while the load is still running
+    assert not r.is_loaded("image")
+    release.set()
+    model = r.get("image")  # waits for the preload instead of loading again
+    assert r.is_loaded("image") and r.get("image") is model
+    assert len(loads) == 1 and loads[0].startswith("compute")
+
+
+def test_preload_failure_is_recorded_not_raised(settings, monkeypatch):
+    from aigc_demo.models import registry as reg
+
+    class Broken:
+        def load(self):
+            raise ModelLoadError("no weights here")
+
+    monkeypatch.setitem(reg.BACKENDS["image"], "broken", lambda s, m: Broken())
+    monkeypatch.setitem(reg.DEFAULT_BACKEND, "image", "broken")
+    r = ModelRegistry(settings)
+    r.preload("image")
+    for _ in range(100):
+        if r.status()["image"]["error"]:
+            break
+        time.sleep(0.02)
+    assert r.status()["image"]["error"] == "no weights here" and not r.is_loaded("image")

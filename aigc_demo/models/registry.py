@@ -152,6 +152,23 @@ class ModelRegistry:
             self._models[key] = model
             return model
 
+    def preload(self, kind: Kind) -> None:
+        """Start loading ``kind``'s default model in the background; return at once.
+
+        A failure is logged and recorded for status, and the first request tries again.
+        A plain thread, not the compute thread: ``get`` holds the model's lock while the
+        compute thread loads, so calling it *on* the compute thread could deadlock with a
+        request that took the lock first.
+        """
+
+        def load() -> None:
+            try:
+                self.get(kind)
+            except Exception:  # noqa: BLE001 - already logged by get()
+                pass
+
+        threading.Thread(target=load, name=f"preload-{kind}", daemon=True).start()
+
     def info(self, kind: Kind, model_id: str | None = None) -> dict[str, str]:
         """What a record stores about the model: id, backend, profile."""
         key = self._key(kind, model_id)

@@ -20,6 +20,13 @@ from aigc_demo.feedback.service import REASONS
 from aigc_demo.ui.common import ADMIN_DISABLED, Services, is_admin, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
 
+# Support answers are retrieval (a few ms, one core, off the compute thread), so several may
+# run at once: with 10 concurrent users, support p95 fell from 0.81 s at 1 to 0.52 s at 2
+# (bench/serve.py). Text and image stay at AIGC_CONCURRENCY_LIMIT (1): they queue on the
+# compute thread anyway (models/compute.py), and 2 measured no faster. LLM-mode answers
+# queue there too.
+SUPPORT_CONCURRENCY = 4
+
 
 def greeting_messages() -> list[dict[str, str]]:
     return [{"role": "assistant", "content": f"{GREETING['en']}\n\n{GREETING['zh']}"}]
@@ -162,7 +169,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     for trigger in (ui["send"].click, ui["message"].submit):
         trigger(
             user_errors(respond, outputs=len(outputs)), inputs, outputs, api_visibility="private",
-            concurrency_id="support", show_progress_on=[ui["chatbot"]],
+            concurrency_id="support", concurrency_limit=SUPPORT_CONCURRENCY, show_progress_on=[ui["chatbot"]],
         )
     ui["chatbot"].like(
         user_errors(on_like, outputs=2), [ui["ids"], ui["comment"], ui["reasons"]], [ui["status"], ui["last_rating"]],
@@ -184,7 +191,9 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         """Ask the support bot; returns output_id, answer, sources [{id, title, score, ...}] and handoff."""
         return support.chat(message, history or [], session_id=session_of(request))
 
-    gr.api(user_errors(support_chat), api_name="support_chat", concurrency_id="support")
+    gr.api(
+        user_errors(support_chat), api_name="support_chat", concurrency_id="support", concurrency_limit=SUPPORT_CONCURRENCY
+    )
 
 
 def _kb_summary(services: Services, kb: Any) -> str:
