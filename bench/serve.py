@@ -178,7 +178,7 @@ def main() -> None:
     ]
 
     conc = ["| concurrency limit per tab | tab | requests | errors | p50 s | p95 s | max s | wall s |", "|---|---|---|---|---|---|---|---|"]
-    for limit in args.limits.split(","):
+    for limit in [x for x in args.limits.split(",") if x]:
         server = Server(args.cache_dir, AIGC_CONCURRENCY_LIMIT=limit)
         try:
             server.start()

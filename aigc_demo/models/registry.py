@@ -96,6 +96,7 @@ class ModelRegistry:
         }
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._preloading: set[tuple[str, str]] = set()
         self._errors: dict[tuple[str, str], str] = {}
         self.load_seconds: dict[tuple[str, str], float] = {}
 
@@ -160,6 +161,12 @@ class ModelRegistry:
         compute thread loads, so calling it *on* the compute thread could deadlock with a
         request that took the lock first.
         """
+
+        key = self._key(kind, None)
+        with self._locks_guard:
+            if key in self._preloading or key in self._models:
+                return
+            self._preloading.add(key)
 
         def load() -> None:
             try:

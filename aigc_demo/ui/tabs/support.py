@@ -17,8 +17,9 @@ import gradio as gr
 from aigc_demo.services.support.bot import GREETING
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS
-from aigc_demo.ui.common import ADMIN_DISABLED, Services, is_admin, session_of, user_errors
+from aigc_demo.ui.common import Services, is_admin, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
+from aigc_demo.ui.i18n import T, lang_of, tr
 
 # Support answers are retrieval (a few ms, one core, off the compute thread), so several may
 # run at once: with 10 concurrent users, support p95 fell from 0.81 s at 1 to 0.52 s at 2
@@ -62,7 +63,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
     ui: dict[str, Any] = {}
     ui["chatbot"] = gr.Chatbot(
         value=greeting_messages(),
-        label="Lumen Store assistant / 流明商城客服",
+        label=T("assistant"),
         height=460,
         feedback_options=("Like", "Dislike"),
         sanitize_html=True,
@@ -72,41 +73,41 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
     with gr.Row():
         ui["message"] = gr.Textbox(
             show_label=False,
-            placeholder="Ask about shipping, returns, payment… / 请输入您的问题",
+            placeholder=T("support_placeholder"),
             max_length=services.settings.max_prompt_chars,
             scale=6,
             autofocus=True,
         )
-        ui["send"] = gr.Button("Send / 发送", variant="primary", scale=1, min_width=100, elem_id="support-send")
-    ui["reasons"] = gr.CheckboxGroup(list(REASONS), show_label=False, container=False, elem_id="support-reasons")
+        ui["send"] = gr.Button(T("send"), variant="primary", scale=1, min_width=100, elem_id="support-send")
+    ui["reasons"] = gr.CheckboxGroup([(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, elem_id="support-reasons")
     with gr.Row():
         ui["comment"] = gr.Textbox(
-            show_label=False, placeholder="Optional: why? Tick reasons / add a comment, then 👍/👎 (or “Add comment”)",
+            show_label=False, placeholder=T("support_reason_placeholder"),
             scale=6, max_length=2000,
         )
-        ui["add_comment"] = gr.Button("Add comment", scale=1, min_width=100, size="sm")
-        ui["clear"] = gr.Button("🗑 New conversation", scale=1, min_width=100, size="sm")
+        ui["add_comment"] = gr.Button(T("add_comment"), scale=1, min_width=100, size="sm")
+        ui["clear"] = gr.Button(T("new_conversation"), scale=1, min_width=100, size="sm")
     ui["status"] = gr.Markdown(elem_classes=["rating-status"])
     if examples:
-        gr.Examples(examples=[[e] for e in examples], inputs=[ui["message"]], label="Suggested questions / 常见问题")
-    with gr.Accordion("Knowledge base & gaps (admin) / 知识库与缺口（管理员）", open=False):
+        gr.Examples(examples=[[e] for e in examples], inputs=[ui["message"]], label=T("suggested"))
+    with gr.Accordion(T("kb_admin"), open=False):
         if not services.settings.admin_token:
-            gr.Markdown(ADMIN_DISABLED)
+            gr.Markdown(T("admin_disabled"))
         else:
             ui["kb_status"] = gr.Markdown()
             with gr.Row():
-                ui["token"] = gr.Textbox(label="Admin token", type="password", scale=2)
+                ui["token"] = gr.Textbox(label=T("admin_token"), type="password", scale=2)
                 ui["kb_mode"] = gr.Radio(
-                    [("Add to the knowledge base", "add"), ("Replace it", "replace")], value="add", label="Uploaded files", scale=3
+                    [(T("kb_add"), "add"), (T("kb_replace"), "replace")], value="add", label=T("uploaded_files"), scale=3
                 )
             ui["kb_files"] = gr.File(
-                label="CSV / JSONL (question, answer, optional id, category, url) or Markdown / TXT",
+                label=T("kb_files"),
                 file_count="multiple", file_types=[".csv", ".jsonl", ".md", ".markdown", ".txt"],
             )
             with gr.Row():
-                ui["kb_load"] = gr.Button("Load files", variant="primary")
-                ui["kb_reset"] = gr.Button("Back to the bundled knowledge base")
-                ui["gaps_show"] = gr.Button("Show knowledge gaps")
+                ui["kb_load"] = gr.Button(T("load_files"), variant="primary")
+                ui["kb_reset"] = gr.Button(T("kb_reset"))
+                ui["gaps_show"] = gr.Button(T("show_gaps"))
             ui["gaps"] = gr.Dataframe(
                 headers=["when", "kind", "question", "answer", "comment", "sources"], interactive=False, wrap=True, visible=False
             )
@@ -125,7 +126,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         shown = {"role": "user", "content": html.escape(str(message or "").strip(), quote=False)}
         if not support.is_ready:
             support.validate(message)
-            loading = {"role": "assistant", "content": "⏳ Loading the knowledge base (first question only)…"}
+            loading = {"role": "assistant", "content": tr("kb_loading", lang_of(request))}
             yield "", chat + [shown, loading], history, ids, ""
         result = support.chat(message, history, session_id=session_of(request))
         chat += [shown, {"role": "assistant", "content": render_answer(result)}]
@@ -140,7 +141,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         index = data.index if isinstance(data.index, int) else data.index[0]
         oid = ids.get(str(index))
         if oid is None:
-            return "That is the greeting — rate one of my answers instead.", None
+            return tr("rate_greeting", lang_of(request)), None
         if data.liked in (True, "Like"):
             rating = "up"
         elif data.liked in (False, "Dislike"):
@@ -148,18 +149,21 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         else:
             return "", None  # un-liking: the previous record stands; ratings are append-only
         message, saved = rate_and_report(
-            feedback, oid, rating, comment or "", reasons=reasons, session_id=session_of(request)
+            feedback, oid, rating, comment or "", reasons=reasons, session_id=session_of(request), lang=lang_of(request)
         )
         return message, (oid, rating) if saved else None
 
     def add_comment(last, comment, reasons, request: gr.Request):
+        lang = lang_of(request)
         if not last:
-            return "Rate an answer with 👍 or 👎 first, then add your comment.", comment
+            return tr("rate_answer_first", lang), comment
         if not (comment or "").strip():
-            return "Type a comment first.", comment
+            return tr("type_comment", lang), comment
         oid, rating = last
-        message, saved = rate_and_report(feedback, oid, rating, comment, reasons=reasons, session_id=session_of(request))
-        return (message + " (with your comment)", "") if saved else (message, comment)
+        message, saved = rate_and_report(
+            feedback, oid, rating, comment, reasons=reasons, session_id=session_of(request), lang=lang
+        )
+        return (message + tr("with_comment", lang), "") if saved else (message, comment)
 
     def clear():
         return greeting_messages(), [], {}, None, "", ""
@@ -212,12 +216,12 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
 
     def guard(token: str) -> None:
         if not is_admin(settings, token):
-            raise AigcError("Wrong or missing admin token.")
+            raise AigcError(tr("wrong_token"), zh=tr("wrong_token", "zh"))
 
     def load(token, files, mode):
         guard(token)
         if not files:
-            raise AigcError("Choose one or more knowledge files first.")
+            raise AigcError(tr("choose_files"), zh=tr("choose_files", "zh"))
         paths = [Path(f if isinstance(f, str) else f.name) for f in files]
         kb = support.install_files(paths, replace=mode == "replace")
         return _kb_summary(services, kb)
