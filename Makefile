@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PREPARED := $(VENV)/.prepared
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench browser clean
 
 setup: $(PREPARED)
 
@@ -25,7 +25,16 @@ $(PREPARED): $(STAMP)
 run: setup
 	$(BIN)/python app.py
 
-test: setup
+# The real-browser tests need Debian's Chromium; install it when it is missing (needs root
+# or sudo). If that is impossible the browser tests are skipped, and pytest says so loudly.
+CHROMIUM_PKGS := chromium fonts-noto-cjk fonts-noto-color-emoji
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ($$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CHROMIUM_PKGS)) >/dev/null \
+	  || echo "!!! Could not install Chromium: the real-browser tests will be SKIPPED !!!"; }
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 # Speed, memory and quality benchmarks; each script appends a dated table to bench/RESULTS.md.
