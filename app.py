@@ -5,7 +5,7 @@ from aigc_demo.ui.demo import create_demo, launch_options
 
 configure_logging()
 settings = settings_or_exit()
-demo = create_demo(settings)
+demo = create_demo(settings)  # starts loading the text model in the background (AIGC_PRELOAD)
 
 if __name__ == "__main__":
-    demo.launch(**launch_options(settings))
+    demo.launch(**launch_options(settings, demo))

@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return _report(settings, args)
     from aigc_demo.ui.demo import create_demo, launch_options
 
-    create_demo(settings).launch(**launch_options(settings))
+    demo = create_demo(settings)
+    demo.launch(**launch_options(settings, demo))
     return 0
 
 

@@ -60,6 +60,11 @@ def _default_data_dir() -> Path:
     return Path("data")
 
 
+def _default_host() -> str:
+    # On a Hugging Face Space (SPACE_ID is set) the server must listen on every interface.
+    return os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
+
+
 def _default_port() -> int:
     # Gradio's own variable is honoured so `python app.py` behaves like any Gradio app.
     return int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
@@ -79,8 +84,8 @@ class Settings(BaseSettings):
     cache_dir: Path | None = None
     """Converted / built model caches; defaults to DATA_DIR/cache."""
 
-    host: str = "127.0.0.1"
-    """Interface to serve on (use 0.0.0.0 in a container or Space)."""
+    host: str = Field(default_factory=_default_host)
+    """Interface to serve on: 127.0.0.1, or 0.0.0.0 on a Space; GRADIO_SERVER_NAME is honoured."""
 
     port: int = Field(default_factory=_default_port, ge=1, le=65535)
     """Port to serve on; GRADIO_SERVER_PORT is honoured when AIGC_PORT is not set."""

@@ -11,9 +11,13 @@ from __future__ import annotations
 class AigcError(Exception):
     """An error whose message is safe and useful to show to the user."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, zh: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.zh = zh  # the same message in Chinese, for a zh page (ui/i18n.py)
+
+    def localized(self, lang: str) -> str:
+        return self.zh if lang == "zh" and self.zh else self.message
 
 
 class InvalidInput(AigcError):

@@ -21,7 +21,7 @@ def app(tmp_path_factory, model_cache):
     data = tmp_path_factory.mktemp("app-data")
     settings = Settings(profile="offline", data_dir=data, cache_dir=model_cache, port=free_port())
     demo = create_demo(settings)
-    options = launch_options(settings)
+    options = launch_options(settings, demo)
     demo.launch(prevent_thread_lock=True, quiet=True, **options)
     try:
         yield settings, f"http://127.0.0.1:{settings.port}/"

@@ -275,5 +275,8 @@ def a1111_parameters(recipe: dict[str, Any]) -> str:
 def _side(value: object, name: str, cap: int) -> int:
     side = int(number(value, name=name, lo=64, hi=cap, integer=True))
     if side % 8:
-        raise InvalidInput(f"{name} must be a multiple of 8, got {side} (try {side - side % 8 or 64})")
+        raise InvalidInput(
+            f"{name} must be a multiple of 8, got {side} (try {side - side % 8 or 64})",
+            zh=f"{'宽度' if name == 'width' else '高度'}必须是 8 的倍数，当前为 {side}（可试 {side - side % 8 or 64}）",
+        )
     return side

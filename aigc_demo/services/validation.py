@@ -9,18 +9,32 @@ from aigc_demo.errors import InvalidInput
 
 MAX_SEED = 2**32 - 1
 
+# Field names as a Chinese page shows them in messages.
+NAMES_ZH = {
+    "prompt": "提示词", "negative prompt": "反向提示词", "system prompt": "系统提示词", "message": "问题",
+    "seed": "种子", "steps": "步数", "guidance scale": "引导系数", "number of images": "张数",
+    "temperature": "温度", "top_p": "Top-p", "max_new_tokens": "最大生成长度", "width": "宽度", "height": "高度",
+}
+
+
+def _zh(name: str) -> str:
+    return NAMES_ZH.get(name, name)
+
 
 def clean_text(value: object, *, name: str, max_chars: int, required: bool = True) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text, got {type(value).__name__}")
+        raise InvalidInput(f"{name} must be text, got {type(value).__name__}", zh=f"{_zh(name)}必须是文本")
     # NUL bytes break tokenizers and log files; they are never meaningful input.
     text = value.replace("\x00", "").strip()
     if required and not text:
-        raise InvalidInput(f"{name} is empty: type something first.")
+        raise InvalidInput(f"{name} is empty: type something first.", zh=f"{_zh(name)}为空：请先输入内容。")
     if len(text) > max_chars:
-        raise InvalidInput(f"{name} is {len(text)} characters long; the limit is {max_chars}.")
+        raise InvalidInput(
+            f"{name} is {len(text)} characters long; the limit is {max_chars}.",
+            zh=f"{_zh(name)}有 {len(text)} 个字符，上限为 {max_chars}。",
+        )
     return text
 
 
@@ -28,14 +42,16 @@ def number(value: object, *, name: str, lo: float, hi: float, integer: bool = Fa
     try:
         num = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidInput(f"{name} must be a number, got {str(value)[:30]!r}") from None
+        raise InvalidInput(f"{name} must be a number, got {str(value)[:30]!r}", zh=f"{_zh(name)}必须是数字") from None
     if not math.isfinite(num):
-        raise InvalidInput(f"{name} must be a finite number, got {num}")
+        raise InvalidInput(f"{name} must be a finite number, got {num}", zh=f"{_zh(name)}必须是有限的数字")
     if integer and num != int(num):
-        raise InvalidInput(f"{name} must be a whole number, got {num}")
+        raise InvalidInput(f"{name} must be a whole number, got {num}", zh=f"{_zh(name)}必须是整数，当前为 {num}")
     if not lo <= num <= hi:
         shown = int(num) if integer else num
-        raise InvalidInput(f"{name} must be between {lo:g} and {hi:g}, got {shown}")
+        raise InvalidInput(
+            f"{name} must be between {lo:g} and {hi:g}, got {shown}", zh=f"{_zh(name)}必须在 {lo:g} 到 {hi:g} 之间，当前为 {shown}"
+        )
     return int(num) if integer else num
 
 

@@ -27,6 +27,7 @@ from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.image import ImageService
 from aigc_demo.services.support.bot import SupportService
 from aigc_demo.services.text import TextService
+from aigc_demo.ui.i18n import lang_of
 
 log = logging.getLogger("aigc_demo.ui")
 
@@ -59,9 +60,10 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
     it (API endpoints), it becomes ``gr.Error``, which clients receive as an error.
     """
 
-    def handle(exc: Exception) -> tuple[Any, ...]:
+    def handle(exc: Exception, args: tuple, kwargs: dict) -> tuple[Any, ...]:
         if outputs is not None and isinstance(exc, AigcError):
-            gr.Warning(html.escape(exc.message, quote=False))
+            request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
+            gr.Warning(html.escape(exc.localized(lang_of(request)), quote=False))
             return tuple(gr.skip() for _ in range(outputs))
         raise to_gr_error(exc) from None
 
@@ -74,7 +76,7 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
             except gr.Error:
                 raise
             except Exception as exc:  # noqa: BLE001 - the edge
-                yield handle(exc)
+                yield handle(exc, args, kwargs)
 
         return gen_wrapper
 
@@ -85,7 +87,7 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
         except gr.Error:
             raise
         except Exception as exc:  # noqa: BLE001 - the edge
-            return handle(exc)
+            return handle(exc, args, kwargs)
 
     return wrapper
 
@@ -96,10 +98,6 @@ def is_admin(settings: Settings, token: str | None) -> bool:
     return bool(expected) and hmac.compare_digest((token or "").encode(), expected.encode())
 
 
-ADMIN_DISABLED = (
-    "🔒 Admin tools are off. Start the app with `AIGC_ADMIN_TOKEN=<a secret>` to enable them, then enter "
-    "that token here."
-)
 
 
 class StopFlags:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from aigc_demo import __version__
 from aigc_demo.config import ASSETS_DIR, Settings
@@ -23,6 +26,7 @@ from aigc_demo.services.support.bot import SupportService
 from aigc_demo.services.text import TextService
 from aigc_demo.ui.common import Services, session_of
 from aigc_demo.ui.feedback import build_rate_api
+from aigc_demo.ui.i18n import I18N, T
 from aigc_demo.ui.tabs.image import build_image_tab
 from aigc_demo.ui.tabs.insights import build_insights_tab
 from aigc_demo.ui.tabs.support import build_support_tab
@@ -59,20 +63,24 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
     examples = _examples()
     profile = settings.effective_profile
     with gr.Blocks(title="AIGC Demo Studio") as demo:
-        gr.Markdown(
-            f"# AIGC Demo Studio\n"
-            f"Text, images and customer service on pretrained models — rate every output with 👍/👎 to make the next "
-            f"version better. <small>profile **{profile}** · v{__version__}</small>",
-            elem_classes=["app-header"],
-        )
+        with gr.Row(elem_classes=["app-header"]):
+            gr.Markdown("# AIGC Demo Studio", elem_classes=["app-title"])
+            # Plain links; assets/lang.js keeps the other URL parameters when switching.
+            gr.HTML(
+                '<nav class="lang-switch" aria-label="Language / 语言"><a href="?lang=en" hreflang="en">English</a>'
+                ' · <a href="?lang=zh" hreflang="zh">中文</a></nav>',
+                elem_id="lang-switch",
+            )
+        gr.Markdown(T("app_tagline"), elem_classes=["app-tagline"])
+        gr.Markdown(f"<small>profile **{profile}** · v{__version__}</small>", elem_classes=["app-meta"])
         with gr.Tabs():
-            with gr.Tab("✍️ Text / 文本", id="text"):
+            with gr.Tab(T("tab_text"), id="text"):
                 build_text_tab(services, examples.get("text", []))
-            with gr.Tab("🎨 Image / 图像", id="image"):
+            with gr.Tab(T("tab_image"), id="image"):
                 build_image_tab(services, examples.get("image", []))
-            with gr.Tab("💬 Support / 客服", id="support"):
+            with gr.Tab(T("tab_support"), id="support"):
                 build_support_tab(services, examples.get("support", []))
-            with gr.Tab("📊 Insights / 洞察", id="insights"):
+            with gr.Tab(T("tab_insights"), id="insights"):
                 build_insights_tab(services)
         build_rate_api(services.feedback)
         # The user-testing session code (from ?session=CODE), shown discreetly so a
@@ -85,7 +93,10 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
         demo.load(show_session, None, [session_line], api_visibility="private", queue=False)
 
         def health() -> dict:
-            """Which models are loaded, the profile, the data dir and the app version."""
+            """Which models are loaded, the profile, the data dir and the app version.
+
+            Also a plain ``GET /healthz`` (see launch_options), which skips the queue.
+            """
             return {
                 "status": "ok",
                 "version": __version__,
@@ -98,10 +109,21 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
         gr.api(health, api_name="health", queue=False)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.queue_max_size)
     demo.services = services  # for tests and the CLI; not used by the UI
+    demo.health = health
     return demo
 
 
-def launch_options(settings: Settings) -> dict[str, Any]:
+def _health_route(health: Callable[[], dict]) -> Route:
+    """``GET /healthz``: JSON for a monitor, outside Gradio's queue so it answers when
+    the queue is full (a queued ``/health`` call is refused then, like any other)."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        return JSONResponse(health(), headers={"Cache-Control": "no-store"})
+
+    return Route("/healthz", endpoint, methods=["GET"])
+
+
+def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[str, Any]:
     images = Path(settings.data_dir) / "images"
     images.mkdir(parents=True, exist_ok=True)
     return {
@@ -109,8 +131,12 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "server_port": settings.port,
         "theme": gr.themes.Soft(primary_hue="indigo"),
         "css_paths": [ASSETS_DIR / "style.css"],
-        "head": "<script>" + (ASSETS_DIR / "shortcuts.js").read_text(encoding="utf-8") + "</script>",
+        "head": "".join(
+            "<script>" + (ASSETS_DIR / name).read_text(encoding="utf-8") + "</script>" for name in ("lang.js", "shortcuts.js")
+        ),
+        "i18n": I18N,
         # Only the generated-images folder is served, never a user-chosen path.
         "allowed_paths": [str(images.resolve())],
         "show_error": False,
+        "app_kwargs": {"routes": [_health_route(demo.health)]} if getattr(demo, "health", None) else {},
     }

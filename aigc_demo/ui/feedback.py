@@ -15,6 +15,7 @@ import gradio as gr
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS, FeedbackService
 from aigc_demo.ui.common import session_of, user_errors
+from aigc_demo.ui.i18n import T, lang_of, tr
 
 
 @dataclass
@@ -48,9 +49,8 @@ class RatingWidget:
         return [self.output_id, self.item, self.up, self.down, self.reasons, self.comment, self.status]
 
 
-def saved_message(record_id: str, rating: str) -> str:
-    icon = "👍" if rating == "up" else "👎"
-    return f"{icon} Saved — thank you! <small>(record `{record_id[:8]}`)</small>"
+def saved_message(record_id: str, rating: str, lang: str = "en") -> str:
+    return tr("rate_saved", lang, icon="👍" if rating == "up" else "👎", id=record_id[:8])
 
 
 def rate_and_report(
@@ -62,19 +62,20 @@ def rate_and_report(
     reasons: list[str] | None = None,
     session_id: str = "",
     item: int | None = None,
+    lang: str = "en",
 ) -> tuple[str, bool]:
     """Store a rating from the UI; return (message for the user, saved?). Never raises."""
     if not output_id:
-        return "Generate something first, then rate it.", False
+        return tr("rate_first", lang), False
     try:
         record = feedback.rate(output_id, rating, comment or "", reasons=reasons, session_id=session_id, item=item)
     except AigcError as exc:
         reason = exc.message.removeprefix("rating not saved: ")
-        gr.Warning(f"Rating not saved: {reason}")
-        return f"⚠️ Rating not saved: {reason}", False
-    message = saved_message(record.id, rating)
+        gr.Warning(tr("rate_not_saved", lang, reason=reason))
+        return "⚠️ " + tr("rate_not_saved", lang, reason=reason), False
+    message = saved_message(record.id, rating, lang)
     if record.item is not None:
-        message += f" — image {record.item + 1}"
+        message += tr("rate_image_n", lang, n=record.item + 1)
     return message, True
 
 
@@ -82,11 +83,11 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
     output_id = gr.State(None)
     with gr.Group(elem_classes=["rating"]):
         with gr.Row(equal_height=True):
-            up = gr.Button("👍 Good", interactive=False, size="sm", min_width=90, elem_classes=["rate-up"])
-            down = gr.Button("👎 Bad", interactive=False, size="sm", min_width=90, elem_classes=["rate-down"])
-            reasons = gr.CheckboxGroup(list(REASONS), show_label=False, container=False, scale=4)
+            up = gr.Button(T("rate_up"), interactive=False, size="sm", min_width=90, elem_classes=["rate-up"])
+            down = gr.Button(T("rate_down"), interactive=False, size="sm", min_width=90, elem_classes=["rate-down"])
+            reasons = gr.CheckboxGroup([(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, scale=4)
         comment = gr.Textbox(
-            show_label=False, placeholder="Optional comment: what was good or wrong?", max_length=2000, lines=1
+            show_label=False, placeholder=T("rate_comment"), max_length=2000, lines=1
         )
     status = gr.Markdown(elem_classes=["rating-status"])
     item = gr.State(None)
@@ -95,7 +96,8 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
     def make_handler(rating: str):
         def handler(oid: str | None, index: int | None, chosen: list[str], text: str, request: gr.Request) -> str:
             return rate_and_report(
-                feedback, oid, rating, text, reasons=chosen, session_id=session_of(request), item=index
+                feedback, oid, rating, text, reasons=chosen, session_id=session_of(request), item=index,
+                lang=lang_of(request),
             )[0]
 
         return user_errors(handler, outputs=1)

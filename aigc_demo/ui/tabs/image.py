@@ -14,14 +14,8 @@ import gradio as gr
 from aigc_demo.services.image import size_presets
 from aigc_demo.ui.common import Services, StopFlags, session_of, toggle_stop, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
+from aigc_demo.ui.i18n import T, lang_of, tr
 
-PLACEHOLDER_BANNER = (
-    "⚠️ **Offline placeholder model.** No text-to-image weights can be downloaded here, so this tab runs a tiny "
-    "*untrained* diffusers pipeline that makes abstract noise — the controls, seeds, progress, saving and ratings "
-    "are all real. For real images set `AIGC_IMAGE_MODEL` to a Hub id (e.g. `stabilityai/sd-turbo`), a local "
-    "diffusers directory, or a single-file `.safetensors` checkpoint, and restart. "
-    "离线占位模型：生成的是抽象噪声；设置 `AIGC_IMAGE_MODEL` 即可使用真实模型。"
-)
 HISTORY_LIMIT = 48
 INPUT_KEYS = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images", "style")
 
@@ -35,47 +29,47 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
     s, d = services.settings, services.image.defaults
     ui: dict[str, Any] = {}
     if services.image.is_placeholder:
-        gr.Markdown(PLACEHOLDER_BANNER, elem_classes=["banner"], elem_id="image-placeholder-banner")
+        gr.Markdown(T("placeholder_banner"), elem_classes=["banner"], elem_id="image-placeholder-banner")
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
             ui["prompt"] = gr.Textbox(
-                label="Prompt / 提示词", lines=3, max_length=s.max_prompt_chars,
-                placeholder="A cozy reading nook, warm light… (Ctrl+Enter to generate)", elem_id="image-prompt",
+                label=T("prompt"), lines=3, max_length=s.max_prompt_chars,
+                placeholder=T("image_placeholder"), elem_id="image-prompt",
             )
             ui["negative_prompt"] = gr.Textbox(
-                label="Negative prompt / 反向提示词", lines=1, max_length=s.max_prompt_chars, placeholder="blurry, low quality"
+                label=T("negative_prompt"), lines=1, max_length=s.max_prompt_chars, placeholder=T("negative_placeholder")
             )
             with gr.Row():
-                ui["style"] = gr.Dropdown(list(services.image.styles), value="None", label="Style / 风格", scale=2)
+                ui["style"] = gr.Dropdown(list(services.image.styles), value="None", label=T("style"), scale=2)
                 presets = size_presets(s.image_max_side)
                 current = next((k for k, v in presets.items() if v == (d.width, d.height)), None)
-                ui["size"] = gr.Dropdown(list(presets), value=current, label="Size preset / 尺寸", scale=2)
+                ui["size"] = gr.Dropdown(list(presets), value=current, label=T("size_preset"), scale=2)
             with gr.Row():
-                ui["generate"] = gr.Button("🎨 Generate", variant="primary", elem_id="image-generate", scale=3)
-                ui["stop"] = gr.Button("⏹ Stop", variant="stop", visible=False, elem_id="image-stop", scale=3)
-            with gr.Accordion("Parameters / 参数", open=True):
+                ui["generate"] = gr.Button(T("image_generate"), variant="primary", elem_id="image-generate", scale=3)
+                ui["stop"] = gr.Button(T("stop"), variant="stop", visible=False, elem_id="image-stop", scale=3)
+            with gr.Accordion(T("parameters"), open=True):
                 with gr.Row():
-                    ui["width"] = gr.Slider(64, s.image_max_side, value=d.width, step=8, label="Width")
-                    ui["height"] = gr.Slider(64, s.image_max_side, value=d.height, step=8, label="Height")
+                    ui["width"] = gr.Slider(64, s.image_max_side, value=d.width, step=8, label=T("width"))
+                    ui["height"] = gr.Slider(64, s.image_max_side, value=d.height, step=8, label=T("height"))
                 with gr.Row():
-                    ui["steps"] = gr.Slider(1, s.image_max_steps, value=d.steps, step=1, label="Steps")
-                    ui["guidance_scale"] = gr.Slider(0.0, 20.0, value=d.guidance_scale, step=0.5, label="Guidance scale")
+                    ui["steps"] = gr.Slider(1, s.image_max_steps, value=d.steps, step=1, label=T("steps"))
+                    ui["guidance_scale"] = gr.Slider(0.0, 20.0, value=d.guidance_scale, step=0.5, label=T("guidance"))
                 with gr.Row(equal_height=True):
-                    ui["seed"] = gr.Number(value=-1, precision=0, label="Seed (−1 = random)", scale=3)
+                    ui["seed"] = gr.Number(value=-1, precision=0, label=T("seed_random"), scale=3)
                     ui["random_seed"] = gr.Button("🎲", scale=0, min_width=48, elem_id="seed-random")
-                    ui["reuse_seed"] = gr.Button("♻️ last", scale=0, min_width=70, elem_id="seed-reuse")
-                    ui["num_images"] = gr.Slider(1, s.image_max_batch, value=1, step=1, label="Images", scale=3)
+                    ui["reuse_seed"] = gr.Button(T("reuse_seed"), scale=0, min_width=70, elem_id="seed-reuse")
+                    ui["num_images"] = gr.Slider(1, s.image_max_batch, value=1, step=1, label=T("num_images"), scale=3)
             if examples:
-                gr.Examples(examples=[[e] for e in examples], inputs=[ui["prompt"]], label="Try one")
+                gr.Examples(examples=[[e] for e in examples], inputs=[ui["prompt"]], label=T("try_one"))
         with gr.Column(scale=6, min_width=320):
             ui["gallery"] = gr.Gallery(
-                label="Result — click an image to rate it alone / 结果（点选单张图片评分）", columns=2, height=420,
+                label=T("gallery"), columns=2, height=420,
                 format="png", object_fit="contain", elem_id="image-gallery", buttons=["download", "fullscreen"],
             )
             ui["info"] = gr.Markdown(elem_classes=["stats"], elem_id="image-info")
             ui["rating"] = build_rating_widget(services.feedback)
             ui["history"] = gr.Gallery(
-                label="This session / 本次会话", columns=6, height=160, format="png", object_fit="cover",
+                label=T("history"), columns=6, height=160, format="png", object_fit="cover",
                 elem_id="image-history", buttons=["download"],
             )
     ui["last_seed"] = gr.State(None)
@@ -97,28 +91,29 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         )
         image.validate(prompt, **options)  # a bad value is reported before any work
         if not services.registry.is_loaded("image"):
-            progress(0, desc="Loading the image model (first use only)…")
+            progress(0, desc=tr("loading_image_model", lang_of(request)))
         session = session_of(request)
+        lang = lang_of(request)
         with stop_flags.start(session) as flag:
 
             def on_step(step: int, total: int) -> bool:
-                progress((step, total), desc=f"Step {step}/{total}", unit="steps")
+                progress((step, total), desc=tr("step_n", lang, step=step, total=total), unit="steps")
                 return not flag.is_set()
 
             result = image.generate(prompt, session_id=session, on_step=on_step, **options)
         n = len(result["images"])
         seeds = ", ".join(str(result["seed"] + i) for i in range(n))
-        info = f"✅ seed **{seeds}** · {result['latency_ms'] / 1000:.1f}s · `{result['model']}`"
+        info = tr("image_done", lang, seeds=seeds, s=result["latency_ms"] / 1000, model=result["model"])
         if result["placeholder"]:
-            info += " · placeholder model (abstract noise)"
+            info += tr("image_placeholder_note", lang)
         if n > 1:
-            info += " · 👆 click an image to rate it alone"
-        gallery = [(path, f"seed {result['seed'] + i}") for i, path in enumerate(result["images"])]
+            info += tr("image_pick_hint", lang)
+        gallery = [(path, tr("image_caption", lang, seed=result["seed"] + i)) for i, path in enumerate(result["images"])]
         history = (gallery + list(history or []))[:HISTORY_LIMIT]
         return gallery, info, result["seed"], history, history, *rating.reset(result["output_id"])
 
-    def select_image(evt: gr.SelectData):
-        return evt.index, f"Rating image {evt.index + 1} alone — or click 👍/👎 right away."
+    def select_image(evt: gr.SelectData, request: gr.Request):
+        return evt.index, tr("image_selected", lang_of(request), n=evt.index + 1)
 
     inputs = [ui[k] for k in INPUT_KEYS] + [ui["history_items"]]
     outputs = [ui["gallery"], ui["info"], ui["last_seed"], ui["history_items"], ui["history"], *rating.components]

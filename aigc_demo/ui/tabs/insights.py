@@ -17,14 +17,15 @@ from aigc_demo.errors import AigcError
 from aigc_demo.feedback.export import FORMATS, export
 from aigc_demo.feedback.insights import report
 from aigc_demo.feedback.report import session_report, to_html
-from aigc_demo.ui.common import ADMIN_DISABLED, Services, is_admin, user_errors
+from aigc_demo.ui.common import Services, is_admin, user_errors
+from aigc_demo.ui.i18n import T, lang_of, tr
 
 RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
 
 
 def build_insights_tab(services: Services) -> None:
     if not services.settings.admin_token:
-        gr.Markdown(ADMIN_DISABLED)
+        gr.Markdown(T("admin_disabled"))
         return
     ui = _render()
     _wire(services, ui)
@@ -33,33 +34,33 @@ def build_insights_tab(services: Services) -> None:
 def _render() -> dict[str, Any]:
     ui: dict[str, Any] = {}
     with gr.Row(equal_height=True):
-        ui["token"] = gr.Textbox(label="Admin token", type="password", scale=2, elem_id="insights-token")
-        ui["tab"] = gr.Dropdown(["all", "text", "image", "support"], value="all", label="Tab", scale=1)
-        ui["since"] = gr.Textbox(label="From (UTC date)", placeholder="2026-11-01", scale=1)
-        ui["until"] = gr.Textbox(label="To (UTC date)", placeholder="2026-11-30", scale=1)
-        ui["session"] = gr.Textbox(label="Session", scale=1)
-        ui["variant"] = gr.Textbox(label="Variant", scale=1)
-        ui["refresh"] = gr.Button("🔄 Show / refresh", variant="primary", scale=1, elem_id="insights-refresh")
+        ui["token"] = gr.Textbox(label=T("admin_token"), type="password", scale=2, elem_id="insights-token")
+        ui["tab"] = gr.Dropdown(["all", "text", "image", "support"], value="all", label=T("tab_filter"), scale=1)
+        ui["since"] = gr.Textbox(label=T("from_date"), placeholder="2026-11-01", scale=1)
+        ui["until"] = gr.Textbox(label=T("to_date"), placeholder="2026-11-30", scale=1)
+        ui["session"] = gr.Textbox(label=T("session_filter"), scale=1)
+        ui["variant"] = gr.Textbox(label=T("variant"), scale=1)
+        ui["refresh"] = gr.Button(T("refresh"), variant="primary", scale=1, elem_id="insights-refresh")
     ui["totals"] = gr.Markdown(elem_id="insights-totals")
     with gr.Row():
-        ui["by_tab"] = gr.Dataframe(headers=RATE_COLUMNS, label="Like-rate by tab (95 % Wilson interval)", interactive=False)
-        ui["by_model"] = gr.Dataframe(headers=RATE_COLUMNS, label="Like-rate by model", interactive=False)
-    ui["by_variant"] = gr.Dataframe(headers=RATE_COLUMNS, label="Like-rate by variant", interactive=False)
-    ui["trend"] = gr.LinePlot(x="day", y="like_rate", title="Like-rate per day", y_lim=[0, 1], height=260)
+        ui["by_tab"] = gr.Dataframe(headers=RATE_COLUMNS, label=T("by_tab"), interactive=False)
+        ui["by_model"] = gr.Dataframe(headers=RATE_COLUMNS, label=T("by_model"), interactive=False)
+    ui["by_variant"] = gr.Dataframe(headers=RATE_COLUMNS, label=T("by_variant"), interactive=False)
+    ui["trend"] = gr.LinePlot(x="day", y="like_rate", title=T("trend"), y_lim=[0, 1], height=260)
     ui["downvotes"] = gr.Dataframe(
-        headers=["when", "tab", "prompt", "output", "comment", "reasons", "sources"], label="Recent 👎", interactive=False, wrap=True
+        headers=["when", "tab", "prompt", "output", "comment", "reasons", "sources"], label=T("recent_down"), interactive=False, wrap=True
     )
     ui["bad_images"] = gr.Gallery(
-        label="Recent 👎 images", columns=8, height=140, object_fit="cover", preview=False, elem_id="insights-bad-images"
+        label=T("recent_down_images"), columns=8, height=140, object_fit="cover", preview=False, elem_id="insights-bad-images"
     )
     ui["gaps"] = gr.Dataframe(
-        headers=["when", "kind", "question", "answer", "comment", "sources"], label="Support knowledge gaps", interactive=False, wrap=True
+        headers=["when", "kind", "question", "answer", "comment", "sources"], label=T("gaps"), interactive=False, wrap=True
     )
     with gr.Row(equal_height=True):
-        ui["format"] = gr.Dropdown(list(FORMATS), value="sft", label="Export format", scale=1)
-        ui["export"] = gr.Button("⬇️ Export", scale=1)
-        ui["report"] = gr.Button("📝 Session report (uses the Session filter)", scale=1, elem_id="insights-report")
-        ui["file"] = gr.File(label="Download", scale=2, file_count="multiple")
+        ui["format"] = gr.Dropdown(list(FORMATS), value="sft", label=T("export_format"), scale=1)
+        ui["export"] = gr.Button(T("export"), scale=1)
+        ui["report"] = gr.Button(T("session_report"), scale=1, elem_id="insights-report")
+        ui["file"] = gr.File(label=T("download"), scale=2, file_count="multiple")
     return ui
 
 
@@ -77,7 +78,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
 
     def guard(token: str) -> None:
         if not is_admin(settings, token):
-            raise AigcError("Wrong or missing admin token.")
+            raise AigcError(tr("wrong_token"), zh=tr("wrong_token", "zh"))
 
     def show(token, tab, since, until, session, variant):
         guard(token)
@@ -113,20 +114,20 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             gaps,
         )
 
-    def do_export(token, fmt, tab, since, until, session, variant):
+    def do_export(token, fmt, tab, since, until, session, variant, request: gr.Request):
         guard(token)
         f = filters(tab, since, until, session, variant)
         suffix = {"sft": "jsonl", "dpo": "jsonl", "kto": "jsonl"}.get(fmt, fmt)
         out = Path(tempfile.mkdtemp(prefix="export-")) / f"aigc-{fmt}.{suffix}"
         n = export(feedback.read("ratings").records, fmt, out, tab=f["tab"], since=f["since"])
-        gr.Info(f"{n} rows exported")
+        gr.Info(tr("rows_exported", lang_of(request), n=n))
         return [str(out)]
 
     def do_report(token, session):
         guard(token)
         code = (session or "").strip()
         if not code:
-            raise AigcError("Type a session code in the Session filter first.")
+            raise AigcError(tr("need_session"), zh=tr("need_session", "zh"))
         text = session_report(code, feedback.read("ratings").records, feedback.read("events").records, feedback.read("handoffs").records)
         folder = Path(tempfile.mkdtemp(prefix="report-"))
         safe = "".join(c for c in code if c.isalnum() or c in "-_")[:40] or "session"

@@ -14,6 +14,7 @@ import gradio as gr
 from aigc_demo.services.text import PRESETS
 from aigc_demo.ui.common import Services, StopFlags, session_of, toggle_stop, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
+from aigc_demo.ui.i18n import T, lang_of, tr
 
 # Coalesce tokens: ~12 UI updates/s look smooth, and each update re-sends the whole text,
 # so fewer updates keep the serving overhead small (bench/text_stream.py measures it).
@@ -34,57 +35,57 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
         with gr.Column(scale=5, min_width=320):
             with gr.Row():
                 ui["preset"] = gr.Dropdown(
-                    choices=[(p.label, p.key) for p in PRESETS.values()], value="free", label="Scenario / 场景", scale=3
+                    choices=[(p.label, p.key) for p in PRESETS.values()], value="free", label=T("scenario"), scale=3
                 )
                 choices = services.registry.text_choices()
-                ui["model"] = gr.Dropdown(choices=choices, value=choices[0], label="Model / 模型", scale=3)
+                ui["model"] = gr.Dropdown(choices=choices, value=choices[0], label=T("model"), scale=3)
             ui["prompt"] = gr.Textbox(
-                label="Prompt / 提示词",
-                placeholder="Describe what to write… (Ctrl+Enter or Shift+Enter to generate)",
+                label=T("prompt"),
+                placeholder=T("text_placeholder"),
                 lines=5,
                 max_length=s.max_prompt_chars,
                 autofocus=True,
                 elem_id="text-prompt",
             )
             with gr.Row():
-                ui["generate"] = gr.Button("✨ Generate", variant="primary", elem_id="text-generate", scale=3)
-                ui["stop"] = gr.Button("⏹ Stop", variant="stop", visible=False, scale=3, elem_id="text-stop")
-                ui["regenerate"] = gr.Button("🔄 New seed", scale=1, min_width=110, elem_id="text-regenerate")
-            with gr.Accordion("Parameters / 参数", open=False):
+                ui["generate"] = gr.Button(T("generate"), variant="primary", elem_id="text-generate", scale=3)
+                ui["stop"] = gr.Button(T("stop"), variant="stop", visible=False, scale=3, elem_id="text-stop")
+                ui["regenerate"] = gr.Button(T("new_seed"), scale=1, min_width=110, elem_id="text-regenerate")
+            with gr.Accordion(T("parameters"), open=False):
                 ui["max_new_tokens"] = gr.Slider(
-                    16, s.max_new_tokens_cap, value=min(free.max_new_tokens, s.max_new_tokens_cap), step=16, label="Max new tokens"
+                    16, s.max_new_tokens_cap, value=min(free.max_new_tokens, s.max_new_tokens_cap), step=16, label=T("max_new_tokens")
                 )
-                ui["temperature"] = gr.Slider(0.0, 2.0, value=free.temperature, step=0.05, label="Temperature (0 = greedy)")
-                ui["top_p"] = gr.Slider(0.05, 1.0, value=free.top_p, step=0.05, label="Top-p")
-                ui["seed"] = gr.Number(value=-1, precision=0, label="Seed (−1 = random)")
-                ui["stop_strings"] = gr.Textbox(label="Stop strings (separate with |)", placeholder="e.g. \\n\\n|END")
+                ui["temperature"] = gr.Slider(0.0, 2.0, value=free.temperature, step=0.05, label=T("temperature"))
+                ui["top_p"] = gr.Slider(0.05, 1.0, value=free.top_p, step=0.05, label=T("top_p"))
+                ui["seed"] = gr.Number(value=-1, precision=0, label=T("seed_random"))
+                ui["stop_strings"] = gr.Textbox(label=T("stop_strings"), placeholder="e.g. \\n\\n|END")
                 ui["system"] = gr.Textbox(
-                    label="System prompt (advanced; empty = the scenario's own)", lines=2, max_length=s.max_prompt_chars
+                    label=T("system_prompt"), lines=2, max_length=s.max_prompt_chars
                 )
                 ui["mode"] = gr.Radio(
-                    [("Chat (instruction)", "chat"), ("Continue my text (base models)", "continue")], value="chat", label="Mode"
+                    [(T("mode_chat"), "chat"), (T("mode_continue"), "continue")], value="chat", label=T("mode")
                 )
             if examples:
-                gr.Examples(examples=[[e] for e in examples], inputs=[ui["prompt"]], label="Try one")
+                gr.Examples(examples=[[e] for e in examples], inputs=[ui["prompt"]], label=T("try_one"))
         with gr.Column(scale=6, min_width=320):
             ui["output"] = gr.Textbox(
-                label="Output / 输出", lines=14, interactive=False, buttons=["copy"], elem_id="text-output", autoscroll=True
+                label=T("output"), lines=14, interactive=False, buttons=["copy"], elem_id="text-output", autoscroll=True
             )
             ui["stats"] = gr.Markdown(elem_classes=["stats"], elem_id="text-stats")
             ui["rating"] = build_rating_widget(services.feedback)
     return ui
 
 
-def _stats_line(stats: Any, model: str, done: bool) -> str:
+def _stats_line(stats: Any, model: str, done: bool, lang: str = "en") -> str:
     icon = "⏳ "
     if done:
-        icon = "⏹ stopped · " if stats.finish_reason == "stopped" else "✅ "
-    parts = [f"{stats.completion_tokens} tokens"]
+        icon = tr("stopped", lang) + " · " if stats.finish_reason == "stopped" else "✅ "
+    parts = [tr("stats_tokens", lang, n=stats.completion_tokens)]
     if stats.ttft_ms is not None:
-        parts.append(f"first token {stats.ttft_ms / 1000:.2f}s")
+        parts.append(tr("stats_first", lang, s=stats.ttft_ms / 1000))
     if done:
-        parts.append(f"{stats.tokens_per_s:.1f} tok/s")
-        parts.append(f"{stats.total_ms / 1000:.1f}s total")
+        parts.append(tr("stats_speed", lang, v=stats.tokens_per_s))
+        parts.append(tr("stats_total", lang, s=stats.total_ms / 1000))
     parts.append(f"`{model}`")
     return icon + " · ".join(parts)
 
@@ -102,7 +103,8 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         # Validate before showing any progress, so a bad input gets its message at once.
         services.text.build_request(prompt, **options)
         model_id = model or registry.model_id("text")
-        loading = "" if registry.is_loaded("text", model_id) else f"⏳ Loading `{model_id}` (first use only)…"
+        lang = lang_of(request)
+        loading = "" if registry.is_loaded("text", model_id) else tr("loading_model", lang, model=model_id)
         yield "", loading, *rating.reset(None)  # a new answer: the old rating controls reset
         session = session_of(request)
         with stop_flags.start(session) as flag:
@@ -113,11 +115,11 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
                 now = time.monotonic()
                 if update.done:
                     result = update.result
-                    stats = _stats_line(update.stats, model_id, True) + f" · seed {result['seed']}"
+                    stats = _stats_line(update.stats, model_id, True, lang) + " · " + tr("stats_seed", lang, seed=result["seed"])
                     yield update.text, stats, *rating.reset(result["output_id"])
                 elif now - last >= STREAM_INTERVAL_S:
                     last = now
-                    yield update.text, _stats_line(update.stats, model_id, False), *rating.unchanged()
+                    yield update.text, _stats_line(update.stats, model_id, False, lang), *rating.unchanged()
 
     def apply_preset(key: str):
         """A scenario brings its suggested sampling settings (the user can still change them)."""

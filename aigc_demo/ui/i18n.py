@@ -1,0 +1,202 @@
+"""English and Chinese for every UI string: ``gr.I18n`` for the page, ``tr`` for messages.
+
+Static text (labels, buttons, placeholders, headings) is an ``I18nData`` key that the
+browser translates: Gradio picks the locale from ``navigator.language``. The header's
+language switch reloads the page with ``?lang=zh`` / ``?lang=en`` (remembered in
+localStorage); ``assets/lang.js``, in the page head, makes ``navigator.language`` say
+that before Gradio reads it. Text made on the server for one request (rating status,
+stats lines, warnings) is translated by :func:`tr` in the language of :func:`lang_of`:
+the ``lang`` URL parameter, else the browser's ``Accept-Language``.
+
+Keys are snake_case words (no dots: the front end would read them as nested paths).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+LANGS = ("en", "zh")
+
+# key: (English, 中文). Messages may hold {named} fields, filled by tr().
+STRINGS: dict[str, tuple[str, str]] = {
+    # Header and tabs
+    "app_tagline": (
+        "Text, images and customer service on pretrained models — rate every output with 👍/👎 to make the next version better.",
+        "基于预训练模型的文本、图像与智能客服 —— 为每个结果点 👍/👎，帮助下一版做得更好。",
+    ),
+    "tab_text": ("✍️ Text", "✍️ 文本"),
+    "tab_image": ("🎨 Image", "🎨 图像"),
+    "tab_support": ("💬 Support", "💬 客服"),
+    "tab_insights": ("📊 Insights", "📊 洞察"),
+    "session": ("session", "会话"),
+    # Shared
+    "prompt": ("Prompt", "提示词"),
+    "parameters": ("Parameters", "参数"),
+    "generate": ("✨ Generate", "✨ 生成"),
+    "stop": ("⏹ Stop", "⏹ 停止"),
+    "seed_random": ("Seed (−1 = random)", "随机种子（−1 = 随机）"),
+    "try_one": ("Try one", "试试这些"),
+    "admin_token": ("Admin token", "管理员令牌"),
+    # Rating widget
+    "rate_up": ("👍 Good", "👍 好"),
+    "rate_down": ("👎 Bad", "👎 差"),
+    "rate_comment": ("Optional comment: what was good or wrong?", "可选评论：哪里好，哪里不好？"),
+    "rate_first": ("Generate something first, then rate it.", "请先生成内容，再评分。"),
+    "rate_not_saved": ("Rating not saved: {reason}", "评分未保存：{reason}"),
+    "rate_saved": ("{icon} Saved — thank you! <small>(record `{id}`)</small>", "{icon} 已保存，谢谢！<small>（记录 `{id}`）</small>"),
+    "reason_inaccurate": ("inaccurate", "不准确"),
+    "reason_off-topic": ("off-topic", "答非所问"),
+    "reason_unsafe": ("unsafe", "不安全"),
+    "reason_low quality": ("low quality", "质量差"),
+    "reason_too slow": ("too slow", "太慢"),
+    "reason_great": ("great", "很棒"),
+    "rate_image_n": (" — image {n}", " —— 第 {n} 张"),
+    # Text tab
+    "scenario": ("Scenario", "场景"),
+    "model": ("Model", "模型"),
+    "text_placeholder": ("Describe what to write… (Ctrl+Enter or Shift+Enter to generate)", "描述你想写的内容……（Ctrl+Enter 或 Shift+Enter 生成）"),
+    "new_seed": ("🔄 New seed", "🔄 换个种子"),
+    "max_new_tokens": ("Max new tokens", "最大生成长度（token）"),
+    "temperature": ("Temperature (0 = greedy)", "温度（0 = 贪心）"),
+    "top_p": ("Top-p", "Top-p"),
+    "stop_strings": ("Stop strings (separate with |)", "停止词（用 | 分隔）"),
+    "system_prompt": ("System prompt (advanced; empty = the scenario's own)", "系统提示词（高级；留空 = 使用场景自带）"),
+    "mode": ("Mode", "模式"),
+    "mode_chat": ("Chat (instruction)", "对话（指令）"),
+    "mode_continue": ("Continue my text (base models)", "续写我的文本（基础模型）"),
+    "output": ("Output", "输出"),
+    "loading_model": ("⏳ Loading `{model}` (first use only)…", "⏳ 正在加载 `{model}`（仅首次）……"),
+    "stats_tokens": ("{n} tokens", "{n} 个 token"),
+    "stats_first": ("first token {s:.2f}s", "首 token {s:.2f} 秒"),
+    "stats_speed": ("{v:.1f} tok/s", "{v:.1f} token/秒"),
+    "stats_total": ("{s:.1f}s total", "共 {s:.1f} 秒"),
+    "stats_seed": ("seed {seed}", "种子 {seed}"),
+    "stopped": ("⏹ stopped", "⏹ 已停止"),
+    # Image tab
+    "negative_prompt": ("Negative prompt", "反向提示词"),
+    "image_placeholder": ("A cozy reading nook, warm light… (Ctrl+Enter to generate)", "温暖灯光下的舒适阅读角……（Ctrl+Enter 生成）"),
+    "negative_placeholder": ("blurry, low quality", "模糊，低质量"),
+    "style": ("Style", "风格"),
+    "size_preset": ("Size preset", "尺寸预设"),
+    "image_generate": ("🎨 Generate", "🎨 生成"),
+    "width": ("Width", "宽度"),
+    "height": ("Height", "高度"),
+    "steps": ("Steps", "步数"),
+    "guidance": ("Guidance scale", "引导系数"),
+    "reuse_seed": ("♻️ last", "♻️ 上次"),
+    "num_images": ("Images", "张数"),
+    "gallery": ("Result — click an image to rate it alone", "结果 —— 点选单张图片可单独评分"),
+    "history": ("This session", "本次会话"),
+    "placeholder_banner": (
+        "⚠️ **Offline placeholder model.** No text-to-image weights can be downloaded here, so this tab runs a tiny "
+        "*untrained* diffusers pipeline that makes abstract noise — the controls, seeds, progress, saving and ratings "
+        "are all real. For real images set `AIGC_IMAGE_MODEL` to a Hub id (e.g. `stabilityai/sd-turbo`), a local "
+        "diffusers directory, or a single-file `.safetensors` checkpoint, and restart.",
+        "⚠️ **离线占位模型。** 这里无法下载文生图权重，因此本页运行一个极小的*未训练* diffusers 流水线，生成的是抽象噪声 —— "
+        "但参数、种子、进度、保存与评分都是真实的。要生成真实图像，请把 `AIGC_IMAGE_MODEL` 设为 Hub 模型 ID"
+        "（如 `stabilityai/sd-turbo`）、本地 diffusers 目录或单个 `.safetensors` 文件，然后重启。",
+    ),
+    "loading_image_model": ("Loading the image model (first use only)…", "正在加载图像模型（仅首次）……"),
+    "step_n": ("Step {step}/{total}", "第 {step}/{total} 步"),
+    "image_done": ("✅ seed **{seeds}** · {s:.1f}s · `{model}`", "✅ 种子 **{seeds}** · {s:.1f} 秒 · `{model}`"),
+    "image_placeholder_note": (" · placeholder model (abstract noise)", " · 占位模型（抽象噪声）"),
+    "image_pick_hint": (" · 👆 click an image to rate it alone", " · 👆 点选一张图片可单独评分"),
+    "image_caption": ("seed {seed}", "种子 {seed}"),
+    "image_selected": ("Rating image {n} alone — or click 👍/👎 right away.", "正在单独评价第 {n} 张 —— 直接点 👍/👎 即可。"),
+    # Support tab
+    "assistant": ("Lumen Store assistant", "流明商城客服"),
+    "support_placeholder": ("Ask about shipping, returns, payment…", "请输入您的问题：配送、退货、支付……"),
+    "send": ("Send", "发送"),
+    "support_reason_placeholder": (
+        "Optional: why? Tick reasons / add a comment, then 👍/👎 (or “Add comment”)",
+        "可选：原因？勾选理由或写评论，再点 👍/👎（或“添加评论”）",
+    ),
+    "add_comment": ("Add comment", "添加评论"),
+    "kb_loading": ("⏳ Loading the knowledge base (first question only)…", "⏳ 正在加载知识库（仅首个问题）……"),
+    "rate_greeting": ("That is not an answer — rate one of my answers instead.", "这不是回答 —— 请评价我的某条回答。"),
+    "rate_answer_first": ("Rate an answer with 👍 or 👎 first, then add your comment.", "请先用 👍 或 👎 评价一条回答，再添加评论。"),
+    "type_comment": ("Type a comment first.", "请先输入评论。"),
+    "with_comment": (" (with your comment)", "（含评论）"),
+    "kb_add": ("Add to the knowledge base", "添加到知识库"),
+    "kb_replace": ("Replace it", "替换知识库"),
+    "wrong_token": ("Wrong or missing admin token.", "管理员令牌错误或缺失。"),
+    "choose_files": ("Choose one or more knowledge files first.", "请先选择一个或多个知识库文件。"),
+    "new_conversation": ("🗑 New conversation", "🗑 新对话"),
+    "suggested": ("Suggested questions", "常见问题"),
+    "kb_admin": ("Knowledge base & gaps (admin)", "知识库与缺口（管理员）"),
+    "uploaded_files": ("Uploaded files", "上传文件"),
+    "kb_files": ("CSV / JSONL (question, answer, optional id, category, url) or Markdown / TXT", "CSV / JSONL（question、answer，可选 id、category、url）或 Markdown / TXT"),
+    "load_files": ("Load files", "载入文件"),
+    "kb_reset": ("Back to the bundled knowledge base", "恢复内置知识库"),
+    "show_gaps": ("Show knowledge gaps", "查看知识缺口"),
+    # Insights tab
+    "tab_filter": ("Tab", "页面"),
+    "from_date": ("From (UTC date)", "起始日期（UTC）"),
+    "to_date": ("To (UTC date)", "截止日期（UTC）"),
+    "session_filter": ("Session", "会话"),
+    "variant": ("Variant", "实验组"),
+    "refresh": ("🔄 Show / refresh", "🔄 显示 / 刷新"),
+    "by_tab": ("Like-rate by tab (95 % Wilson interval)", "各页面好评率（95 % Wilson 区间）"),
+    "by_model": ("Like-rate by model", "各模型好评率"),
+    "by_variant": ("Like-rate by variant", "各实验组好评率"),
+    "recent_down": ("Recent 👎", "最近的 👎"),
+    "recent_down_images": ("Recent 👎 images", "最近 👎 的图片"),
+    "gaps": ("Support knowledge gaps", "客服知识缺口"),
+    "export_format": ("Export format", "导出格式"),
+    "export": ("⬇️ Export", "⬇️ 导出"),
+    "session_report": ("📝 Session report (uses the Session filter)", "📝 会话报告（使用“会话”筛选）"),
+    "download": ("Download", "下载"),
+    "rows_exported": ("{n} rows exported", "已导出 {n} 行"),
+    "trend": ("Like-rate per day", "每日好评率"),
+    "need_session": ("Type a session code in the Session filter first.", "请先在“会话”筛选中输入会话码。"),
+    "admin_disabled": (
+        "🔒 Admin tools are off. Start the app with `AIGC_ADMIN_TOKEN=<a secret>` to enable them, then enter that token here.",
+        "🔒 管理功能未开启。请用 `AIGC_ADMIN_TOKEN=<密钥>` 启动应用，然后在此输入该令牌。",
+    ),
+    # Errors the UI adds
+    "busy": ("The server is busy — please try again in a minute.", "服务器繁忙，请稍后再试。"),
+}
+
+I18N = gr.I18n(en={k: v[0] for k, v in STRINGS.items()}, zh={k: v[1] for k, v in STRINGS.items()})
+
+
+def T(key: str) -> Any:  # noqa: N802 - reads like gettext's _()
+    """A page string, translated in the browser."""
+    if key not in STRINGS:
+        raise KeyError(f"no UI string {key!r} in aigc_demo/ui/i18n.py")
+    return I18N(key)
+
+
+def normalize_lang(value: str | None) -> str | None:
+    value = (value or "").strip().lower()
+    if value.startswith("zh"):
+        return "zh"
+    if value.startswith("en"):
+        return "en"
+    return None
+
+
+def lang_of(request: Any) -> str:
+    """The language of one request: ``?lang=``, else the first supported Accept-Language."""
+    if request is None:
+        return "en"
+    try:
+        chosen = normalize_lang(dict(request.query_params).get("lang"))
+        if chosen:
+            return chosen
+        header = dict(request.headers).get("accept-language", "")
+    except Exception:  # noqa: BLE001 - a request without those parts
+        return "en"
+    for part in header.split(","):
+        chosen = normalize_lang(part.split(";")[0])
+        if chosen:
+            return chosen
+    return "en"
+
+
+def tr(key: str, lang: str = "en", **fields: Any) -> str:
+    """A server-made message in ``lang`` (en / zh), with ``fields`` filled in."""
+    en, zh = STRINGS[key]
+    return (zh if lang == "zh" else en).format(**fields)

@@ -1,0 +1,74 @@
+// Language switch for gr.I18n. Gradio picks the page language from navigator.language when
+// it starts, before this head script runs, and changes it only through its own settings
+// panel, which calls changeLocale() from its core module. This script imports that same
+// module (already loaded: an ES module import by URL returns the live instance) and calls
+// it, so the header's "English · 中文" links switch the page in place. The choice is kept
+// in localStorage and in the URL (?lang=zh), which the server reads for the messages it
+// writes (aigc_demo/ui/i18n.py). If the module cannot be found, the page reloads instead.
+(function () {
+  var KEY = "aigc-lang";
+  function valid(lang) { return lang === "zh" || lang === "en"; }
+  function tagFor(lang) { return lang === "zh" ? "zh-CN" : "en"; }
+  function chosen() {
+    var lang = new URLSearchParams(window.location.search).get("lang");
+    if (valid(lang)) return lang;
+    try { lang = localStorage.getItem(KEY); } catch (e) { lang = null; }
+    return valid(lang) ? lang : null;
+  }
+  function remember(lang) {
+    try { localStorage.setItem(KEY, lang); } catch (e) { /* private mode */ }
+    var params = new URLSearchParams(window.location.search);
+    if (params.get("lang") !== lang) {
+      params.set("lang", lang);
+      history.replaceState(null, "", "?" + params.toString() + window.location.hash);
+    }
+  }
+  function coreModule() {
+    var names = performance.getEntriesByType("resource").map(function (e) { return e.name; });
+    var url = names.filter(function (n) { return /\/assets\/core-[^/?]+\.js(\?|$)/.test(n); })[0];
+    return url ? import(url) : Promise.reject(new Error("Gradio core module not loaded yet"));
+  }
+  // Gradio 6.31 translates a tab's header only when that tab is rendered, so after a
+  // change the headers of tabs not yet visited would keep the old language: set them from
+  // the app's own translations (the tab with id X uses the key "tab_X").
+  var current = null;
+  function translateTabHeaders() {
+    if (!current) return;
+    var table = ((window.gradio_config || {}).i18n_translations || {})[current] || {};
+    document.querySelectorAll("[role=tab][data-tab-id]").forEach(function (button) {
+      var text = table["tab_" + button.getAttribute("data-tab-id")];
+      if (text && button.textContent !== text) button.textContent = text;
+    });
+  }
+  // Tabs mount after this runs and may re-render: keep their headers in the chosen language.
+  new MutationObserver(translateTabHeaders).observe(document.documentElement, { childList: true, subtree: true });
+  function apply(lang, tries) {
+    return coreModule().then(function (core) {
+      if (typeof core.changeLocale !== "function") throw new Error("no changeLocale");
+      core.changeLocale(tagFor(lang));
+      document.documentElement.lang = tagFor(lang);
+      current = lang;
+      translateTabHeaders();
+    }).catch(function (err) {
+      if (tries > 0) {
+        return new Promise(function (r) { setTimeout(r, 150); }).then(function () { return apply(lang, tries - 1); });
+      }
+      throw err;
+    });
+  }
+  var initial = chosen();
+  if (initial) {
+    remember(initial);
+    var browser = (navigator.language || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+    if (initial !== browser) apply(initial, 60).catch(function () {});
+  }
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a[href^='?lang=']");
+    if (!link) return;
+    event.preventDefault();
+    var lang = new URLSearchParams(link.getAttribute("href").slice(1)).get("lang");
+    if (!valid(lang)) return;
+    remember(lang);
+    apply(lang, 0).catch(function () { window.location.reload(); });
+  });
+})();
