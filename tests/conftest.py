@@ -178,3 +178,12 @@ def tiny_llm_dir(smollm_dir, tmp_path_factory):
     )
     LlamaForCausalLM(config).save_pretrained(out)
     return out
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say it loudly when the real-browser tests could not run."""
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if "CHROMIUM IS NOT INSTALLED" in reason:
+            terminalreporter.write_sep("!", "REAL-BROWSER TESTS SKIPPED: Chromium is not installed", red=True, bold=True)
+            break
