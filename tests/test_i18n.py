@@ -81,3 +81,24 @@ def test_a_space_listens_on_every_interface(monkeypatch):
     assert Settings().host == "10.0.0.5"
     monkeypatch.setenv("AIGC_HOST", "127.0.0.1")
     assert Settings().host == "127.0.0.1"
+
+
+def test_every_user_facing_error_has_chinese():
+    """Errors a visitor can trigger (services, ratings, UI) carry ``zh=``; operator-only ones
+    (settings, model loading, CLI exports) are English."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "aigc_demo"
+    user_facing = {"InvalidInput", "NotFound", "StorageError", "AigcError"}
+    operator_only = {root / "feedback" / "export.py", root / "config.py", root / "__main__.py"}
+    missing = []
+    for path in root.rglob("*.py"):
+        if path in operator_only:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                name = getattr(node.exc.func, "id", None)
+                if name in user_facing and not any(k.arg == "zh" for k in node.exc.keywords):
+                    missing.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not missing, missing

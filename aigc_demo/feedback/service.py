@@ -192,22 +192,29 @@ class FeedbackService:
         """Append a rating; raise InvalidInput / NotFound / StorageError with a clear message."""
         rating = (rating or "").strip().lower()
         if rating not in RATINGS:
-            raise InvalidInput(f"rating must be 'up' or 'down', got {rating[:20]!r}")
+            raise InvalidInput(f"rating must be 'up' or 'down', got {rating[:20]!r}", zh="评分只能是 up（👍）或 down（👎）")
         comment = (comment or "").strip()
         if len(comment) > MAX_COMMENT_CHARS:
-            raise InvalidInput(f"comment is {len(comment)} characters; the limit is {MAX_COMMENT_CHARS}")
+            raise InvalidInput(
+                f"comment is {len(comment)} characters; the limit is {MAX_COMMENT_CHARS}",
+                zh=f"评论有 {len(comment)} 个字符，上限为 {MAX_COMMENT_CHARS}",
+            )
         reasons = [r for r in (reasons or []) if r in REASONS]
         output = self.find_output((output_id or "").strip())
         if output is None:
             raise NotFound(
                 f"Unknown output_id {str(output_id)[:64]!r}: rate an output this app generated "
-                "(the id is returned by /generate_text, /generate_image and /support_chat)."
+                "(the id is returned by /generate_text, /generate_image and /support_chat).",
+                zh="未知的输出 ID：只能评价本应用生成的内容（ID 由 /generate_text、/generate_image、/support_chat 返回）。",
             )
         params, result = output.params, output.output
         if item is not None and item >= 0:
             images = output.output.get("images") or []
             if not 0 <= item < len(images):
-                raise InvalidInput(f"item must be between 0 and {max(len(images) - 1, 0)} for this output, got {item}")
+                raise InvalidInput(
+                    f"item must be between 0 and {max(len(images) - 1, 0)} for this output, got {item}",
+                    zh=f"图片序号必须在 0 到 {max(len(images) - 1, 0)} 之间，当前为 {item}",
+                )
             # Rate one image of a batch: the record describes that image alone.
             params = {**output.params, "seed": images[item].get("seed", output.params.get("seed"))}
             result = images[item]
@@ -234,7 +241,8 @@ class FeedbackService:
         try:
             stored = self.append("ratings", record.to_dict())
         except StorageError as exc:
-            raise StorageError(f"rating {exc.message}") from exc  # "rating not saved: the disk is full"
+            # "rating not saved: the disk is full"
+            raise StorageError(f"rating {exc.message}", zh=f"评分未保存：{exc.zh or exc.message}") from exc
         saved = FeedbackRecord.from_dict(stored)
         for listener in list(self.listeners):
             try:

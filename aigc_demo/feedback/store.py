@@ -215,7 +215,7 @@ class JsonlStore:
         self._queue.put(mine)
         mine.done.wait()
         if mine.error is not None:
-            raise StorageError(f"not saved: {_describe(mine.error)}") from mine.error
+            raise StorageError(f"not saved: {_describe(mine.error)}", zh=_describe_zh(mine.error)) from mine.error
         assert mine.stored is not None
         return mine.stored
 
@@ -423,6 +423,14 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _describe_zh(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "磁盘已满"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "数据目录不可写"
+    return exc.strerror or type(exc).__name__
 
 
 def _describe(exc: OSError) -> str:

@@ -139,7 +139,10 @@ class ImageService:
         s, d = self.settings, self.defaults
         style_name = str(style or "None")
         if style_name not in self.styles:
-            raise InvalidInput(f"Unknown style {style_name[:40]!r}; choose one of: {', '.join(self.styles)}")
+            raise InvalidInput(
+                f"Unknown style {style_name[:40]!r}; choose one of: {', '.join(self.styles)}",
+                zh=f"未知风格 {style_name[:40]!r}；可选：{'、'.join(self.styles)}",
+            )
         user_prompt = clean_text(prompt, name="prompt", max_chars=s.max_prompt_chars)
         user_negative = clean_text(negative_prompt, name="negative prompt", max_chars=s.max_prompt_chars, required=False)
         styled, styled_negative = self.styles[style_name].apply(user_prompt, user_negative)
@@ -209,7 +212,9 @@ class ImageService:
             smaller = _smaller_side(max(params.width, params.height))
             raise AigcError(
                 f"Out of GPU memory at {params.width}×{params.height} × {params.num_images}. "
-                f"Try {smaller}×{smaller} or fewer images; the memory has been released."
+                f"Try {smaller}×{smaller} or fewer images; the memory has been released.",
+                zh=f"显存不足（{params.width}×{params.height} × {params.num_images}）。请试试 {smaller}×{smaller} "
+                "或减少张数；显存已释放。",
             ) from None
 
     @zero_gpu(duration=lambda self, model, params, on_step: estimate_seconds(params))

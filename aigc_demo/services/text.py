@@ -138,7 +138,10 @@ class TextService:
         text = clean_text(prompt, name="prompt", max_chars=self.settings.max_prompt_chars)
         preset_key = (preset or "free").strip() if isinstance(preset, str) else "free"
         if preset_key not in PRESETS:
-            raise InvalidInput(f"Unknown preset {preset_key[:40]!r}; choose one of: {', '.join(PRESETS)}")
+            raise InvalidInput(
+                f"Unknown preset {preset_key[:40]!r}; choose one of: {', '.join(PRESETS)}",
+                zh=f"未知场景 {preset_key[:40]!r}；可选：{'、'.join(PRESETS)}",
+            )
         chosen = PRESETS[preset_key]
         request = TextRequest(
             max_new_tokens=int(number(max_new_tokens, name="max_new_tokens", lo=1, hi=self.settings.max_new_tokens_cap, integer=True)),
@@ -148,7 +151,9 @@ class TextService:
             stop=_parse_stop(stop),
         )
         if mode not in MODES:
-            raise InvalidInput(f"mode must be 'chat' or 'continue', got {str(mode)[:20]!r}")
+            raise InvalidInput(
+                f"mode must be 'chat' or 'continue', got {str(mode)[:20]!r}", zh="模式只能是 chat（对话）或 continue（续写）"
+            )
         system_text = clean_text(system, name="system prompt", max_chars=self.settings.max_prompt_chars, required=False)
         if mode == "continue":
             request.prompt, request.messages = text, None
@@ -246,8 +251,12 @@ def _parse_stop(stop: object) -> list[str]:
     elif isinstance(stop, (list, tuple)):
         items = [str(s) for s in stop]
     else:
-        raise InvalidInput(f"stop must be text (use | between several), got {type(stop).__name__}")
+        raise InvalidInput(
+            f"stop must be text (use | between several), got {type(stop).__name__}", zh="停止词必须是文本（多个用 | 分隔）"
+        )
     items = [s.replace("\\n", "\n") for s in items if s.strip()]
     if len(items) > 8 or any(len(s) > 100 for s in items):
-        raise InvalidInput("stop accepts at most 8 strings of up to 100 characters each")
+        raise InvalidInput(
+            "stop accepts at most 8 strings of up to 100 characters each", zh="停止词最多 8 个，每个不超过 100 个字符"
+        )
     return items

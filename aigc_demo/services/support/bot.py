@@ -149,7 +149,9 @@ class SupportService:
         if not kb.entries:
             raise AigcError(
                 "The support knowledge base is empty. Set AIGC_SUPPORT_KB to a folder with "
-                "CSV / JSONL (question, answer) or Markdown files, or upload one in the Support tab (admin)."
+                "CSV / JSONL (question, answer) or Markdown files, or upload one in the Support tab (admin).",
+                zh="客服知识库为空。请把 AIGC_SUPPORT_KB 设为包含 CSV / JSONL（question、answer）或 Markdown 文件的目录，"
+                "或在客服页（管理员）上传。",
             )
         return HybridIndex(kb, self.registry.get("embed"), cache_dir=self.settings.cache_dir)
 
@@ -176,14 +178,20 @@ class SupportService:
                 src = Path(src)
                 name = re.sub(r"[^\w.\-]+", "_", src.name)[:100]  # never trust a client's path
                 if src.suffix.lower() not in SUPPORTED:
-                    raise InvalidInput(f"{name}: unsupported file type; use {', '.join(SUPPORTED)}")
+                    raise InvalidInput(
+                        f"{name}: unsupported file type; use {', '.join(SUPPORTED)}",
+                        zh=f"{name}：不支持的文件类型；请使用 {'、'.join(SUPPORTED)}",
+                    )
                 if src.stat().st_size > MAX_UPLOAD_BYTES:
-                    raise InvalidInput(f"{name}: {src.stat().st_size // 1024} KB is over the 5 MB limit")
+                    raise InvalidInput(
+                        f"{name}: {src.stat().st_size // 1024} KB is over the 5 MB limit",
+                        zh=f"{name}：{src.stat().st_size // 1024} KB，超过 5 MB 上限",
+                    )
                 shutil.copyfile(src, staged / name)
             check = load_kb(staged)
             if not check.entries:
                 details = "; ".join(check.problems[:5]) or "no question/answer entries found"
-                raise InvalidInput(f"Nothing loaded from the upload: {details}")
+                raise InvalidInput(f"Nothing loaded from the upload: {details}", zh=f"上传的文件中没有可用内容：{details}")
             self.uploads_dir.mkdir(parents=True, exist_ok=True)
             if replace:
                 for old in self.uploads_dir.iterdir():
