@@ -7,6 +7,7 @@ once per session into a session cache for the tests that need them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import os
@@ -147,6 +148,19 @@ def services(settings, fake_registry):
     from aigc_demo.ui.demo import build_services
 
     return build_services(settings, registry=fake_registry)
+
+
+@contextlib.contextmanager
+def serve_app(settings: Settings, registry=None) -> Iterator[str]:
+    """The real app on ``settings.port`` for the duration of the block; yields its URL."""
+    from aigc_demo.ui.demo import create_demo, launch_options
+
+    demo = create_demo(settings, registry=registry)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings, demo))
+    try:
+        yield f"http://127.0.0.1:{settings.port}/"
+    finally:
+        demo.close()
 
 
 def free_port() -> int:

@@ -23,8 +23,7 @@ import pytest
 
 from aigc_demo.config import Settings
 from aigc_demo.models.registry import ModelRegistry
-from aigc_demo.ui.demo import create_demo, launch_options
-from tests.conftest import FakeTextBackend, free_port
+from tests.conftest import FakeTextBackend, free_port, serve_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("AIGC_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")) / "e2e"
@@ -56,12 +55,8 @@ def app(tmp_path_factory, model_cache):
         profile="offline", data_dir=data, cache_dir=model_cache, port=free_port(), admin_token=TOKEN, preload=False
     )
     registry = ModelRegistry(settings, preloaded={"text": XssModel()})
-    demo = create_demo(settings, registry=registry)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings, demo))
-    try:
-        yield settings, f"http://127.0.0.1:{settings.port}/"
-    finally:
-        demo.close()
+    with serve_app(settings, registry) as url:
+        yield settings, url
 
 
 @pytest.fixture(scope="module")

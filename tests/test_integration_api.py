@@ -10,8 +10,7 @@ from PIL import Image
 
 from aigc_demo.config import Settings
 from aigc_demo.feedback.store import read_stream
-from aigc_demo.ui.demo import create_demo, launch_options
-from tests.conftest import free_port
+from tests.conftest import free_port, serve_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,13 +19,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def app(tmp_path_factory, model_cache):
     data = tmp_path_factory.mktemp("app-data")
     settings = Settings(profile="offline", data_dir=data, cache_dir=model_cache, port=free_port())
-    demo = create_demo(settings)
-    options = launch_options(settings, demo)
-    demo.launch(prevent_thread_lock=True, quiet=True, **options)
-    try:
-        yield settings, f"http://127.0.0.1:{settings.port}/"
-    finally:
-        demo.close()
+    with serve_app(settings) as url:
+        yield settings, url
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,7 @@ import pytest
 
 from aigc_demo.config import Settings
 from aigc_demo.models.registry import ModelRegistry
-from aigc_demo.ui.demo import create_demo, launch_options
-from tests.conftest import FakeEmbedder, FakeImageBackend, FakeTextBackend, free_port
+from tests.conftest import FakeEmbedder, FakeImageBackend, FakeTextBackend, free_port, serve_app
 
 pytestmark = [pytest.mark.integration]
 
@@ -32,12 +31,8 @@ def server(tmp_path_factory, model_cache):
     )
     slow = FakeTextBackend(delay=0.05)  # 30 words ≈ 1.5 s: long enough to fill the queue
     registry = ModelRegistry(settings, preloaded={"text": slow, "image": FakeImageBackend(), "embed": FakeEmbedder()})
-    demo = create_demo(settings, registry=registry)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings, demo))
-    try:
-        yield settings, f"http://127.0.0.1:{settings.port}"
-    finally:
-        demo.close()
+    with serve_app(settings, registry) as url:
+        yield settings, url.rstrip("/")
 
 
 def _call(base: str, api: str, *args, **kwargs) -> tuple[bool, object]:

@@ -215,7 +215,8 @@ class JsonlStore:
         self._queue.put(mine)
         mine.done.wait()
         if mine.error is not None:
-            raise StorageError(f"not saved: {_describe(mine.error)}", zh=_describe_zh(mine.error)) from mine.error
+            en, zh = _describe(mine.error)
+            raise StorageError(f"not saved: {en}", zh=zh) from mine.error
         assert mine.stored is not None
         return mine.stored
 
@@ -425,17 +426,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _describe_zh(exc: OSError) -> str:
+def _describe(exc: OSError) -> tuple[str, str]:
+    """Why a write failed, in English and Chinese."""
     if exc.errno == errno.ENOSPC:
-        return "磁盘已满"
+        return "the disk is full", "磁盘已满"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "数据目录不可写"
-    return exc.strerror or type(exc).__name__
-
-
-def _describe(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "the disk is full"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "the data directory is not writable"
-    return exc.strerror or type(exc).__name__
+        return "the data directory is not writable", "数据目录不可写"
+    other = exc.strerror or type(exc).__name__
+    return other, other
