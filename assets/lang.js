@@ -1,10 +1,14 @@
 // Language switch for gr.I18n. Gradio picks the page language from navigator.language when
 // it starts, before this head script runs, and changes it only through its own settings
-// panel, which calls changeLocale() from its core module. This script imports that same
-// module (already loaded: an ES module import by URL returns the live instance) and calls
-// it, so the header's "English · 中文" links switch the page in place. The choice is kept
-// in localStorage and in the URL (?lang=zh), which the server reads for the messages it
-// writes (aigc_demo/ui/i18n.py). If the module cannot be found, the page reloads instead.
+// panel, which calls changeLocale() from its core module. The choice is kept in
+// localStorage and in the URL (?lang=zh), which the server reads for the messages it writes
+// (aigc_demo/ui/i18n.py). On load, if it differs from the browser's language, this script
+// imports Gradio's core module (already loaded: an ES module import by URL returns the live
+// instance) and calls changeLocale() before anything else has happened on the page.
+// The header's "English · 中文" links reload the page: Gradio 6.31 keeps a component that
+// has received an update from the server (a Generate button shown again) in the language of
+// that moment, so an in-place switch after the first generation would leave a mixed page.
+// Reloading clears what is on screen (ratings are already saved), so it asks first then.
 (function () {
   var KEY = "aigc-lang";
   function valid(lang) { return lang === "zh" || lang === "en"; }
@@ -56,19 +60,30 @@
       throw err;
     });
   }
+  var browser = (navigator.language || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
   var initial = chosen();
   if (initial) {
     remember(initial);
-    var browser = (navigator.language || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
     if (initial !== browser) apply(initial, 60).catch(function () {});
   }
+  var shown = initial || browser;  // the page's language
+  var used = false;  // has this page produced anything a reload would clear?
   document.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("a[href^='?lang=']");
-    if (!link) return;
+    if (!link) {
+      if (event.target.closest && event.target.closest("button:not([role=tab])")) used = true;
+      return;
+    }
     event.preventDefault();
     var lang = new URLSearchParams(link.getAttribute("href").slice(1)).get("lang");
-    if (!valid(lang)) return;
+    if (!valid(lang) || lang === shown) return;
+    var ask = "Switch language? The page reloads and the results on screen are cleared (your ratings are saved).\n" +
+      "切换语言？页面将刷新，屏幕上的结果会清空（评分已保存）。";
+    if (used && !window.confirm(ask)) return;
     remember(lang);
-    apply(lang, 0).catch(function () { window.location.reload(); });
-  });
+    window.location.reload();
+  }, true);
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && event.target.closest && event.target.closest("textarea, input")) used = true;
+  }, true);
 })();

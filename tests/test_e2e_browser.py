@@ -73,7 +73,13 @@ def page(app):
         context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
         page = context.new_page()
         page.dialogs = []  # any alert() would be an XSS
-        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+        page.confirms = []  # the language switch asks before a reload clears results
+
+        def on_dialog(dialog):
+            (page.confirms if dialog.type == "confirm" else page.dialogs).append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
         page.console_errors = []
         page.on("pageerror", lambda e: page.console_errors.append(str(e)))
         yield page
@@ -103,7 +109,7 @@ def test_01_language_follows_the_browser_and_the_switch(app, page):
     page.wait_for_selector("#text-generate", timeout=60_000)
     assert page.get_by_role("tab", name=re.compile("Text")).count() == 1  # the browser says en-US
     assert "Generate" in page.locator("#text-generate").inner_text()
-    page.get_by_role("link", name="中文").click()  # switches in place: nothing typed is lost
+    page.get_by_role("link", name="中文").click()  # reloads in Chinese (nothing on screen yet: no question)
     page.wait_for_function("location.search.includes('lang=zh')")
     page.get_by_role("tab", name=re.compile("文本")).wait_for()
     page.get_by_role("tab", name=re.compile("洞察")).wait_for()  # tabs not visited yet too
@@ -138,6 +144,12 @@ def test_02_generate_text_and_rate_it(app, page):
     assert len(text) == 1 and text[0]["rating"] == "up"
     assert "tea shop" in text[0]["output"]["text"] and text[0]["prompt"] == "Write a slogan for a tea shop"
     assert output.input_value().endswith("tea shop")
+    # Switching language now would clear the answer on screen: the page asks first, and
+    # saying no keeps everything as it was.
+    page.get_by_role("link", name="中文").click()
+    page.wait_for_timeout(300)
+    assert len(page.confirms) == 1 and "切换语言" in page.confirms[0]
+    assert "lang=en" in page.url and output.input_value().endswith("tea shop")
 
 
 def test_03_a_model_answer_with_markup_stays_text(app, page):
