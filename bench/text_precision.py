@@ -1,6 +1,6 @@
 """CPU decode speed and quality of SmolLM2-135M at each text precision the app offers.
 
-    python bench/text_precision.py [--tokens 256] [--runs 3] [--precisions fp32,bf16,int8]
+    python bench/text_precision.py [--tokens 256] [--runs 3] [--precisions fp32,bf16,int8[,int8-dynamic]]
 
 For each precision (AIGC_TEXT_PRECISION), loaded exactly as the app loads it:
 - decode tokens/s of raw ``model.generate``, greedy, exactly ``--tokens`` new tokens;
@@ -49,9 +49,17 @@ def main() -> None:
 
     backends = {}
     for precision in args.precisions.split(","):
-        settings = Settings(profile="offline", data_dir=ROOT / "data", cache_dir=args.cache_dir, text_precision=precision)
+        # "int8-dynamic" is for comparison only (not an app setting): torch.ao's dynamic
+        # quantisation, which quantises activations as well as weights.
+        app_precision = "fp32" if precision == "int8-dynamic" else precision
+        settings = Settings(profile="offline", data_dir=ROOT / "data", cache_dir=args.cache_dir, text_precision=app_precision)
         backend = backend_factory("text", "transformers")(settings, MODEL)
         compute.run(backend.load)
+        if precision == "int8-dynamic":
+            from torch.ao.quantization import quantize_dynamic
+
+            backend.model = compute.run(quantize_dynamic, backend.model, {torch.nn.Linear}, dtype=torch.qint8)
+            backend.precision = "int8 dynamic (torch.ao)"
         backends[precision] = backend
     tok = next(iter(backends.values())).tokenizer
     chat = tok.apply_chat_template(
