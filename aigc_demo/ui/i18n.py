@@ -150,6 +150,31 @@ STRINGS: dict[str, tuple[str, str]] = {
     "download": ("Download", "下载"),
     "rows_exported": ("{n} rows exported", "已导出 {n} 行"),
     "trend": ("Like-rate per day", "每日好评率"),
+    "insights_totals": (
+        "**{gen}** generations · **{rated}** rated outputs (👍 {up} / 👎 {down}) · like-rate **{rate}** · {sessions} sessions",
+        "**{gen}** 次生成 · **{rated}** 个输出已评分（👍 {up} / 👎 {down}）· 好评率 **{rate}** · {sessions} 个会话",
+    ),
+    "insights_ci": ("95 % CI", "95 % 置信区间"),
+    "coverage": ("Coverage: {cov}", "评分覆盖率：{cov}"),
+    "coverage_item": ("{tab}: {rated}/{gen} rated", "{tab}：{rated}/{gen} 已评分"),
+    "col_group": ("group", "分组"),
+    "col_up": ("up", "👍"),
+    "col_down": ("down", "👎"),
+    "col_n": ("n", "数量"),
+    "col_like_rate": ("like_rate", "好评率"),
+    "col_ci_low": ("ci_low", "区间下限"),
+    "col_ci_high": ("ci_high", "区间上限"),
+    "col_when": ("when", "时间"),
+    "col_tab": ("tab", "页面"),
+    "col_prompt": ("prompt", "提示词"),
+    "col_output": ("output", "输出"),
+    "col_comment": ("comment", "评论"),
+    "col_reasons": ("reasons", "理由"),
+    "col_sources": ("sources", "来源"),
+    "col_kind": ("kind", "类型"),
+    "col_question": ("question", "问题"),
+    "col_answer": ("answer", "回答"),
+    "no_gaps": ("no gaps yet", "暂无缺口"),
     "need_session": ("Type a session code in the Session filter first.", "请先在“会话”筛选中输入会话码。"),
     "admin_disabled": (
         "🔒 Admin tools are off. Start the app with `AIGC_ADMIN_TOKEN=<a secret>` to enable them, then enter that token here.",
@@ -194,6 +219,13 @@ def lang_of(request: Any) -> str:
         if chosen:
             return chosen
     return "en"
+
+
+def table(rows: list[list[Any]], columns: list[str], lang: str) -> Any:
+    """A Dataframe value whose column headers are in ``lang`` (keys ``col_<name>``)."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=[tr(f"col_{c}", lang) for c in columns])
 
 
 def tr(key: str, lang: str = "en", **fields: Any) -> str:

@@ -18,9 +18,11 @@ from aigc_demo.feedback.export import FORMATS, export
 from aigc_demo.feedback.insights import report
 from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.ui.common import Services, is_admin, user_errors
-from aigc_demo.ui.i18n import T, lang_of, tr
+from aigc_demo.ui.i18n import T, lang_of, table, tr
+from aigc_demo.ui.tabs.support import GAP_COLUMNS, gap_rows
 
 RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
+DOWNVOTE_COLUMNS = ["when", "tab", "prompt", "output", "comment", "reasons", "sources"]
 
 
 def build_insights_tab(services: Services) -> None:
@@ -48,13 +50,13 @@ def _render() -> dict[str, Any]:
     ui["by_variant"] = gr.Dataframe(headers=RATE_COLUMNS, label=T("by_variant"), interactive=False)
     ui["trend"] = gr.LinePlot(x="day", y="like_rate", title=T("trend"), y_lim=[0, 1], height=260)
     ui["downvotes"] = gr.Dataframe(
-        headers=["when", "tab", "prompt", "output", "comment", "reasons", "sources"], label=T("recent_down"), interactive=False, wrap=True
+        headers=DOWNVOTE_COLUMNS, label=T("recent_down"), interactive=False, wrap=True
     )
     ui["bad_images"] = gr.Gallery(
         label=T("recent_down_images"), columns=8, height=140, object_fit="cover", preview=False, elem_id="insights-bad-images"
     )
     ui["gaps"] = gr.Dataframe(
-        headers=["when", "kind", "question", "answer", "comment", "sources"], label=T("gaps"), interactive=False, wrap=True
+        headers=GAP_COLUMNS, label=T("gaps"), interactive=False, wrap=True
     )
     with gr.Row(equal_height=True):
         ui["format"] = gr.Dropdown(list(FORMATS), value="sft", label=T("export_format"), scale=1)
@@ -80,24 +82,27 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         if not is_admin(settings, token):
             raise AigcError(tr("wrong_token"), zh=tr("wrong_token", "zh"))
 
-    def show(token, tab, since, until, session, variant):
+    def show(token, tab, since, until, session, variant, request: gr.Request):
         guard(token)
+        lang = lang_of(request)
         data = report(feedback.read("ratings").records, feedback.read("events").records, **filters(tab, since, until, session, variant))
         t = data["totals"]
-        rate = "–" if t["like_rate"] is None else f"{t['like_rate']:.0%} (95 % CI {t['ci'][0]:.0%}–{t['ci'][1]:.0%})"
-        cov = " · ".join(f"{tab_}: {c['rated']}/{c['generated']} rated" for tab_, c in data["coverage"].items()) or "–"
-        totals = (
-            f"**{t['generations']}** generations · **{t['ratings']}** rated outputs (👍 {t['up']} / 👎 {t['down']}) · "
-            f"like-rate **{rate}** · {t['sessions']} sessions\n\nCoverage: {cov}"
-        )
+        ci = tr("insights_ci", lang)
+        rate = "–" if t["like_rate"] is None else f"{t['like_rate']:.0%} ({ci} {t['ci'][0]:.0%}–{t['ci'][1]:.0%})"
+        cov = " · ".join(
+            tr("coverage_item", lang, tab=tab_, rated=c["rated"], gen=c["generated"]) for tab_, c in data["coverage"].items()
+        ) or "–"
+        totals = tr(
+            "insights_totals", lang, gen=t["generations"], rated=t["ratings"], up=t["up"], down=t["down"], rate=rate,
+            sessions=t["sessions"],
+        ) + "\n\n" + tr("coverage", lang, cov=cov)
         if data["variant_comparison"]:
             totals += "\n\n**A/B:** " + "; ".join(data["variant_comparison"])
-        gaps = [
-            [g["ts"][:16].replace("T", " "), g["kind"], g["question"], g["answer"][:200], g["comment"], ", ".join(map(str, g["sources"]))]
-            for g in services.support.knowledge_gaps()
-        ]
+        gaps = gap_rows(services.support.knowledge_gaps())
         trend = pd.DataFrame(data["daily"] or [], columns=["day", "like_rate", "ci_low", "ci_high", "n"])
-        as_rows = lambda rows, cols: [[r[c] for c in cols] for r in rows]  # noqa: E731
+        def as_table(rows: list[dict], cols: list[str]) -> Any:
+            return table([[r[c] for c in cols] for r in rows], cols, lang)
+
         images = [
             (row["output"], row["comment"] or row["reasons"] or row["prompt"][:60])
             for row in data["downvotes"]
@@ -105,13 +110,13 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         ][:24]
         return (
             totals,
-            as_rows(data["by_tab"], RATE_COLUMNS),
-            as_rows(data["by_model"], RATE_COLUMNS),
-            as_rows(data["by_variant"], RATE_COLUMNS),
+            as_table(data["by_tab"], RATE_COLUMNS),
+            as_table(data["by_model"], RATE_COLUMNS),
+            as_table(data["by_variant"], RATE_COLUMNS),
             trend,
-            as_rows(data["downvotes"], ["when", "tab", "prompt", "output", "comment", "reasons", "sources"]),
+            as_table(data["downvotes"], DOWNVOTE_COLUMNS),
             images,
-            gaps,
+            table(gaps, GAP_COLUMNS, lang),
         )
 
     def do_export(token, fmt, tab, since, until, session, variant, request: gr.Request):

@@ -19,7 +19,7 @@ from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS
 from aigc_demo.ui.common import Services, is_admin, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
-from aigc_demo.ui.i18n import T, lang_of, tr
+from aigc_demo.ui.i18n import T, lang_of, table, tr
 
 # Support answers are retrieval (~15 ms, one core, off the compute thread), so several may
 # run at once instead of queueing behind each other. bench/serve.py (10 users, mixed tabs)
@@ -110,7 +110,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                 ui["kb_reset"] = gr.Button(T("kb_reset"))
                 ui["gaps_show"] = gr.Button(T("show_gaps"))
             ui["gaps"] = gr.Dataframe(
-                headers=["when", "kind", "question", "answer", "comment", "sources"], interactive=False, wrap=True, visible=False
+                headers=GAP_COLUMNS, interactive=False, wrap=True, visible=False
             )
     ui["history"] = gr.State([])
     ui["ids"] = gr.State({})
@@ -212,6 +212,17 @@ def _kb_summary(services: Services, kb: Any) -> str:
     return text
 
 
+GAP_COLUMNS = ["when", "kind", "question", "answer", "comment", "sources"]
+
+
+def gap_rows(gaps: list[dict[str, Any]]) -> list[list[Any]]:
+    """Knowledge gaps (support/learning.py) as table rows, in GAP_COLUMNS order."""
+    return [
+        [g["ts"][:16].replace("T", " "), g["kind"], g["question"], g["answer"][:200], g["comment"], ", ".join(map(str, g["sources"]))]
+        for g in gaps
+    ]
+
+
 def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
     support, settings = services.support, services.settings
 
@@ -231,13 +242,11 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
         guard(token)
         return _kb_summary(services, support.reset_uploads())
 
-    def gaps(token):
+    def gaps(token, request: gr.Request):
         guard(token)
-        rows = [
-            [g["ts"][:16].replace("T", " "), g["kind"], g["question"], g["answer"][:200], g["comment"], ", ".join(map(str, g["sources"]))]
-            for g in support.knowledge_gaps()
-        ]
-        return gr.update(value=rows or [["", "no gaps yet", "", "", "", ""]], visible=True), _kb_summary(services, support.kb)
+        lang = lang_of(request)
+        rows = gap_rows(support.knowledge_gaps()) or [["", tr("no_gaps", lang), "", "", "", ""]]
+        return gr.update(value=table(rows, GAP_COLUMNS, lang), visible=True), _kb_summary(services, support.kb)
 
     ui["kb_load"].click(user_errors(load, outputs=1), [ui["token"], ui["kb_files"], ui["kb_mode"]], [ui["kb_status"]], api_visibility="private")
     ui["kb_reset"].click(user_errors(reset, outputs=1), [ui["token"]], [ui["kb_status"]], api_visibility="private")
