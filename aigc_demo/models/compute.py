@@ -6,7 +6,7 @@ once the process holds more OpenMP threads than cores it stops spinning between 
 (GOMP "throttled" spin count: 100) so every op pays a futex wake-up: ~50 µs in this VM.
 Decoding is thousands of tiny ops, so a second team — the model loaded on one Gradio
 worker thread, generated on another — cut int8 decode from ~60 to ~24 tokens/s here
-(bench/RESULTS.md, "CPU threads").
+(README, "Performance"; bench/text_precision.py runs on this thread).
 
 So the models' heavy work (loading, text generation, image denoising, KB embedding) runs
 on :data:`EXECUTOR`, one thread with the full thread count, and every other thread runs

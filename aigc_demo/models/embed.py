@@ -43,12 +43,9 @@ class SentenceTransformerEmbedder:
                 texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
             )
 
-        if self.device != "cpu":
-            vectors = encode()
-        elif len(texts) <= SHORT_BATCH:  # a query: here, on one core, without waiting for a generation
-            vectors = encode()
-        else:  # a knowledge base: on the compute thread (models/compute.py)
-            vectors = compute.run(encode)
+        # On a CPU a knowledge base is embedded on the compute thread (models/compute.py); a
+        # query is embedded here, on one core, without waiting behind a generation.
+        vectors = compute.run(encode) if self.device == "cpu" and len(texts) > SHORT_BATCH else encode()
         return vectors.astype(np.float32)
 
     @property
