@@ -11,11 +11,17 @@ PREPARED := $(VENV)/.prepared
 
 setup: $(PREPARED)
 
-$(STAMP): requirements.txt requirements-offline.txt requirements-dev.txt
+# llama.cpp compiles from source on the first set-up of a machine (see requirements-llamacpp.txt);
+# if that fails the app still runs, on the transformers engine, and says so.
+LLAMACPP_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+
+$(STAMP): requirements.txt requirements-offline.txt requirements-dev.txt requirements-llamacpp.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements-offline.txt
+	CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" $(BIN)/pip install --quiet -r requirements-llamacpp.txt \
+	  || echo "!!! llama.cpp could not be built: text runs on the slower transformers engine, its tests are SKIPPED !!!"
 	touch $@
 
 $(PREPARED): $(STAMP)

@@ -4,7 +4,7 @@ from aigc_demo.__main__ import configure_logging, settings_or_exit
 from aigc_demo.ui.demo import create_demo, launch_options
 
 configure_logging()
-settings = settings_or_exit()
+settings = settings_or_exit(engines=True)
 demo = create_demo(settings)  # starts loading the text model in the background (AIGC_PRELOAD)
 
 if __name__ == "__main__":

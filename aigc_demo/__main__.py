@@ -28,9 +28,16 @@ def configure_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def settings_or_exit() -> Settings:
+def settings_or_exit(*, engines: bool = False) -> Settings:
+    """Settings, or exit 2 with the message. ``engines``: also check the model ids' engine
+    prefixes (imports the model layer, so only where models will be served)."""
     try:
-        return load_settings()
+        settings = load_settings()
+        if engines:
+            from aigc_demo.models.registry import check_settings
+
+            check_settings(settings)
+        return settings
     except AigcError as exc:
         print(exc.message, file=sys.stderr)
         raise SystemExit(2) from None
@@ -38,21 +45,24 @@ def settings_or_exit() -> Settings:
 
 def _prepare(settings: Settings) -> int:
     from aigc_demo.models import packaged
+    from aigc_demo.models.registry import KINDS, engine_for
 
     failures = 0
-    for kind in ("text", "image", "embed"):
-        model_id = settings.model_for(kind)  # type: ignore[arg-type]
-        if not packaged.is_packaged(model_id):
-            print(f"{kind:5s} {model_id}: not packaged, loaded from the Hub or disk at first use")
+    for kind in KINDS:
+        model_id = settings.model_for(kind)
+        engine, target = engine_for(settings, kind, model_id)
+        if not packaged.is_packaged(target):
+            print(f"{kind:5s} {model_id}: not packaged, loaded by {engine} from the Hub, a server or disk at first use")
             continue
         start = time.perf_counter()
         try:
-            path = packaged.resolve(model_id, settings.cache_dir)
+            # llama.cpp runs a packaged GGUF as it is; the other engines need it converted once.
+            path = packaged.gguf_file(target, settings.cache_dir) if engine == "llamacpp" else packaged.resolve(target, settings.cache_dir)
         except AigcError as exc:
             failures += 1
             print(f"{kind:5s} {model_id}: FAILED — {exc.message}", file=sys.stderr)
             continue
-        print(f"{kind:5s} {model_id}: ready in {time.perf_counter() - start:.1f}s at {path}")
+        print(f"{kind:5s} {model_id}: {engine}, ready in {time.perf_counter() - start:.1f}s at {path}")
     return 1 if failures else 0
 
 
@@ -159,8 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         return _export(settings, args)
     if args.command == "report":
         return _report(settings, args)
+    from aigc_demo.models.registry import check_settings
     from aigc_demo.ui.demo import create_demo, launch_options
 
+    try:
+        check_settings(settings)
+    except AigcError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
     demo = create_demo(settings)
     demo.launch(**launch_options(settings, demo))
     return 0

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aigc_demo.errors import SettingsError
@@ -73,7 +73,7 @@ def _default_port() -> int:
 class Settings(BaseSettings):
     """All configuration, read from ``AIGC_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="AIGC_", extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(env_prefix="AIGC_", extra="ignore", validate_default=True, populate_by_name=True)
 
     profile: Literal["offline", "gpu", "auto"] = "auto"
     """Model profile: offline (embedded weights, CPU), gpu (Hub models), auto (gpu only with CUDA)."""
@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     """Torch device for all models."""
 
     text_model: str = ""
-    """Text / chat model: Hub id, local directory or packaged:NAME. Empty = the profile's default."""
+    """Text / chat model: Hub id, local directory, packaged:NAME, gguf:PATH or openai:NAME, optionally
+    with an engine prefix (llamacpp:, transformers:). Empty = the profile's default."""
 
     preload: bool = True
     """Load the default text model in the background at start-up, so the first answer does
@@ -107,8 +108,33 @@ class Settings(BaseSettings):
     text_models: str = ""
     """Other text models the Text tab offers (comma-separated). Empty = the profile's list."""
 
-    text_backend: str = "transformers"
-    """Backend that runs the text model (see models/registry.py)."""
+    text_backend: str = "auto"
+    """Engine for text model ids without an engine prefix: auto (llama.cpp for GGUF models when it is
+    installed and runs on this CPU, else transformers), transformers or llamacpp (models/registry.py)."""
+
+    text_concurrency: int = Field(16, ge=1, le=256)
+    """Text generations the queue lets run at once. Engines that batch (llama.cpp, a remote server)
+    serve them together; the transformers engine queues them on its one compute thread."""
+
+    llamacpp_parallel: int = Field(10, ge=1, le=64)
+    """llama.cpp: slots, i.e. answers decoded together in one batch; more requests wait for a free slot."""
+
+    llamacpp_ctx: int = Field(2048, ge=256, le=131_072)
+    """llama.cpp: tokens (prompt + answer) per slot. The KV cache holds parallel x ctx tokens:
+    SmolLM2 takes ~23 KB per token, so the defaults reserve ~470 MB."""
+
+    llamacpp_threads: int = Field(0, ge=0, le=512)
+    """llama.cpp: CPU threads; 0 = the physical cores this process may use."""
+
+    openai_base_url: str = Field("", validation_alias=AliasChoices("AIGC_OPENAI_BASE_URL", "OPENAI_BASE_URL"))
+    """OpenAI-compatible server for openai:NAME models, e.g. http://127.0.0.1:8000/v1 (vLLM, TGI,
+    SGLang, llama.cpp server, Ollama). OPENAI_BASE_URL is honoured too."""
+
+    openai_api_key: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("AIGC_OPENAI_API_KEY", "OPENAI_API_KEY"))
+    """Its API key, if it wants one (OPENAI_API_KEY is honoured too). Never logged or stored."""
+
+    openai_timeout_s: float = Field(60.0, gt=0, le=3600)
+    """Seconds to wait for the server's next chunk before telling the user it is not answering."""
 
     image_model: str = ""
     """Image model: Hub id, local diffusers directory, single-file .safetensors, or packaged:tiny-sd."""
@@ -177,7 +203,7 @@ class Settings(BaseSettings):
     admin_token: str = ""
     """Token that unlocks admin views (insights, exports, KB upload). Empty = locked."""
 
-    @field_validator("text_model", "image_model", "embed_model", "text_backend", "text_models")
+    @field_validator("text_model", "image_model", "embed_model", "text_backend", "text_models", "openai_base_url")
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
@@ -238,7 +264,7 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
-            env = f"AIGC_{field.upper()}"
-            value = err.get("input")
-            lines.append(f"{env}={value!r}: {err['msg']}")
+            env = field if field.isupper() else f"AIGC_{field.upper()}"  # an alias is already a variable name
+            value = "<hidden>" if env.endswith(("_KEY", "_TOKEN")) else repr(err.get("input"))
+            lines.append(f"{env}={value}: {err['msg']}")
         raise SettingsError("Invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -78,7 +78,7 @@ def main() -> None:
         model.generate(long_ids, attention_mask=torch.ones_like(long_ids), max_new_tokens=1, **greedy)
         return (time.perf_counter() - t0) * 1000
 
-    def on_generate_thread(fn, model):  # where the app runs generate (see models/text.py)
+    def on_generate_thread(fn, model):  # where the app runs generate (see models/text_transformers.py)
         def call():
             with torch.inference_mode():
                 return fn(model)

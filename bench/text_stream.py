@@ -36,7 +36,7 @@ def main() -> None:
     import torch
 
     from aigc_demo.config import Settings
-    from aigc_demo.models.text import GenerationStats, TextRequest
+    from aigc_demo.models.base import GenerationStats, TextRequest
     from aigc_demo.ui.demo import build_services
     from aigc_demo.ui.tabs import text as text_tab
 
@@ -56,7 +56,7 @@ def main() -> None:
     results: dict[str, list[float]] = {}
 
     def raw() -> float:
-        # On the same long-lived thread the app generates on (see models/text.py).
+        # On the same long-lived thread the app generates on (see models/text_transformers.py).
         from aigc_demo.models import compute
 
         return compute.run(_raw)

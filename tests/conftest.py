@@ -26,7 +26,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 from aigc_demo.config import Settings  # noqa: E402
 from aigc_demo.models import packaged  # noqa: E402
-from aigc_demo.models.text import GenerationStats, TextRequest  # noqa: E402
+from aigc_demo.models.base import GenerationStats, TextRequest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +38,7 @@ def model_cache(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch, model_cache):
     for key in list(os.environ):
-        if key.startswith("AIGC_") or key == "GRADIO_SERVER_PORT":
+        if key.startswith(("AIGC_", "OPENAI_")) or key == "GRADIO_SERVER_PORT":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("AIGC_CACHE_DIR", str(model_cache))
@@ -58,6 +58,9 @@ class FakeTextBackend:
     """Echoes a deterministic reply word by word; honours the TextRequest contract."""
 
     backend = "fake"
+    model_id = "fake-text"
+    precision = ""
+    parallel = 1
 
     def __init__(self, reply: str | None = None, delay: float = 0.0) -> None:
         self.reply = reply
@@ -194,10 +197,18 @@ def tiny_llm_dir(smollm_dir, tmp_path_factory):
     return out
 
 
+LOUD_SKIPS = {
+    "CHROMIUM IS NOT INSTALLED": "REAL-BROWSER TESTS SKIPPED: Chromium is not installed",
+    "LLAMA.CPP": "LLAMA.CPP ENGINE TESTS SKIPPED: llama-cpp-python is not installed (make setup builds it)",
+}
+
+
 def pytest_terminal_summary(terminalreporter):
-    """Say it loudly when the real-browser tests could not run."""
+    """Say it loudly when the real-browser or real-engine tests could not run."""
+    said = set()
     for report in terminalreporter.stats.get("skipped", []):
         reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        if "CHROMIUM IS NOT INSTALLED" in reason:
-            terminalreporter.write_sep("!", "REAL-BROWSER TESTS SKIPPED: Chromium is not installed", red=True, bold=True)
-            break
+        for marker, banner in LOUD_SKIPS.items():
+            if marker in reason and marker not in said:
+                said.add(marker)
+                terminalreporter.write_sep("!", banner, red=True, bold=True)

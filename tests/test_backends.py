@@ -17,7 +17,8 @@ from aigc_demo.models import packaged
 from aigc_demo.models.embed import SentenceTransformerEmbedder
 from aigc_demo.models.image import Cancelled, DiffusersImageBackend
 from aigc_demo.models.registry import ModelRegistry, backend_factory
-from aigc_demo.models.text import GenerationStats, TextRequest, TransformersTextBackend
+from aigc_demo.models.base import GenerationStats, TextRequest
+from aigc_demo.models.text_transformers import TransformersTextBackend
 from aigc_demo.errors import ModelLoadError
 
 
@@ -134,12 +135,13 @@ def test_embed_contract(texts):
 
 def test_unknown_backend_lists_known_ones():
     with pytest.raises(ModelLoadError) as info:
-        backend_factory("text", "llamacpp")
-    assert info.value.message == "Unknown backend: llamacpp (known text backends: transformers)"
+        backend_factory("text", "vllm")
+    assert info.value.message == "Unknown backend: vllm (known text backends: llamacpp, openai, transformers)"
 
 
 def test_broken_model_breaks_only_its_kind(settings, monkeypatch, tmp_path):
     monkeypatch.setenv("AIGC_TEXT_MODEL", str(tmp_path / "missing-model"))
+    monkeypatch.setenv("AIGC_TEXT_BACKEND", "transformers")
     from aigc_demo.config import Settings
 
     registry = ModelRegistry(Settings())
@@ -150,8 +152,10 @@ def test_broken_model_breaks_only_its_kind(settings, monkeypatch, tmp_path):
     assert registry.get("embed") is not None  # other tabs keep working
 
 
-def test_registry_loads_once_under_concurrency(settings):
+def test_registry_loads_once_under_concurrency(settings, monkeypatch):
     import threading
+
+    from aigc_demo.models import registry as reg
 
     loads = []
 
@@ -159,28 +163,19 @@ def test_registry_loads_once_under_concurrency(settings):
         backend = "slow"
 
         def load(self):
-            import time
-
             loads.append(1)
             time.sleep(0.2)
 
-    from aigc_demo.models import registry as reg
-
-    reg.register("image", "slow", lambda s, m: Slow())
-    try:
-        r = ModelRegistry(settings)
-        monkey = reg.DEFAULT_BACKEND["image"]
-        reg.DEFAULT_BACKEND["image"] = "slow"
-        results = []
-        threads = [threading.Thread(target=lambda: results.append(r.get("image"))) for _ in range(5)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert len(loads) == 1 and len({id(x) for x in results}) == 1
-    finally:
-        reg.DEFAULT_BACKEND["image"] = monkey
-        reg.BACKENDS["image"].pop("slow")
+    monkeypatch.setitem(reg.IMAGE_ENGINES, "slow", lambda s, m, t: Slow())
+    monkeypatch.setitem(reg.DEFAULT_ENGINE, "image", "slow")
+    r = ModelRegistry(settings)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(r.get("image"))) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(loads) == 1 and len({id(x) for x in results}) == 1
 
 
 def test_preload_loads_in_the_background_once_and_on_the_compute_thread(settings, monkeypatch):
@@ -197,8 +192,8 @@ def test_preload_loads_in_the_background_once_and_on_the_compute_thread(settings
             loads.append(threading.current_thread().name)
             release.wait(5)
 
-    monkeypatch.setitem(reg.BACKENDS["image"], "slow", lambda s, m: Slow())
-    monkeypatch.setitem(reg.DEFAULT_BACKEND, "image", "slow")
+    monkeypatch.setitem(reg.IMAGE_ENGINES, "slow", lambda s, m, t: Slow())
+    monkeypatch.setitem(reg.DEFAULT_ENGINE, "image", "slow")
     r = ModelRegistry(settings)
     r.preload("image")  # returns while the load is still running
     assert not r.is_loaded("image")
@@ -215,8 +210,8 @@ def test_preload_failure_is_recorded_not_raised(settings, monkeypatch):
         def load(self):
             raise ModelLoadError("no weights here")
 
-    monkeypatch.setitem(reg.BACKENDS["image"], "broken", lambda s, m: Broken())
-    monkeypatch.setitem(reg.DEFAULT_BACKEND, "image", "broken")
+    monkeypatch.setitem(reg.IMAGE_ENGINES, "broken", lambda s, m, t: Broken())
+    monkeypatch.setitem(reg.DEFAULT_ENGINE, "image", "broken")
     r = ModelRegistry(settings)
     r.preload("image")
     for _ in range(100):
@@ -224,3 +219,94 @@ def test_preload_failure_is_recorded_not_raised(settings, monkeypatch):
             break
         time.sleep(0.02)
     assert r.status()["image"]["error"] == "no weights here" and not r.is_loaded("image")
+
+
+# -- engines by model id -------------------------------------------------------------------
+
+
+def test_engine_prefix_picks_the_engine(settings):
+    from aigc_demo.models.registry import engine_for
+
+    assert engine_for(settings, "text", "openai:qwen2.5-7b") == ("openai", "qwen2.5-7b")
+    assert engine_for(settings, "text", "gguf:/models/a.gguf") == ("llamacpp", "/models/a.gguf")
+    assert engine_for(settings, "text", "transformers:packaged:smollm2-135m-instruct") == (
+        "transformers", "packaged:smollm2-135m-instruct"
+    )
+    assert engine_for(settings, "text", "Qwen/Qwen2.5-1.5B-Instruct") == ("transformers", "Qwen/Qwen2.5-1.5B-Instruct")
+    assert engine_for(settings, "image", "packaged:tiny-sd") == ("diffusers", "packaged:tiny-sd")
+
+
+def test_auto_runs_the_packaged_gguf_on_llamacpp_when_it_works(settings, monkeypatch):
+    from aigc_demo.models import registry as reg
+
+    monkeypatch.setattr(reg, "llamacpp_works", lambda: True)
+    assert reg.engine_for(settings, "text", "packaged:smollm2-135m-instruct")[0] == "llamacpp"
+    monkeypatch.setattr(reg, "llamacpp_works", lambda: False)  # not installed, or not for this CPU
+    assert reg.engine_for(settings, "text", "packaged:smollm2-135m-instruct")[0] == "transformers"
+    monkeypatch.setenv("AIGC_TEXT_BACKEND", "transformers")
+    monkeypatch.setattr(reg, "llamacpp_works", lambda: True)
+    from aigc_demo.config import Settings
+
+    assert reg.engine_for(Settings(), "text", "packaged:smollm2-135m-instruct")[0] == "transformers"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "expected"),
+    [
+        ("AIGC_TEXT_MODELS", "packaged:smollm2-135m-instruct,olama:qwen", "AIGC_TEXT_MODELS='olama:qwen': unknown engine prefix 'olama'"),
+        ("AIGC_TEXT_MODEL", "vllm:qwen", "AIGC_TEXT_MODEL='vllm:qwen': unknown engine prefix 'vllm'"),
+        ("AIGC_TEXT_BACKEND", "vllm", "AIGC_TEXT_BACKEND='vllm': unknown engine"),
+        ("AIGC_IMAGE_MODEL", "openai:dall-e", "AIGC_IMAGE_MODEL='openai:dall-e': unknown engine prefix 'openai'"),
+    ],
+)
+def test_unknown_engine_fails_at_start_naming_the_setting(monkeypatch, env, value, expected):
+    from aigc_demo.config import Settings
+    from aigc_demo.errors import SettingsError
+    from aigc_demo.models.registry import check_settings
+
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError) as info:
+        check_settings(Settings())
+    assert expected in info.value.message
+
+
+def test_app_refuses_to_start_on_an_unknown_engine(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AIGC_TEXT_MODEL": "olama:qwen", "AIGC_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "app.py"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert "AIGC_TEXT_MODEL='olama:qwen': unknown engine prefix 'olama'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_one_dropdown_mixes_engines_and_a_new_engine_is_one_line(monkeypatch, tiny_llm_dir):
+    """A fourth engine: one class with from_settings, one register() line; then its ids just work."""
+    from aigc_demo.config import Settings
+    from aigc_demo.feedback.service import FeedbackService
+    from aigc_demo.models import registry as reg
+    from aigc_demo.services.text import TextService
+    from tests.conftest import FakeTextBackend
+
+    class EchoEngine(FakeTextBackend):
+        backend = "echo"
+
+        @classmethod
+        def from_settings(cls, settings, model_id, target):
+            engine = cls(reply=f"echo engine says {target}")
+            engine.model_id = model_id
+            return engine
+
+    monkeypatch.setitem(reg.TEXT_ENGINES, "echo", EchoEngine.from_settings)  # what register("text", "echo", ...) does
+    monkeypatch.setenv("AIGC_TEXT_MODEL", f"transformers:{tiny_llm_dir}")
+    monkeypatch.setenv("AIGC_TEXT_MODELS", "echo:hello")
+    settings = Settings()
+    reg.check_settings(settings)
+    registry = ModelRegistry(settings)
+    service = TextService(registry, FeedbackService.from_settings(settings), settings)
+    assert registry.text_choices() == [f"transformers:{tiny_llm_dir}", "echo:hello"]
+    echoed = service.generate("hi", model="echo:hello")
+    assert echoed["text"] == "echo engine says hello" and registry.info("text", "echo:hello")["backend"] == "echo"
+    tiny = service.generate("hi", max_new_tokens=4, temperature=0)
+    assert registry.info("text")["backend"] == "transformers" and tiny["usage"]["completion_tokens"] >= 1

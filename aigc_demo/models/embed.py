@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from aigc_demo.config import Settings
 from aigc_demo.errors import ModelLoadError
-from aigc_demo.models import compute
+from aigc_demo.models import compute, packaged
+from aigc_demo.models.device import pick_device
 
 SHORT_BATCH = 4
 
@@ -21,6 +23,10 @@ class SentenceTransformerEmbedder:
         self.source = str(source)
         self.device = device
         self.model: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, model_id: str, target: str) -> SentenceTransformerEmbedder:
+        return cls(model_id, source=packaged.source(target, settings.cache_dir), device=pick_device(settings.device))
 
     def load(self) -> None:
         from sentence_transformers import SentenceTransformer

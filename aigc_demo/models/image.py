@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError, ModelLoadError
-from aigc_demo.models import compute
+from aigc_demo.models import compute, packaged
+from aigc_demo.models.device import pick_device, pick_dtype
 
 
 class Cancelled(AigcError):
@@ -30,6 +32,12 @@ class DiffusersImageBackend:
         self.dtype = dtype
         self.placeholder = placeholder
         self.pipe: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, model_id: str, target: str) -> DiffusersImageBackend:
+        device = pick_device(settings.device)
+        source = packaged.source(target, settings.cache_dir)
+        return cls(model_id, source=source, device=device, dtype=pick_dtype(device), placeholder=target == "packaged:tiny-sd")
 
     def load(self) -> None:
         from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline

