@@ -27,6 +27,7 @@ def server(tmp_path_factory, model_cache):
     data = tmp_path_factory.mktemp("security-data")
     settings = Settings(
         profile="offline", data_dir=data, cache_dir=model_cache, port=free_port(), queue_max_size=2, preload=False,
+        text_concurrency=1,  # one text generation at a time, so a few callers fill the queue
         admin_token="s3cret-token",
     )
     slow = FakeTextBackend(delay=0.05)  # 30 words ≈ 1.5 s: long enough to fill the queue
