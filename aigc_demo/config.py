@@ -9,6 +9,7 @@ that names the variable and what it accepts (see :func:`load_settings`).
 from __future__ import annotations
 
 import os
+import sys
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +51,16 @@ PROFILE_TEXT_CHOICES: dict[str, list[str]] = {
     "offline": ["packaged:smollm2-135m-instruct"],
     "gpu": ["Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"],
 }
+
+
+def accelerator_possible() -> bool:
+    """False when there is certainly no GPU to use: no NVIDIA / ROCm / WSL GPU driver, not a Mac.
+
+    Answers without importing torch (seconds on a slow CPU), so a CPU machine that serves
+    text with llama.cpp does not import it just to ask; True means "ask torch".
+    """
+    drivers = ("/proc/driver/nvidia", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+    return sys.platform == "darwin" or any(Path(p).exists() for p in drivers)
 
 
 def _default_data_dir() -> Path:
@@ -227,6 +238,8 @@ class Settings(BaseSettings):
     def effective_profile(self) -> Profile:
         if self.profile != "auto":
             return self.profile
+        if not accelerator_possible():
+            return "offline"
         import torch
 
         return "gpu" if torch.cuda.is_available() else "offline"

@@ -310,3 +310,25 @@ def test_one_dropdown_mixes_engines_and_a_new_engine_is_one_line(monkeypatch, ti
     assert echoed["text"] == "echo engine says hello" and registry.info("text", "echo:hello")["backend"] == "echo"
     tiny = service.generate("hi", max_new_tokens=4, temperature=0)
     assert registry.info("text")["backend"] == "transformers" and tiny["usage"]["completion_tokens"] >= 1
+
+
+def test_serving_text_on_llamacpp_never_imports_torch(tmp_path):
+    """torch takes seconds to import on a slow CPU; the llama.cpp text path does not need it."""
+    import os
+    import subprocess
+    import sys
+
+    from aigc_demo.models.registry import llamacpp_works
+
+    if not llamacpp_works():
+        pytest.skip("LLAMA.CPP IS NOT INSTALLED: nothing to check")
+    script = (
+        "import sys; from aigc_demo.__main__ import settings_or_exit; from aigc_demo.ui.demo import create_demo\n"
+        "demo = create_demo(settings_or_exit(engines=True))\n"
+        "r = demo.services.text.generate('你好', max_new_tokens=4, temperature=0)\n"
+        "print(demo.services.registry.info('text')['backend'], 'torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "AIGC_DATA_DIR": str(tmp_path), "AIGC_PROFILE": "auto"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["llamacpp", "False"]

@@ -32,11 +32,16 @@ def test_gpu_profile_uses_hub_ids(monkeypatch):
 def test_auto_profile_is_offline_without_cuda(monkeypatch):
     import torch
 
+    from aigc_demo import config
+
     monkeypatch.setenv("AIGC_PROFILE", "auto")
+    monkeypatch.setattr(config, "accelerator_possible", lambda: True)  # a GPU driver is there: torch decides
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert Settings().effective_profile == "offline"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert Settings().effective_profile == "gpu"
+    monkeypatch.setattr(config, "accelerator_possible", lambda: False)  # no driver: no need to ask torch
+    assert Settings().effective_profile == "offline"
 
 
 def test_port_honours_gradio_server_port(monkeypatch):

@@ -9,9 +9,9 @@ worker thread, generated on another — cut int8 decode from ~60 to ~24 tokens/s
 (README, "Performance"; bench/text_precision.py runs on this thread).
 
 So the models' heavy work (loading, text generation, image denoising, KB embedding) runs
-on :data:`EXECUTOR`, one thread with the full thread count, and every other thread runs
-torch single-threaded — importing this module lowers torch's default to one thread after
-starting the compute thread — which makes no team at all: a query's embedding on a
+on one executor thread with the full thread count, and every other thread runs torch
+single-threaded — the first :func:`submit` imports torch, starts the compute thread and
+then lowers torch's default to one thread — which makes no team at all: a query's embedding on a
 request thread, a stray tensor op anywhere. On 2 cores two heavy jobs at once would only
 share the cores, so queueing them costs little throughput and keeps each one fast.
 """
@@ -22,25 +22,36 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
-import torch
-
 T = TypeVar("T")
 
 _local = threading.local()
+_start_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+THREADS = 0  # torch's thread count on the compute thread, set when it starts
 
 
-def _init() -> None:
-    _local.compute = True
-    torch.set_num_threads(THREADS)  # this thread's own setting: kept when others change theirs...
-    # ...once torch has initialised this thread's setting, which it does lazily on the first
-    # get (from the process-wide default, which is lowered to 1 just below): do it now.
-    assert torch.get_num_threads() == THREADS
+def _executor_started() -> ThreadPoolExecutor:
+    """The compute thread, started on first use: torch is imported only by the engines that
+    need it (llama.cpp and remote engines never do, and importing it takes seconds)."""
+    global _executor, THREADS
+    with _start_lock:
+        if _executor is None:
+            import torch
 
+            THREADS = torch.get_num_threads()  # honours OMP_NUM_THREADS / the core count
 
-THREADS = torch.get_num_threads()  # honours OMP_NUM_THREADS / the core count
-EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute", initializer=_init)
-EXECUTOR.submit(int).result()  # start the compute thread now, with the full thread count
-torch.set_num_threads(1)  # this thread and every thread started later: one thread, no team
+            def init() -> None:
+                _local.compute = True
+                torch.set_num_threads(THREADS)  # this thread's own setting: kept when others change theirs...
+                # ...once torch has initialised this thread's setting, which it does lazily on the
+                # first get (from the process-wide default, lowered to 1 just below): do it now.
+                assert torch.get_num_threads() == THREADS
+
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute", initializer=init)
+            executor.submit(int).result()  # start the compute thread now, with the full thread count
+            torch.set_num_threads(1)  # every other thread, now and later: one thread, no team
+            _executor = executor
+        return _executor
 
 
 def _in_compute_thread() -> bool:
@@ -56,7 +67,7 @@ def submit(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future:
         except BaseException as exc:  # noqa: BLE001 - delivered through the future
             future.set_exception(exc)
         return future
-    return EXECUTOR.submit(fn, *args, **kwargs)
+    return _executor_started().submit(fn, *args, **kwargs)
 
 
 def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -13,16 +13,24 @@ import gc
 import importlib.util
 import logging
 import os
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
+from aigc_demo.config import accelerator_possible
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
 
+@functools.cache
 def pick_device(preference: str = "auto") -> str:
     if preference != "auto":
         return preference
+    if not accelerator_possible():
+        return "cpu"
+    import torch
+
     if torch.cuda.is_available():
         return "cuda"
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
@@ -31,6 +39,8 @@ def pick_device(preference: str = "auto") -> str:
 
 
 def pick_dtype(device: str) -> torch.dtype:
+    import torch
+
     # Half precision on accelerators; fp32 on CPU, where bf16 matmuls are often slower
     # without AMX and fp16 is unsupported for many ops.
     if device == "cuda":
@@ -41,6 +51,8 @@ def pick_dtype(device: str) -> torch.dtype:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
     oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
     return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
 
@@ -48,6 +60,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def release_gpu_memory() -> None:
     """Free what a failed request left behind so the next one can run."""
     gc.collect()
+    import torch
+
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 

@@ -230,7 +230,10 @@ class ModelRegistry:
             try:
                 engine, target = engine_for(self.settings, kind, model_id)
                 model = backend_factory(kind, engine)(self.settings, model_id, target)
-                compute.run(model.load)  # the thread that will use it (models/compute.py)
+                if getattr(model, "uses_torch", True):
+                    compute.run(model.load)  # the thread that will use it (models/compute.py)
+                else:  # an engine with its own threads (llama.cpp) or none (a remote server)
+                    model.load()
             except ModelLoadError as exc:
                 self._errors[key] = exc.message
                 log.error("%s model failed to load: %s", kind, exc.message)

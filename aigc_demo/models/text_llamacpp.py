@@ -97,6 +97,7 @@ class LlamaCppTextBackend:
     """A GGUF model served by one llama.cpp context and one scheduler thread."""
 
     backend = "llamacpp"
+    uses_torch = False  # loads and runs off the torch compute thread
 
     def __init__(
         self,

@@ -34,6 +34,7 @@ MAX_SERVER_STOPS = 4  # OpenAI's own limit; the rest are applied here, on the st
 class OpenAITextBackend:
     backend = "openai"
     precision = "server"
+    uses_torch = False  # loads and runs off the torch compute thread
 
     def __init__(
         self, model_id: str, *, served_name: str, base_url: str, api_key: str = "", timeout_s: float = 60.0, parallel: int = 64
