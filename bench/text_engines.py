@@ -160,7 +160,7 @@ def main() -> None:
         server = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged.smollm2_gguf()), "--model_alias", "smollm2",
              "--host", "127.0.0.1", "--port", str(server_port), "--n_ctx", "4096", "--n_threads", cores,
-             "--n_threads_batch", cores, "--verbose", "False"],
+             "--n_threads_batch", cores, "--interrupt_requests", "False", "--verbose", "False"],
             env=env, stdout=server_log.open("w"), stderr=subprocess.STDOUT,
         )
         procs.append(server)
@@ -248,7 +248,8 @@ def main() -> None:
         "after a warm-up. tok/s = completion tokens / client wall time (prompt, queue and streaming included). "
         f"Users: {args.users} gradio_client users started together, each a different zh/en prompt, sampled "
         f"(temperature 0.7), {args.user_tokens} new tokens; first token = first non-empty text the client receives. "
-        "The llama.cpp server (llama-cpp-python's) serves one request at a time; the app's own engine batches.",
+        "The llama.cpp server (llama-cpp-python's, run with --interrupt_requests False so a new request does not "
+        "cut off the one streaming) serves one request at a time; the app's own engine batches.",
     )
 
 

@@ -119,11 +119,13 @@ class LlamaCppTextBackend:
         self.n_batch = n_batch
         self.precision = "gguf"
         self._lib: Any = None
+        self._fast: Any = None
         self._model: Any = None
         self._ctx: Any = None
         self._batch: Any = None
         self._formatter: Any = None
         self._eog: list[int] = []
+        self._eog_set: frozenset[int] = frozenset()
         self._n_ctx_seq = n_ctx
         self._cond = threading.Condition()
         self._waiting: deque[_Sequence] = deque()
@@ -154,6 +156,7 @@ class LlamaCppTextBackend:
         if not Path(self.path).is_file():
             raise ModelLoadError(f"GGUF file not found for {self.model_id!r}: {Path(self.path).name}")
         self._lib = llama_cpp
+        self._fast = _HeldGil(llama_cpp)
         _backend_init(llama_cpp)
         llama_cpp._logger.set_verbose(log.isEnabledFor(logging.DEBUG))  # llama.cpp's own chatter
         mparams = llama_cpp.llama_model_default_params()
@@ -178,6 +181,7 @@ class LlamaCppTextBackend:
         self._batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
         vocab = self._model.vocab
         self._eog = [t for t in range(self._model.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+        self._eog_set = frozenset(self._eog)
         meta = self._model.metadata()
         template = meta.get("tokenizer.chat_template")
         if template:
@@ -341,12 +345,12 @@ class LlamaCppTextBackend:
             if seq.cancelled:
                 continue
             if seq.generated < seq.min_new:
-                logits = lib.llama_get_logits_ith(self._ctx.ctx, row)
+                logits = self._fast.logits_ith(self._ctx.ctx, row)
                 for token in self._eog:
                     logits[token] = float("-inf")
-            token = lib.llama_sampler_sample(seq.sampler.sampler, self._ctx.ctx, row)
+            token = self._fast.sample(seq.sampler.sampler, self._ctx.ctx, row)
             seq.pending = None
-            if token in self._eog:
+            if token in self._eog_set:
                 self._finish(seq, _Done("eos"))
                 continue
             seq.generated += 1
@@ -401,16 +405,42 @@ class LlamaCppTextBackend:
 
     def _piece(self, token: int) -> bytes:
         buf = ctypes.create_string_buffer(64)
-        n = self._lib.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, False)
+        n = self._fast.token_to_piece(self._model.vocab, token, buf, len(buf), 0, False)
         if n < 0:  # a longer piece: -n is the size it needs
             buf = ctypes.create_string_buffer(-n)
-            n = self._lib.llama_token_to_piece(self._model.vocab, token, buf, len(buf), 0, False)
+            n = self._fast.token_to_piece(self._model.vocab, token, buf, len(buf), 0, False)
         return buf.raw[: max(n, 0)]
 
     def _piece_text(self, token: int) -> str:
         if token < 0:
             return ""
         return self._model.token_get_text(token)
+
+
+class _HeldGil:
+    """The scheduler's short per-token calls, made without releasing the GIL.
+
+    ctypes releases the GIL around every foreign call and must win it back afterwards; with
+    ten request threads and Gradio's event loop wanting it too, each win can wait for a
+    thread switch (up to ``sys.getswitchinterval()``, 5 ms). Three such calls per token per
+    answer made ten batched answers crawl in the served app while they flew in a bare
+    script. Sampling and detokenising take microseconds, so they keep the GIL (``PyDLL``);
+    only ``llama_decode``, which takes milliseconds, lets it go.
+    """
+
+    def __init__(self, llama_cpp: Any) -> None:
+        lib = ctypes.PyDLL(llama_cpp.llama_cpp._lib._name)
+        self.sample = lib.llama_sampler_sample
+        self.sample.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32]
+        self.sample.restype = ctypes.c_int32
+        self.token_to_piece = lib.llama_token_to_piece
+        self.token_to_piece.argtypes = [
+            ctypes.c_void_p, ctypes.c_int32, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_bool
+        ]
+        self.token_to_piece.restype = ctypes.c_int32
+        self.logits_ith = lib.llama_get_logits_ith
+        self.logits_ith.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+        self.logits_ith.restype = ctypes.POINTER(ctypes.c_float)
 
 
 _init_lock = threading.Lock()

@@ -6,8 +6,10 @@ Components first (``_render``), events last (``_wire``), like gradio's own
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import gradio as gr
@@ -18,8 +20,40 @@ from aigc_demo.ui.feedback import build_rating_widget
 from aigc_demo.ui.i18n import T, lang_of, tr
 
 # Coalesce tokens: ~12 UI updates/s look smooth, and each update re-sends the whole text,
-# so fewer updates keep the serving overhead small (bench/text_stream.py measures it).
+# so fewer updates keep the serving overhead small (bench/text_stream.py measures it). With
+# many answers streaming at once the updates share the same two cores as the model, so the
+# interval grows with the number of streams (10 streams: ~3 updates/s each).
 STREAM_INTERVAL_S = 0.08
+
+
+class _Pacer:
+    """How often one stream may update, given how many stream now (shared by the tab and API)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.active = 0
+
+    @contextmanager
+    def stream(self) -> Iterator[Callable[[bool], bool]]:
+        with self._lock:
+            self.active += 1
+        last = [0.0]
+
+        def due(first: bool = False) -> bool:
+            now = time.monotonic()
+            if first or now - last[0] >= STREAM_INTERVAL_S * max(1.0, self.active / 3):
+                last[0] = now
+                return True
+            return False
+
+        try:
+            yield due
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+PACER = _Pacer()
 INPUT_KEYS = ("prompt", "preset", "max_new_tokens", "temperature", "top_p", "seed", "stop_strings", "system", "mode", "model")
 
 
@@ -108,18 +142,15 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         loading = "" if registry.is_loaded("text", model_id) else tr("loading_model", lang, model=model_id)
         yield "", loading, *rating.reset(None)  # a new answer: the old rating controls reset
         session = session_of(request)
-        with stop_flags.start(session) as flag:
-            last = 0.0
+        with stop_flags.start(session) as flag, PACER.stream() as due:
             for update in services.text.stream(
                 prompt, model=model_id, session_id=session, should_stop=flag.is_set, **options
             ):
-                now = time.monotonic()
                 if update.done:
                     result = update.result
                     stats = _stats_line(update.stats, model_id, True, lang) + " · " + tr("stats_seed", lang, seed=result["seed"])
                     yield update.text, stats, *rating.reset(result["output_id"])
-                elif now - last >= STREAM_INTERVAL_S:
-                    last = now
+                elif due():
                     yield update.text, _stats_line(update.stats, model_id, False, lang), *rating.unchanged()
 
     def apply_preset(key: str):
@@ -179,15 +210,16 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         mode: chat (template + chat format) or continue (raw continuation, for base models).
         model: one of the Text tab's models; empty = the default.
         """
-        last = 0.0
-        for update in services.text.stream(
-            prompt, preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-            stop=stop, system=system, mode=mode, model=model or None, session_id=session_of(request),
-        ):
-            if update.done:
-                yield {**(update.result or {}), "done": True}
-            elif update.text and time.monotonic() - last >= STREAM_INTERVAL_S:
-                last = time.monotonic()
-                yield {"text": update.text, "done": False}
+        shown = False
+        with PACER.stream() as due:
+            for update in services.text.stream(
+                prompt, preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                stop=stop, system=system, mode=mode, model=model or None, session_id=session_of(request),
+            ):
+                if update.done:
+                    yield {**(update.result or {}), "done": True}
+                elif update.text and due(first=not shown):  # the first text goes out at once
+                    shown = True
+                    yield {"text": update.text, "done": False}
 
     gr.api(user_errors(generate_text), api_name="generate_text", **llm)
