@@ -65,6 +65,37 @@ for line in sys.stdin:
     print(json.dumps({"tokens": tokens, "wall": time.perf_counter() - t0, "ttft": first}), flush=True)
 """
 
+# The engine alone against llama-cpp-python in one process, alternating: what the engine costs
+# or saves before any serving.
+ENGINE_ONLY = r"""
+import json, sys, time
+from llama_cpp import Llama
+from aigc_demo.models import packaged
+from aigc_demo.models.base import GenerationStats, TextRequest
+from aigc_demo.models.text_llamacpp import LlamaCppTextBackend, physical_cores
+prompt, tokens, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+n = physical_cores()
+llm = Llama(str(packaged.smollm2_gguf()), n_ctx=4096, n_threads=n, n_threads_batch=n, verbose=False)
+engine = LlamaCppTextBackend("packaged:smollm2-135m-instruct", path=packaged.smollm2_gguf())
+engine.load()
+messages = [{"role": "user", "content": prompt}]
+def raw():
+    t0 = time.perf_counter(); k = 0
+    for chunk in llm.create_chat_completion(messages, max_tokens=tokens, temperature=0, stream=True):
+        k += bool(chunk["choices"][0]["delta"].get("content"))
+    return k / (time.perf_counter() - t0)
+def ours():
+    stats = GenerationStats(); t0 = time.perf_counter()
+    for _ in engine.stream(TextRequest(messages=messages, max_new_tokens=tokens, temperature=0), stats):
+        pass
+    return stats.completion_tokens / (time.perf_counter() - t0)
+raw(); ours()
+out = {"raw": [], "engine": []}
+for _ in range(rounds):
+    out["raw"].append(raw()); out["engine"].append(ours())
+print(json.dumps(out))
+"""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -219,6 +250,16 @@ def main() -> None:
                 f"| {label} | {median([g['tokens'] for g in results[label]]):.0f} | {median(speeds):.1f} | "
                 f"{min(speeds):.1f}–{max(speeds):.1f} | {median(speeds) / raw_speed:.2f} | {ttft:.0f} ms |"
             )
+
+        alone = json.loads(subprocess.run(
+            [sys.executable, "-c", ENGINE_ONLY, PROMPT, str(args.tokens), str(max(3, args.rounds + 1))],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()[-1])
+        rows.append(
+            f"| llama.cpp engine alone, in-process (raw in the same process: {median(alone['raw']):.1f}) | {args.tokens} | "
+            f"{median(alone['engine']):.1f} | {min(alone['engine']):.1f}–{max(alone['engine']):.1f} | "
+            f"{median(alone['engine']) / median(alone['raw']):.2f} | — |"
+        )
 
         users = ["| engine | users | errors | first token p50 | p95 | max | answer p95 | aggregate tok/s |", "|---|---|---|---|---|---|---|---|"]
         for label, model in list(models.items())[:2]:

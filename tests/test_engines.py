@@ -191,6 +191,20 @@ def test_llamacpp_request_waits_for_a_free_slot_and_reuses_its_cache():
         backend.close()
 
 
+def test_llamacpp_warms_idle_slots_with_the_common_chat_prefix():
+    backend = LlamaCppTextBackend("warm", path=packaged.smollm2_gguf(), parallel=3, n_ctx=256)
+    backend.load()
+    try:
+        prefix = backend._prefix
+        chat = backend.encode(TextRequest(messages=[{"role": "user", "content": "你好"}]))
+        assert len(prefix) > 5 and chat[: len(prefix) - 1] == prefix[:-1]  # every plain chat starts with it
+        assert _wait_until(lambda: all(slot.cached == prefix for slot in backend._slots))
+        text = "".join(backend.stream(TextRequest(messages=[{"role": "user", "content": "你好"}], max_new_tokens=8, temperature=0)))
+        assert text and "\ufffd" not in text
+    finally:
+        backend.close()
+
+
 def test_llamacpp_long_prompt_is_cut_to_the_window():
     backend = LlamaCppTextBackend("small", path=packaged.smollm2_gguf(), parallel=1, n_ctx=256)
     backend.load()

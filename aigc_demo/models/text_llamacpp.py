@@ -126,6 +126,7 @@ class LlamaCppTextBackend:
         self._formatter: Any = None
         self._eog: list[int] = []
         self._eog_set: frozenset[int] = frozenset()
+        self._prefix: list[int] = []
         self._n_ctx_seq = n_ctx
         self._cond = threading.Condition()
         self._waiting: deque[_Sequence] = deque()
@@ -189,6 +190,7 @@ class LlamaCppTextBackend:
                 template, eos_token=self._piece_text(self._model.token_eos()), bos_token=self._piece_text(self._model.token_bos())
             )
         self.precision = _file_type(self._model.desc())
+        self._prefix = self._chat_prefix()
         self._thread = threading.Thread(target=self._loop, name=f"llamacpp-{Path(self.path).stem}", daemon=True)
         self._thread.start()
 
@@ -268,14 +270,60 @@ class LlamaCppTextBackend:
 
     # -- the scheduler thread --------------------------------------------------------------
 
+    def _chat_prefix(self) -> list[int]:
+        """The tokens every chat without its own system prompt starts with (the template's
+        default system text and the user turn's header)."""
+        if self._formatter is None:
+            return []
+        marker = "\u2063prefix-marker\u2063"
+        text = self._formatter(messages=[{"role": "user", "content": marker}]).prompt
+        head = text.split(marker)[0]
+        return self._model.tokenize(head.encode("utf-8"), add_bos=False, special=True) if head else []
+
+    def _warm_one_slot(self) -> bool:
+        """While idle, compute the common chat prefix into one cold slot; False when all are warm.
+
+        A tester's first question then only computes its own words: ten testers arriving at
+        once on a fresh server otherwise each pay for the same system text.
+        """
+        if not self._prefix:
+            return False
+        cold = next((sl for sl in self._slots if not sl.busy and _common_prefix(sl.cached, self._prefix) < len(self._prefix)), None)
+        if cold is None:
+            return False
+        keep = _common_prefix(cold.cached, self._prefix)
+        self._lib.llama_memory_seq_rm(self._ctx.memory, cold.seq_id, keep, -1)
+        batch = self._batch.batch
+        batch.n_tokens = 0
+        for pos in range(keep, len(self._prefix)):
+            self._add(self._prefix[pos], pos, cold.seq_id, False)
+        if self._lib.llama_decode(self._ctx.ctx, batch) != 0:
+            self._lib.llama_memory_seq_rm(self._ctx.memory, cold.seq_id, -1, -1)
+            cold.cached = []
+            return False
+        cold.cached = list(self._prefix)
+        return True
+
     def _loop(self) -> None:
+        warm = True
         while True:
             with self._cond:
                 while not self._closed and not self._waiting and not self._running:
+                    if warm:
+                        break  # idle: warm a slot (below), then look for work again
                     self._cond.wait()
                 if self._closed:
                     break
+                idle = not self._waiting and not self._running
                 self._admit()
+            if idle:
+                try:
+                    warm = self._warm_one_slot()
+                except Exception:  # noqa: BLE001 - warming is an optimisation only
+                    log.exception("llama.cpp slot warm-up failed")
+                    warm = False
+                continue
+            warm = True  # requests change what the slots hold: check again when idle
             try:
                 self._step()
             except Exception as exc:  # noqa: BLE001 - fail the requests, keep the engine
