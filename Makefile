@@ -45,6 +45,7 @@ test: setup browser
 
 # Speed, memory and quality benchmarks; each script appends a dated table to bench/RESULTS.md.
 bench: setup
+	$(BIN)/python bench/text_engines.py
 	$(BIN)/python bench/text_precision.py
 	$(BIN)/python bench/text_stream.py --runs 5
 	$(BIN)/python bench/components.py

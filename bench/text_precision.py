@@ -53,7 +53,7 @@ def main() -> None:
         # quantisation, which quantises activations as well as weights.
         app_precision = "fp32" if precision == "int8-dynamic" else precision
         settings = Settings(profile="offline", data_dir=ROOT / "data", cache_dir=args.cache_dir, text_precision=app_precision)
-        backend = backend_factory("text", "transformers")(settings, MODEL)
+        backend = backend_factory("text", "transformers")(settings, MODEL, MODEL)
         compute.run(backend.load)
         if precision == "int8-dynamic":
             from torch.ao.quantization import quantize_dynamic

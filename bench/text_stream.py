@@ -47,7 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     n = args.tokens
     tmp = Path(tempfile.mkdtemp())
-    settings = Settings(profile="offline", data_dir=tmp, cache_dir=args.cache_dir, preload=False)
+    # The transformers engine's streaming path (bench/text_engines.py covers llama.cpp).
+    settings = Settings(profile="offline", data_dir=tmp, cache_dir=args.cache_dir, preload=False, text_backend="transformers")
     services = build_services(settings)
     backend = services.registry.get("text")
     request = TextRequest(
@@ -124,7 +125,9 @@ def main() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings = Settings(profile="offline", data_dir=tmp / "app", cache_dir=args.cache_dir, port=port, preload=False)
+    settings = Settings(
+        profile="offline", data_dir=tmp / "app", cache_dir=args.cache_dir, port=port, preload=False, text_backend="transformers"
+    )
     demo = create_demo(settings)
     demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))
     try:
