@@ -62,6 +62,12 @@ class TextRequest:
     min_new_tokens: int = 0  # benchmarks: force equal lengths across models
 
 
+def flatten_messages(messages: list[dict[str, str]]) -> str:
+    """Chat messages as plain text, for a model without a chat template."""
+    lines = [f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages]
+    return "\n".join(lines) + "\nassistant:"
+
+
 @runtime_checkable
 class TextBackend(Protocol):
     """A loaded-on-demand text model.

@@ -40,7 +40,7 @@ from typing import Any
 from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError, ModelLoadError
 from aigc_demo.models import packaged
-from aigc_demo.models.base import FinishReason, GenerationStats, TextRequest
+from aigc_demo.models.base import FinishReason, GenerationStats, TextRequest, flatten_messages
 from aigc_demo.models.streaming import Utf8Decoder, VisibleText
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ class LlamaCppTextBackend:
             text = self._formatter(messages=request.messages).prompt
             tokens = self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         else:
-            text = request.prompt if request.prompt is not None else _flatten(request.messages or [])
+            text = request.prompt if request.prompt is not None else flatten_messages(request.messages or [])
             # The user's own text: special-token markup in it stays plain text.
             tokens = self._model.tokenize(text.encode("utf-8"), add_bos=self._model.add_bos_token(), special=False)
         # Keep the prompt inside this sequence's window: drop the oldest tokens, so the end of
@@ -515,8 +515,3 @@ def _file_type(desc: str) -> str:
     """'llama ?B Q4_1' -> 'Q4_1': the quantisation is what a record should say."""
     parts = desc.split()
     return parts[-1] if parts else "gguf"
-
-
-def _flatten(messages: list[dict[str, str]]) -> str:
-    lines = [f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages]
-    return "\n".join(lines) + "\nassistant:"

@@ -22,7 +22,7 @@ from aigc_demo.config import Settings
 from aigc_demo.errors import ModelLoadError
 from aigc_demo.models import compute, packaged
 from aigc_demo.models.device import pick_device, pick_dtype
-from aigc_demo.models.base import GenerationStats, TextRequest
+from aigc_demo.models.base import GenerationStats, TextRequest, flatten_messages
 from aigc_demo.models.streaming import VisibleText
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class TransformersTextBackend:
                 request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
             )
         else:
-            text = request.prompt if request.prompt is not None else _flatten(request.messages or [])
+            text = request.prompt if request.prompt is not None else flatten_messages(request.messages or [])
             enc = tok(text, return_tensors="pt")
         enc = dict(enc)
         # Keep the prompt inside the context window: drop the oldest tokens, so the end of
@@ -215,8 +215,3 @@ class TransformersTextBackend:
             raise errors[0]
         if stats.finish_reason == "length" and stats.completion_tokens < request.max_new_tokens:
             stats.finish_reason = "eos"
-
-
-def _flatten(messages: list[dict[str, str]]) -> str:
-    lines = [f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages]
-    return "\n".join(lines) + "\nassistant:"
