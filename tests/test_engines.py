@@ -197,7 +197,7 @@ def test_llamacpp_warms_idle_slots_with_the_common_chat_prefix():
     try:
         prefix = backend._prefix
         chat = backend.encode(TextRequest(messages=[{"role": "user", "content": "你好"}]))
-        assert len(prefix) > 5 and chat[: len(prefix) - 1] == prefix[:-1]  # every plain chat starts with it
+        assert len(prefix) > 5 and chat[: len(prefix)] == prefix  # every plain chat starts with it
         assert _wait_until(lambda: all(slot.cached == prefix for slot in backend._slots))
         text = "".join(backend.stream(TextRequest(messages=[{"role": "user", "content": "你好"}], max_new_tokens=8, temperature=0)))
         assert text and "\ufffd" not in text
