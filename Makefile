@@ -20,7 +20,8 @@ $(STAMP): requirements.txt requirements-offline.txt requirements-dev.txt require
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements-offline.txt
-	CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" $(BIN)/pip install --quiet -r requirements-llamacpp.txt \
+	@echo "llama.cpp: installing (the first set-up of a machine compiles it: ~15 min on 2 cores; then cached)"
+	@CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" $(BIN)/pip install --quiet -r requirements-llamacpp.txt \
 	  || echo "!!! llama.cpp could not be built: text runs on the slower transformers engine, its tests are SKIPPED !!!"
 	touch $@
 
