@@ -469,11 +469,10 @@ class _HeldGil:
     """The scheduler's short per-token calls, made without releasing the GIL.
 
     ctypes releases the GIL around every foreign call and must win it back afterwards; with
-    ten request threads and Gradio's event loop wanting it too, each win can wait for a
-    thread switch (up to ``sys.getswitchinterval()``, 5 ms). Three such calls per token per
-    answer made ten batched answers crawl in the served app while they flew in a bare
-    script. Sampling and detokenising take microseconds, so they keep the GIL (``PyDLL``);
-    only ``llama_decode``, which takes milliseconds, lets it go.
+    request threads and Gradio's event loop wanting it too, each win can wait for a thread
+    switch (up to ``sys.getswitchinterval()``, 5 ms), and the scheduler makes several such
+    calls per answer per step. Sampling and detokenising take microseconds, so they keep the
+    GIL (``PyDLL``); only ``llama_decode``, which takes milliseconds, lets it go.
     """
 
     def __init__(self, llama_cpp: Any) -> None:
