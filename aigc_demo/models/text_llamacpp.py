@@ -171,9 +171,9 @@ class LlamaCppTextBackend:
         cparams.n_ctx = self._n_ctx_seq * self.parallel
         cparams.n_batch = cparams.n_ubatch = self.n_batch
         cparams.n_seq_max = self.parallel
-        # One KV window per slot: attention reads only its own cells (a shared pool makes every
-        # sequence attend over all of them: ~25 % slower at 8 answers, measured), and a slot's
-        # cache survives for the next request without crowding out the others.
+        # One KV window per slot: attention reads only its own cells (in a shared pool every
+        # sequence attends over all of them), and a slot's cache survives for the next request
+        # without crowding out the others.
         cparams.kv_unified = False
         cparams.n_threads = self.n_threads
         cparams.n_threads_batch = self.n_threads_batch
