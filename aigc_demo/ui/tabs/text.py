@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from aigc_demo.errors import AigcError
 from aigc_demo.services.text import PRESETS
 from aigc_demo.ui.common import Services, StopFlags, session_of, toggle_stop, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
@@ -142,16 +143,21 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         loading = "" if registry.is_loaded("text", model_id) else tr("loading_model", lang, model=model_id)
         yield "", loading, *rating.reset(None)  # a new answer: the old rating controls reset
         session = session_of(request)
-        with stop_flags.start(session) as flag, PACER.stream() as due:
-            for update in services.text.stream(
-                prompt, model=model_id, session_id=session, should_stop=flag.is_set, **options
-            ):
-                if update.done:
-                    result = update.result
-                    stats = _stats_line(update.stats, model_id, True, lang) + " · " + tr("stats_seed", lang, seed=result["seed"])
-                    yield update.text, stats, *rating.reset(result["output_id"])
-                elif due():
-                    yield update.text, _stats_line(update.stats, model_id, False, lang), *rating.unchanged()
+        try:
+            with stop_flags.start(session) as flag, PACER.stream() as due:
+                for update in services.text.stream(
+                    prompt, model=model_id, session_id=session, should_stop=flag.is_set, **options
+                ):
+                    if update.done:
+                        result = update.result
+                        stats = _stats_line(update.stats, model_id, True, lang) + " · " + tr("stats_seed", lang, seed=result["seed"])
+                        yield update.text, stats, *rating.reset(result["output_id"])
+                    elif due():
+                        yield update.text, _stats_line(update.stats, model_id, False, lang), *rating.unchanged()
+        except AigcError:
+            # The toast says what went wrong; a "loading…" or "⏳" line left above it would not.
+            yield gr.skip(), "", *rating.unchanged()
+            raise
 
     def apply_preset(key: str):
         """A scenario brings its suggested sampling settings (the user can still change them)."""
