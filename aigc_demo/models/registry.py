@@ -39,6 +39,7 @@ from aigc_demo.models import compute, packaged
 from aigc_demo.models.base import Embedder, ImageBackend, TextBackend
 from aigc_demo.models.device import pick_device
 from aigc_demo.models.embed import SentenceTransformerEmbedder
+from aigc_demo.models.embed_e5 import E5Embedder
 from aigc_demo.models.image import DiffusersImageBackend
 from aigc_demo.models.text_llamacpp import LlamaCppTextBackend
 from aigc_demo.models.text_openai import OpenAITextBackend
@@ -76,6 +77,7 @@ register("text", "llamacpp", LlamaCppTextBackend.from_settings)
 register("text", "openai", OpenAITextBackend.from_settings)
 register("image", "diffusers", DiffusersImageBackend.from_settings)
 register("embed", "sentence-transformers", SentenceTransformerEmbedder.from_settings)
+register("embed", "e5", E5Embedder.from_settings)
 
 
 def backend_factory(kind: Kind, name: str) -> Factory[Any]:
