@@ -1,18 +1,18 @@
-"""Hybrid retrieval: BM25 over words and CJK character n-grams, plus embeddings, fused.
+"""Hybrid retrieval: BM25 over analysed units, plus embeddings, fused, with a calibrated confidence.
 
-* The keyword ranker tokenises Latin text into lower-cased words and Chinese (CJK)
-  text into character unigrams and bigrams — no segmenter needed, and it matches
-  short queries like "退款" against "退款多久到账".
-* The dense ranker is a sentence-transformers embedder (cosine similarity).
+* The keyword ranker scores each query *unit* (analysis.py: a word, character pair or
+  character, with its pinyin, spelling and translation alternatives) by its best
+  alternative in each entry (BM25, k1=1.2, b=0.75).
+* The dense ranker is the configured embedder (cosine similarity), trusted per script
+  as far as it proves itself on the KB (does each question land nearest its own answer?).
 * Relative score fusion merges them: each ranker's scores min-max normalised, summed
   with a weight that shrinks when the embedder cannot separate the documents.
-* ``confidence`` (0..1) decides answer vs. handoff: the best of the top hit's
-  IDF-weighted query-term coverage and its cosine similarity, discounted by how well
-  the embedder separates this query's documents and by how far the embedder can be
-  trusted in the query's script at all — measured on the KB itself at index time
-  (does each question land nearest its own answer?). The English-only offline
-  embedder thus decides nothing for Chinese, where character n-grams carry it; a
-  multilingual embedder (gpu profile) earns its say in both.
+* ``confidence`` (0..1) is a logistic model of "the top hit answers the question" over
+  signals that transfer between knowledge bases: how much of the query the top entry
+  covers, how much of it the KB has never seen (another brand, a stock price), the
+  margin over the runner-up, how specific the query is, and the dense similarity. Its
+  weights and the answer threshold are fitted on the tuning split of the labelled set
+  (``bench/support_eval.py --fit``) and reported on the held-out split.
 
 Embeddings are cached on disk keyed by the KB fingerprint and model id, so a restart
 with unchanged files does not re-embed.
@@ -24,77 +24,93 @@ import logging
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from aigc_demo.services.lang import CJK, contains_cjk  # noqa: F401 - re-exported for support modules
+from aigc_demo.services.lang import contains_cjk
+from aigc_demo.services.support.analysis import Analyzer, Unit, idf, simple_terms
 from aigc_demo.services.support.kb import Entry, KnowledgeBase
+from aigc_demo.services.support.lexicon import Lexicon, default_lexicon
 
 log = logging.getLogger(__name__)
 
-_CJK = CJK
-_WORD = re.compile(r"[a-z0-9]+")  # "what's" → what, s (s is a stopword)
-_STOP = set(
-    "a an the is are was were be been do does did i you we they it its my your our me us to of in on for and or "
-    "with at by from can could would should will how what when where which who why this that these those there "
-    "have has had if so as about any please hi hello thanks thank s t ll re ve".split()
-)
-_ZH_STOP = set("的了吗呢吧啊是我你在有和就都也要会能可以怎么什么么请问")
-# Function-word bigrams: they match almost any question, so they are no evidence.
-_ZH_STOP_BIGRAMS = set(
-    "你们 我们 他们 怎么 什么 可以 是不 不是 这个 那个 一个 如果 因为 所以 还是 或者 但是 已经 现在 时候 "
-    "哪里 哪个 请问 能否 是否 需要 一下 的话 么办 怎样 的时 么时".split()
-)
+# The dense ranker's weight against BM25's when the embedder is trusted and separates
+# the entries well (chosen on the tuning split: 1.5-2.5 measured alike, 1 clearly worse).
+DENSE_WEIGHT = 2.0
+# Fitted by `python bench/support_eval.py --fit` on the tuning split (see bench/RESULTS.md).
+CONFIDENCE_WEIGHTS = {"bias": 0.276, "coverage": 0.794, "unknown": -0.589, "margin": 2.072, "specificity": -0.628, "dense": 1.798}
 
 
 def tokenize(text: str) -> list[str]:
-    text = text.lower()
-    tokens = [_stem(w) for w in _WORD.findall(text) if w not in _STOP]
-    for run in _CJK.findall(text):
-        chars = [c for c in run]
-        tokens.extend(c for c in chars if c not in _ZH_STOP)
-        tokens.extend(a + b for a, b in zip(chars, chars[1:]) if a + b not in _ZH_STOP_BIGRAMS)
-    return tokens
-
-
-def _stem(word: str) -> str:
-    # A light English stemmer is enough for FAQ matching: returns/returned/returning → return.
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
+    """KB-independent terms, for comparing short texts (verified answers, answer support)."""
+    return simple_terms(text)
 
 
 class BM25:
+    """BM25 postings: term → (entry indexes, weights), scored per unit by its best alternative."""
+
     def __init__(self, docs: list[list[str]], *, k1: float = 1.2, b: float = 0.75) -> None:
-        self.k1, self.b = k1, b
-        self.tfs = [Counter(d) for d in docs]
-        self.lengths = np.array([len(d) for d in docs], dtype=np.float32)
-        self.avg = float(self.lengths.mean()) if len(docs) else 0.0
+        self.n = len(docs)
+        lengths = np.array([len(d) for d in docs], dtype=np.float32)
+        avg = float(lengths.mean()) if self.n else 1.0
         df: Counter[str] = Counter()
-        for tf in self.tfs:
+        tfs = [Counter(d) for d in docs]
+        for tf in tfs:
             df.update(tf.keys())
-        n = len(docs)
-        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        self.idf = {t: idf(self.n, f) for t, f in df.items()}
+        self.max_idf = max(self.idf.values(), default=1.0)
+        rows: dict[str, tuple[list[int], list[float]]] = {}
+        for i, tf in enumerate(tfs):
+            norm = k1 * (1 - b + b * lengths[i] / (avg or 1))
+            for term, count in tf.items():
+                ids, weights = rows.setdefault(term, ([], []))
+                ids.append(i)
+                weights.append(self.idf[term] * count * (k1 + 1) / (count + norm))
+        self.postings = {t: (np.array(ids), np.array(w, dtype=np.float32)) for t, (ids, w) in rows.items()}
 
-    def scores(self, query: list[str]) -> np.ndarray:
-        out = np.zeros(len(self.tfs), dtype=np.float32)
-        for i, tf in enumerate(self.tfs):
-            norm = self.k1 * (1 - self.b + self.b * self.lengths[i] / (self.avg or 1))
-            out[i] = sum(self.idf[t] * tf[t] * (self.k1 + 1) / (tf[t] + norm) for t in set(query) if t in tf)
-        return out
+    def unit_scores(self, unit: Unit) -> tuple[np.ndarray, np.ndarray]:
+        """Per entry: the unit's best BM25 weight, and its best match factor (0 = absent)."""
+        score = np.zeros(self.n, dtype=np.float32)
+        match = np.zeros(self.n, dtype=np.float32)
+        for term, factor in unit.alternatives.items():
+            posting = self.postings.get(term)
+            if posting is None:
+                continue
+            ids, weights = posting
+            np.maximum.at(score, ids, factor * weights)
+            np.maximum.at(match, ids, factor)
+        return score, match
 
-    def coverage(self, query: list[str], doc: int) -> float:
-        """IDF-weighted share of query terms that the document contains."""
-        terms = set(query)
-        # Terms unseen in the KB get the highest IDF: an off-topic word counts against coverage.
-        max_idf = max(self.idf.values(), default=1.0)
-        total = sum(self.idf.get(t, max_idf) for t in terms)
-        hit = sum(self.idf[t] for t in terms if t in self.tfs[doc])
-        return hit / total if total else 0.0
+    def unit_idf(self, unit: Unit) -> float | None:
+        """The unit's IDF (its best-known alternative), or None if the KB has none of them."""
+        known = [self.idf[t] for t in unit.alternatives if t in self.idf]
+        return max(known) if known else None
+
+
+@dataclass
+class Signals:
+    """What the confidence model sees about the top hit (all 0..1 except specificity)."""
+
+    coverage: float = 0.0
+    unknown: float = 0.0
+    margin: float = 0.0
+    specificity: float = 0.0
+    dense: float = 0.0
+    # Not a model input: how much of the message's *own* words (not the context's) the top
+    # hit covers, and how many words it has (unit weights) — for choosing context or not.
+    own_coverage: float = 0.0
+    own_weight: float = 0.0
+
+    def confidence(self, weights: dict[str, float] | None = None) -> float:
+        w = weights or CONFIDENCE_WEIGHTS
+        z = w["bias"] + sum(w[name] * getattr(self, name) for name in ("coverage", "unknown", "margin", "specificity", "dense"))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(float(v), 4) for k, v in self.__dict__.items()}
 
 
 @dataclass
@@ -104,6 +120,7 @@ class Hit:
     keyword: float
     dense: float
     coverage: float
+    signals: Signals = field(default_factory=Signals)
 
     def as_source(self, rank: int) -> dict[str, Any]:
         return {
@@ -120,16 +137,23 @@ class Hit:
 
 
 class HybridIndex:
-    def __init__(self, kb: KnowledgeBase, embedder: Any, *, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, embedder: Any, *, cache_dir: Path | None = None, lexicon: Lexicon | None = None
+    ) -> None:
         self.kb = kb
         self.embedder = embedder
-        self.bm25 = BM25([tokenize(e.text) for e in kb.entries])
+        self.analyzer = Analyzer(lexicon if lexicon is not None else default_lexicon())
+        self.analyzer.learn_vocabulary([e.text for e in kb.entries])
+        docs = [self.analyzer.index_terms(e.text) for e in kb.entries]
+        self.analyzer.fit(docs)
+        self.bm25 = BM25(docs)
         self.is_cjk = np.array([contains_cjk(e.text) for e in kb.entries], dtype=bool)
         self.vectors, question_vectors, answer_vectors = self._embed_entries(cache_dir)
         self.dense_trust = {
             script: self._calibrate(question_vectors, answer_vectors, self.is_cjk == (script == "cjk"))
             for script in ("cjk", "latin")
         }
+        self.dense_scale = self._scale(question_vectors, self.vectors)
 
     def _embed_entries(self, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vectors of entry texts (for search) and of questions and answers alone (calibration)."""
@@ -156,6 +180,27 @@ class HybridIndex:
         return vectors[:n], vectors[n : 2 * n], vectors[2 * n :]
 
     @staticmethod
+    def _scale(questions: np.ndarray, entries: np.ndarray) -> tuple[float, float]:
+        """The cosine of an unrelated entry and of the right one, for this KB and embedder.
+
+        Cosines mean different things per embedder (E5 puts everything above 0.7, MiniLM
+        spreads 0-1): the confidence model sees the top cosine on this scale instead,
+        0 = as close as a typical wrong entry's best, 1 = as close as an entry's own question.
+        """
+        n = len(questions)
+        if n < 3:
+            return 0.0, 1.0
+        sims = questions @ entries.T
+        own = float(np.median(np.diag(sims)))
+        others = np.where(np.eye(n, dtype=bool), -np.inf, sims).max(axis=1)
+        wrong = float(np.median(others))
+        return (wrong, own) if own > wrong + 1e-3 else (own - 0.1, own)
+
+    def dense_level(self, cosine: float) -> float:
+        wrong, own = self.dense_scale
+        return float(np.clip((cosine - wrong) / (own - wrong), -1.0, 1.5))
+
+    @staticmethod
     def _calibrate(questions: np.ndarray, answers: np.ndarray, mask: np.ndarray) -> float:
         """How far to trust the embedder for one script, measured on this KB (0..1).
 
@@ -171,40 +216,96 @@ class HybridIndex:
         accuracy = float((sims.argmax(axis=1) == np.arange(len(idx))).mean())
         return float(np.clip((accuracy - 0.5) / 0.4, 0.0, 1.0))
 
-    def search(self, query: str, *, top_k: int = 3) -> tuple[list[Hit], float]:
-        """Top hits (fused) and a 0..1 confidence for the best one."""
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self.embedder.embed(texts)
+
+    def search(
+        self, query: str, *, top_k: int = 3, context: str = "", vector: np.ndarray | None = None
+    ) -> tuple[list[Hit], float]:
+        """Top hits (fused) and a 0..1 confidence that the first one answers the query.
+
+        ``context`` (the previous question, for a follow-up) is searched along with the
+        query at half weight: it steers the ranking but cannot make a vague query look specific.
+        """
         if not self.kb.entries:
             return [], 0.0
-        terms = tokenize(query)
-        keyword = self.bm25.scores(terms)
-        dense = self.vectors @ self.embedder.embed([query])[0]
+        units = self.analyzer.units(query)
+        own_count = len(units)
+        if context:
+            own = {u.text for u in units}
+            for unit in self.analyzer.units(context):
+                if unit.text not in own:
+                    unit.weight *= 0.5
+                    units.append(unit)
+        n = len(self.kb.entries)
+        keyword = np.zeros(n, dtype=np.float32)
+        covered = np.zeros(n, dtype=np.float32)
+        total = unknown = known_mass = own_total = own_known = 0.0
+        own_covered = np.zeros(n, dtype=np.float32)
+        for position, unit in enumerate(units):
+            score, match = self.bm25.unit_scores(unit)
+            keyword += unit.weight * score
+            unit_idf = self.bm25.unit_idf(unit)
+            mass = unit.weight * (unit_idf if unit_idf is not None else self.bm25.max_idf)
+            total += mass
+            if unit_idf is None:
+                unknown += mass
+            else:
+                known_mass += mass
+                covered += mass * match
+            if position < own_count:
+                own_total += mass
+                own_known += unit.weight
+                if unit_idf is not None:
+                    own_covered += mass * match
+        if vector is None:
+            vector = self.embedder.embed([f"{context} {query}" if context else query])[0]
+        dense = self.vectors @ vector
         want_cjk = contains_cjk(query)
         same_lang = self.is_cjk == want_cjk
         trust = self.dense_trust["cjk" if want_cjk else "latin"]
         # Compare with documents in the query's script: an English-only embedder puts
         # any Chinese text nearer Chinese documents than English ones.
-        dense_signal = trust * dense_separation(dense[same_lang] if same_lang.sum() >= 2 else dense)
+        separation = dense_separation(dense[same_lang] if same_lang.sum() >= 3 else dense)
+        dense_signal = trust * separation
+        dense_norm = _minmax(dense)
+        if not getattr(self.embedder, "multilingual", False) and same_lang.any():
+            # A monolingual embedder's score between scripts is noise: those entries get a
+            # neutral value and compete on keywords (and their translations) alone.
+            dense_norm[~same_lang] = float(np.median(dense_norm[same_lang]))
         # Relative score fusion (min-max normalise each ranker, weighted sum): unlike
         # rank fusion it keeps a clear winner's margin, which matters in a small KB.
         # A ranker that cannot tell documents apart gets less say: an English-only
         # embedder scores every Chinese query ~0.5 against everything.
-        fused = _minmax(keyword) + (0.25 + 0.75 * dense_signal) * _minmax(dense)
+        fused = _minmax(keyword) + DENSE_WEIGHT * trust * (0.25 + 0.75 * separation) * dense_norm
         # Prefer an answer in the asker's language when the KB has both.
         fused[same_lang] += 0.1
-        order = np.argsort(-fused, kind="stable")[:top_k]
+        order = np.argsort(-fused, kind="stable")[: max(top_k, 2)]
+        coverage = covered / total if total else np.zeros(n, dtype=np.float32)
+        first, second = float(keyword[order[0]]), float(keyword[order[1]]) if n > 1 else 0.0
+        signals = Signals(
+            coverage=float(coverage[order[0]]),
+            unknown=unknown / total if total else 1.0,
+            # The lead over the runner-up, as a share of the winner's score but at least of two
+            # strong terms' worth: a lone weak match (a year, a digit) is no clear winner.
+            margin=(first - second) / max(first, 2 * self.bm25.max_idf) if first > 0 else 0.0,
+            specificity=math.log1p(known_mass) / math.log1p(4 * self.bm25.max_idf),
+            dense=trust * self.dense_level(float(dense[order[0]])),
+            own_coverage=float(own_covered[order[0]] / own_total) if own_total else 0.0,
+            own_weight=own_known,
+        )
         hits = [
             Hit(
                 entry=self.kb.entries[i],
                 score=float(fused[i]),
                 keyword=float(keyword[i]),
                 dense=float(dense[i]),
-                coverage=self.bm25.coverage(terms, int(i)),
+                coverage=float(coverage[i]),
             )
-            for i in order
+            for i in order[:top_k]
         ]
-        best = hits[0]
-        confidence = max(best.coverage, dense_signal * best.dense)
-        return hits, float(max(0.0, min(1.0, confidence)))
+        hits[0].signals = signals
+        return hits, float(signals.confidence())
 
 
 def _minmax(scores: np.ndarray) -> np.ndarray:
@@ -213,7 +314,12 @@ def _minmax(scores: np.ndarray) -> np.ndarray:
 
 
 def dense_separation(scores: np.ndarray) -> float:
-    """0..1: how far the best cosine stands above the typical one (0.3 apart = fully)."""
-    if len(scores) < 2:
+    """0..1: how far the best cosine stands out from the rest, in standard deviations
+    (1 σ = nothing, 3 σ = fully) — scale-free, so E5's compressed cosines and MiniLM's wide ones compare."""
+    if len(scores) < 3:
         return 1.0
-    return float(np.clip((scores.max() - np.median(scores)) / 0.3, 0.0, 1.0))
+    spread = float(scores.std())
+    if spread <= 1e-6:
+        return 0.0
+    z = (float(scores.max()) - float(scores.mean())) / spread
+    return float(np.clip((z - 1.0) / 2.0, 0.0, 1.0))

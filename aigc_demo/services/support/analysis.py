@@ -1,0 +1,275 @@
+"""Text analysis for support retrieval, Chinese first, with the field's own libraries.
+
+``normalize`` folds what customers type into one form: NFKC (full-width letters and
+digits → ASCII), traditional → simplified Chinese (OpenCC ``t2s``), lower case.
+
+``Analyzer`` turns normalized text into index terms and a query into *units*. A unit is
+one thing the customer said (an English word, a Chinese word or character pair) with
+its *alternatives*: the term itself, the same sound in pinyin (a homophone typo such as
+包修 for 保修 still finds 保修), a close spelling (refnd → refund), and its translations
+(退款 ↔ refund, from CC-CEDICT). Scoring takes the best alternative of each unit, so a
+word with five translations counts once, like Lucene's synonym query.
+
+Chinese is segmented with jieba, into a tokenizer of its own per knowledge base with
+the KB's vocabulary added (terms that recur across entries, e.g. 上门费, 以旧换新),
+and indexed as words, character bigrams (robust to segmentation errors) and single
+characters (short queries such as "退款").
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import re
+import threading
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from aigc_demo.services.lang import CJK
+from aigc_demo.services.support.lexicon import Lexicon
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"[a-z0-9]+")  # "what's" → what, s (s is a stopword)
+EN_STOP = frozenset(
+    "a an the is are was were be been do does did i you we they it its my your our me us to of in on for and or "
+    "with at by from can could would should will how what when where which who why this that these those there "
+    "have has had if so as about any please hi hello thanks thank s t ll re ve m d get got just want need "
+    "am im dont doesnt not no yes ok okay hey guys u ur pls plz still really very much many some one".split()
+)
+# Single characters that carry no topic: particles, pronouns, colloquial fillers.
+ZH_STOP_CHARS = frozenset("的了吗呢吧啊呀哦哈嘛么是我你您他她它在有和就都也要会能可以怎什么请问咋啥嗯呗哇噢这那个一下些还又")
+# Function-word and filler pairs: they match almost any question, so they are no evidence.
+ZH_STOP_WORDS = frozenset(
+    "你们 我们 他们 怎么 什么 可以 是不 不是 这个 那个 一个 如果 因为 所以 还是 或者 但是 已经 现在 时候 "
+    "哪里 哪个 请问 能否 是否 需要 一下 的话 么办 怎样 的时 么时 怎么办 咋办 咋整 怎么样 为什么 为啥 "
+    "你好 您好 谢谢 麻烦 想问 问一下 知道 告诉 一下子 有没有 能不能 可不可以 是不是 要不要 多少 多久 "
+    "好的 然后 就是 这样 那样 这么 那么 真的 到底 吗 呢 啊 吧 哦 呀 我想 我要 我的 你们的 帮我 给我".split()
+)
+# Unit weights: a character alone says less than a word; a sound or a translation is
+# weaker evidence than the word itself.
+WEIGHT_CHAR = 0.35
+FACTOR_PINYIN = 0.8
+FACTOR_SPELLING = 0.8
+FACTOR_TRANSLATION = 0.7
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> Any:
+    import opencc  # type: ignore[import-untyped]
+
+    return opencc.OpenCC("t2s")
+
+
+def normalize(text: str) -> str:
+    """NFKC, traditional → simplified, lower case: the one form both sides are matched in."""
+    text = unicodedata.normalize("NFKC", text)
+    if CJK.search(text):
+        text = _t2s().convert(text)
+    return text.lower()
+
+
+def stem(word: str) -> str:
+    """A light English stemmer, the same on both sides: returns / returned / returning → return,
+    subtitles / subtitle → subtitl, charges / charged → charg, batteries → battery."""
+    if len(word) > 4 and word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif len(word) > 4 and word.endswith("es") and word[-3] in "sxz" or word.endswith(("ches", "shes")):
+        word = word[:-2]
+    else:
+        for suffix in ("ations", "ation", "ings", "ing", "ed", "s"):
+            if len(word) > len(suffix) + 2 and word.endswith(suffix) and not word.endswith("ss"):
+                word = word[: -len(suffix)]
+                break
+    if len(word) > 4 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+@lru_cache(maxsize=65536)
+def pinyin(text: str) -> str:
+    """Toneless pinyin of Chinese text ("保修" → "bao xiu"): same sound, same key."""
+    from pypinyin import lazy_pinyin  # type: ignore[import-untyped]
+
+    return " ".join(lazy_pinyin(text))
+
+
+def english_terms(text: str) -> list[str]:
+    return [stem(w) for w in _WORD.findall(text) if w not in EN_STOP]
+
+
+_TOKENIZER_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _default_jieba() -> Any:
+    import jieba  # type: ignore[import-untyped]
+
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    with _TOKENIZER_LOCK:
+        tokenizer.initialize()  # ~1 s the first time; jieba caches the prefix dict in the temp dir
+    return tokenizer
+
+
+def _new_jieba() -> Any:
+    """A segmenter of its own (so one KB's words do not leak into another's), from the shared dictionary."""
+    import jieba
+
+    base = _default_jieba()
+    tokenizer = jieba.Tokenizer()
+    tokenizer.FREQ, tokenizer.total = dict(base.FREQ), base.total
+    tokenizer.initialized = True
+    return tokenizer
+
+
+@dataclass
+class Unit:
+    """One thing the customer said, with the index terms that can stand for it."""
+
+    text: str
+    weight: float
+    alternatives: dict[str, float] = field(default_factory=dict)  # term → factor (1 = the term itself)
+
+
+class Analyzer:
+    """Terms for the index and units for queries; one per knowledge base."""
+
+    def __init__(self, lexicon: Lexicon | None = None) -> None:
+        self.lexicon = lexicon
+        self._jieba = _new_jieba()
+        self.vocabulary: Counter[str] = Counter()  # index term → document frequency
+        self._english_vocab: list[str] = []
+        self._zh_words: set[str] = set()
+
+    # -- building ------------------------------------------------------------------------
+
+    def learn_vocabulary(self, texts: list[str]) -> list[str]:
+        """Add the KB's recurring Chinese terms to the segmenter; returns the words added.
+
+        A 3-4 character run that appears in two or more entries and that jieba would split
+        is a term of this business (上门费, 以旧换新): segmenting it whole keeps it one word.
+        """
+        counts: Counter[str] = Counter()
+        for text in texts:
+            seen: set[str] = set()
+            for run in CJK.findall(normalize(text)):
+                for n in (3, 4):
+                    for i in range(len(run) - n + 1):
+                        gram = run[i : i + n]
+                        if gram[0] not in ZH_STOP_CHARS and gram[-1] not in ZH_STOP_CHARS:
+                            seen.add(gram)
+            counts.update(seen)
+        added = []
+        for gram, df in counts.items():
+            if df >= 2 and len(self._jieba.lcut(gram, HMM=False)) > 1:
+                self._jieba.add_word(gram, freq=max(df, 5) * 100)
+                added.append(gram)
+        return added
+
+    def index_terms(self, text: str) -> list[str]:
+        """Terms a document is indexed under (with repeats: BM25 counts them)."""
+        text = normalize(text)
+        terms = english_terms(text)
+        for run in CJK.findall(text):
+            terms.extend(c for c in run if c not in ZH_STOP_CHARS)
+            for a, b in zip(run, run[1:]):
+                pair = a + b
+                if pair not in ZH_STOP_WORDS:
+                    terms.append(pair)
+                    terms.append("py:" + pinyin(pair))
+            for word in self._jieba.lcut(run):
+                if len(word) >= 3 and word not in ZH_STOP_WORDS:
+                    terms.append(word)
+                    terms.append("py:" + pinyin(word))
+        return terms
+
+    def fit(self, docs: list[list[str]]) -> None:
+        """Remember which terms the KB has (for spelling, translation and 'unknown' words)."""
+        self.vocabulary = Counter()
+        for terms in docs:
+            self.vocabulary.update(set(terms))
+        self._english_vocab = sorted(t for t in self.vocabulary if t.isascii() and not t.startswith("py:"))
+        self._zh_words = {t for t in self.vocabulary if CJK.fullmatch(t) and len(t) >= 2}
+
+    # -- queries -------------------------------------------------------------------------
+
+    def units(self, text: str) -> list[Unit]:
+        """What the query says, one unit per word / character pair / character."""
+        text = normalize(text)
+        units: list[Unit] = []
+        for word in english_terms(text):
+            unit = Unit(word, 1.0, {word: 1.0})
+            if word not in self.vocabulary and len(word) >= 4 and not word.isdigit():
+                for close in difflib.get_close_matches(word, self._english_vocab, n=2, cutoff=0.8):
+                    unit.alternatives.setdefault(close, FACTOR_SPELLING)
+            if self.lexicon is not None:
+                for zh in self.lexicon.to_chinese(word, self._zh_words):
+                    unit.alternatives.setdefault(zh, FACTOR_TRANSLATION)
+            units.append(unit)
+        for run in CJK.findall(text):
+            words = self._jieba.lcut(run)
+            for i, word in enumerate(words):
+                if word in ZH_STOP_WORDS or word in ZH_STOP_CHARS:
+                    continue
+                if len(word) >= 2:
+                    units.append(self._word_unit(word))
+                    # Parts of a long word still match a shorter wording (以旧换新 → 换新).
+                    if len(word) >= 3:
+                        units.extend(self._pair_unit(word[j : j + 2], 0.5) for j in range(len(word) - 1))
+                elif i + 1 < len(words) and len(words[i + 1]) == 1 and words[i + 1] not in ZH_STOP_CHARS:
+                    # Two single characters in a row: often a word jieba does not know,
+                    # or a typo of one (包修 for 保修), which its pinyin still finds.
+                    units.append(self._pair_unit(word + words[i + 1], 1.0))
+            for char in run:
+                if char not in ZH_STOP_CHARS:
+                    units.append(Unit(char, WEIGHT_CHAR, {char: 1.0}))
+        return _merge(units)
+
+
+    def _word_unit(self, word: str) -> Unit:
+        alternatives = {word: 1.0, "py:" + pinyin(word): FACTOR_PINYIN}
+        if self.lexicon is not None:
+            for en in self.lexicon.to_english(word, self.vocabulary):
+                alternatives.setdefault(en, FACTOR_TRANSLATION)
+        return Unit(word, 1.0, alternatives)
+
+    @staticmethod
+    def _pair_unit(pair: str, weight: float) -> Unit:
+        return Unit(pair, weight, {pair: 1.0, "py:" + pinyin(pair): FACTOR_PINYIN})
+
+
+def _merge(units: list[Unit]) -> list[Unit]:
+    """One unit per text (a repeated word is not stronger evidence)."""
+    merged: dict[str, Unit] = {}
+    for unit in units:
+        if unit.text in merged:
+            kept = merged[unit.text]
+            kept.weight = max(kept.weight, unit.weight)
+            for term, factor in unit.alternatives.items():
+                kept.alternatives[term] = max(kept.alternatives.get(term, 0.0), factor)
+        else:
+            merged[unit.text] = unit
+    return list(merged.values())
+
+
+def simple_terms(text: str) -> list[str]:
+    """KB-independent terms (English stems, Chinese words, pairs and characters).
+
+    For comparing two short texts (verified answers, answer support checks), where no
+    index is at hand.
+    """
+    text = normalize(text)
+    terms = english_terms(text)
+    for run in CJK.findall(text):
+        terms.extend(c for c in run if c not in ZH_STOP_CHARS)
+        terms.extend(a + b for a, b in zip(run, run[1:]) if a + b not in ZH_STOP_WORDS)
+    return terms
+
+
+def idf(n_docs: int, df: int) -> float:
+    return math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
