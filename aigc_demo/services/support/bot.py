@@ -1,4 +1,4 @@
-"""The support bot: retrieve, answer with citations or hand off, register the output.
+"""The support bot: retrieve, answer with citations or hand off with a ticket, register the output.
 
 Answer modes:
 
@@ -9,10 +9,15 @@ Answer modes:
   checked against them (every number it states must appear in a source, and most of
   its content words must too). An unsupported answer is replaced by the extractive one.
 
-Handoff to a human happens on an explicit request ("human", "人工"...), on repeated
-frustration, or when retrieval confidence is below ``support_min_confidence``. Each
-handoff is appended to the ``handoffs`` stream (``DATA_DIR/feedback/handoffs.jsonl``) with the
-conversation, so a human can pick it up.
+The conversation: a follow-up ("多少钱" after a question about installation) is searched
+with the previous question as context when that is more confident; a message with several
+questions is answered part by part, each with its citation; an angry or anxious customer is
+acknowledged first (policy.py). Rules in policy.py come before retrieval (a request for a
+person, instruction injection, commitments only a person can make).
+
+A handoff gives the customer a ticket number and appends a record to the ``handoffs``
+stream (``DATA_DIR/feedback/handoffs.jsonl``) with the conversation and a summary; the admin
+handoff queue (handoffs.py) lists and resolves them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import shutil
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +39,11 @@ from aigc_demo.feedback.schema import new_id, utc_now
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.base import TextRequest
+from aigc_demo.services.support.handoffs import HandoffQueue
 from aigc_demo.services.support.kb import SUPPORTED, KnowledgeBase, knowledge_files, load_kb
 from aigc_demo.services.support.learning import SupportLearning
+from aigc_demo.services.support import policy
+from aigc_demo.services.support.policy import GREETING  # noqa: F401 - the UI's greeting
 from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
 from aigc_demo.services.validation import clean_text
 from aigc_demo.services.variants import apply, assign
@@ -42,50 +51,11 @@ from aigc_demo.services.variants import apply, assign
 log = logging.getLogger(__name__)
 
 MAX_HISTORY_MESSAGES = 20
+# A message whose own words weigh less than two full words ("how much?", "多少钱")
+# leans on the conversation for its topic.
+ELLIPTICAL_WEIGHT = 2.0
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 REPLACE_MARKER = ".replace"
-HUMAN_REQUEST = re.compile(
-    r"\b(human|agent|real person|representative|operator|someone real|live chat)\b|人工|真人|客服人员|转接",
-    re.IGNORECASE,
-)
-FRUSTRATION = re.compile(
-    r"\b(useless|stupid|terrible|ridiculous|angry|furious|worst|scam|hate|not helpful|doesn'?t help)\b"
-    r"|没用|垃圾|生气|气死|投诉|太差|什么破|不满意|骗",
-    re.IGNORECASE,
-)
-
-FOLLOW_UP = re.compile(
-    r"^\s*(and|also|what about|how about|then|so|but)\b|\b(it|that|this|they|them|those|there)\b"
-    r"|^\s*(那|还有|那么|另外|然后)|它|这个|那个",
-    re.IGNORECASE,
-)
-
-
-def is_follow_up(message: str) -> bool:
-    """Does the message lean on the previous turn ("and…", "what about…", a pronoun)?
-
-    Only explicit markers count: a short new question ("Do you sell spaceships?") is a new
-    topic, and joining it to the previous question would answer the old one again.
-    """
-    return bool(FOLLOW_UP.search(message))
-
-
-GREETING = {
-    "en": "Hi! I'm the Lumen Store assistant. Ask me about shipping, returns, refunds, payment, "
-    "your account or warranty — or type “human” to reach a person.",
-    "zh": "您好！我是流明商城智能客服，可以解答配送、退换货、退款、支付、账户和保修等问题；输入“人工”可转接人工客服。",
-}
-HANDOFF_MESSAGE = {
-    "en": "I'm not sure I can answer that correctly, so let me transfer you to a human colleague. "
-    "They will see this conversation and reply shortly.",
-    "zh": "这个问题我不确定能准确回答，我为您转接人工客服，同事会看到本次对话并尽快回复您。",
-}
-HANDOFF_REQUESTED = {
-    "en": "Of course — I'm transferring you to a human colleague now. They will see this conversation.",
-    "zh": "好的，正在为您转接人工客服，客服同事会看到本次对话。",
-}
-
-
 def _lang(text: str) -> str:
     return "zh" if contains_cjk(text) else "en"
 
@@ -117,6 +87,8 @@ class SupportService:
         self.learning: SupportLearning | None = None
         self._lock = threading.Lock()
         self.uploads_dir = Path(settings.data_dir) / "kb"
+        self.resolved_dir = Path(settings.data_dir) / "kb-resolved"
+        self.handoffs = HandoffQueue(feedback, self.resolved_dir)
         feedback.on_rating(self._on_rating)
 
     @property
@@ -158,12 +130,23 @@ class SupportService:
     # -- knowledge base management (admin) ---------------------------------------------------
 
     def kb_dirs(self) -> list[Path]:
-        """The bundled / configured KB, plus uploads — or uploads alone after a replace."""
+        """The bundled / configured KB, plus uploads — or uploads alone after a replace —
+        plus the answers operators saved from resolved handoffs."""
         uploads = knowledge_files(self.uploads_dir) if self.uploads_dir.is_dir() else []
         replace = (self.uploads_dir / REPLACE_MARKER).exists()
-        if uploads and replace:
-            return [self.uploads_dir]
-        return [Path(self.settings.support_kb)] + ([self.uploads_dir] if uploads else [])
+        dirs = [self.uploads_dir] if uploads and replace else [Path(self.settings.support_kb)] + ([self.uploads_dir] if uploads else [])
+        if self.resolved_dir.is_dir() and knowledge_files(self.resolved_dir):
+            dirs.append(self.resolved_dir)
+        return dirs
+
+    def resolve_handoff(self, ticket: str, resolution: str, *, save_as_answer: bool = False, question: str = "") -> Any:
+        """Resolve a ticket; a resolution saved as an answer is searchable at once."""
+        resolved = self.handoffs.resolve(ticket, resolution, save_as_answer=save_as_answer, question=question)
+        if save_as_answer:
+            new_index = self._build_index(self.kb_dirs())
+            with self._lock:
+                self._index = new_index
+        return resolved
 
     def install_files(self, files: list[Path], *, replace: bool) -> KnowledgeBase:
         """Validate uploaded knowledge files, install them and rebuild the index.
@@ -230,56 +213,101 @@ class SupportService:
         return self.learning.knowledge_gaps()
 
     def retrieve(self, message: str, history: list[dict[str, str]], *, top_k: int = 3) -> tuple[list[Hit], float, str]:
-        """Search with the message alone and, for follow-ups, with the previous question too."""
+        """Hits, confidence and the text searched (the message, with the previous question if that won)."""
+        found = self._search(message, history, top_k=top_k)
+        return found.hits, found.confidence, f"{found.context} {found.query}".strip()
+
+    def _search(self, message: str, history: list[dict[str, str]], *, top_k: int = 3) -> Found:
+        """The message alone and, after an earlier question, with it as context: the more confident wins.
+
+        No marker words needed: "多少钱" after a question about installation is vague alone and
+        specific in context; a new full question is more confident alone.
+        """
         index = self.index()
-        hits, confidence = index.search(message, top_k=top_k)
         previous = [m["content"] for m in history if m["role"] == "user"]
-        query = message
-        if previous and is_follow_up(message):
-            # "and how long does it take?" means the earlier topic: search with both, and
-            # keep the joined search unless the message alone is clearly more confident.
-            joined = f"{previous[-1]} {message}"
-            hits2, confidence2 = index.search(joined, top_k=top_k)
-            if confidence2 + 0.05 >= confidence:
-                hits, confidence, query = hits2, confidence2, joined
-        return hits, confidence, query
+        context = previous[-1][-300:] if previous else ""
+        vectors = index.embed_queries([message] + ([f"{context} {message}"] if context else []))
+        hits, confidence = index.search(message, top_k=top_k, vector=vectors[0])
+        found = Found(message, hits, confidence)
+        if context and hits:
+            hits2, confidence2 = index.search(message, top_k=top_k, context=context, vector=vectors[1])
+            # Context may steer a vague message ("how much?"); a message with words of its own
+            # keeps the context only if its top entry covers those words as well (a new topic
+            # such as "Do you sell spaceships?" is not glued to the previous question).
+            alone, joined = hits[0].signals, hits2[0].signals
+            vague = alone.own_weight < ELLIPTICAL_WEIGHT
+            if confidence2 > confidence and (vague or joined.own_coverage >= alone.own_coverage):
+                found = Found(message, hits2, confidence2, context)
+        return found
+
+    def _search_parts(self, message: str) -> list[Found]:
+        """Each question of a multi-part message, searched on its own."""
+        parts = policy.split_parts(message)
+        if len(parts) < 2:
+            return []
+        index = self.index()
+        vectors = index.embed_queries(parts)
+        return [Found(part, *index.search(part, vector=vector)) for part, vector in zip(parts, vectors)]
 
     def chat(self, message: object, history: Any = None, *, session_id: str = "") -> dict[str, Any]:
         text = self.validate(message)
         messages = normalize_history(history)
         variant = assign(self.settings.variant_table, "support", session_id)
         overrides = apply(variant, {}, ("answer_mode", "min_confidence"))
+        threshold = float(overrides.get("min_confidence", self.settings.support_min_confidence))
         lang = _lang(text)
         started = time.perf_counter()
         sources: list[dict[str, Any]] = []
         confidence = 0.0
         reason = ""
+        refused = False
         mode = "extractive"
-        earlier_frustration = sum(bool(FRUSTRATION.search(m["content"])) for m in messages if m["role"] == "user")
-        if HUMAN_REQUEST.search(text):
-            answer, reason = HANDOFF_REQUESTED[lang], "requested"
-        elif FRUSTRATION.search(text) and earlier_frustration >= 1:
-            answer, reason = HANDOFF_REQUESTED[lang], "frustration"
+        feeling = policy.mood(text)
+        earlier_frustration = sum(bool(policy.FRUSTRATION.search(m["content"])) for m in messages if m["role"] == "user")
+        if policy.HUMAN_REQUEST.search(text):
+            reason = "requested"
+        elif policy.INJECTION.search(text):
+            answer, refused, mode = policy.REFUSAL[lang], True, "refused"
+        elif feeling == "angry" and earlier_frustration >= 1:
+            reason = "frustration"
+        elif policy.COMMITMENT.search(text):
+            reason = "commitment"
         elif (verified := self._verified_answer(text, messages)) is not None:
             answer, sources, confidence = verified
             mode = "verified"
         else:
-            hits, confidence, _query = self.retrieve(text, messages)
-            if confidence < float(overrides.get("min_confidence", self.settings.support_min_confidence)):
-                answer, reason = HANDOFF_MESSAGE[lang], "low_confidence"
-                sources = [h.as_source(i) for i, h in enumerate(hits, start=1)]
+            found = self._search(text, messages)
+            parts = self._search_parts(text)
+            confident = [f for f in parts if f.hits and f.confidence >= threshold]
+            if len({f.hits[0].entry.id for f in confident}) >= 2:
+                answer, sources = self._answer_parts(parts, threshold, lang)
+                confidence, mode = min(f.confidence for f in confident), "multi-part"
             else:
-                best = hits[:3]
-                sources = [h.as_source(i) for i, h in enumerate(best, start=1)]
-                answer, mode = self._answer(text, messages, best, answer_mode=overrides.get("answer_mode"))
+                if confident and max(f.confidence for f in confident) > found.confidence:
+                    found = max(confident, key=lambda f: f.confidence)
+                confidence = found.confidence
+                sources = [h.as_source(i) for i, h in enumerate(found.hits[:3], start=1)]
+                if confidence < threshold:
+                    reason = "low_confidence"
+                else:
+                    sources = _relevant(sources)
+                    answer, mode = self._answer(text, messages, found.hits[:3], answer_mode=overrides.get("answer_mode"))
         handoff = bool(reason)
+        ticket = policy.new_ticket() if handoff else None
+        if handoff:
+            answer = policy.HANDOFF[reason][lang]
+        if feeling and not refused:
+            answer = policy.ACKNOWLEDGE[feeling][lang] + answer
         latency_ms = (time.perf_counter() - started) * 1000
-        conversation = messages + [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+        conversation = messages + [{"role": "user", "content": text}]
         model_info = self.registry.info("text") if mode == "llm" else self.registry.info("embed")
         output = GeneratedOutput(
             tab="support",
             model=model_info,
-            params={"answer_mode": mode, "confidence": round(confidence, 3), "handoff_reason": reason or None},
+            params={
+                "answer_mode": mode, "confidence": round(confidence, 3), "handoff_reason": reason or None,
+                "mood": feeling, "ticket": ticket,
+            },
             prompt=text,
             messages=conversation,
             output={"text": answer, "handoff": handoff},
@@ -288,27 +316,57 @@ class SupportService:
             session_id=session_id,
             variant=variant.name if variant else None,
         )
-        self.feedback.register(output)
         if handoff:
-            self._record_handoff(output, reason)
-            if self.learning is not None:
+            assert ticket is not None
+            saved = self._record_handoff(output, reason, ticket, lang)
+            answer += (policy.TICKET if saved else policy.TICKET_FAILED)[lang].format(
+                ticket=ticket, contact=self.settings.support_contact or policy.DEFAULT_CONTACT[lang]
+            )
+            if not saved:
+                ticket = None
+                output.params["ticket"] = None
+            output.output["text"] = answer
+            if self.learning is not None and saved:
                 self.learning.note_handoff({"reason": reason, "output_id": output.output_id, "ts": utc_now(),
-                                            "messages": output.messages, "sources": sources})
+                                            "messages": conversation, "sources": sources})
+        output.messages = conversation + [{"role": "assistant", "content": answer}]
+        self.feedback.register(output)
         return {
             "output_id": output.output_id,
             "answer": answer,
             "sources": sources,
             "handoff": handoff,
             "handoff_reason": reason or None,
+            "ticket": ticket,
+            "refused": refused,
+            "mood": feeling,
             "confidence": round(confidence, 3),
             "answer_mode": None if handoff else mode,
         }
 
+    def _answer_parts(self, parts: list[Found], threshold: float, lang: str) -> tuple[str, list[dict[str, Any]]]:
+        """One answer per question of the message, each citing its own entry."""
+        lines: list[str] = []
+        sources: list[dict[str, Any]] = []
+        cited: dict[str, int] = {}
+        for number, found in enumerate(parts, start=1):
+            if not found.hits or found.confidence < threshold:
+                lines.append(f"{number}. " + policy.UNANSWERED_PART[lang].format(part=found.query[:60]))
+                continue
+            entry = found.hits[0].entry
+            if entry.id not in cited:
+                cited[entry.id] = len(sources) + 1
+                sources.append(found.hits[0].as_source(cited[entry.id]))
+            lines.append(f"{number}. **{found.query}** {entry.answer} [{cited[entry.id]}]")
+        return "\n".join(lines), sources
+
     def _verified_answer(self, text: str, history: list[dict[str, str]]) -> tuple[str, list[dict[str, Any]], float] | None:
         """An upvoted earlier answer to the same or a close question, cited as verified."""
         self.index()
-        if self.learning is None or (history and is_follow_up(text)):
-            return None  # a follow-up means the conversation's topic, not a stored question
+        if self.learning is None:
+            return None
+        if history and sum(u.weight for u in self.index().analyzer.units(text)) < ELLIPTICAL_WEIGHT:
+            return None  # a vague follow-up ("how long?") means the conversation's topic, not a stored question
         found = self.learning.match(text)
         if found is None:
             return None
@@ -350,23 +408,59 @@ class SupportService:
         )
         return "".join(model.stream(request)).strip()
 
-    def _record_handoff(self, output: GeneratedOutput, reason: str) -> None:
+    def _record_handoff(self, output: GeneratedOutput, reason: str, ticket: str, lang: str) -> bool:
+        """Append the ticket to the handoffs stream; False if it could not be stored."""
         try:
             self.feedback.append(
                 "handoffs",
                 {
-                    "schema": 1,
+                    "schema": 2,
                     "id": new_id(),
                     "ts": utc_now(),
+                    "ticket": ticket,
                     "output_id": output.output_id,
                     "session_id": output.session_id,
                     "reason": reason,
+                    "lang": lang,
+                    "mood": output.params.get("mood"),
+                    "summary": summarize(output.messages, reason, output.sources),
                     "messages": output.messages,
                     "sources": output.sources,
                 },
             )
-        except AigcError as exc:  # the customer still gets the handoff message
-            log.error("handoff record not saved: %s", exc.message)
+            return True
+        except AigcError as exc:
+            log.error("handoff %s not saved: %s", ticket, exc.message)
+            return False
+
+
+@dataclass
+class Found:
+    """One search: the text searched, its hits and confidence, and the context used."""
+
+    query: str
+    hits: list[Hit]
+    confidence: float
+    context: str = ""
+
+
+def _relevant(sources: list[dict[str, Any]], *, keep: float = 0.6) -> list[dict[str, Any]]:
+    """The cited entry and those close to it; a distant runner-up is noise under an answer."""
+    if not sources:
+        return sources
+    top = sources[0]["score"] or 1.0
+    return [s for s in sources if s["rank"] == 1 or s["score"] >= keep * top]
+
+
+def summarize(messages: list[dict[str, str]], reason: str, sources: list[dict[str, Any]]) -> str:
+    """A few lines an operator reads before the transcript: what was asked, why it came to them."""
+    asked = [m["content"].strip().replace("\n", " ")[:160] for m in messages if m["role"] == "user"]
+    lines = [f"Reason: {reason}", f"Last question: {asked[-1] if asked else ''}"]
+    if len(asked) > 1:
+        lines.append("Earlier: " + " | ".join(a[:80] for a in asked[-4:-1]))
+    if sources:
+        lines.append("Closest entries: " + ", ".join(f"{s['id']} ({s.get('score', 0):.2f})" for s in sources[:3]))
+    return "\n".join(lines)
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")

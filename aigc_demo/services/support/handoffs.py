@@ -1,0 +1,121 @@
+"""The handoff queue: the tickets the bot passed to people, and their resolution.
+
+Each handoff is one record in the ``handoffs`` stream (written by bot.py, with the
+transcript and a summary). A resolution is a record in ``handoff_updates`` — appended,
+never edited, so both files stay append-only JSONL and the latest update of a ticket
+decides its status. A resolution can also become a **new KB answer**: it is appended to
+``DATA_DIR/kb-resolved/resolved.jsonl``, a knowledge file the support index always loads,
+so the next customer with that question gets the operator's answer, cited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from aigc_demo.errors import InvalidInput
+from aigc_demo.feedback.schema import new_id, utc_now
+from aigc_demo.feedback.service import FeedbackService
+
+Status = Literal["open", "resolved"]
+RESOLVED_KB_FILE = "resolved.jsonl"
+MAX_RESOLUTION_CHARS = 4000
+
+
+@dataclass
+class Ticket:
+    ticket: str
+    ts: str
+    reason: str
+    summary: str
+    session_id: str
+    messages: list[dict[str, str]]
+    sources: list[dict[str, Any]]
+    status: Status = "open"
+    resolution: str = ""
+    resolved_ts: str = ""
+    kb_entry: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def question(self) -> str:
+        return next((m["content"] for m in reversed(self.messages) if m.get("role") == "user"), "")
+
+
+class HandoffQueue:
+    def __init__(self, feedback: FeedbackService, resolved_kb_dir: Path) -> None:
+        self.feedback = feedback
+        self.resolved_kb_dir = Path(resolved_kb_dir)
+        self._lock = threading.Lock()
+
+    def tickets(self, status: Status | None = None) -> list[Ticket]:
+        """Every ticket, newest first, with its latest status."""
+        tickets: dict[str, Ticket] = {}
+        for record in self.feedback.read("handoffs").records:
+            number = record.get("ticket") or record.get("id", "")  # schema 1 records had no ticket number
+            tickets[number] = Ticket(
+                ticket=number,
+                ts=record.get("ts", ""),
+                reason=record.get("reason", ""),
+                summary=record.get("summary", ""),
+                session_id=record.get("session_id", ""),
+                messages=list(record.get("messages") or []),
+                sources=list(record.get("sources") or []),
+            )
+        for update in self.feedback.read("handoff_updates").records:
+            found = tickets.get(update.get("ticket", ""))
+            if found is not None:
+                found.status = update.get("status", found.status)
+                found.resolution = update.get("resolution", "")
+                found.resolved_ts = update.get("ts", "")
+                found.kb_entry = update.get("kb_entry", "")
+        ordered = sorted(tickets.values(), key=lambda t: t.ts, reverse=True)
+        return [t for t in ordered if status is None or t.status == status]
+
+    def get(self, number: str) -> Ticket:
+        for ticket in self.tickets():
+            if ticket.ticket == number.strip():
+                return ticket
+        raise InvalidInput(f"No ticket {number!r}", zh=f"没有工单 {number!r}")
+
+    def resolve(self, number: str, resolution: str, *, save_as_answer: bool = False, question: str = "") -> Ticket:
+        """Mark a ticket resolved; optionally store the resolution as a new KB answer."""
+        resolution = (resolution or "").strip()
+        if not resolution:
+            raise InvalidInput("Write the resolution first.", zh="请先填写处理结果。")
+        if len(resolution) > MAX_RESOLUTION_CHARS:
+            raise InvalidInput(
+                f"The resolution is over {MAX_RESOLUTION_CHARS} characters.", zh=f"处理结果超过 {MAX_RESOLUTION_CHARS} 字。"
+            )
+        with self._lock:
+            ticket = self.get(number)
+            entry_id = ""
+            if save_as_answer:
+                entry_id = self._save_entry(ticket, (question or ticket.question).strip(), resolution)
+            self.feedback.append(
+                "handoff_updates",
+                {
+                    "schema": 1, "id": new_id(), "ts": utc_now(), "ticket": ticket.ticket, "status": "resolved",
+                    "resolution": resolution, "kb_entry": entry_id,
+                },
+            )
+        return self.get(number)
+
+    def _save_entry(self, ticket: Ticket, question: str, answer: str) -> str:
+        if not question:
+            raise InvalidInput("The ticket has no question to answer.", zh="该工单没有可回答的问题。")
+        self.resolved_kb_dir.mkdir(parents=True, exist_ok=True)
+        entry_id = f"resolved-{ticket.ticket}"
+        line = json.dumps(
+            {"id": entry_id, "category": "resolved", "question": question, "answer": answer, "ticket": ticket.ticket},
+            ensure_ascii=False,
+        )
+        with open(self.resolved_kb_dir / RESOLVED_KB_FILE, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return entry_id

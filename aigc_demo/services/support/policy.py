@@ -1,0 +1,138 @@
+"""What the support bot must not answer from the FAQ, and how it speaks when it does not.
+
+Rules that come before retrieval, in this order:
+
+* an explicit request for a person ("人工", "human") → handoff;
+* instruction injection ("ignore previous instructions", "忽略之前的指令", "system prompt")
+  → a polite refusal: the FAQ is the only thing the bot speaks from;
+* a commitment only a person can make (a guarantee, a promise, compensation of N times)
+  → handoff, because the FAQ cannot promise it;
+* a second angry message → handoff; the first one is acknowledged before the answer.
+
+Also here: splitting a message into its questions (multi-part), the tone of each reply
+(zh / en), and the ticket number a handoff gives the customer.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timezone
+
+HUMAN_REQUEST = re.compile(
+    r"\b(human|agent|real person|representative|operator|someone real|live chat)\b|人工|真人|客服人员|转接",
+    re.IGNORECASE,
+)
+FRUSTRATION = re.compile(
+    r"\b(useless|stupid|terrible|ridiculous|angry|furious|worst|scam|hate|not helpful|doesn'?t help|"
+    r"unacceptable|fed up|frustrat\w*|pissed|wtf)\b|没用|垃圾|生气|气死|投诉|太差|什么破|这破|不满意|骗|坑|"
+    r"受够|离谱|无语|太过分|搞什么|要疯|崩溃|[!！]{3,}",
+    re.IGNORECASE,
+)
+ANXIETY = re.compile(
+    r"\b(urgent|asap|worried|anxious|panic\w*|help me|emergency|desperate)\b|急死|着急|急用|很急|好急|担心|"
+    r"怎么办啊|慌|懵|快点|赶紧|救命",
+    re.IGNORECASE,
+)
+INJECTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\b.{0,30}\b(instructions?|rules?|prompts?|guidelines|above|previous)\b"
+    r"|\b(system prompt|developer mode|jailbreak|you are now|act as|pretend (to be|you are))\b"
+    r"|(忽略|无视|忘掉|忘记|不要管|跳过).{0,12}(指令|指示|规则|设定|提示词|要求|限制)|系统提示|提示词|越狱|开发者模式|"
+    r"你现在是|扮演|调试模式|系统通知|管理员模式|(输出|列出|导出|发给我).{0,12}(所有|全部|全体).{0,20}(手机号|电话|密码|数据|信息)",
+    re.IGNORECASE,
+)
+COMMITMENT = re.compile(
+    r"\b(guarantee|promise|swear)\b.{0,40}\?|\b(can|will|could) you (guarantee|promise)\b"
+    r"|\b(compensat\w*|pay me)\b.{0,20}\b(\d+|ten|double|triple)\b|\b\d+\s*(x|times)\b.{0,20}\b(refund|compensat\w*)"
+    r"|保证|担保|承诺|打包票|包票|(赔|补偿).{0,6}(倍|双倍)|[十百千万两三四五六七八九\d]+倍",
+    re.IGNORECASE,
+)
+# Where a message splits into separate questions: question marks and semicolons, and the
+# words customers use to add a second question.
+_PART_BREAK = re.compile(
+    r"(?<=[?？;；])\s*|\s*(?:另外|还有就是|还有|顺便问一下|顺便问下|顺便问|以及|再问一下|再问下|此外)[，,：:\s]*"
+    r"|\s+(?:also|and also|btw|by the way|plus)[,:]?\s+",
+    re.IGNORECASE,
+)
+_LEADING_JOIN = re.compile(
+    r"^(?:另外|还有|顺便问一下|顺便问下|顺便问|以及|此外|also|and also|and|btw|by the way|plus)(?:[，,：:\s]+|$)", re.IGNORECASE
+)
+MIN_PART_CHARS = 4
+
+
+def split_parts(message: str) -> list[str]:
+    """The message's separate questions ("运费多少？退货要几天？" → two); short pieces are dropped."""
+    parts = [_LEADING_JOIN.sub("", p.strip(" ，,。.!！")) for p in _PART_BREAK.split(message) if p]
+    return [p for p in parts if len(p) >= MIN_PART_CHARS]
+
+
+def mood(message: str) -> str | None:
+    """"angry", "anxious" or None — to acknowledge the feeling before the answer."""
+    if FRUSTRATION.search(message):
+        return "angry"
+    if ANXIETY.search(message):
+        return "anxious"
+    return None
+
+
+def new_ticket() -> str:
+    """A ticket number a customer can read out on the phone: T-YYMMDD-XXXX."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+    return f"T-{datetime.now(timezone.utc):%y%m%d}-{''.join(secrets.choice(alphabet) for _ in range(4))}"
+
+
+GREETING = {
+    "en": "Hi! I'm the Lumen Store assistant. Ask me about shipping, returns, refunds, payment, "
+    "your account or warranty — or type “human” to reach a person.",
+    "zh": "您好！我是流明商城智能客服，可以解答配送、退换货、退款、支付、账户和保修等问题；输入“人工”可转接人工客服。",
+}
+ACKNOWLEDGE = {
+    "angry": {
+        "en": "I'm sorry about this — I understand how frustrating it is. ",
+        "zh": "非常抱歉给您带来不好的体验，我理解您现在很生气。",
+    },
+    "anxious": {
+        "en": "I understand this is urgent — let me help right away. ",
+        "zh": "理解您很着急，我马上帮您处理。",
+    },
+}
+HANDOFF = {
+    "low_confidence": {
+        "en": "I'm not sure I can answer that correctly, so I'm passing it to a human colleague.",
+        "zh": "这个问题我不确定能准确回答，已为您转接人工客服。",
+    },
+    "requested": {
+        "en": "Of course — I'm transferring you to a human colleague now.",
+        "zh": "好的，正在为您转接人工客服。",
+    },
+    "frustration": {
+        "en": "I'm sorry this hasn't been resolved — I'm transferring you to a human colleague now.",
+        "zh": "很抱歉问题还没有解决，正在为您转接人工客服。",
+    },
+    "commitment": {
+        "en": "That is a commitment I can't make on the store's behalf, so I'm passing it to a human colleague who can.",
+        "zh": "这类承诺我无法代表商家做出，已为您转接有权限处理的人工客服。",
+    },
+}
+TICKET = {
+    "en": " Your ticket number is **{ticket}**; they will see this conversation and reply here or by your account's contact details.",
+    "zh": "您的工单号是 **{ticket}**，客服同事会看到本次对话，并在这里或通过您账户的联系方式回复您。",
+}
+TICKET_FAILED = {
+    "en": " I could not open a ticket just now, so please contact us directly: {contact}.",
+    "zh": "但工单暂时未能创建，请直接联系我们：{contact}。",
+}
+DEFAULT_CONTACT = {
+    "en": "the customer-service hotline on our help page",
+    "zh": "帮助页面上的客服热线",
+}
+REFUSAL = {
+    "en": "Sorry, I can only help with questions about our store's services, from our help articles — "
+    "I can't change how I work or act outside them. Ask me about an order, or type “human” for a person.",
+    "zh": "抱歉，我只能根据本店的帮助文档解答服务相关的问题，无法更改我的规则或执行文档以外的操作。"
+    "您可以问我订单、售后等问题，或输入“人工”转接人工客服。",
+}
+UNANSWERED_PART = {
+    "en": "I'm not sure about “{part}” — a colleague will pick that part up.",
+    "zh": "关于“{part}”我不确定，这部分请人工客服为您解答。",
+}
