@@ -1,13 +1,20 @@
-"""Support evaluation: retrieval quality, handoff behaviour and answer support on a labelled set.
+"""Support evaluation: retrieval, handoff and answer support on labelled questions, per kind and domain.
 
-    python bench/support_eval.py                       # the sample KB and bench/data/support_eval.jsonl
+    python bench/support_eval.py                       # the three domains of bench/data, held-out (test) split
+    python bench/support_eval.py --split tune --fit    # fit the confidence model and threshold on the tuning split
     python bench/support_eval.py --kb DIR              # any KB: its own questions + the built-in out-of-scope ones
     python bench/support_eval.py --kb DIR --questions FILE [--answer-mode llm] [--no-record]
 
-A questions file is JSONL: {"question", "expected": [ids] (empty = out of scope), "kind", "history"?}.
-Reports hit@1, hit@3, MRR (top 10), in-scope handoff rate, out-of-scope handoff precision / recall,
-the share of answers whose claims are supported by their sources, and seconds per answer.
-Goals (offline models, sample KB): hit@3 ≥ 0.9, out-of-scope handoff recall ≥ 0.9, in-scope handoff ≤ 0.1.
+A questions file is JSONL: {"question", "expected": [ids] (empty = should hand off or refuse), "kind",
+"history"? (role/content messages), "parts"? (one id list per sub-question), "domain"?, "split"?}.
+The default set is ``bench/data/support_eval.jsonl``; each ``domain`` names its KB (``store`` is the
+bundled FAQ, the others live in ``bench/data/kbs/<domain>/``). ``split`` is ``tune`` or ``test``:
+thresholds are chosen on ``tune`` and reported on ``test``.
+
+Every question goes through ``SupportService.chat`` (what ``/support_chat`` runs). Reports hit@1,
+hit@3 and MRR of the retrieval ranking, the in-scope handoff rate, out-of-scope handoff recall, the
+share of multi-part sub-questions answered with a citation, answers supported by their sources, and
+milliseconds per answer.
 """
 
 from __future__ import annotations
@@ -15,141 +22,249 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.common import median, percentile, record  # noqa: E402
+from bench.common import cpu, median, percentile, record  # noqa: E402
 
-DEFAULT_QUESTIONS = ROOT / "bench" / "data" / "support_eval.jsonl"
+DATA = ROOT / "bench" / "data"
+DEFAULT_QUESTIONS = DATA / "support_eval.jsonl"
+FEATURES = ("coverage", "unknown", "margin", "specificity", "dense")
 
 
-def load_items(kb_dir: Path, questions: Path | None) -> list[dict]:
+def kb_for(domain: str) -> Path:
     from aigc_demo.config import ASSETS_DIR
+
+    return ASSETS_DIR / "kb" if domain == "store" else DATA / "kbs" / domain
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_items(kb_dir: Path | None, questions: Path | None) -> dict[Path, list[dict]]:
+    """Questions grouped by the KB they are asked of."""
     from aigc_demo.services.support.kb import load_kb
 
-    if questions is None and kb_dir.resolve() == (ASSETS_DIR / "kb").resolve():
-        questions = DEFAULT_QUESTIONS
+    if kb_dir is None:
+        grouped: dict[Path, list[dict]] = collections.defaultdict(list)
+        for item in read_jsonl(questions or DEFAULT_QUESTIONS):
+            grouped[kb_for(item.get("domain", "store"))].append(item)
+        return dict(grouped)
     if questions is not None:
-        return [json.loads(line) for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return {kb_dir: read_jsonl(questions)}
     # Any other KB: each entry's own question must find it, and off-topic questions must hand off.
     kb = load_kb(kb_dir)
     items = [{"question": e.question, "expected": [e.id], "kind": "own-question"} for e in kb.entries]
-    oos = [json.loads(line) for line in DEFAULT_QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return items + [i for i in oos if i["kind"] == "out-of-scope"]
+    oos = [i for i in read_jsonl(DEFAULT_QUESTIONS) if i["kind"] == "out-of-scope"]
+    return {kb_dir: items + oos}
+
+
+def evaluate(kb_dir: Path, items: list[dict], args: argparse.Namespace, tmp: Path) -> tuple[list[dict], float]:
+    from aigc_demo.config import Settings
+    from aigc_demo.feedback.service import FeedbackService
+    from aigc_demo.models.registry import ModelRegistry
+    from aigc_demo.services.support.bot import SupportService, is_supported, normalize_history
+
+    data_dir = tmp / kb_dir.name
+    overrides: dict[str, Any] = dict(
+        data_dir=data_dir, cache_dir=args.cache_dir, support_kb=kb_dir, support_answer_mode=args.answer_mode
+    )
+    if args.min_confidence is not None:
+        overrides["support_min_confidence"] = args.min_confidence
+    settings = Settings(**overrides)
+    support = SupportService(ModelRegistry(settings), FeedbackService(settings.data_dir), settings)
+    start = time.perf_counter()
+    support.index()
+    index_s = time.perf_counter() - start
+    rows = []
+    for item in items:
+        history = normalize_history(item.get("history") or [])
+        hits, _confidence, _ = support.retrieve(item["question"], history, top_k=10)
+        ids = [h.entry.id for h in hits]
+        t0 = time.perf_counter()
+        result = support.chat(item["question"], history)
+        latency = time.perf_counter() - t0
+        expected = set(item["expected"])
+        rank = next((i for i, x in enumerate(ids, start=1) if x in expected), None)
+        cited = {s["id"] for s in result["sources"]}
+        supported = None
+        if not result["handoff"] and not result.get("refused"):
+            texts = [e.answer for e in support.kb.entries if e.id in cited]
+            supported = is_supported(result["answer"], texts)
+        parts = item.get("parts") or []
+        rows.append(
+            {
+                "item": item,
+                "kind": item["kind"],
+                "domain": item.get("domain", kb_dir.name),
+                "in_scope": bool(expected),
+                "rank": rank,
+                "top": ids[:3],
+                "handoff": bool(result["handoff"] or result.get("refused")),
+                "supported": supported,
+                "mode": result.get("answer_mode"),
+                "parts_answered": sum(bool(cited & set(p)) for p in parts) if not result["handoff"] else 0,
+                "parts": len(parts),
+                "signals": hits[0].signals.as_dict() if hits else {},
+                "top1_right": bool(hits) and hits[0].entry.id in expected,
+                "latency": latency,
+            }
+        )
+    return rows, index_s
+
+
+def metrics(rows: list[dict]) -> dict[str, float]:
+    inscope = [r for r in rows if r["in_scope"]]
+    oos = [r for r in rows if not r["in_scope"]]
+    out: dict[str, float] = {}
+    if inscope:
+        out["n"] = len(inscope)
+        out["hit@1"] = sum(r["rank"] == 1 for r in inscope) / len(inscope)
+        out["hit@3"] = sum(r["rank"] is not None and r["rank"] <= 3 for r in inscope) / len(inscope)
+        out["mrr"] = sum(1 / r["rank"] for r in inscope if r["rank"]) / len(inscope)
+        out["handoff"] = sum(r["handoff"] for r in inscope) / len(inscope)
+        # Answered well: a right top-3 and no handoff (what the customer experiences).
+        out["solved"] = sum((r["rank"] or 99) <= 3 and not r["handoff"] for r in inscope) / len(inscope)
+    if oos:
+        out["n_oos"] = len(oos)
+        out["oos_recall"] = sum(r["handoff"] for r in oos) / len(oos)
+    parts = sum(r["parts"] for r in rows)
+    if parts:
+        out["parts"] = sum(r["parts_answered"] for r in rows) / parts
+    answered = [r for r in rows if r["supported"] is not None]
+    if answered:
+        out["supported"] = sum(r["supported"] for r in answered) / len(answered)
+    return out
+
+
+def table(groups: dict[str, list[dict]], label: str) -> list[str]:
+    lines = [
+        f"| {label} | n | hit@1 | hit@3 | MRR | in-scope handoff | solved | out-of-scope handed off |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, rows in sorted(groups.items()):
+        m = metrics(rows)
+        inscope = (
+            f"{m['hit@1']:.2f} | {m['hit@3']:.2f} | {m['mrr']:.2f} | {m['handoff']:.2f} | {m['solved']:.2f}"
+            if "n" in m
+            else "– | – | – | – | –"
+        )
+        oos = f"{m['oos_recall']:.2f} (n={m['n_oos']:.0f})" if "n_oos" in m else "–"
+        lines.append(f"| {name} | {len(rows)} | {inscope} | {oos} |")
+    return lines
+
+
+def fit(rows: list[dict]) -> tuple[dict[str, float], float]:
+    """Logistic regression of "the top hit is right" on the signals, then the threshold with the
+    best balanced accuracy: right top hits answered and wrong ones (or out of scope) handed off,
+    each group weighted equally however many questions it has."""
+    import numpy as np
+
+    usable = [r for r in rows if r["signals"]]
+    x = np.array([[r["signals"][f] for f in FEATURES] for r in usable], dtype=np.float64)
+    y = np.array([r["top1_right"] for r in usable], dtype=np.float64)
+    xb = np.hstack([np.ones((len(x), 1)), x])
+    w = np.zeros(xb.shape[1])
+    for _ in range(200):  # Newton's method with a little L2, converges in a few steps
+        p = 1 / (1 + np.exp(-xb @ w))
+        grad = xb.T @ (p - y) + 0.1 * w
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb + 0.1 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    weights = {"bias": float(w[0]), **{f: float(v) for f, v in zip(FEATURES, w[1:])}}
+    p = 1 / (1 + np.exp(-xb @ w))
+    best_t, best = 0.5, -math.inf
+    for t in np.linspace(0.05, 0.95, 91):
+        gain = float(((p >= t) & (y == 1)).sum() / max(1, (y == 1).sum()) + ((p < t) & (y == 0)).sum() / max(1, (y == 0).sum()))
+        if gain > best:
+            best_t, best = float(t), gain
+    return weights, best_t
 
 
 def main() -> None:
     from aigc_demo.config import ASSETS_DIR, Settings
-    from aigc_demo.feedback.service import FeedbackService
-    from aigc_demo.models.registry import ModelRegistry
-    from aigc_demo.services.support.bot import SupportService, is_supported
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kb", type=Path, default=ASSETS_DIR / "kb")
+    parser.add_argument("--kb", type=Path, help="a KB folder (default: the domains of bench/data/support_eval.jsonl)")
     parser.add_argument("--questions", type=Path)
+    parser.add_argument("--split", choices=["tune", "test", "all"], default="test")
+    parser.add_argument("--domain", help="only this domain of the default set")
+    parser.add_argument("--fit", action="store_true", help="fit the confidence model on these questions and print it")
     parser.add_argument("--answer-mode", choices=["extractive", "llm", "auto"], default="auto")
     parser.add_argument("--min-confidence", type=float)
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "cache")
     parser.add_argument("--limit", type=int, help="evaluate only every k-th item so that about N remain")
+    parser.add_argument("--misses", type=int, default=40, help="list this many misses")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
+    if args.kb is not None and args.kb.resolve() == (ASSETS_DIR / "kb").resolve() and args.questions is None:
+        args.kb = None  # the bundled KB: its labelled questions are the store domain of the default set
+        args.domain = args.domain or "store"
 
-    items = load_items(args.kb, args.questions)
-    if args.limit and len(items) > args.limit:
-        step = len(items) / args.limit
-        items = [items[int(i * step)] for i in range(args.limit)]  # spread over every kind
+    grouped = load_items(args.kb, args.questions)
+    rows: list[dict] = []
+    index_times = []
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = dict(data_dir=Path(tmp), cache_dir=args.cache_dir, support_kb=args.kb, support_answer_mode=args.answer_mode)
-        if args.min_confidence is not None:
-            overrides["support_min_confidence"] = args.min_confidence
-        settings = Settings(**overrides)
-        support = SupportService(ModelRegistry(settings), FeedbackService(settings.data_dir), settings)
-        start = time.perf_counter()
-        support.index()
-        index_s = time.perf_counter() - start
+        for kb_dir, items in grouped.items():
+            items = [i for i in items if args.split == "all" or i.get("split", "test") == args.split]
+            items = [i for i in items if args.domain is None or i.get("domain", "store") == args.domain]
+            if args.limit and len(items) > args.limit:
+                step = len(items) / args.limit
+                items = [items[int(i * step)] for i in range(args.limit)]  # spread over every kind
+            if items:
+                kb_rows, index_s = evaluate(kb_dir, items, args, Path(tmp))
+                rows += kb_rows
+                index_times.append(index_s)
 
-        per_kind: dict[str, list[dict]] = collections.defaultdict(list)
-        latencies, failures = [], []
-        for item in items:
-            history = item.get("history") or []
-            hits, _confidence, _ = support.retrieve(item["question"], history, top_k=10)
-            ids = [h.entry.id for h in hits]
-            t0 = time.perf_counter()
-            result = support.chat(item["question"], history)
-            latencies.append(time.perf_counter() - t0)
-            expected = set(item["expected"])
-            rank = next((i for i, x in enumerate(ids, start=1) if x in expected), None)
-            supported = None
-            if not result["handoff"]:
-                texts = [e.answer for e in support.kb.entries if e.id in {s["id"] for s in result["sources"]}]
-                supported = is_supported(result["answer"], texts)
-            row = {"in_scope": bool(expected), "rank": rank, "handoff": result["handoff"], "supported": supported,
-                   "mode": result.get("answer_mode")}
-            per_kind[item["kind"]].append(row)
-            if expected and (rank is None or rank > 3 or result["handoff"]):
-                failures.append(f"{item['kind']}: {item['question']!r} → {ids[:3]} handoff={result['handoff']}")
-            if not expected and not result["handoff"]:
-                failures.append(f"{item['kind']}: {item['question']!r} answered from {ids[:1]} (should hand off)")
-
-    def metrics(rows: list[dict]) -> dict[str, float]:
-        inscope = [r for r in rows if r["in_scope"]]
-        oos = [r for r in rows if not r["in_scope"]]
-        out: dict[str, float] = {}
-        if inscope:
-            out["n"] = len(inscope)
-            out["hit@1"] = sum(r["rank"] == 1 for r in inscope) / len(inscope)
-            out["hit@3"] = sum(r["rank"] is not None and r["rank"] <= 3 for r in inscope) / len(inscope)
-            out["mrr"] = sum(1 / r["rank"] for r in inscope if r["rank"]) / len(inscope)
-            out["handoff"] = sum(r["handoff"] for r in inscope) / len(inscope)
-        if oos:
-            out["n_oos"] = len(oos)
-            out["oos_recall"] = sum(r["handoff"] for r in oos) / len(oos)
-        answered = [r for r in rows if r["supported"] is not None]
-        if answered:
-            out["supported"] = sum(r["supported"] for r in answered) / len(answered)
-        return out
-
-    all_rows = [r for rows in per_kind.values() for r in rows]
-    total = metrics(all_rows)
-    handoffs = [r for r in all_rows if r["handoff"]]
-    precision = sum(not r["in_scope"] for r in handoffs) / len(handoffs) if handoffs else float("nan")
-
-    lines = ["| question kind | n | hit@1 | hit@3 | MRR | handoff rate |", "|---|---|---|---|---|---|"]
-    for kind, rows in sorted(per_kind.items()):
-        m = metrics(rows)
-        if "n" in m:
-            lines.append(f"| {kind} | {m['n']:.0f} | {m['hit@1']:.2f} | {m['hit@3']:.2f} | {m['mrr']:.2f} | {m['handoff']:.2f} |")
-        else:
-            lines.append(f"| {kind} | {m['n_oos']:.0f} | – | – | – | {m['oos_recall']:.2f} |")
-    lines.append(
-        f"| **all in-scope** | {total.get('n', 0):.0f} | **{total.get('hit@1', 0):.2f}** | **{total.get('hit@3', 0):.2f}** | "
-        f"**{total.get('mrr', 0):.2f}** | **{total.get('handoff', 0):.2f}** |"
-    )
+    by_kind: dict[str, list[dict]] = collections.defaultdict(list)
+    by_domain: dict[str, list[dict]] = collections.defaultdict(list)
+    for r in rows:
+        by_kind[r["kind"]].append(r)
+        by_domain[r["domain"]].append(r)
+    total = metrics(rows)
+    latencies = [r["latency"] * 1000 for r in rows]
+    settings = Settings()
+    lines = table(by_kind, "question kind") + [""] + table(by_domain, "domain") + [""] + table({"**all**": rows}, "")
     summary = (
-        f"\nOut-of-scope handoff recall **{total.get('oos_recall', float('nan')):.2f}**, handoff precision "
-        f"**{precision:.2f}**; answers supported by their sources **{total.get('supported', float('nan')):.2f}**; "
-        f"seconds per answer median {median(latencies):.3f}, p95 {percentile(latencies, 0.95):.3f}; "
-        f"index build {index_s:.1f}s. Answer mode: {settings.resolved_support_answer_mode}, "
-        f"min confidence {settings.support_min_confidence}."
+        f"\nSplit `{args.split}`, {len(rows)} questions. Multi-part sub-questions answered with a citation "
+        f"**{total.get('parts', float('nan')):.2f}**; answers supported by their sources "
+        f"**{total.get('supported', float('nan')):.2f}**; milliseconds per answer median {median(latencies):.1f}, "
+        f"p95 {percentile(latencies, 0.95):.1f} ({cpu()}); index build {max(index_times, default=0):.1f} s. "
+        f"Answer mode {args.answer_mode}, min confidence {args.min_confidence or settings.support_min_confidence}."
     )
-    modes = collections.Counter(r["mode"] for r in all_rows if r["mode"])
+    modes = collections.Counter(r["mode"] for r in rows if r["mode"])
     if modes:
         summary += " Answers by mode: " + ", ".join(f"{k} {v}" for k, v in sorted(modes.items())) + "."
-    table = "\n".join(lines) + "\n" + summary
-    if failures:
-        table += "\n\nMisses:\n" + "\n".join(f"- {f}" for f in failures[:40])
-    if args.no_record:
-        print(table)
+    report = "\n".join(lines) + "\n" + summary
+    misses = []
+    for r in rows:
+        q = r["item"]["question"]
+        if r["in_scope"] and ((r["rank"] or 99) > 3 or r["handoff"]):
+            misses.append(f"{r['domain']}/{r['kind']}: {q!r} → {r['top']} handoff={r['handoff']} {r['signals']}")
+        elif not r["in_scope"] and not r["handoff"]:
+            misses.append(f"{r['domain']}/{r['kind']}: {q!r} answered from {r['top'][:1]} {r['signals']}")
+    if misses and args.misses:
+        report += "\n\nMisses:\n" + "\n".join(f"- {m}" for m in misses[: args.misses])
+    if args.fit:
+        weights, threshold = fit(rows)
+        report += f"\n\nFitted on {len(rows)} questions: CONFIDENCE_WEIGHTS = {json.dumps({k: round(v, 3) for k, v in weights.items()})}, threshold {threshold:.2f}"
+    if args.no_record or args.fit:
+        print(report)
     else:
-        kb_name = args.kb.resolve().relative_to(ROOT) if args.kb.resolve().is_relative_to(ROOT) else args.kb
-        record(f"Support evaluation ({kb_name})", "python bench/" + Path(__file__).name + " " + " ".join(sys.argv[1:]), table)
+        name = "bench/data (" + ", ".join(sorted(by_domain)) + ")" if args.kb is None else str(args.kb)
+        record(f"Support evaluation, {name}", "python bench/" + Path(__file__).name + " " + " ".join(sys.argv[1:]), report)
 
 
 if __name__ == "__main__":

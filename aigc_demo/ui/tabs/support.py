@@ -37,9 +37,8 @@ def greeting_messages() -> list[dict[str, str]]:
 def render_answer(result: dict[str, Any]) -> str:
     """Answer + numbered sources (Markdown; the Chatbot sanitises HTML)."""
     text = result["answer"]
-    if result["handoff"]:
-        text = f"🧑‍💼 {text}"
-        return text
+    if result["handoff"] or result.get("refused"):
+        return f"🧑‍💼 {text}" if result["handoff"] else text
     lines = []
     for src in result["sources"]:
         title = _md_escape(src["title"])
@@ -91,7 +90,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
     ui["status"] = gr.Markdown(elem_classes=["rating-status"])
     if examples:
         gr.Examples(examples=[[e] for e in examples], inputs=[ui["message"]], label=T("suggested"))
-    with gr.Accordion(T("kb_admin"), open=False):
+    with gr.Accordion(T("kb_admin"), open=False, elem_id="support-admin"):
         if not services.settings.admin_token:
             gr.Markdown(T("admin_disabled"))
         else:
@@ -112,6 +111,20 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             ui["gaps"] = gr.Dataframe(
                 headers=GAP_COLUMNS, interactive=False, wrap=True, visible=False
             )
+            gr.Markdown(T("handoff_queue_title"))
+            with gr.Row():
+                ui["tickets_open"] = gr.Button(T("show_open"), size="sm")
+                ui["tickets_resolved"] = gr.Button(T("show_resolved"), size="sm")
+            ui["tickets"] = gr.Dataframe(headers=TICKET_COLUMNS, interactive=False, wrap=True, visible=False, elem_id="handoff-queue")
+            with gr.Row():
+                ui["ticket_no"] = gr.Textbox(label=T("ticket"), scale=2, elem_id="ticket-number")
+                ui["ticket_open"] = gr.Button(T("open_ticket"), scale=1, size="sm")
+            ui["transcript"] = gr.Chatbot(label=T("handoff_queue"), height=260, visible=False, sanitize_html=True)
+            ui["ticket_question"] = gr.Textbox(label=T("answer_question"), lines=1)
+            ui["resolution"] = gr.Textbox(label=T("resolution"), lines=3, max_length=4000)
+            ui["save_answer"] = gr.Checkbox(label=T("save_as_answer"), value=True)
+            ui["resolve"] = gr.Button(T("resolve"), variant="primary")
+            ui["ticket_status"] = gr.Markdown()
     ui["history"] = gr.State([])
     ui["ids"] = gr.State({})
     ui["last_rating"] = gr.State(None)
@@ -167,6 +180,8 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         return (message + tr("with_comment", lang), "") if saved else (message, comment)
 
     def clear():
+        # Both 🗑 (the Chatbot's own clear) and "New conversation" reset what the server is
+        # sent next: the clean history, the output ids, the last rating.
         return greeting_messages(), [], {}, None, "", ""
 
     inputs = [ui["message"], ui["chatbot"], ui["history"], ui["ids"]]
@@ -184,10 +199,11 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         user_errors(add_comment, outputs=2), [ui["last_rating"], ui["comment"], ui["reasons"]], [ui["status"], ui["comment"]],
         api_visibility="private", concurrency_limit=None,
     )
-    ui["clear"].click(
-        clear, None, [ui["chatbot"], ui["history"], ui["ids"], ui["last_rating"], ui["status"], ui["comment"]],
-        api_visibility="private", queue=False,
-    )
+    for trigger in (ui["clear"].click, ui["chatbot"].clear):
+        trigger(
+            clear, None, [ui["chatbot"], ui["history"], ui["ids"], ui["last_rating"], ui["status"], ui["comment"]],
+            api_visibility="private", queue=False,
+        )
 
     if "token" in ui:
         _wire_admin(services, ui)
@@ -213,6 +229,13 @@ def _kb_summary(services: Services, kb: Any) -> str:
 
 
 GAP_COLUMNS = ["when", "kind", "question", "answer", "comment", "sources"]
+TICKET_COLUMNS = ["ticket", "when", "status", "reason", "question", "summary"]
+
+
+def ticket_rows(tickets: list[Any]) -> list[list[Any]]:
+    return [
+        [t.ticket, t.ts[:16].replace("T", " "), t.status, t.reason, t.question[:120], t.summary[:300]] for t in tickets
+    ]
 
 
 def gap_rows(gaps: list[dict[str, Any]]) -> list[list[Any]]:
@@ -248,6 +271,43 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
         rows = gap_rows(support.knowledge_gaps()) or [["", tr("no_gaps", lang), "", "", "", ""]]
         return gr.update(value=table(rows, GAP_COLUMNS, lang), visible=True), _kb_summary(services, support.kb)
 
+    def list_tickets(token, status, request: gr.Request):
+        guard(token)
+        lang = lang_of(request)
+        rows = ticket_rows(support.handoffs.tickets(status)) or [["", "", "", "", tr("no_tickets", lang), ""]]
+        return gr.update(value=table(rows, TICKET_COLUMNS, lang), visible=True)
+
+    def open_ticket(token, number):
+        guard(token)
+        ticket = support.handoffs.get(number or "")
+        transcript = [{"role": m["role"], "content": html.escape(m["content"], quote=False)} for m in ticket.messages]
+        return gr.update(value=transcript, visible=True), ticket.question, ticket.resolution
+
+    def resolve(token, number, question, resolution, save, request: gr.Request):
+        guard(token)
+        lang = lang_of(request)
+        ticket = support.resolve_handoff(number or "", resolution, save_as_answer=bool(save), question=question or "")
+        message = tr("resolved_ok", lang, ticket=ticket.ticket)
+        if ticket.kb_entry:
+            message += tr("resolved_saved", lang, entry=ticket.kb_entry)
+        return message, _kb_summary(services, support.kb)
+
+    def open_tickets(token, request: gr.Request):
+        return list_tickets(token, "open", request)
+
+    def resolved_tickets(token, request: gr.Request):
+        return list_tickets(token, "resolved", request)
+
+    ui["tickets_open"].click(user_errors(open_tickets, outputs=1), [ui["token"]], [ui["tickets"]], api_visibility="private")
+    ui["tickets_resolved"].click(user_errors(resolved_tickets, outputs=1), [ui["token"]], [ui["tickets"]], api_visibility="private")
+    ui["ticket_open"].click(
+        user_errors(open_ticket, outputs=3), [ui["token"], ui["ticket_no"]], [ui["transcript"], ui["ticket_question"], ui["resolution"]],
+        api_visibility="private",
+    )
+    ui["resolve"].click(
+        user_errors(resolve, outputs=2), [ui["token"], ui["ticket_no"], ui["ticket_question"], ui["resolution"], ui["save_answer"]],
+        [ui["ticket_status"], ui["kb_status"]], api_visibility="private",
+    )
     ui["kb_load"].click(user_errors(load, outputs=1), [ui["token"], ui["kb_files"], ui["kb_mode"]], [ui["kb_status"]], api_visibility="private")
     ui["kb_reset"].click(user_errors(reset, outputs=1), [ui["token"]], [ui["kb_status"]], api_visibility="private")
     ui["gaps_show"].click(user_errors(gaps, outputs=2), [ui["token"]], [ui["gaps"], ui["kb_status"]], api_visibility="private")
