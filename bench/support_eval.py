@@ -38,7 +38,7 @@ from bench.common import cpu, median, percentile, record  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 DEFAULT_QUESTIONS = DATA / "support_eval.jsonl"
-FEATURES = ("coverage", "unknown", "margin", "specificity", "dense")
+FEATURES = ("coverage", "unknown", "margin", "specificity", "dense", "agree")
 
 
 def kb_for(domain: str) -> Path:
@@ -115,7 +115,7 @@ def evaluate(kb_dir: Path, items: list[dict], args: argparse.Namespace, tmp: Pat
                 "mode": result.get("answer_mode"),
                 "parts_answered": sum(bool(cited & set(p)) for p in parts) if not result["handoff"] else 0,
                 "parts": len(parts),
-                "signals": hits[0].signals.as_dict() if hits else {},
+                "signals": hits[0].signals.as_dict() if hits and hasattr(hits[0], "signals") else {},  # older versions: none
                 "top1_right": bool(hits) and hits[0].entry.id in expected,
                 "latency": latency,
             }
@@ -164,32 +164,42 @@ def table(groups: dict[str, list[dict]], label: str) -> list[str]:
     return lines
 
 
-def fit(rows: list[dict]) -> tuple[dict[str, float], float]:
-    """Logistic regression of "the top hit is right" on the signals, then the threshold with the
-    best balanced accuracy: right top hits answered and wrong ones (or out of scope) handed off,
-    each group weighted equally however many questions it has."""
+def fit(rows: list[dict], max_right_handoff: float = 0.15) -> tuple[dict[str, float], float]:
+    """Logistic regression of "the top hit is right" on the signals (each class weighing the
+    same), then the threshold: the highest that hands off at most ``max_right_handoff`` of the
+    right top hits — a customer whose answer was found should get it — so that as much as
+    possible of the rest (wrong hits, out of scope) goes to a person."""
     import numpy as np
 
     usable = [r for r in rows if r["signals"]]
     x = np.array([[r["signals"][f] for f in FEATURES] for r in usable], dtype=np.float64)
     y = np.array([r["top1_right"] for r in usable], dtype=np.float64)
+    # Each class weighs the same in total: answerable questions outnumber the rest.
+    sw = np.where(y == 1, 0.5 / max(1, y.sum()), 0.5 / max(1, (1 - y).sum())) * len(y)
     xb = np.hstack([np.ones((len(x), 1)), x])
     w = np.zeros(xb.shape[1])
     for _ in range(200):  # Newton's method with a little L2, converges in a few steps
         p = 1 / (1 + np.exp(-xb @ w))
-        grad = xb.T @ (p - y) + 0.1 * w
-        hess = (xb * (p * (1 - p))[:, None]).T @ xb + 0.1 * np.eye(len(w))
+        grad = xb.T @ (sw * (p - y)) + 0.1 * w
+        hess = (xb * (sw * p * (1 - p))[:, None]).T @ xb + 0.1 * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
             break
     weights = {"bias": float(w[0]), **{f: float(v) for f, v in zip(FEATURES, w[1:])}}
     p = 1 / (1 + np.exp(-xb @ w))
-    best_t, best = 0.5, -math.inf
-    for t in np.linspace(0.05, 0.95, 91):
-        gain = float(((p >= t) & (y == 1)).sum() / max(1, (y == 1).sum()) + ((p < t) & (y == 0)).sum() / max(1, (y == 0).sum()))
-        if gain > best:
-            best_t, best = float(t), gain
+    candidates = [float(t) for t in np.linspace(0.05, 0.95, 91) if (p[y == 1] < t).mean() <= max_right_handoff]
+    best_t = max(candidates, default=0.05)
+    inscope = np.array([r["in_scope"] for r in usable])
+    for t in np.linspace(0.2, 0.7, 11):
+        print(
+            f"  threshold {t:.2f}: in-scope handed off {float((p[inscope] < t).mean()):.2f}, right top hits handed off "
+            f"{float((p[y == 1] < t).mean()):.2f}, out of scope handed off {float((p[~inscope] < t).mean()):.2f}"
+        )
+    print(
+        f"fit: at {best_t:.2f} in-scope handed off {float((p[inscope] < best_t).mean()):.2f}, "
+        f"out of scope handed off {float((p[~inscope] < best_t).mean()):.2f}"
+    )
     return weights, best_t
 
 
@@ -202,6 +212,7 @@ def main() -> None:
     parser.add_argument("--split", choices=["tune", "test", "all"], default="test")
     parser.add_argument("--domain", help="only this domain of the default set")
     parser.add_argument("--fit", action="store_true", help="fit the confidence model on these questions and print it")
+    parser.add_argument("--max-right-handoff", type=float, default=0.15, help="--fit: share of right top hits a threshold may hand off")
     parser.add_argument("--answer-mode", choices=["extractive", "llm", "auto"], default="auto")
     parser.add_argument("--min-confidence", type=float)
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "cache")
@@ -258,7 +269,7 @@ def main() -> None:
     if misses and args.misses:
         report += "\n\nMisses:\n" + "\n".join(f"- {m}" for m in misses[: args.misses])
     if args.fit:
-        weights, threshold = fit(rows)
+        weights, threshold = fit(rows, args.max_right_handoff)
         report += f"\n\nFitted on {len(rows)} questions: CONFIDENCE_WEIGHTS = {json.dumps({k: round(v, 3) for k, v in weights.items()})}, threshold {threshold:.2f}"
     if args.no_record or args.fit:
         print(report)

@@ -52,10 +52,10 @@ ZH_STOP_WORDS = frozenset(
 )
 # Unit weights: a character alone says less than a word; a sound or a translation is
 # weaker evidence than the word itself.
-WEIGHT_CHAR = 0.35
+WEIGHT_CHAR = 0.2
 FACTOR_PINYIN = 0.8
 FACTOR_SPELLING = 0.8
-FACTOR_TRANSLATION = 0.7
+FACTOR_TRANSLATION = 0.9
 
 
 @lru_cache(maxsize=1)

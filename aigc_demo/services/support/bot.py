@@ -268,6 +268,8 @@ class SupportService:
             reason = "requested"
         elif policy.INJECTION.search(text):
             answer, refused, mode = policy.REFUSAL[lang], True, "refused"
+        elif policy.FINANCE.search(text):
+            answer, refused, mode = policy.OFF_TOPIC[lang], True, "refused"
         elif feeling == "angry" and earlier_frustration >= 1:
             reason = "frustration"
         elif policy.COMMITMENT.search(text):

@@ -7,6 +7,7 @@ Rules that come before retrieval, in this order:
   → a polite refusal: the FAQ is the only thing the bot speaks from;
 * a commitment only a person can make (a guarantee, a promise, compensation of N times)
   → handoff, because the FAQ cannot promise it;
+* a question about the company's shares or finances → a polite refusal (no FAQ answers it);
 * a second angry message → handoff; the first one is acknowledged before the answer.
 
 Also here: splitting a message into its questions (multi-part), the tone of each reply
@@ -45,6 +46,12 @@ COMMITMENT = re.compile(
     r"\b(guarantee|promise|swear)\b.{0,40}\?|\b(can|will|could) you (guarantee|promise)\b"
     r"|\b(compensat\w*|pay me)\b.{0,20}\b(\d+|ten|double|triple)\b|\b\d+\s*(x|times)\b.{0,20}\b(refund|compensat\w*)"
     r"|保证|担保|承诺|打包票|包票|(赔|补偿).{0,6}(倍|双倍)|[十百千万两三四五六七八九\d]+倍",
+    re.IGNORECASE,
+)
+# Investment questions about the company: no FAQ answers them, and a support bot must not try.
+FINANCE = re.compile(
+    r"\b(stock|share) (price|symbol|code)\b|\b(ticker|ipo|market cap\w*|shareholders?|dividends?)\b|\bgo(ing)? public\b"
+    r"|股价|股票|市值|上市公司|公司上市|股东|港股|美股|A股",
     re.IGNORECASE,
 )
 # Where a message splits into separate questions: question marks and semicolons, and the
@@ -131,6 +138,11 @@ REFUSAL = {
     "I can't change how I work or act outside them. Ask me about an order, or type “human” for a person.",
     "zh": "抱歉，我只能根据本店的帮助文档解答服务相关的问题，无法更改我的规则或执行文档以外的操作。"
     "您可以问我订单、售后等问题，或输入“人工”转接人工客服。",
+}
+OFF_TOPIC = {
+    "en": "Sorry, I can't help with questions about the company's shares or finances — I can only answer "
+    "questions about our services. Type “human” if you need a person.",
+    "zh": "抱歉，关于公司股票、财务等问题我无法解答，我只能回答与本店服务相关的问题；如需人工服务请输入“人工”。",
 }
 UNANSWERED_PART = {
     "en": "I'm not sure about “{part}” — a colleague will pick that part up.",

@@ -40,8 +40,11 @@ log = logging.getLogger(__name__)
 # The dense ranker's weight against BM25's when the embedder is trusted and separates
 # the entries well (chosen on the tuning split: 1.5-2.5 measured alike, 1 clearly worse).
 DENSE_WEIGHT = 2.0
+# A tie-breaker toward an entry in the asker's language (bilingual KBs); larger values
+# pulled Chinese questions to the few Chinese entries of an English KB (tuning split).
+SAME_LANGUAGE_BONUS = 0.03
 # Fitted by `python bench/support_eval.py --fit` on the tuning split (see bench/RESULTS.md).
-CONFIDENCE_WEIGHTS = {"bias": 0.276, "coverage": 0.794, "unknown": -0.589, "margin": 2.072, "specificity": -0.628, "dense": 1.798}
+CONFIDENCE_WEIGHTS = {"bias": -1.918, "coverage": 0.424, "unknown": -0.716, "margin": 1.575, "specificity": 0.299, "dense": 1.072, "agree": 1.917}
 
 
 def tokenize(text: str) -> list[str]:
@@ -99,6 +102,7 @@ class Signals:
     margin: float = 0.0
     specificity: float = 0.0
     dense: float = 0.0
+    agree: float = 0.0
     # Not a model input: how much of the message's *own* words (not the context's) the top
     # hit covers, and how many words it has (unit weights) — for choosing context or not.
     own_coverage: float = 0.0
@@ -106,7 +110,7 @@ class Signals:
 
     def confidence(self, weights: dict[str, float] | None = None) -> float:
         w = weights or CONFIDENCE_WEIGHTS
-        z = w["bias"] + sum(w[name] * getattr(self, name) for name in ("coverage", "unknown", "margin", "specificity", "dense"))
+        z = w["bias"] + sum(w[name] * getattr(self, name) for name in ("coverage", "unknown", "margin", "specificity", "dense", "agree"))
         return 1.0 / (1.0 + math.exp(-z))
 
     def as_dict(self) -> dict[str, float]:
@@ -148,6 +152,7 @@ class HybridIndex:
         self.analyzer.fit(docs)
         self.bm25 = BM25(docs)
         self.is_cjk = np.array([contains_cjk(e.text) for e in kb.entries], dtype=bool)
+        self.topics = [topic_key(e) for e in kb.entries]
         self.vectors, question_vectors, answer_vectors = self._embed_entries(cache_dir)
         self.dense_trust = {
             script: self._calibrate(question_vectors, answer_vectors, self.is_cjk == (script == "cjk"))
@@ -279,10 +284,15 @@ class HybridIndex:
         # embedder scores every Chinese query ~0.5 against everything.
         fused = _minmax(keyword) + DENSE_WEIGHT * trust * (0.25 + 0.75 * separation) * dense_norm
         # Prefer an answer in the asker's language when the KB has both.
-        fused[same_lang] += 0.1
+        fused[same_lang] += SAME_LANGUAGE_BONUS
         order = np.argsort(-fused, kind="stable")[: max(top_k, 2)]
         coverage = covered / total if total else np.zeros(n, dtype=np.float32)
-        first, second = float(keyword[order[0]]), float(keyword[order[1]]) if n > 1 else 0.0
+        # The runner-up is the best entry on *another topic*: in a bilingual KB the same
+        # answer in the other language is no rival.
+        ranked = np.argsort(-fused, kind="stable")
+        rival = next((int(i) for i in ranked[1:] if self.topics[i] != self.topics[ranked[0]]), None)
+        first = float(keyword[order[0]])
+        second = float(keyword[rival]) if rival is not None else 0.0
         signals = Signals(
             coverage=float(coverage[order[0]]),
             unknown=unknown / total if total else 1.0,
@@ -291,6 +301,11 @@ class HybridIndex:
             margin=(first - second) / max(first, 2 * self.bm25.max_idf) if first > 0 else 0.0,
             specificity=math.log1p(known_mass) / math.log1p(4 * self.bm25.max_idf),
             dense=trust * self.dense_level(float(dense[order[0]])),
+            # Do the keyword ranker and the embedder, each alone, pick the top hit's topic?
+            agree=float(
+                (self.topics[int(np.argmax(keyword))] == self.topics[order[0]])
+                + trust * (self.topics[int(np.argmax(dense))] == self.topics[order[0]])
+            ) / 2,
             own_coverage=float(own_covered[order[0]] / own_total) if own_total else 0.0,
             own_weight=own_known,
         )
@@ -306,6 +321,15 @@ class HybridIndex:
         ]
         hits[0].signals = signals
         return hits, float(signals.confidence())
+
+
+_LANG_SUFFIX = re.compile(r"[-_.](en|zh|cn|zh-cn|zh-hans|zh-tw|tw|hk)$", re.IGNORECASE)
+
+
+def topic_key(entry: Entry) -> str:
+    """Entries on the same topic in two languages share it: the same link, or the same id
+    without its language suffix (refund-time-en / refund-time-zh)."""
+    return entry.url.strip() or _LANG_SUFFIX.sub("", entry.id)
 
 
 def _minmax(scores: np.ndarray) -> np.ndarray:
