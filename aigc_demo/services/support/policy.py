@@ -109,8 +109,8 @@ HANDOFF = {
         "zh": "这个问题我不确定能准确回答，已为您转接人工客服。",
     },
     "requested": {
-        "en": "Of course — I'm transferring you to a human colleague now.",
-        "zh": "好的，正在为您转接人工客服。",
+        "en": "I'm transferring you to a human colleague now.",
+        "zh": "正在为您转接人工客服。",
     },
     "frustration": {
         "en": "I'm sorry this hasn't been resolved — I'm transferring you to a human colleague now.",
