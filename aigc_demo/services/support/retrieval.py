@@ -44,7 +44,7 @@ DENSE_WEIGHT = 2.0
 # pulled Chinese questions to the few Chinese entries of an English KB (tuning split).
 SAME_LANGUAGE_BONUS = 0.03
 # Fitted by `python bench/support_eval.py --fit` on the tuning split (see bench/RESULTS.md).
-CONFIDENCE_WEIGHTS = {"bias": -1.918, "coverage": 0.424, "unknown": -0.716, "margin": 1.575, "specificity": 0.299, "dense": 1.072, "agree": 1.917}
+CONFIDENCE_WEIGHTS = {"bias": -3.723, "coverage": 0.135, "unknown": -0.243, "margin": 1.617, "specificity": 0.561, "dense": 3.496, "agree": 1.845}
 
 
 def tokenize(text: str) -> list[str]:
@@ -158,7 +158,6 @@ class HybridIndex:
             script: self._calibrate(question_vectors, answer_vectors, self.is_cjk == (script == "cjk"))
             for script in ("cjk", "latin")
         }
-        self.dense_scale = self._scale(question_vectors, self.vectors)
 
     def _embed_entries(self, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vectors of entry texts (for search) and of questions and answers alone (calibration)."""
@@ -183,27 +182,6 @@ class HybridIndex:
             except OSError as exc:  # a read-only cache only costs time
                 log.warning("could not cache KB embeddings: %s", exc)
         return vectors[:n], vectors[n : 2 * n], vectors[2 * n :]
-
-    @staticmethod
-    def _scale(questions: np.ndarray, entries: np.ndarray) -> tuple[float, float]:
-        """The cosine of an unrelated entry and of the right one, for this KB and embedder.
-
-        Cosines mean different things per embedder (E5 puts everything above 0.7, MiniLM
-        spreads 0-1): the confidence model sees the top cosine on this scale instead,
-        0 = as close as a typical wrong entry's best, 1 = as close as an entry's own question.
-        """
-        n = len(questions)
-        if n < 3:
-            return 0.0, 1.0
-        sims = questions @ entries.T
-        own = float(np.median(np.diag(sims)))
-        others = np.where(np.eye(n, dtype=bool), -np.inf, sims).max(axis=1)
-        wrong = float(np.median(others))
-        return (wrong, own) if own > wrong + 1e-3 else (own - 0.1, own)
-
-    def dense_level(self, cosine: float) -> float:
-        wrong, own = self.dense_scale
-        return float(np.clip((cosine - wrong) / (own - wrong), -1.0, 1.5))
 
     @staticmethod
     def _calibrate(questions: np.ndarray, answers: np.ndarray, mask: np.ndarray) -> float:
@@ -300,7 +278,7 @@ class HybridIndex:
             # strong terms' worth: a lone weak match (a year, a digit) is no clear winner.
             margin=(first - second) / max(first, 2 * self.bm25.max_idf) if first > 0 else 0.0,
             specificity=math.log1p(known_mass) / math.log1p(4 * self.bm25.max_idf),
-            dense=trust * self.dense_level(float(dense[order[0]])),
+            dense=trust * _standout(dense, int(order[0])),
             # Do the keyword ranker and the embedder, each alone, pick the top hit's topic?
             agree=float(
                 (self.topics[int(np.argmax(keyword))] == self.topics[order[0]])
@@ -335,6 +313,18 @@ def topic_key(entry: Entry) -> str:
 def _minmax(scores: np.ndarray) -> np.ndarray:
     lo, hi = float(scores.min()), float(scores.max())
     return (scores - lo) / (hi - lo) if hi > lo else np.zeros_like(scores)
+
+
+def _standout(scores: np.ndarray, i: int) -> float:
+    """How many standard deviations entry ``i``'s cosine stands above the mean, /4, clipped.
+
+    Scale-free: E5 puts every cosine above 0.7 and MiniLM spreads them over 0-1, and a
+    Chinese question's cosines to English entries sit lower than to Chinese ones — the
+    standing among this query's own scores means the same in each case."""
+    spread = float(scores.std())
+    if len(scores) < 3 or spread <= 1e-6:
+        return 0.0
+    return float(np.clip((scores[i] - scores.mean()) / spread / 4, -0.25, 1.25))
 
 
 def dense_separation(scores: np.ndarray) -> float:
