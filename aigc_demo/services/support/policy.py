@@ -57,7 +57,7 @@ FINANCE = re.compile(
 # Where a message splits into separate questions: question marks and semicolons, and the
 # words customers use to add a second question.
 _PART_BREAK = re.compile(
-    r"(?<=[?？;；])\s*|\s*(?:另外|还有就是|还有|顺便问一下|顺便问下|顺便问|以及|再问一下|再问下|此外)[，,：:\s]*"
+    r"(?<=[?？;；!！。])\s*|\s*(?:另外|还有就是|还有|顺便问一下|顺便问下|顺便问|以及|再问一下|再问下|此外)[，,：:\s]*"
     r"|\s+(?:also|and also|btw|by the way|plus)[,:]?\s+",
     re.IGNORECASE,
 )
