@@ -25,12 +25,14 @@ text in the consumer through :mod:`models.streaming` (no U+FFFD, stop strings he
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import os
 import queue
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -193,6 +195,10 @@ class LlamaCppTextBackend:
         self._prefix = self._chat_prefix()
         self._thread = threading.Thread(target=self._loop, name=f"llamacpp-{Path(self.path).stem}", daemon=True)
         self._thread.start()
+        # Stop the decode loop before the interpreter frees the model at exit: a daemon thread
+        # still inside llama_decode then reads freed memory (a segfault at shutdown).
+        engine = weakref.ref(self)
+        atexit.register(lambda: (alive := engine()) is not None and alive.close())
 
     def close(self) -> None:
         with self._cond:
