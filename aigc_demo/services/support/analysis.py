@@ -73,21 +73,18 @@ def normalize(text: str) -> str:
     return text.lower()
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light English stemmer, the same on both sides: returns / returned / returning → return,
-    subtitles / subtitle → subtitl, charges / charged → charg, batteries → battery."""
-    if len(word) > 4 and word.endswith("ies"):
-        word = word[:-3] + "y"
-    elif len(word) > 4 and word.endswith("es") and word[-3] in "sxz" or word.endswith(("ches", "shes")):
-        word = word[:-2]
-    else:
-        for suffix in ("ations", "ation", "ings", "ing", "ed", "s"):
-            if len(word) > len(suffix) + 2 and word.endswith(suffix) and not word.endswith("ss"):
-                word = word[: -len(suffix)]
-                break
-    if len(word) > 4 and word.endswith("e"):
-        word = word[:-1]
-    return word
+    """Snowball's English stemmer, the same on both sides (and for CC-CEDICT's glosses):
+    renewal / renew → renew, cancellation → cancel, shipping / shipped → ship."""
+    return _snowball().stemWord(word)
+
+
+@lru_cache(maxsize=1)
+def _snowball() -> Any:
+    import snowballstemmer  # type: ignore[import-untyped]
+
+    return snowballstemmer.stemmer("english")
 
 
 @lru_cache(maxsize=65536)
