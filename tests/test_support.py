@@ -179,3 +179,24 @@ def test_results_expose_answer_mode_and_confidence(services):
     result = services.support.chat("How long does delivery take?")
     assert result["answer_mode"] == "extractive" and 0 <= result["confidence"] <= 1
     assert services.support.chat("I want a human")["answer_mode"] is None
+
+
+@pytest.mark.slow
+def test_one_upvote_does_not_answer_unrelated_questions(real_support, tmp_path):
+    """E5 puts any two questions above 0.8 cosine: a verified answer needs the same words."""
+    from aigc_demo.feedback.service import FeedbackService
+
+    settings = real_support.settings.model_copy(update={"data_dir": tmp_path})
+    support = SupportService(real_support.registry, FeedbackService(tmp_path), settings)
+    first = support.chat("How long do refunds take?")
+    support.feedback.rate(first["output_id"], "up")
+    for question in ["How do I reset my password?", "Can I pay with PayPal?", "What's the weather like?"]:
+        assert not any(s.get("verified") for s in support.chat(question)["sources"])
+    assert support.chat("How long do refunds take?")["sources"][0].get("verified")
+
+
+@pytest.mark.slow
+def test_a_new_topic_after_a_question_is_not_glued_to_it(real_support):
+    history = [{"role": "user", "content": "How long does delivery take?"}, {"role": "assistant", "content": "3-5 days"}]
+    result = real_support.chat("Do you sell spaceships?", history)
+    assert result["handoff"] and result["handoff_reason"] == "low_confidence"

@@ -92,7 +92,7 @@ def test_bad_uploads_are_refused_and_change_nothing(services, tmp_path, name, co
 def test_a_short_new_question_is_not_glued_to_the_previous_one(services):
     history = [{"role": "user", "content": "How long does delivery take?"}, {"role": "assistant", "content": "3-5 days"}]
     result = services.support.chat("Do you sell spaceships?", history)
-    assert result["handoff"] or result["sources"][0]["id"] != "shipping-times-en"
+    assert result["handoff"]
 
 
 def test_verified_source_is_shown_with_a_badge(services):

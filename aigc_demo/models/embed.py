@@ -24,7 +24,7 @@ class SentenceTransformerEmbedder:
         self.device = device
         self.model: Any = None
         # Can its scores be compared across languages (support retrieval trusts them then)?
-        self.multilingual = any(k in model_id.lower() for k in ("multilingual", "bge-m3", "labse", "e5"))
+        self.multilingual = any(k in model_id.lower() for k in ("multilingual", "bge-m3", "labse"))
 
     @classmethod
     def from_settings(cls, settings: Settings, model_id: str, target: str) -> SentenceTransformerEmbedder:

@@ -40,6 +40,7 @@ from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.base import TextRequest
 from aigc_demo.services.support.handoffs import HandoffQueue
+from aigc_demo.services.support.analysis import normalize
 from aigc_demo.services.support.kb import SUPPORTED, KnowledgeBase, knowledge_files, load_kb
 from aigc_demo.services.support.learning import SupportLearning
 from aigc_demo.services.support import policy
@@ -56,8 +57,24 @@ MAX_HISTORY_MESSAGES = 20
 ELLIPTICAL_WEIGHT = 2.0
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 REPLACE_MARKER = ".replace"
-def _lang(text: str) -> str:
-    return "zh" if contains_cjk(text) else "en"
+_LETTER = re.compile(r"[A-Za-z]")
+_ANY_WORD = re.compile(r"[A-Za-z0-9\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]()<>!#|~])")
+
+
+def _lang(text: str, history: list[dict[str, str]] | None = None) -> str:
+    """zh or en: the message's script, else the conversation's, else Chinese (our users' first language)."""
+    for candidate in [text, *(m["content"] for m in reversed(history or []) if m["role"] == "user")]:
+        if contains_cjk(candidate):
+            return "zh"
+        if _LETTER.search(candidate):
+            return "en"
+    return "zh"
+
+
+def md_escape(text: str) -> str:
+    """A customer's words inside a Markdown answer stay words: no link, image or emphasis."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def normalize_history(history: Any) -> list[dict[str, str]]:
@@ -86,6 +103,7 @@ class SupportService:
         self._index: HybridIndex | None = None
         self.learning: SupportLearning | None = None
         self._lock = threading.Lock()
+        self._rebuild_lock = threading.Lock()
         self.uploads_dir = Path(settings.data_dir) / "kb"
         self.resolved_dir = Path(settings.data_dir) / "kb-resolved"
         self.handoffs = HandoffQueue(feedback, self.resolved_dir)
@@ -141,12 +159,21 @@ class SupportService:
 
     def resolve_handoff(self, ticket: str, resolution: str, *, save_as_answer: bool = False, question: str = "") -> Any:
         """Resolve a ticket; a resolution saved as an answer is searchable at once."""
+        self.index()  # learning is set up with the first index
         resolved = self.handoffs.resolve(ticket, resolution, save_as_answer=save_as_answer, question=question)
         if save_as_answer:
+            self._rebuild()
+        return resolved
+
+    def _rebuild(self) -> HybridIndex:
+        """Rebuild the index from the current files; rebuilds run one at a time, so the last
+        files on disk are always the ones served. Chats in flight finish on the old index."""
+        self.index()
+        with self._rebuild_lock:
             new_index = self._build_index(self.kb_dirs())
             with self._lock:
                 self._index = new_index
-        return resolved
+        return new_index
 
     def install_files(self, files: list[Path], *, replace: bool) -> KnowledgeBase:
         """Validate uploaded knowledge files, install them and rebuild the index.
@@ -187,19 +214,13 @@ class SupportService:
                 marker.write_text("the uploaded files replace the bundled knowledge base\n")
         finally:
             shutil.rmtree(staged, ignore_errors=True)
-        new_index = self._build_index(self.kb_dirs())
-        with self._lock:
-            self._index = new_index  # chats in flight finish on the old index
-        return new_index.kb
+        return self._rebuild().kb
 
     def reset_uploads(self) -> KnowledgeBase:
         """Forget uploaded files and go back to the bundled / configured KB."""
         if self.uploads_dir.is_dir():
             shutil.rmtree(self.uploads_dir)
-        new_index = self._build_index(self.kb_dirs())
-        with self._lock:
-            self._index = new_index
-        return new_index.kb
+        return self._rebuild().kb
 
     # -- learning from ratings -------------------------------------------------------------
 
@@ -255,25 +276,32 @@ class SupportService:
         variant = assign(self.settings.variant_table, "support", session_id)
         overrides = apply(variant, {}, ("answer_mode", "min_confidence"))
         threshold = float(overrides.get("min_confidence", self.settings.support_min_confidence))
-        lang = _lang(text)
+        lang = _lang(text, messages)
+        folded = normalize(text)  # rules see simplified Chinese and lower case
         started = time.perf_counter()
         sources: list[dict[str, Any]] = []
         confidence = 0.0
         reason = ""
         refused = False
         mode = "extractive"
-        feeling = policy.mood(text)
-        earlier_frustration = sum(bool(policy.FRUSTRATION.search(m["content"])) for m in messages if m["role"] == "user")
-        if policy.HUMAN_REQUEST.search(text):
+        feeling = policy.mood(folded)
+        earlier_frustration = sum(
+            bool(policy.FRUSTRATION.search(normalize(m["content"]))) for m in messages if m["role"] == "user"
+        )
+        if policy.HUMAN_REQUEST.search(folded):
             reason = "requested"
-        elif policy.INJECTION.search(text):
+        elif policy.INJECTION.search(folded):
             answer, refused, mode = policy.REFUSAL[lang], True, "refused"
-        elif policy.FINANCE.search(text):
+        elif policy.FINANCE.search(folded):
             answer, refused, mode = policy.OFF_TOPIC[lang], True, "refused"
         elif feeling == "angry" and earlier_frustration >= 1:
             reason = "frustration"
-        elif policy.COMMITMENT.search(text):
+        elif policy.COMMITMENT.search(folded):
             reason = "commitment"
+        elif policy.SMALL_TALK.search(folded):
+            answer, mode = policy.SMALL_TALK_REPLY[lang], "small-talk"
+        elif not _ANY_WORD.search(text):  # only emoji or punctuation: ask, do not open a ticket
+            answer, mode = policy.NOTHING_TO_SEARCH[lang], "clarify"
         elif (verified := self._verified_answer(text, messages)) is not None:
             answer, sources, confidence = verified
             mode = "verified"
@@ -353,13 +381,13 @@ class SupportService:
         cited: dict[str, int] = {}
         for number, found in enumerate(parts, start=1):
             if not found.hits or found.confidence < threshold:
-                lines.append(f"{number}. " + policy.UNANSWERED_PART[lang].format(part=found.query[:60]))
+                lines.append(f"{number}. " + policy.UNANSWERED_PART[lang].format(part=md_escape(found.query[:60])))
                 continue
             entry = found.hits[0].entry
             if entry.id not in cited:
                 cited[entry.id] = len(sources) + 1
                 sources.append(found.hits[0].as_source(cited[entry.id]))
-            lines.append(f"{number}. **{found.query}** {entry.answer} [{cited[entry.id]}]")
+            lines.append(f"{number}. **{md_escape(found.query)}** {entry.answer} [{cited[entry.id]}]")
         return "\n".join(lines), sources
 
     def _verified_answer(self, text: str, history: list[dict[str, str]]) -> tuple[str, list[dict[str, Any]], float] | None:

@@ -3,9 +3,9 @@
 Each handoff is one record in the ``handoffs`` stream (written by bot.py, with the
 transcript and a summary). A resolution is a record in ``handoff_updates`` — appended,
 never edited, so both files stay append-only JSONL and the latest update of a ticket
-decides its status. A resolution can also become a **new KB answer**: it is appended to
-``DATA_DIR/kb-resolved/resolved.jsonl``, a knowledge file the support index always loads,
-so the next customer with that question gets the operator's answer, cited.
+decides its status. A resolution can also become a **new KB answer** in ``DATA_DIR/kb-resolved/resolved.jsonl``,
+a knowledge file the support index always loads, so the next customer with that question
+gets the operator's answer, cited; resolving the same ticket again replaces its entry.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Any, Literal
 from aigc_demo.errors import InvalidInput
 from aigc_demo.feedback.schema import new_id, utc_now
 from aigc_demo.feedback.service import FeedbackService
+from aigc_demo.services.support.analysis import normalize
+from aigc_demo.services.support.policy import HUMAN_REQUEST, SMALL_TALK
 
 Status = Literal["open", "resolved"]
 RESOLVED_KB_FILE = "resolved.jsonl"
@@ -43,7 +45,10 @@ class Ticket:
 
     @property
     def question(self) -> str:
-        return next((m["content"] for m in reversed(self.messages) if m.get("role") == "user"), "")
+        """The customer's last real question: "转人工" or "I want a human" is not what to answer."""
+        asked = [m["content"] for m in self.messages if m.get("role") == "user"]
+        real = [q for q in asked if not HUMAN_REQUEST.search(normalize(q)) and not SMALL_TALK.search(normalize(q))]
+        return (real or asked or [""])[-1]
 
 
 class HandoffQueue:
@@ -106,16 +111,31 @@ class HandoffQueue:
         return self.get(number)
 
     def _save_entry(self, ticket: Ticket, question: str, answer: str) -> str:
+        """Write the answer as a KB entry; resolving the ticket again replaces its entry."""
         if not question:
             raise InvalidInput("The ticket has no question to answer.", zh="该工单没有可回答的问题。")
         self.resolved_kb_dir.mkdir(parents=True, exist_ok=True)
         entry_id = f"resolved-{ticket.ticket}"
-        line = json.dumps(
-            {"id": entry_id, "category": "resolved", "question": question, "answer": answer, "ticket": ticket.ticket},
-            ensure_ascii=False,
+        path = self.resolved_kb_dir / RESOLVED_KB_FILE
+        kept = []
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    if json.loads(line).get("id") == entry_id:
+                        continue
+                except ValueError:
+                    pass  # a damaged line stays for the loader to report
+                kept.append(line)
+        kept.append(
+            json.dumps(
+                {"id": entry_id, "category": "resolved", "question": question, "answer": answer, "ticket": ticket.ticket},
+                ensure_ascii=False,
+            )
         )
-        with open(self.resolved_kb_dir / RESOLVED_KB_FILE, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(kept) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        os.replace(tmp, path)  # all or nothing: a crash leaves the old file
         return entry_id

@@ -24,6 +24,9 @@ import numpy as np
 from aigc_demo.services.support.retrieval import contains_cjk, tokenize
 
 VERIFIED_MIN_SIMILARITY = 0.8
+# Only a single answer from the knowledge base (or the model, checked against it) can be
+# verified: not a refusal, a greeting reply, or a multi-part answer that quotes the question.
+VERIFIABLE_MODES = {"extractive", "extractive-fallback", "llm", "verified", None}
 
 
 @dataclass
@@ -41,15 +44,18 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
 
-def similarity(question: str, terms: set[str], vector: np.ndarray | None, candidate: Verified) -> float:
+def similarity(
+    question: str, terms: set[str], vector: np.ndarray | None, candidate: Verified, *, use_cosine: bool = True
+) -> float:
     """Same-or-close question score in 0..1.
 
     Term overlap (Jaccard over words and CJK n-grams) works in every language; cosine
-    similarity is only trusted for non-CJK text, because an English-only embedder rates
-    any two Chinese sentences as fairly similar.
+    similarity only where its scale means "the same question": for an English-only
+    embedder on non-CJK text (it rates any two Chinese sentences as fairly similar), never
+    for E5-style embedders, which put any two questions above 0.8.
     """
     score = jaccard(terms, candidate.terms)
-    if vector is not None and candidate.vector is not None and not contains_cjk(question + candidate.question):
+    if use_cosine and vector is not None and candidate.vector is not None and not contains_cjk(question + candidate.question):
         score = max(score, float(vector @ candidate.vector))
     return score
 
@@ -87,7 +93,11 @@ class SupportLearning:
         with self._lock:
             self._verified.pop(oid, None)
             self._gaps.pop(oid, None)
-            if record.get("rating") == "up" and not output.get("handoff") and question and output.get("text"):
+            mode = (record.get("params") or {}).get("answer_mode")
+            if (
+                record.get("rating") == "up" and not output.get("handoff") and question and output.get("text")
+                and mode in VERIFIABLE_MODES
+            ):
                 self._verified[oid] = Verified(
                     output_id=oid,
                     question=question,
@@ -138,8 +148,8 @@ class SupportLearning:
             self._add_gap_from_handoff(handoff)
 
     def _embed_missing(self) -> None:
-        if self.embedder is None:
-            return
+        if self.embedder is None or getattr(self.embedder, "multilingual", False):
+            return  # match() does not use the cosine of a multilingual embedder
         with self._lock:
             missing = [v for v in self._verified.values() if v.vector is None]
         if missing:
@@ -157,9 +167,14 @@ class SupportLearning:
         if not candidates:
             return None
         terms = set(tokenize(question))
-        vector = self.embedder.embed([question])[0] if self.embedder is not None else None
-        best = max(candidates, key=lambda c: (similarity(question, terms, vector, c), c.ts))
-        score = similarity(question, terms, vector, best)
+        use_cosine = self.embedder is not None and not getattr(self.embedder, "multilingual", False)
+        vector = self.embedder.embed([question])[0] if use_cosine and self.embedder is not None else None
+
+        def score_of(c: Verified) -> float:
+            return similarity(question, terms, vector, c, use_cosine=use_cosine)
+
+        best = max(candidates, key=lambda c: (score_of(c), c.ts))
+        score = score_of(best)
         return (best, score) if score >= VERIFIED_MIN_SIMILARITY else None
 
     @property

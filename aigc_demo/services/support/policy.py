@@ -20,14 +20,18 @@ import re
 import secrets
 from datetime import datetime, timezone
 
+# Patterns are matched against normalize()d text (simplified Chinese, lower case), and
+# every repetition is bounded, so each runs in linear time on any input.
 HUMAN_REQUEST = re.compile(
-    r"\b(human|agent|real person|representative|operator|someone real|live chat)\b|人工|真人|客服人员|转接",
+    r"\b(human|real person|representative|operator|someone real|live (chat|agent)|customer service rep\w*)\b"
+    r"|\b(talk|speak|chat|connect|transfer)\b.{0,20}\b(agent|person|someone|staff)\b"
+    r"|人工(?!智能)|真人(?!秀)|客服人员|转接(?!头)|找客服|转客服",
     re.IGNORECASE,
 )
 FRUSTRATION = re.compile(
-    r"\b(useless|stupid|terrible|ridiculous|angry|furious|worst|scam|hate|not helpful|doesn'?t help|"
-    r"unacceptable|fed up|frustrat\w*|pissed|wtf)\b|没用|垃圾|生气|气死|投诉|太差|什么破|这破|不满意|骗|坑|"
-    r"受够|离谱|无语|太过分|搞什么|要疯|崩溃|[!！]{3,}",
+    r"\b(useless|stupid|terrible|ridiculous|angry|furious|worst|scam|not helpful|doesn'?t help|"
+    r"unacceptable|fed up|frustrat\w*|pissed|wtf|i hate (this|you|it)|hate (this|your))\b"
+    r"|没用|垃圾|生气|气死|投诉|太差|什么破|这破|不满意|骗人|骗子|太坑|坑人|受够|离谱|无语|太过分|搞什么|要疯|崩溃",
     re.IGNORECASE,
 )
 ANXIETY = re.compile(
@@ -36,22 +40,32 @@ ANXIETY = re.compile(
     re.IGNORECASE,
 )
 INJECTION = re.compile(
-    r"\b(ignore|disregard|forget|override)\b.{0,30}\b(instructions?|rules?|prompts?|guidelines|above|previous)\b"
-    r"|\b(system prompt|developer mode|jailbreak|you are now|act as|pretend (to be|you are))\b"
-    r"|(忽略|无视|忘掉|忘记|不要管|跳过).{0,12}(指令|指示|规则|设定|提示词|要求|限制)|系统提示|提示词|越狱|开发者模式|"
-    r"你现在是|扮演|调试模式|系统通知|管理员模式|(输出|列出|导出|发给我).{0,12}(所有|全部|全体).{0,20}(手机号|电话|密码|数据|信息)",
+    r"\b(ignore|disregard|forget|override|bypass)\b.{0,30}\b(instructions?|rules|prompts?|guidelines|guardrails)\b"
+    r"|\b(system prompt|developer mode|jailbreak|dan mode)\b|\bpretend (to be|you are)\b|\bfrom now on,? you are\b"
+    r"|\byou are now (a|an|my|in) [a-z ]{0,20}(mode|assistant|bot|ai|model)\b"
+    r"|(忽略|无视|忘掉|忘记|不要管|跳过).{0,12}(指令|指示|规则|设定|提示词|限制)|系统提示|提示词|越狱|开发者模式|调试模式|"
+    r"管理员模式|【系统|从现在起你是|你现在是(一个|我的)|请扮演|扮演一个|"
+    r"(所有|全部|全体)(用户|客户|工程师|员工|会员|师傅)的?.{0,6}(手机号|电话|密码|身份证|地址|信息|数据)",
     re.IGNORECASE,
 )
 COMMITMENT = re.compile(
-    r"\b(guarantee|promise|swear)\b.{0,40}\?|\b(can|will|could) you (guarantee|promise)\b"
-    r"|\b(compensat\w*|pay me)\b.{0,20}\b(\d+|ten|double|triple)\b|\b\d+\s*(x|times)\b.{0,20}\b(refund|compensat\w*)"
-    r"|保证|担保|承诺|打包票|包票|(赔|补偿).{0,6}(倍|双倍)|[十百千万两三四五六七八九\d]+倍",
+    r"\b(can|will|could|do|would) you (guarantee|promise)\b|\b(guarantee|promise) (me|that|it will)\b"
+    r"|\bcompensat\w*\b.{0,20}\b(\d{1,4}|ten|double|triple)\b|\b(\d{1,4}|ten|double|triple)\s{0,2}(x|times)\b.{0,20}\b(refund|compensat\w*)"
+    r"|(能|可以|敢|能不能|可不可以|会不会|必须)(给我)?(保证|承诺|担保|打包票)|(保证|承诺|担保)(一定|百分百|100%|明天|今天|马上|立刻)"
+    r"|打包票|(赔|补偿|赔偿)(我)?.{0,6}倍|(?<![\d十百千万两三四五六七八九])[\d十百千万两三四五六七八九]{1,6}倍(的)?(赔偿|补偿|赔)",
     re.IGNORECASE,
 )
 # Investment questions about the company: no FAQ answers them, and a support bot must not try.
 FINANCE = re.compile(
-    r"\b(stock|share) (price|symbol|code)\b|\b(ticker|ipo|market cap\w*|shareholders?|dividends?)\b|\bgo(ing)? public\b"
-    r"|股价|股票|市值|上市公司|公司上市|股东|港股|美股|A股",
+    r"\b(stock|share) (price|symbol|code)\b|\b(ticker symbol|ipo|market cap\w*|shareholders?)\b|\bgo(ing)? public\b"
+    r"|股价|股票|市值|上市公司|公司上市|股东|港股|美股|a股",
+    re.IGNORECASE,
+)
+# Greetings, thanks and acknowledgements: a friendly word back, not a search and a ticket.
+SMALL_TALK = re.compile(
+    r"^\s{0,3}(hi|hello|hey|thanks|thank you|thx|ok|okay|cool|great|bye|goodbye|good (morning|afternoon|evening)"
+    r"|你好|您好|哈喽|嗨|谢谢|多谢|感谢|好的|好|嗯|哦|噢|ok了|行|可以了|在吗|在不在|拜拜|再见)"
+    r"[\s!！。.~～,，?？]{0,6}(了|啦|呀|哈|啊)?[\s!！。.~～?？]{0,6}$",
     re.IGNORECASE,
 )
 # Where a message splits into separate questions: question marks and semicolons, and the
@@ -69,6 +83,7 @@ MIN_PART_CHARS = 4
 
 def split_parts(message: str) -> list[str]:
     """The message's separate questions ("运费多少？退货要几天？" → two); short pieces are dropped."""
+    message = re.sub(r"\s+", " ", message)  # one space per gap: the patterns stay linear on long blanks
     parts = [_LEADING_JOIN.sub("", p.strip(" ，,。.!！")) for p in _PART_BREAK.split(message) if p]
     return [p for p in parts if len(p) >= MIN_PART_CHARS]
 
@@ -143,6 +158,14 @@ OFF_TOPIC = {
     "en": "Sorry, I can't help with questions about the company's shares or finances — I can only answer "
     "questions about our services. Type “human” if you need a person.",
     "zh": "抱歉，关于公司股票、财务等问题我无法解答，我只能回答与本店服务相关的问题；如需人工服务请输入“人工”。",
+}
+SMALL_TALK_REPLY = {
+    "en": "You're welcome! Ask me about an order, shipping, returns or anything else — or type “human” for a person.",
+    "zh": "不客气！您可以继续问我订单、配送、退换货等问题；如需人工服务请输入“人工”。",
+}
+NOTHING_TO_SEARCH = {
+    "en": "Could you describe your question in a few words? For example: “How long does a refund take?”",
+    "zh": "能用一句话描述一下您的问题吗？例如：“退款多久到账？”",
 }
 UNANSWERED_PART = {
     "en": "I'm not sure about “{part}” — a colleague will pick that part up.",

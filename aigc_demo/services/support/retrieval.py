@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +46,7 @@ DENSE_WEIGHT = 2.0
 # pulled Chinese questions to the few Chinese entries of an English KB (tuning split).
 SAME_LANGUAGE_BONUS = 0.03
 # Fitted by `python bench/support_eval.py --fit` on the tuning split (see bench/RESULTS.md).
-CONFIDENCE_WEIGHTS = {"bias": -3.723, "coverage": 0.135, "unknown": -0.243, "margin": 1.617, "specificity": 0.561, "dense": 3.496, "agree": 1.845}
+CONFIDENCE_WEIGHTS = {"bias": -3.672, "coverage": 3.05, "unknown": -0.058, "margin": 1.004, "specificity": 1.191, "dense": 0.886, "agree": 1.588}
 
 
 def tokenize(text: str) -> list[str]:
@@ -155,7 +157,10 @@ class HybridIndex:
         self.topics = [topic_key(e) for e in kb.entries]
         self.vectors, question_vectors, answer_vectors = self._embed_entries(cache_dir)
         self.dense_trust = {
-            script: self._calibrate(question_vectors, answer_vectors, self.is_cjk == (script == "cjk"))
+            script: self._calibrate(
+                question_vectors, answer_vectors, self.is_cjk == (script == "cjk"),
+                multilingual=bool(getattr(embedder, "multilingual", False)),
+            )
             for script in ("cjk", "latin")
         }
 
@@ -176,7 +181,7 @@ class HybridIndex:
         if cache is not None:
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp.npy")
+                tmp = cache.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npy")  # one per writer
                 np.save(tmp, vectors)
                 tmp.replace(cache)
             except OSError as exc:  # a read-only cache only costs time
@@ -184,7 +189,7 @@ class HybridIndex:
         return vectors[:n], vectors[n : 2 * n], vectors[2 * n :]
 
     @staticmethod
-    def _calibrate(questions: np.ndarray, answers: np.ndarray, mask: np.ndarray) -> float:
+    def _calibrate(questions: np.ndarray, answers: np.ndarray, mask: np.ndarray, *, multilingual: bool) -> float:
         """How far to trust the embedder for one script, measured on this KB (0..1).
 
         Each question should be nearest to its own answer. An embedder that does this for
@@ -193,8 +198,8 @@ class HybridIndex:
         so it works for any KB and any embedder.
         """
         idx = np.flatnonzero(mask)
-        if len(idx) < 5:
-            return 1.0
+        if len(idx) < 5:  # too few to measure: a multilingual embedder keeps its say, another gets none
+            return 1.0 if multilingual else 0.0
         sims = questions[idx] @ answers[idx].T
         accuracy = float((sims.argmax(axis=1) == np.arange(len(idx))).mean())
         return float(np.clip((accuracy - 0.5) / 0.4, 0.0, 1.0))
@@ -280,10 +285,11 @@ class HybridIndex:
             specificity=math.log1p(known_mass) / math.log1p(4 * self.bm25.max_idf),
             dense=trust * _standout(dense, int(order[0])),
             # Do the keyword ranker and the embedder, each alone, pick the top hit's topic?
+            # (no keyword match at all: no opinion to agree with, and the embedder alone decided).
             agree=float(
                 (self.topics[int(np.argmax(keyword))] == self.topics[order[0]])
                 + trust * (self.topics[int(np.argmax(dense))] == self.topics[order[0]])
-            ) / 2,
+            ) / 2 if keyword.max() > 0 else 0.0,
             own_coverage=float(own_covered[order[0]] / own_total) if own_total else 0.0,
             own_weight=own_known,
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from aigc_demo.services.support.bot import GREETING
+from aigc_demo.services.support.bot import GREETING, md_escape
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS
 from aigc_demo.ui.common import Services, is_admin, session_of, user_errors
@@ -280,7 +280,8 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
     def open_ticket(token, number):
         guard(token)
         ticket = support.handoffs.get(number or "")
-        transcript = [{"role": m["role"], "content": html.escape(m["content"], quote=False)} for m in ticket.messages]
+        # What customers typed is shown as text to the operator: no markup, links or images.
+        transcript = [{"role": m["role"], "content": md_escape(html.escape(m["content"], quote=False))} for m in ticket.messages]
         return gr.update(value=transcript, visible=True), ticket.question, ticket.resolution
 
     def resolve(token, number, question, resolution, save, request: gr.Request):
