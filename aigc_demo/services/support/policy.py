@@ -41,10 +41,12 @@ ANXIETY = re.compile(
 )
 INJECTION = re.compile(
     r"\b(ignore|disregard|forget|override|bypass)\b.{0,30}\b(instructions?|rules|prompts?|guidelines|guardrails)\b"
-    r"|\b(system prompt|developer mode|jailbreak|dan mode)\b|\bpretend (to be|you are)\b|\bfrom now on,? you are\b"
+    r"|\b(system prompt|system override|developer mode|admin mode|jailbreak|dan mode)\b|\bpretend (to be|you are)\b"
+    r"|\bfrom now on,? you are\b|\b(i am|i'm|we are|we're) authori[sz]ing you\b|\byou are (now )?authori[sz]ed to\b"
     r"|\byou are now (a|an|my|in) [a-z ]{0,20}(mode|assistant|bot|ai|model)\b"
     r"|(忽略|无视|忘掉|忘记|不要管|跳过).{0,12}(指令|指示|规则|设定|提示词|限制)|系统提示|提示词|越狱|开发者模式|调试模式|"
-    r"管理员模式|【系统|从现在起你是|你现在是(一个|我的)|请扮演|扮演一个|"
+    r"管理员模式|【系统|从现在起你是|你现在是(一个|我的)|你现在是.{0,12}(员|管理|助手|机器人|系统|经理)|系统已?经?授权你(?!们)|已授权你(?!们)|"
+    r"请扮演|扮演一个|"
     r"(所有|全部|全体)(用户|客户|工程师|员工|会员|师傅)的?.{0,6}(手机号|电话|密码|身份证|地址|信息|数据)",
     re.IGNORECASE,
 )
