@@ -237,11 +237,10 @@ def test_05b_chinese_support_on_a_phone_ticket_and_the_handoff_queue(app, page):
     phone.locator("#support-admin").click()
     phone.locator("#support-admin input[type='password']").fill(TOKEN)
     phone.get_by_role("button", name="待处理工单").click()
-    phone.locator("#handoff-queue").get_by_text(ticket).wait_for(timeout=10_000)
-    phone.locator("#ticket-number input, #ticket-number textarea").first.fill(ticket)
-    phone.get_by_role("button", name="打开工单").click()
-    phone.get_by_text("退款多久能到账").last.wait_for(timeout=10_000)
-    phone.locator("#handoff-queue").scroll_into_view_if_needed()
+    phone.locator("#handoff-queue").get_by_text(ticket).click()  # a row opens its ticket
+    phone.locator("#ticket-transcript").get_by_text("退款多久能到账").first.wait_for(timeout=10_000)
+    assert phone.locator("#ticket-number input, #ticket-number textarea").first.input_value() == ticket
+    phone.locator("#ticket-transcript").scroll_into_view_if_needed()
     shot(phone, "05b-support-zh-phone-queue")
     zh.close()
 

@@ -119,7 +119,9 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             with gr.Row():
                 ui["ticket_no"] = gr.Textbox(label=T("ticket"), scale=2, elem_id="ticket-number")
                 ui["ticket_open"] = gr.Button(T("open_ticket"), scale=1, size="sm")
-            ui["transcript"] = gr.Chatbot(label=T("handoff_queue"), height=260, visible=False, sanitize_html=True)
+            ui["transcript"] = gr.Chatbot(
+                label=T("handoff_queue"), height=260, visible=False, sanitize_html=True, elem_id="ticket-transcript"
+            )
             ui["ticket_question"] = gr.Textbox(label=T("answer_question"), lines=1)
             ui["resolution"] = gr.Textbox(label=T("resolution"), lines=3, max_length=4000)
             ui["save_answer"] = gr.Checkbox(label=T("save_as_answer"), value=True)
@@ -280,9 +282,19 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
     def open_ticket(token, number):
         guard(token)
         ticket = support.handoffs.get(number or "")
-        # What customers typed is shown as text to the operator: no markup, links or images.
-        transcript = [{"role": m["role"], "content": md_escape(html.escape(m["content"], quote=False))} for m in ticket.messages]
+        # What customers typed is shown as text to the operator (no links or images; the
+        # Chatbot sanitises HTML); the bot's own answers keep their Markdown.
+        transcript = [
+            {"role": m["role"], "content": md_escape(m["content"]) if m["role"] == "user" else m["content"]}
+            for m in ticket.messages
+        ]
         return gr.update(value=transcript, visible=True), ticket.question, ticket.resolution
+
+    def pick(token, evt: gr.SelectData):
+        # A click on any cell of a row opens that row's ticket (its number is the first column).
+        row = getattr(evt, "row_value", None) or []
+        number = str(row[0]) if row else ""
+        return (number, *open_ticket(token, number))
 
     def resolve(token, number, question, resolution, save, request: gr.Request):
         guard(token)
@@ -303,6 +315,10 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
     ui["tickets_resolved"].click(user_errors(resolved_tickets, outputs=1), [ui["token"]], [ui["tickets"]], api_visibility="private")
     ui["ticket_open"].click(
         user_errors(open_ticket, outputs=3), [ui["token"], ui["ticket_no"]], [ui["transcript"], ui["ticket_question"], ui["resolution"]],
+        api_visibility="private",
+    )
+    ui["tickets"].select(
+        user_errors(pick, outputs=4), [ui["token"]], [ui["ticket_no"], ui["transcript"], ui["ticket_question"], ui["resolution"]],
         api_visibility="private",
     )
     ui["resolve"].click(
