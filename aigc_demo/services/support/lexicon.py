@@ -29,23 +29,29 @@ _GLOSS_WORD = re.compile(r"[a-z]+")
 _SKIP_GLOSS = re.compile(r"^(cl:|variant of|surname|see |old variant|abbr\. for|used in|erhua variant|also written)")
 _GLOSS_STOP = frozenset("to a an the of sb sth one's oneself be in on for and or with by at as from up out".split())
 MAX_GLOSS_WORDS = 3
+_ARTICLES = frozenset("to a an the sb sth".split())
 
 
 class Lexicon:
     """Chinese word → English stems, English stem → Chinese words."""
 
-    def __init__(self, zh_to_en: dict[str, set[str]]) -> None:
+    def __init__(self, zh_to_en: dict[str, set[str]], en_to_zh: dict[str, set[str]] | None = None) -> None:
         self.zh_to_en = zh_to_en
-        self.en_to_zh: dict[str, set[str]] = defaultdict(set)
-        for zh, stems in zh_to_en.items():
-            for s in stems:
-                self.en_to_zh[s].add(zh)
+        if en_to_zh is None:
+            en_to_zh = defaultdict(set)
+            for zh, stems in zh_to_en.items():
+                for s in stems:
+                    en_to_zh[s].add(zh)
+        self.en_to_zh = en_to_zh
 
     @classmethod
     def from_cedict(cls, path: Path) -> Lexicon:
         from aigc_demo.services.support.analysis import stem
 
         zh_to_en: dict[str, set[str]] = defaultdict(set)
+        # English → Chinese only from one-word glosses ("/refund/", "/to sell/"): a word inside
+        # a longer gloss ("to sell at a discount" for 处理) is a sense, not a translation.
+        en_to_zh: dict[str, set[str]] = defaultdict(set)
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             for line in handle:
                 match = _LINE.match(line)
@@ -54,14 +60,17 @@ class Lexicon:
                 simplified = match.group(2)
                 if len(simplified) < 2:
                     continue  # single characters are too ambiguous to translate
-                for gloss in match.group(3).split("/"):
+                for gloss in re.split(r"[/;]", match.group(3)):  # "/invoice; receipt or bill/" is two glosses
                     gloss = _PAREN.sub(" ", gloss.lower()).strip()
                     if not gloss or _SKIP_GLOSS.match(gloss):
                         continue
                     words = [w for w in _GLOSS_WORD.findall(gloss) if w not in _GLOSS_STOP]
                     if 0 < len(words) <= MAX_GLOSS_WORDS:
                         zh_to_en[simplified].update(stem(w) for w in words if len(w) > 2)
-        return cls(dict(zh_to_en))
+                    head = [w for w in _GLOSS_WORD.findall(gloss) if w not in _ARTICLES]
+                    if len(head) == 1 and len(head[0]) > 2:  # "in order to" is not "order"
+                        en_to_zh[stem(head[0])].add(simplified)
+        return cls(dict(zh_to_en), dict(en_to_zh))
 
     def to_english(self, word: str, vocabulary: Collection[str]) -> list[str]:
         """English stems for a Chinese word, kept only where the KB has them."""
