@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import logging
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from aigc_demo.config import Settings, load_settings
 from aigc_demo.errors import AigcError
@@ -87,31 +89,45 @@ def _prepare_support_index(settings: Settings) -> int:
     return 0
 
 
-def _feedback(settings: Settings, action: str) -> int:
+def _feedback(settings: Settings, action: str, *, as_json: bool = False) -> int:
     """verify: 0 unless a corrupt line sits mid-file; repair: cut torn tails (backup kept); stats."""
     from aigc_demo.feedback.store import read_file, repair_file
 
     folder = settings.data_dir / "feedback"
     files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
     if not files:
-        print(f"no feedback files in {folder}")
+        print(json.dumps({"ratings": 0, "latest": 0, "tabs": {}}) if as_json else f"no feedback files in {folder}")
         return 0
     status = 0
     if action == "stats":
+        from aigc_demo.feedback.insights import latest_ratings
         from aigc_demo.feedback.service import FeedbackService
 
         service = FeedbackService(settings.data_dir)
         records = service.read("ratings").records
-        generated = collections.Counter(str(e.get("tab")) for e in service.read("events").records)
-        counts = collections.Counter((str(r.get("tab")), str(r.get("rating"))) for r in records)
-        latest = {r.get("output_id"): r for r in records}  # a re-rating replaces the earlier one
-        rated = collections.Counter(str(r.get("tab")) for r in latest.values())
-        print(f"{len(records)} ratings of {len(latest)} outputs; {sum(generated.values())} generations logged in {folder}")
-        for tab in sorted({t for t, _ in counts} | set(generated)):
-            up, down = counts[(tab, "up")], counts[(tab, "down")]
-            rate = f"{up / (up + down):.0%}" if up + down else "-"
-            coverage = f"{rated[tab]}/{generated[tab]} rated" if generated[tab] else "-"
-            print(f"  {tab:8s} 👍 {up:5d}  👎 {down:5d}  like-rate {rate:>4s}  coverage {coverage}")
+        generated: dict[str, set[str]] = collections.defaultdict(set)
+        for e in service.read("events").records:
+            generated[str(e.get("tab"))].add(str(e.get("output_id", "")))
+        # The latest rating of each output (and image), as Insights, reports and exports count them.
+        latest = latest_ratings(records)
+        tabs: dict[str, dict[str, Any]] = {}
+        for tab in sorted({str(r.get("tab")) for r in latest} | set(generated)):
+            rows = [r for r in latest if str(r.get("tab")) == tab]
+            up = sum(r.get("rating") == "up" for r in rows)
+            down = sum(r.get("rating") == "down" for r in rows)
+            rated = {str(r.get("output_id", "")) for r in rows}
+            tabs[tab] = {
+                "up": up, "down": down, "like_rate": round(up / (up + down), 4) if up + down else None,
+                "rated_outputs": len(rated), "generated": len(generated[tab]),
+            }
+        if as_json:
+            print(json.dumps({"ratings": len(records), "latest": len(latest), "tabs": tabs}, ensure_ascii=False))
+            return 0
+        print(f"{len(records)} ratings, {len(latest)} after re-ratings; {sum(map(len, generated.values()))} generations logged in {folder}")
+        for tab, t in tabs.items():
+            rate = f"{t['like_rate']:.0%}" if t["like_rate"] is not None else "-"
+            covered = f"{t['rated_outputs']}/{t['generated']} rated" if t["generated"] else "-"
+            print(f"  {tab:8s} 👍 {t['up']:5d}  👎 {t['down']:5d}  like-rate {rate:>4s}  coverage {covered}")
         return 0
     for path in files:
         result = read_file(path)
@@ -136,7 +152,10 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
     records = FeedbackService(settings.data_dir).read("ratings").records
     try:
-        n = export(records, args.format, args.out, tab=args.tab, since=args.since)
+        n = export(
+            records, args.format, args.out, tab=args.tab, since=args.since, until=args.until, session=args.session,
+            variant=args.variant,
+        )
         print(f"wrote {n} rows to {args.out}")
         if args.push_to_hub:
             print(f"pushed: {push_to_hub(args.out, args.push_to_hub)}")
@@ -170,11 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("prepare", help="convert / build the embedded offline models once")
     fb = sub.add_parser("feedback", help="inspect the ratings file")
     fb.add_argument("action", choices=["verify", "repair", "stats"])
+    fb.add_argument("--json", action="store_true", help="stats: print JSON ({\"tabs\": {\"text\": {\"up\": n, ...}}})")
     ex = sub.add_parser("export", help="export ratings as a training or analysis dataset")
     ex.add_argument("--format", required=True, choices=["sft", "dpo", "kto", "csv", "parquet"])
     ex.add_argument("--out", required=True, type=Path)
     ex.add_argument("--tab", choices=["text", "image", "support"])
     ex.add_argument("--since", help="UTC date or time, e.g. 2026-11-01")
+    ex.add_argument("--until", help="UTC date or time, inclusive, e.g. 2026-11-30")
+    ex.add_argument("--session", help="only this session code (?session=CODE)")
+    ex.add_argument("--variant", help="only this A/B variant name")
     ex.add_argument("--push-to-hub", metavar="REPO", help="also upload to this Hub dataset (user/name)")
     rp = sub.add_parser("report", help="a user-testing session's report (Markdown, or HTML with --out x.html)")
     rp.add_argument("--session", required=True, help="the code from the participants' links (?session=CODE)")
@@ -185,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare":
         return _prepare(settings)
     if args.command == "feedback":
-        return _feedback(settings, args.action)
+        return _feedback(settings, args.action, as_json=args.json)
     if args.command == "export":
         return _export(settings, args)
     if args.command == "report":

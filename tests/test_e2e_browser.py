@@ -152,6 +152,25 @@ def test_02_generate_text_and_rate_it(app, page):
     assert "lang=en" in page.url and output.input_value().endswith("tea shop")
 
 
+def test_02b_a_second_rating_does_not_carry_the_first_ones_reasons(app, page):
+    settings, _ = app
+    rating = page.locator(".rating").locator("visible=true").first
+    rating.get_by_label("great").check()
+    rating.get_by_placeholder("Optional comment").fill("great slogan")
+    page.locator(".rate-up").locator("visible=true").first.click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.rating textarea')].some(t => t.offsetParent && t.value === '')", timeout=10_000
+    )
+    assert not rating.get_by_label("great").is_checked()  # saved with the 👍, then cleared
+    page.locator(".rate-down").locator("visible=true").first.click()
+    page.wait_for_timeout(500)
+    text = [r for r in records(settings) if r["tab"] == "text"]
+    assert [(r["rating"], r["comment"], r.get("reasons") or []) for r in text[-2:]] == [
+        ("up", "great slogan", ["great"]), ("down", "", [])
+    ]
+    assert "record" not in page.locator(".rating-status").locator("visible=true").first.inner_text()
+
+
 def test_03_a_model_answer_with_markup_stays_text(app, page):
     page.locator("#text-prompt textarea").fill("please reply with xss")
     page.locator("#text-generate").click()
@@ -257,9 +276,17 @@ def test_06_insights_needs_the_token(app, page):
     page.locator("#insights-refresh").click()
     totals = page.locator("#insights-totals")
     totals.get_by_text("rated outputs").wait_for(timeout=20_000)
-    assert re.search(r"3\s*rated outputs \(👍 2 / 👎 1\)", totals.inner_text()), totals.inner_text()
+    # The text answer's latest rating is the 👎 of test 02b.
+    assert re.search(r"3\s*rated outputs \(👍 1 / 👎 2\)", totals.inner_text()), totals.inner_text()
     shot(page, "06-insights")
     no_xss(page)
+    # Export follows every filter on screen: "until" long ago leaves nothing.
+    page.locator("#insights-until textarea, #insights-until input").first.fill("2000-01-01")
+    page.locator("#insights-export").click()
+    page.get_by_text("0 rows exported").first.wait_for(timeout=20_000)
+    page.locator("#insights-until textarea, #insights-until input").first.fill("")
+    page.locator("#insights-export").click()
+    page.get_by_text(re.compile(r"[1-9]\d* rows exported")).first.wait_for(timeout=20_000)
 
 
 def test_07_nothing_broke_in_the_page(page):

@@ -71,6 +71,26 @@ def test_filters_by_tab_and_date(rated, tmp_path):
     assert export(rated, "csv", tmp_path / "b.csv", since="2999-01-01") == 0
 
 
+def test_filters_match_insights_until_session_variant(services, tmp_path):
+    import pandas as pd
+
+    from aigc_demo.feedback.insights import filter_records, latest_ratings
+
+    fb = services.feedback
+    a = services.text.generate("one", session_id="s1")
+    b = services.text.generate("two", session_id="s2")
+    fb.rate(a["output_id"], "up", session_id="s1")
+    fb.rate(b["output_id"], "up", session_id="s2")
+    records = fb.read("ratings").records
+    assert export(records, "csv", tmp_path / "s1.csv", session="s1") == 1
+    frame = pd.read_csv(tmp_path / "s1.csv")
+    assert list(frame["session_id"]) == ["s1"] and "one" in frame["prompt"][0]
+    assert export(records, "csv", tmp_path / "old.csv", until="2000-01-01") == 0
+    assert export(records, "csv", tmp_path / "v.csv", variant="nope") == 0
+    # The same rows Insights counts for the same filters.
+    assert len(latest_ratings(filter_records(records, session="s2"))) == export(records, "kto", tmp_path / "k.jsonl", session="s2")
+
+
 def test_cli_export_and_hub_error_without_token(rated, settings, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_TOKEN": "", "HF_HOME": str(tmp_path / "hf")}
     out = tmp_path / "dpo.jsonl"
@@ -79,6 +99,12 @@ def test_cli_export_and_hub_error_without_token(rated, settings, tmp_path):
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert run.returncode == 0 and "wrote 1 rows" in run.stdout
+    none = subprocess.run(
+        [sys.executable, "-m", "aigc_demo", "export", "--format", "csv", "--out", str(tmp_path / "n.csv"),
+         "--session", "nobody", "--until", "2999-01-01", "--variant", "-"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert none.returncode == 0 and "wrote 0 rows" in none.stdout
     push = subprocess.run(
         [sys.executable, "-m", "aigc_demo", "export", "--format", "kto", "--out", str(tmp_path / "k.jsonl"),
          "--push-to-hub", "team/data"],

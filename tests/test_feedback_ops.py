@@ -36,7 +36,7 @@ def test_cli_stats_verify_and_repair(settings):
         _rated(service, tab, rating)
     stats = _cli("stats")
     assert stats.returncode == 0
-    assert "4 ratings of 4 outputs; 4 generations logged" in stats.stdout
+    assert "4 ratings, 4 after re-ratings; 4 generations logged" in stats.stdout
     assert "text     👍     2  👎     1  like-rate  67%  coverage 3/3 rated" in stats.stdout
 
     path = service.ratings.path
@@ -55,6 +55,26 @@ def test_cli_stats_verify_and_repair(settings):
     path.write_bytes(b"".join(lines))
     bad = _cli("verify")
     assert bad.returncode == 1 and "CORRUPT lines 2" in bad.stdout
+
+
+def test_cli_stats_json_counts_the_latest_rating_per_output_like_insights(settings):
+    import json
+
+    from aigc_demo.feedback.insights import like_rates
+
+    service = FeedbackService.from_settings(settings)
+    _rated(service, "text", "up")
+    _rated(service, "support", "up")
+    records = service.read("ratings").records
+    for r in records:  # each output re-rated 👎: Insights counts the last rating only
+        service.rate(r["output_id"], "down", "changed my mind")
+    stats = _cli("stats", "--json")
+    assert stats.returncode == 0
+    data = json.loads(stats.stdout)
+    assert data["ratings"] == 4 and data["latest"] == 2
+    assert data["tabs"]["text"] == {"up": 0, "down": 1, "like_rate": 0.0, "rated_outputs": 1, "generated": 1}
+    insights = {r.group: (r.up, r.down) for r in like_rates(service.read("ratings").records, "tab")}
+    assert {tab: (t["up"], t["down"]) for tab, t in data["tabs"].items()} == insights
 
 
 def test_per_process_files_are_read_together(tmp_path):

@@ -1,6 +1,7 @@
 """Training-ready exports from ratings: SFT, DPO and KTO (TRL formats), CSV and Parquet.
 
-All exports use the latest rating of each output. Text-producing tabs (text, support)
+All exports use the latest rating of each output (and image), after the same filters as
+Insights (tab, since, until, session, variant), so an export holds what Insights counts. Text-producing tabs (text, support)
 feed the training formats; CSV / Parquet hold every rating, flattened, images included.
 
 * ``sft``: ``{"messages": [...]}`` chat rows from upvoted outputs;
@@ -18,19 +19,15 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from aigc_demo.errors import AigcError, InvalidInput
-from aigc_demo.feedback.insights import latest_ratings
+from aigc_demo.feedback.insights import filter_records, latest_ratings
 
 FORMATS = ("sft", "dpo", "kto", "csv", "parquet")
 TEXT_TABS = ("text", "support")
 
 
-def select(records: Iterable[dict[str, Any]], *, tab: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
-    rows = latest_ratings(records)
-    if tab:
-        rows = [r for r in rows if r.get("tab") == tab]
-    if since:
-        rows = [r for r in rows if str(r.get("ts", "")) >= since]
-    return rows
+def select(records: Iterable[dict[str, Any]], **filters: Any) -> list[dict[str, Any]]:
+    """The latest rating of each output among the records that pass Insights' filters."""
+    return latest_ratings(filter_records(records, **filters))
 
 
 def _completion(r: dict[str, Any]) -> str:
@@ -91,15 +88,17 @@ def flatten(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row[key] = json.dumps(value, ensure_ascii=False)
             else:
                 row[key] = value
+        row.setdefault("session_id", "")  # always a column: exports are filtered and joined by session
         flat.append(row)
     return flat
 
 
-def export(records: Iterable[dict[str, Any]], fmt: str, out: Path, *, tab: str | None = None, since: str | None = None) -> int:
-    """Write ``fmt`` to ``out``; return the number of rows written."""
+def export(records: Iterable[dict[str, Any]], fmt: str, out: Path, **filters: Any) -> int:
+    """Write ``fmt`` to ``out``; return the number of rows written. ``filters``: tab, since,
+    until, session, variant (feedback.insights.filter_records)."""
     if fmt not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    rows = select(records, tab=tab, since=since)
+    rows = select(records, **filters)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt in ("sft", "dpo", "kto"):

@@ -49,8 +49,8 @@ class RatingWidget:
         return [self.output_id, self.item, self.up, self.down, self.reasons, self.comment, self.status]
 
 
-def saved_message(record_id: str, rating: str, lang: str = "en") -> str:
-    return tr("rate_saved", lang, icon="👍" if rating == "up" else "👎", id=record_id[:8])
+def saved_message(rating: str, lang: str = "en") -> str:
+    return tr("rate_saved", lang, icon="👍" if rating == "up" else "👎")
 
 
 def rate_and_report(
@@ -73,7 +73,7 @@ def rate_and_report(
         reason = exc.localized(lang).removeprefix("rating not saved: ").removeprefix("评分未保存：")
         gr.Warning(tr("rate_not_saved", lang, reason=reason))
         return "⚠️ " + tr("rate_not_saved", lang, reason=reason), False
-    message = saved_message(record.id, rating, lang)
+    message = saved_message(rating, lang)
     if record.item is not None:
         message += tr("rate_image_n", lang, n=record.item + 1)
     return message, True
@@ -94,19 +94,23 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
     widget = RatingWidget(output_id, up, down, reasons, comment, status, item)
 
     def make_handler(rating: str):
-        def handler(oid: str | None, index: int | None, chosen: list[str], text: str, request: gr.Request) -> str:
-            return rate_and_report(
+        def handler(oid: str | None, index: int | None, chosen: list[str], text: str, request: gr.Request):
+            message, saved = rate_and_report(
                 feedback, oid, rating, text, reasons=chosen, session_id=session_of(request), item=index,
                 lang=lang_of(request),
-            )[0]
+            )
+            if not saved:  # the reasons and the comment stay, to retry
+                return message, gr.skip(), gr.skip()
+            # They belong to the rating just saved: a later 👍 / 👎 must not carry them again.
+            return message, [], ""
 
-        return user_errors(handler, outputs=1)
+        return user_errors(handler, outputs=3)
 
     for button, rating in ((up, "up"), (down, "down")):
         button.click(
             make_handler(rating),
             [output_id, item, reasons, comment],
-            [status],
+            [status, reasons, comment],
             api_visibility="private",
             concurrency_limit=None,  # never wait behind a generation
         )

@@ -45,7 +45,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "rate_comment": ("Optional comment: what was good or wrong?", "可选评论：哪里好，哪里不好？"),
     "rate_first": ("Generate something first, then rate it.", "请先生成内容，再评分。"),
     "rate_not_saved": ("Rating not saved: {reason}", "评分未保存：{reason}"),
-    "rate_saved": ("{icon} Saved — thank you! <small>(record `{id}`)</small>", "{icon} 已保存，谢谢！<small>（记录 `{id}`）</small>"),
+    "rate_saved": ("{icon} Saved — thank you!", "{icon} 已保存，谢谢！"),
     "reason_inaccurate": ("inaccurate", "不准确"),
     "reason_off-topic": ("off-topic", "答非所问"),
     "reason_unsafe": ("unsafe", "不安全"),

@@ -39,7 +39,7 @@ def _render() -> dict[str, Any]:
         ui["token"] = gr.Textbox(label=T("admin_token"), type="password", scale=2, elem_id="insights-token")
         ui["tab"] = gr.Dropdown(["all", "text", "image", "support"], value="all", label=T("tab_filter"), scale=1)
         ui["since"] = gr.Textbox(label=T("from_date"), placeholder="2026-11-01", scale=1)
-        ui["until"] = gr.Textbox(label=T("to_date"), placeholder="2026-11-30", scale=1)
+        ui["until"] = gr.Textbox(label=T("to_date"), placeholder="2026-11-30", scale=1, elem_id="insights-until")
         ui["session"] = gr.Textbox(label=T("session_filter"), scale=1)
         ui["variant"] = gr.Textbox(label=T("variant"), scale=1)
         ui["refresh"] = gr.Button(T("refresh"), variant="primary", scale=1, elem_id="insights-refresh")
@@ -60,7 +60,7 @@ def _render() -> dict[str, Any]:
     )
     with gr.Row(equal_height=True):
         ui["format"] = gr.Dropdown(list(FORMATS), value="sft", label=T("export_format"), scale=1)
-        ui["export"] = gr.Button(T("export"), scale=1)
+        ui["export"] = gr.Button(T("export"), scale=1, elem_id="insights-export")
         ui["report"] = gr.Button(T("session_report"), scale=1, elem_id="insights-report")
         ui["file"] = gr.File(label=T("download"), scale=2, file_count="multiple")
     return ui
@@ -124,7 +124,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         f = filters(tab, since, until, session, variant)
         suffix = {"sft": "jsonl", "dpo": "jsonl", "kto": "jsonl"}.get(fmt, fmt)
         out = Path(tempfile.mkdtemp(prefix="export-")) / f"aigc-{fmt}.{suffix}"
-        n = export(feedback.read("ratings").records, fmt, out, tab=f["tab"], since=f["since"])
+        n = export(feedback.read("ratings").records, fmt, out, **f)  # every filter on screen
         gr.Info(tr("rows_exported", lang_of(request), n=n))
         return [str(out)]
 

@@ -157,29 +157,32 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         index = data.index if isinstance(data.index, int) else data.index[0]
         oid = ids.get(str(index))
         if oid is None:
-            return tr("rate_greeting", lang_of(request)), None
+            return tr("rate_greeting", lang_of(request)), None, gr.skip(), gr.skip()
         if data.liked in (True, "Like"):
             rating = "up"
         elif data.liked in (False, "Dislike"):
             rating = "down"
         else:
-            return "", None  # un-liking: the previous record stands; ratings are append-only
+            return "", None, gr.skip(), gr.skip()  # un-liking: the previous record stands; ratings are append-only
         message, saved = rate_and_report(
             feedback, oid, rating, comment or "", reasons=reasons, session_id=session_of(request), lang=lang_of(request)
         )
-        return message, (oid, rating) if saved else None
+        if not saved:
+            return message, None, gr.skip(), gr.skip()
+        # The reasons and comment went with this answer's rating, not with the next one.
+        return message, (oid, rating), [], ""
 
     def add_comment(last, comment, reasons, request: gr.Request):
         lang = lang_of(request)
         if not last:
-            return tr("rate_answer_first", lang), comment
+            return tr("rate_answer_first", lang), comment, gr.skip()
         if not (comment or "").strip():
-            return tr("type_comment", lang), comment
+            return tr("type_comment", lang), comment, gr.skip()
         oid, rating = last
         message, saved = rate_and_report(
             feedback, oid, rating, comment, reasons=reasons, session_id=session_of(request), lang=lang
         )
-        return (message + tr("with_comment", lang), "") if saved else (message, comment)
+        return (message + tr("with_comment", lang), "", []) if saved else (message, comment, gr.skip())
 
     def clear():
         # Both 🗑 (the Chatbot's own clear) and "New conversation" reset what the server is
@@ -194,11 +197,13 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             concurrency_id="support", concurrency_limit=SUPPORT_CONCURRENCY, show_progress_on=[ui["chatbot"]],
         )
     ui["chatbot"].like(
-        user_errors(on_like, outputs=2), [ui["ids"], ui["comment"], ui["reasons"]], [ui["status"], ui["last_rating"]],
+        user_errors(on_like, outputs=4), [ui["ids"], ui["comment"], ui["reasons"]],
+        [ui["status"], ui["last_rating"], ui["reasons"], ui["comment"]],
         api_visibility="private", concurrency_limit=None,
     )
     ui["add_comment"].click(
-        user_errors(add_comment, outputs=2), [ui["last_rating"], ui["comment"], ui["reasons"]], [ui["status"], ui["comment"]],
+        user_errors(add_comment, outputs=3), [ui["last_rating"], ui["comment"], ui["reasons"]],
+        [ui["status"], ui["comment"], ui["reasons"]],
         api_visibility="private", concurrency_limit=None,
     )
     for trigger in (ui["clear"].click, ui["chatbot"].clear):
