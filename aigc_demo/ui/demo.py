@@ -138,5 +138,7 @@ def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[st
         # Only the generated-images folder is served, never a user-chosen path.
         "allowed_paths": [str(images.resolve())],
         "show_error": False,
+        # "Use via API" opens the endpoint docs the README points API users to.
+        "footer_links": ["api", "gradio", "settings"],
         "app_kwargs": {"routes": [_health_route(demo.health)]} if getattr(demo, "health", None) else {},
     }
