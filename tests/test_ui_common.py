@@ -54,3 +54,14 @@ def test_admin_token_check(monkeypatch):
     monkeypatch.setenv("AIGC_ADMIN_TOKEN", "s3cret")
     s = Settings()
     assert is_admin(s, "s3cret") and not is_admin(s, "s3cre") and not is_admin(s, None)
+
+
+def test_stats_line_says_when_an_answer_was_cut_at_the_limit():
+    from aigc_demo.models.base import GenerationStats
+    from aigc_demo.ui.tabs.text import _stats_line
+
+    stats = GenerationStats(completion_tokens=64, finish_reason="length")
+    assert _stats_line(stats, "m", True, "en").startswith("✂️ cut at the length limit")
+    assert _stats_line(stats, "m", True, "zh").startswith("✂️ 已达长度上限被截断")
+    stats.finish_reason = "stop"
+    assert _stats_line(stats, "m", True, "zh").startswith("✅")

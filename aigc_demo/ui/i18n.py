@@ -74,6 +74,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "stats_total": ("{s:.1f}s total", "共 {s:.1f} 秒"),
     "stats_seed": ("seed {seed}", "种子 {seed}"),
     "stopped": ("⏹ stopped", "⏹ 已停止"),
+    "truncated": (
+        "✂️ cut at the length limit (raise “Max new tokens” for the rest)",
+        "✂️ 已达长度上限被截断（调大“最大生成长度（token）”可得到完整内容）",
+    ),
     # Image tab
     "negative_prompt": ("Negative prompt", "反向提示词"),
     "image_placeholder": ("A cozy reading nook, warm light… (Ctrl+Enter to generate)", "温暖灯光下的舒适阅读角……（Ctrl+Enter 生成）"),

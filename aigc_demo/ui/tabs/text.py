@@ -115,7 +115,12 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
 def _stats_line(stats: Any, model: str, done: bool, lang: str = "en") -> str:
     icon = "⏳ "
     if done:
-        icon = tr("stopped", lang) + " · " if stats.finish_reason == "stopped" else "✅ "
+        if stats.finish_reason == "stopped":
+            icon = tr("stopped", lang) + " · "
+        elif stats.finish_reason == "length":  # cut at the token limit: say so, and how to get the rest
+            icon = tr("truncated", lang) + " · "
+        else:
+            icon = "✅ "
     parts = [tr("stats_tokens", lang, n=stats.completion_tokens)]
     if stats.ttft_ms is not None:
         parts.append(tr("stats_first", lang, s=stats.ttft_ms / 1000))
