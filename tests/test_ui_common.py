@@ -65,3 +65,12 @@ def test_stats_line_says_when_an_answer_was_cut_at_the_limit():
     assert _stats_line(stats, "m", True, "zh").startswith("✂️ 已达长度上限被截断")
     stats.finish_reason = "stop"
     assert _stats_line(stats, "m", True, "zh").startswith("✅")
+
+
+def test_knowledge_gap_kinds_are_translated():
+    from aigc_demo.ui.tabs.support import gap_rows
+
+    gap = {"ts": "2026-11-29T10:00:00", "kind": "downvoted", "question": "q", "answer": "a", "comment": "", "sources": []}
+    handoff = {**gap, "kind": "handoff: not in the knowledge base"}
+    assert [r[1] for r in gap_rows([gap, handoff], "zh")] == ["被点踩的回答", "已转人工：知识库中没有"]
+    assert gap_rows([gap], "en")[0][1] == "👎 answer"

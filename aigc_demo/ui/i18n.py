@@ -197,6 +197,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col_question": ("question", "问题"),
     "col_answer": ("answer", "回答"),
     "no_gaps": ("no gaps yet", "暂无缺口"),
+    "gap_downvoted": ("👎 answer", "被点踩的回答"),
+    "gap_handoff": ("handed off: not in the knowledge base", "已转人工：知识库中没有"),
     "need_session": ("Type a session code in the Session filter first.", "请先在“会话”筛选中输入会话码。"),
     "admin_disabled": (
         "🔒 Admin tools are off. Start the app with `AIGC_ADMIN_TOKEN=<a secret>` to enable them, then enter that token here.",

@@ -98,7 +98,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         ) + "\n\n" + tr("coverage", lang, cov=cov)
         if data["variant_comparison"]:
             totals += "\n\n**A/B:** " + "; ".join(data["variant_comparison"])
-        gaps = gap_rows(services.support.knowledge_gaps())
+        gaps = gap_rows(services.support.knowledge_gaps(), lang)
         trend = pd.DataFrame(data["daily"] or [], columns=["day", "like_rate", "ci_low", "ci_high", "n"])
         def as_table(rows: list[dict], cols: list[str]) -> Any:
             return table([[r[c] for c in cols] for r in rows], cols, lang)

@@ -245,10 +245,16 @@ def ticket_rows(tickets: list[Any]) -> list[list[Any]]:
     ]
 
 
-def gap_rows(gaps: list[dict[str, Any]]) -> list[list[Any]]:
-    """Knowledge gaps (support/learning.py) as table rows, in GAP_COLUMNS order."""
+GAP_KINDS = {"downvoted": "gap_downvoted", "handoff: not in the knowledge base": "gap_handoff"}
+
+
+def gap_rows(gaps: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]:
+    """Knowledge gaps (support/learning.py) as table rows, in GAP_COLUMNS order, kinds in ``lang``."""
     return [
-        [g["ts"][:16].replace("T", " "), g["kind"], g["question"], g["answer"][:200], g["comment"], ", ".join(map(str, g["sources"]))]
+        [
+            g["ts"][:16].replace("T", " "), tr(GAP_KINDS[g["kind"]], lang) if g["kind"] in GAP_KINDS else g["kind"],
+            g["question"], g["answer"][:200], g["comment"], ", ".join(map(str, g["sources"])),
+        ]
         for g in gaps
     ]
 
@@ -275,7 +281,7 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
     def gaps(token, request: gr.Request):
         guard(token)
         lang = lang_of(request)
-        rows = gap_rows(support.knowledge_gaps()) or [["", tr("no_gaps", lang), "", "", "", ""]]
+        rows = gap_rows(support.knowledge_gaps(), lang) or [["", tr("no_gaps", lang), "", "", "", ""]]
         return gr.update(value=table(rows, GAP_COLUMNS, lang), visible=True), _kb_summary(services, support.kb)
 
     def list_tickets(token, status, request: gr.Request):
