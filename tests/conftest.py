@@ -75,7 +75,10 @@ class FakeTextBackend:
         self.requests.append(request)
         source = request.prompt if request.prompt is not None else (request.messages or [{}])[-1].get("content", "")
         reply = self.reply if self.reply is not None else f"Echo ({request.seed}): {source}"
-        words = reply.split(" ")[: request.max_new_tokens]
+        all_words = reply.split(" ")
+        words = all_words[: request.max_new_tokens]
+        # As real engines report it: the whole reply fits → "stop" (end of text); cut → "length".
+        stats.finish_reason = "stop" if len(words) == len(all_words) else "length"
         stats.prompt_tokens = len(source.split())
         start = time.perf_counter()
         text = ""

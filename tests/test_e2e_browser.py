@@ -231,6 +231,14 @@ def test_05b_chinese_support_on_a_phone_ticket_and_the_handoff_queue(app, page):
     phone = zh.new_page()
     phone.on("pageerror", lambda e: page.console_errors.append(str(e)))
     phone.goto(url + "?lang=zh")
+    # On a phone the result comes into view when Generate is pressed (it sits below the parameters).
+    phone.locator("#text-prompt textarea").fill("写一句茶饮店的广告语")
+    phone.locator("#text-generate").click()
+    phone.locator("#text-stats").get_by_text("✅").wait_for(timeout=30_000)
+    phone.wait_for_timeout(600)  # the smooth scroll
+    box = phone.locator("#text-output").bounding_box()
+    assert box is not None and 0 <= box["y"] < 844 / 2, box
+    shot(phone, "05b-text-zh-phone-after-generate")
     phone.get_by_role("tab", name=re.compile("客服")).click()
     box = phone.locator("#support-chat").locator("xpath=following::textarea[1]")
     box.fill("运费多少？退款多久能到账？")

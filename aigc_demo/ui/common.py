@@ -146,3 +146,12 @@ def session_of(request: gr.Request | None) -> str:
     if code and SESSION_CODE.match(code):
         return code
     return getattr(request, "session_hash", None) or ""
+
+
+def scroll_to(selector: str) -> str:
+    """Client-side: on a phone, bring the result into view when the action starts (the
+    parameters above would otherwise leave it below the screen)."""
+    return (
+        "() => { if (window.innerWidth < 700) { const el = document.querySelector(" + repr(selector) + ");"
+        " if (el) el.scrollIntoView({behavior: 'smooth', block: 'start'}); } }"
+    )

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 
 from aigc_demo.services.image import size_presets
-from aigc_demo.ui.common import Services, StopFlags, session_of, toggle_stop, user_errors
+from aigc_demo.ui.common import Services, StopFlags, scroll_to, session_of, toggle_stop, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
 from aigc_demo.ui.i18n import T, lang_of, tr
 
@@ -120,7 +120,9 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     show_stop, hide_stop = (lambda: toggle_stop(True)), (lambda: toggle_stop(False))
     handler = user_errors(generate, outputs=len(outputs))
     for trigger in (ui["generate"].click, ui["prompt"].submit):
-        trigger(show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False).then(
+        trigger(
+            show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False, js=scroll_to("#image-gallery")
+        ).then(
             handler, inputs, outputs, api_visibility="private", concurrency_id="image", show_progress_on=[ui["gallery"]]
         ).then(hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
 

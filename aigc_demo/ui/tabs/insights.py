@@ -101,7 +101,12 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         gaps = gap_rows(services.support.knowledge_gaps(), lang)
         trend = pd.DataFrame(data["daily"] or [], columns=["day", "like_rate", "ci_low", "ci_high", "n"])
         def as_table(rows: list[dict], cols: list[str]) -> Any:
-            return table([[r[c] for c in cols] for r in rows], cols, lang)
+            def cell(col: str, value: Any) -> Any:  # rates as percentages, not 0.1176
+                if col in ("like_rate", "ci_low", "ci_high"):
+                    return "–" if value is None else f"{value:.0%}"
+                return value
+
+            return table([[cell(c, r[c]) for c in cols] for r in rows], cols, lang)
 
         images = [
             (row["output"], row["comment"] or row["reasons"] or row["prompt"][:60])

@@ -16,7 +16,7 @@ import gradio as gr
 
 from aigc_demo.errors import AigcError
 from aigc_demo.services.text import PRESETS
-from aigc_demo.ui.common import Services, StopFlags, session_of, toggle_stop, user_errors
+from aigc_demo.ui.common import Services, StopFlags, scroll_to, session_of, toggle_stop, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
 from aigc_demo.ui.i18n import T, lang_of, tr
 
@@ -180,7 +180,9 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     # them together; the transformers engine queues them on its compute thread.
     llm = dict(concurrency_id="llm", concurrency_limit=services.settings.text_concurrency)
     for trigger in (ui["generate"].click, ui["prompt"].submit):
-        event = trigger(show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
+        event = trigger(
+            show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False, js=scroll_to("#text-output")
+        )
         event.then(handler, inputs, outputs, api_visibility="private", **llm, **progress).then(
             hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
         )
