@@ -26,7 +26,7 @@ from aigc_demo.services.support.bot import SupportService
 from aigc_demo.services.text import TextService
 from aigc_demo.ui.common import Services, session_of
 from aigc_demo.ui.feedback import build_rate_api
-from aigc_demo.ui.i18n import I18N, T
+from aigc_demo.ui.i18n import I18N, T, lang_of, tr
 from aigc_demo.ui.tabs.image import build_image_tab
 from aigc_demo.ui.tabs.insights import build_insights_tab
 from aigc_demo.ui.tabs.support import build_support_tab
@@ -72,7 +72,7 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
                 elem_id="lang-switch",
             )
         gr.Markdown(T("app_tagline"), elem_classes=["app-tagline"])
-        gr.Markdown(f"<small>profile **{profile}** · v{__version__}</small>", elem_classes=["app-meta"])
+        meta_line = gr.Markdown(elem_classes=["app-meta"])
         with gr.Tabs():
             with gr.Tab(T("tab_text"), id="text"):
                 build_text_tab(services, examples.get("text", []))
@@ -87,10 +87,14 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
         # participant can quote it; the facilitator's report uses it.
         session_line = gr.Markdown(elem_classes=["session-line"], elem_id="session-line")
 
-        def show_session(request: gr.Request) -> str:
-            return f"<small>session `{session_of(request)[:40]}`</small>"
+        def show_meta(request: gr.Request) -> tuple[str, str]:
+            lang = lang_of(request)
+            return (
+                tr("meta_line", lang, profile=profile, version=__version__),
+                tr("session_line", lang, code=session_of(request)[:40]),
+            )
 
-        demo.load(show_session, None, [session_line], api_visibility="private", queue=False)
+        demo.load(show_meta, None, [meta_line, session_line], api_visibility="private", queue=False)
 
         def health() -> dict:
             """Which models are loaded, the profile, the data dir and the app version.

@@ -30,6 +30,30 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tab_image": ("🎨 Image", "🎨 图像"),
     "tab_support": ("💬 Support", "💬 客服"),
     "tab_insights": ("📊 Insights", "📊 洞察"),
+    "meta_line": ("<small>profile **{profile}** · v{version}</small>", "<small>配置 **{profile}** · v{version}</small>"),
+    "session_line": ("<small>session `{code}`</small>", "<small>会话 `{code}`</small>"),
+    "warning_title": ("Warning", "提示"),
+    "stop_placeholder": ("e.g. \\n\\n|END", "例如 \\n\\n|END"),
+    "filter_all": ("all", "全部"),
+    "filter_text": ("text", "文本"),
+    "filter_image": ("image", "图像"),
+    "filter_support": ("support", "客服"),
+    # Built-in image styles (assets/styles.csv) and size presets; other names show as written.
+    "style_None": ("None", "无"),
+    "style_Photographic": ("Photographic", "摄影"),
+    "style_Product shot": ("Product shot", "产品图"),
+    "style_Illustration": ("Illustration", "插画"),
+    "style_Watercolor": ("Watercolor", "水彩"),
+    "style_Anime": ("Anime", "动漫"),
+    "style_3D render": ("3D render", "3D 渲染"),
+    "size_Square 256": ("Square 256", "正方形 256"),
+    "size_Square 512": ("Square 512", "正方形 512"),
+    "size_Square 768": ("Square 768", "正方形 768"),
+    "size_Square 1024": ("Square 1024", "正方形 1024"),
+    "size_Portrait 512×768": ("Portrait 512×768", "竖图 512×768"),
+    "size_Landscape 768×512": ("Landscape 768×512", "横图 768×512"),
+    "size_Wide 1024×576": ("Wide 1024×576", "宽屏 1024×576"),
+    "size_Tall 576×1024": ("Tall 576×1024", "长竖图 576×1024"),
     "session": ("session", "会话"),
     # Shared
     "prompt": ("Prompt", "提示词"),
@@ -250,6 +274,11 @@ def table(rows: list[list[Any]], columns: list[str], lang: str) -> Any:
     import pandas as pd
 
     return pd.DataFrame(rows, columns=[tr(f"col_{c}", lang) for c in columns])
+
+
+def label(prefix: str, name: str) -> Any:
+    """A choice label: translated if the name is a known one (``style_Watercolor``), else as written."""
+    return T(f"{prefix}_{name}") if f"{prefix}_{name}" in STRINGS else name
 
 
 def tr(key: str, lang: str = "en", **fields: Any) -> str:

@@ -14,7 +14,7 @@ import gradio as gr
 from aigc_demo.services.image import size_presets
 from aigc_demo.ui.common import Services, StopFlags, scroll_to, session_of, toggle_stop, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
-from aigc_demo.ui.i18n import T, lang_of, tr
+from aigc_demo.ui.i18n import T, label, lang_of, tr
 
 HISTORY_LIMIT = 48
 INPUT_KEYS = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images", "style")
@@ -40,10 +40,14 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                 label=T("negative_prompt"), lines=1, max_length=s.max_prompt_chars, placeholder=T("negative_placeholder")
             )
             with gr.Row():
-                ui["style"] = gr.Dropdown(list(services.image.styles), value="None", label=T("style"), scale=2)
+                ui["style"] = gr.Dropdown(
+                    [(label("style", n), n) for n in services.image.styles], value="None", label=T("style"), scale=2
+                )
                 presets = size_presets(s.image_max_side)
                 current = next((k for k, v in presets.items() if v == (d.width, d.height)), None)
-                ui["size"] = gr.Dropdown(list(presets), value=current, label=T("size_preset"), scale=2)
+                ui["size"] = gr.Dropdown(
+                    [(label("size", k), k) for k in presets], value=current, label=T("size_preset"), scale=2
+                )
             with gr.Row():
                 ui["generate"] = gr.Button(T("image_generate"), variant="primary", elem_id="image-generate", scale=3)
                 ui["stop"] = gr.Button(T("stop"), variant="stop", visible=False, elem_id="image-stop", scale=3)

@@ -37,7 +37,9 @@ def _render() -> dict[str, Any]:
     ui: dict[str, Any] = {}
     with gr.Row(equal_height=True):
         ui["token"] = gr.Textbox(label=T("admin_token"), type="password", scale=2, elem_id="insights-token")
-        ui["tab"] = gr.Dropdown(["all", "text", "image", "support"], value="all", label=T("tab_filter"), scale=1)
+        ui["tab"] = gr.Dropdown(
+            [(T(f"filter_{t}"), t) for t in ("all", "text", "image", "support")], value="all", label=T("tab_filter"), scale=1
+        )
         ui["since"] = gr.Textbox(label=T("from_date"), placeholder="2026-11-01", scale=1)
         ui["until"] = gr.Textbox(label=T("to_date"), placeholder="2026-11-30", scale=1, elem_id="insights-until")
         ui["session"] = gr.Textbox(label=T("session_filter"), scale=1)

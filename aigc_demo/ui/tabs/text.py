@@ -94,7 +94,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                 ui["temperature"] = gr.Slider(0.0, 2.0, value=free.temperature, step=0.05, label=T("temperature"))
                 ui["top_p"] = gr.Slider(0.05, 1.0, value=free.top_p, step=0.05, label=T("top_p"))
                 ui["seed"] = gr.Number(value=-1, precision=0, label=T("seed_random"))
-                ui["stop_strings"] = gr.Textbox(label=T("stop_strings"), placeholder="e.g. \\n\\n|END")
+                ui["stop_strings"] = gr.Textbox(label=T("stop_strings"), placeholder=T("stop_placeholder"))
                 ui["system"] = gr.Textbox(
                     label=T("system_prompt"), lines=2, max_length=s.max_prompt_chars
                 )
