@@ -196,6 +196,12 @@ def test_04_generate_an_image_and_rate_it(app, page):
     image = [r for r in records(settings) if r["tab"] == "image"]
     assert len(image) == 1 and image[0]["rating"] == "down"
     assert image[0]["output"]["sha256"] and Path(image[0]["output"]["path"]).exists()
+    # Typing a size by hand: the preset box follows (it used to keep saying "Square 256").
+    width, height = [x for x in page.locator("input[type=number]").all() if x.is_visible()][:2]
+    for box in (width, height):
+        box.fill("512")
+        box.press("Enter")
+    page.wait_for_function("() => document.querySelector('#image-size input').value === 'Square 512'", timeout=10_000)
 
 
 def test_05_chat_with_support_like_an_answer_and_try_xss(app, page):

@@ -74,3 +74,9 @@ def test_knowledge_gap_kinds_are_translated():
     handoff = {**gap, "kind": "handoff: not in the knowledge base"}
     assert [r[1] for r in gap_rows([gap, handoff], "zh")] == ["被点踩的回答", "已转人工：知识库中没有"]
     assert gap_rows([gap], "en")[0][1] == "👎 answer"
+
+
+def test_reuse_seed_takes_the_selected_image_of_a_batch():
+    from aigc_demo.ui.tabs.image import reuse_seed
+
+    assert reuse_seed(1000, None) == 1000 and reuse_seed(1000, 2) == 1002 and reuse_seed(None, 1) == -1

@@ -25,6 +25,11 @@ def build_image_tab(services: Services, examples: list[str]) -> None:
     _wire(services, ui)
 
 
+def reuse_seed(last: int | None, item: int | None) -> int:
+    """♻️: the seed of the image on screen — image i of a batch was made with seed + i."""
+    return -1 if last is None else int(last) + (item or 0)
+
+
 def _render(services: Services, examples: list[str]) -> dict[str, Any]:
     s, d = services.settings, services.image.defaults
     ui: dict[str, Any] = {}
@@ -46,7 +51,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                 presets = size_presets(s.image_max_side)
                 current = next((k for k, v in presets.items() if v == (d.width, d.height)), None)
                 ui["size"] = gr.Dropdown(
-                    [(label("size", k), k) for k in presets], value=current, label=T("size_preset"), scale=2
+                    [(label("size", k), k) for k in presets], value=current, label=T("size_preset"), scale=2, elem_id="image-size"
                 )
             with gr.Row():
                 ui["generate"] = gr.Button(T("image_generate"), variant="primary", elem_id="image-generate", scale=3)
@@ -138,9 +143,16 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     ui["gallery"].select(select_image, None, [rating.item, rating.status], api_visibility="private", queue=False)
     ui["random_seed"].click(lambda: -1, None, [ui["seed"]], api_visibility="private", queue=False)
     ui["reuse_seed"].click(
-        lambda last: -1 if last is None else last, [ui["last_seed"]], [ui["seed"]], api_visibility="private", queue=False
+        reuse_seed, [ui["last_seed"], rating.item], [ui["seed"]], api_visibility="private", queue=False
     )
     presets = size_presets(services.settings.image_max_side)
+
+    def preset_for(width: float, height: float) -> Any:
+        # Moving a size slider by hand: the preset box names the preset it now matches, or none.
+        return next((key for key, size in presets.items() if size == (int(width), int(height))), None)
+
+    for slider in (ui["width"], ui["height"]):
+        slider.input(preset_for, [ui["width"], ui["height"]], [ui["size"]], api_visibility="private", queue=False)
     ui["size"].change(
         lambda key: presets.get(key, (gr.skip(), gr.skip())), [ui["size"]], [ui["width"], ui["height"]],
         api_visibility="private", queue=False,
