@@ -117,14 +117,13 @@ STRINGS: dict[str, tuple[str, str]] = {
     "num_images": ("Images", "张数"),
     "gallery": ("Result — click an image to rate it alone", "结果 —— 点选单张图片可单独评分"),
     "history": ("This session", "本次会话"),
+    # For testers: what they see and what still counts. The operator's how-to is in the README.
     "placeholder_banner": (
-        "⚠️ **Offline placeholder model.** No text-to-image weights can be downloaded here, so this tab runs a tiny "
-        "*untrained* diffusers pipeline that makes abstract noise — the controls, seeds, progress, saving and ratings "
-        "are all real. For real images set `AIGC_IMAGE_MODEL` to a Hub id (e.g. `stabilityai/sd-turbo`), a local "
-        "diffusers directory, or a single-file `.safetensors` checkpoint, and restart.",
-        "⚠️ **离线占位模型。** 这里无法下载文生图权重，因此本页运行一个极小的*未训练* diffusers 流水线，生成的是抽象噪声 —— "
-        "但参数、种子、进度、保存与评分都是真实的。要生成真实图像，请把 `AIGC_IMAGE_MODEL` 设为 Hub 模型 ID"
-        "（如 `stabilityai/sd-turbo`）、本地 diffusers 目录或单个 `.safetensors` 文件，然后重启。",
+        "⚠️ **Demo image model.** This demo makes abstract patterns, not real pictures, and style choices barely "
+        "show on them. Everything else is real — prompt, size, steps, seed, progress and your 👍/👎 — so please "
+        "try the controls and rate what you see.",
+        "⚠️ **演示用图像模型。** 本演示生成的是抽象图案而不是真实图片，风格选项在上面几乎看不出差别。"
+        "其余都是真实的 —— 提示词、尺寸、步数、种子、进度和您的 👍/👎 —— 欢迎试用各项设置并为看到的结果评分。",
     ),
     "loading_image_model": ("Loading the image model (first use only)…", "正在加载图像模型（仅首次）……"),
     "step_n": ("Step {step}/{total}", "第 {step}/{total} 步"),

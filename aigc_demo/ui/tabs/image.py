@@ -72,13 +72,14 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                 gr.Examples(examples=[[e] for e in examples], inputs=[ui["prompt"]], label=T("try_one"))
         with gr.Column(scale=6, min_width=320):
             ui["gallery"] = gr.Gallery(
-                label=T("gallery"), columns=2, height=420,
+                # Height follows the images: a batch of four is seen whole, not two and a scrollbar.
+                label=T("gallery"), columns=2, height="auto",
                 format="png", object_fit="contain", elem_id="image-gallery", buttons=["download", "fullscreen"],
             )
             ui["info"] = gr.Markdown(elem_classes=["stats"], elem_id="image-info")
             ui["rating"] = build_rating_widget(services.feedback)
             ui["history"] = gr.Gallery(
-                label=T("history"), columns=6, height=160, format="png", object_fit="cover",
+                label=T("history"), columns=6, height=160, format="png", object_fit="contain",
                 elem_id="image-history", buttons=["download"],
             )
     ui["last_seed"] = gr.State(None)

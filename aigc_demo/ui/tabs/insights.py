@@ -55,7 +55,7 @@ def _render() -> dict[str, Any]:
         headers=DOWNVOTE_COLUMNS, label=T("recent_down"), interactive=False, wrap=True
     )
     ui["bad_images"] = gr.Gallery(
-        label=T("recent_down_images"), columns=8, height=140, object_fit="cover", preview=False, elem_id="insights-bad-images"
+        label=T("recent_down_images"), columns=8, height=140, object_fit="contain", preview=False, elem_id="insights-bad-images"
     )
     ui["gaps"] = gr.Dataframe(
         headers=GAP_COLUMNS, label=T("gaps"), interactive=False, wrap=True
