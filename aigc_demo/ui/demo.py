@@ -81,7 +81,7 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
             with gr.Tab(T("tab_support"), id="support"):
                 build_support_tab(services, examples.get("support", []))
             with gr.Tab(T("tab_insights"), id="insights"):
-                build_insights_tab(services)
+                insights_hook = build_insights_tab(services)
         build_rate_api(services.feedback)
         # The user-testing session code (from ?session=CODE), shown discreetly so a
         # participant can quote it; the facilitator's report uses it.
@@ -95,6 +95,8 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
             )
 
         demo.load(show_meta, None, [meta_line, session_line], api_visibility="private", queue=False)
+        if insights_hook is not None:
+            demo.load(insights_hook[0], None, insights_hook[1], api_visibility="private", queue=False)
 
         def health() -> dict:
             """Which models are loaded, the profile, the data dir and the app version.

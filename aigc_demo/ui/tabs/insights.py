@@ -25,12 +25,22 @@ RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
 DOWNVOTE_COLUMNS = ["when", "tab", "prompt", "output", "comment", "reasons", "sources"]
 
 
-def build_insights_tab(services: Services) -> None:
+def build_insights_tab(services: Services) -> tuple[Any, list[Any]] | None:
+    """Build the tab; returns a page-load hook (fn, outputs) that puts the empty tables'
+    headers in the visitor's language (gr.Dataframe headers do not take gr.I18n)."""
     if not services.settings.admin_token:
         gr.Markdown(T("admin_disabled"))
-        return
+        return None
     ui = _render()
     _wire(services, ui)
+    tables = [("by_tab", RATE_COLUMNS), ("by_model", RATE_COLUMNS), ("by_variant", RATE_COLUMNS),
+              ("downvotes", DOWNVOTE_COLUMNS), ("gaps", GAP_COLUMNS)]
+
+    def headers(request: gr.Request) -> tuple[Any, ...]:
+        lang = lang_of(request)
+        return tuple(table([], columns, lang) for _, columns in tables)
+
+    return headers, [ui[name] for name, _ in tables]
 
 
 def _render() -> dict[str, Any]:
