@@ -80,3 +80,13 @@ def test_reuse_seed_takes_the_selected_image_of_a_batch():
     from aigc_demo.ui.tabs.image import reuse_seed
 
     assert reuse_seed(1000, None) == 1000 and reuse_seed(1000, 2) == 1002 and reuse_seed(None, 1) == -1
+
+
+def test_support_answer_labels_follow_the_page_language():
+    from aigc_demo.ui.tabs.support import render_answer
+
+    result = {"answer": "3–5 天 [1]", "handoff": False, "sources": [
+        {"rank": 1, "title": "多久到货？", "url": "", "snippet": "标准配送 3–5 个工作日", "verified": True}]}
+    zh = render_answer(result, "zh")
+    assert "**来源**" in zh and "✅ **已验证答案**" in zh and "Sources" not in zh
+    assert "**Sources**" in render_answer(result, "en")

@@ -159,6 +159,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "kb_reset": ("Back to the bundled knowledge base", "恢复内置知识库"),
     "show_gaps": ("Show knowledge gaps", "查看知识缺口"),
     "handoff_queue": ("Handoff queue", "转人工工单"),
+    "sources": ("Sources", "来源"),
+    "verified_answer": ("verified answer", "已验证答案"),
     "handoff_queue_title": ("### 🎫 Handoff queue", "### 🎫 转人工工单"),
     "show_open": ("Open tickets", "待处理工单"),
     "show_resolved": ("Resolved tickets", "已处理工单"),

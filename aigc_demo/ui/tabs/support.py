@@ -34,8 +34,8 @@ def greeting_messages() -> list[dict[str, str]]:
     return [{"role": "assistant", "content": f"{GREETING['en']}\n\n{GREETING['zh']}"}]
 
 
-def render_answer(result: dict[str, Any]) -> str:
-    """Answer + numbered sources (Markdown; the Chatbot sanitises HTML)."""
+def render_answer(result: dict[str, Any], lang: str = "en") -> str:
+    """Answer + numbered sources (Markdown; the Chatbot sanitises HTML), labels in ``lang``."""
     text = result["answer"]
     if result["handoff"] or result.get("refused"):
         return f"🧑‍💼 {text}" if result["handoff"] else text
@@ -43,10 +43,10 @@ def render_answer(result: dict[str, Any]) -> str:
     for src in result["sources"]:
         title = _md_escape(src["title"])
         link = f"[{title}]({src['url']})" if src.get("url", "").startswith(("https://", "http://")) else title
-        badge = "✅ **verified answer** · " if src.get("verified") else ""
+        badge = f"✅ **{tr('verified_answer', lang)}** · " if src.get("verified") else ""
         lines.append(f"{src['rank']}. {badge}{link} — <small>{_md_escape(src['snippet'][:120])}…</small>")
     if lines:
-        text += "\n\n**Sources / 来源**\n" + "\n".join(lines)
+        text += f"\n\n**{tr('sources', lang)}**\n" + "\n".join(lines)
     return text
 
 
@@ -64,6 +64,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
     ui["chatbot"] = gr.Chatbot(
         value=greeting_messages(),
         label=T("assistant"),
+        show_label=False,  # a floating badge would cover the first lines when scrolled
         height=460,
         feedback_options=("Like", "Dislike"),
         sanitize_html=True,
@@ -145,7 +146,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             loading = {"role": "assistant", "content": tr("kb_loading", lang_of(request))}
             yield "", chat + [shown, loading], history, ids, ""
         result = support.chat(message, history, session_id=session_of(request))
-        chat += [shown, {"role": "assistant", "content": render_answer(result)}]
+        chat += [shown, {"role": "assistant", "content": render_answer(result, lang_of(request))}]
         ids = {**ids, str(len(chat) - 1): result["output_id"]}
         history = list(history) + [
             {"role": "user", "content": message.strip()},
