@@ -71,10 +71,11 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
         with gr.Column(scale=5, min_width=320):
             with gr.Row():
                 ui["preset"] = gr.Dropdown(
-                    choices=[(p.label, p.key) for p in PRESETS.values()], value="free", label=T("scenario"), scale=3
+                    choices=[(p.label, p.key) for p in PRESETS.values()], value="free", label=T("scenario"), scale=3,
+                    min_width=200,  # on a phone each box takes its own row instead of two cut-off halves
                 )
                 choices = services.registry.text_choices()
-                ui["model"] = gr.Dropdown(choices=choices, value=choices[0], label=T("model"), scale=3)
+                ui["model"] = gr.Dropdown(choices=choices, value=choices[0], label=T("model"), scale=3, min_width=200)
             ui["prompt"] = gr.Textbox(
                 label=T("prompt"),
                 placeholder=T("text_placeholder"),
@@ -86,7 +87,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             with gr.Row():
                 ui["generate"] = gr.Button(T("generate"), variant="primary", elem_id="text-generate", scale=3)
                 ui["stop"] = gr.Button(T("stop"), variant="stop", visible=False, scale=3, elem_id="text-stop")
-                ui["regenerate"] = gr.Button(T("new_seed"), scale=1, min_width=110, elem_id="text-regenerate")
+                ui["regenerate"] = gr.Button(T("new_seed"), scale=1, min_width=130, elem_id="text-regenerate")
             with gr.Accordion(T("parameters"), open=False):
                 ui["max_new_tokens"] = gr.Slider(
                     16, s.max_new_tokens_cap, value=min(free.max_new_tokens, s.max_new_tokens_cap), step=16, label=T("max_new_tokens")
