@@ -70,7 +70,7 @@ def _render() -> dict[str, Any]:
     ui["gaps"] = gr.Dataframe(
         headers=GAP_COLUMNS, label=T("gaps"), interactive=False, wrap=True
     )
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=False):  # buttons keep their own height next to the file box
         ui["format"] = gr.Dropdown(list(FORMATS), value="sft", label=T("export_format"), scale=1)
         ui["export"] = gr.Button(T("export"), scale=1, elem_id="insights-export")
         ui["report"] = gr.Button(T("session_report"), scale=1, elem_id="insights-report")
