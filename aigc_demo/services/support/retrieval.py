@@ -255,7 +255,6 @@ class HybridIndex:
         # Compare with documents in the query's script: an English-only embedder puts
         # any Chinese text nearer Chinese documents than English ones.
         separation = dense_separation(dense[same_lang] if same_lang.sum() >= 3 else dense)
-        dense_signal = trust * separation
         dense_norm = _minmax(dense)
         if not getattr(self.embedder, "multilingual", False) and same_lang.any():
             # A monolingual embedder's score between scripts is noise: those entries get a
