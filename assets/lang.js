@@ -44,8 +44,21 @@
       if (text && button.textContent !== text) button.textContent = text;
     });
   }
+  // Gradio 6.31 titles a toast with its type in English ("Warning") whatever the locale
+  // and ignores gr.Warning(title=...): use the app's word (keys "toast_<type>").
+  function translateToasts() {
+    var lang = current || shown;
+    var table = ((window.gradio_config || {}).i18n_translations || {})[lang] || {};
+    document.querySelectorAll(".toast-title").forEach(function (title) {
+      var node = title.firstChild;
+      if (!node || node.nodeType !== 3) return;
+      var text = table["toast_" + node.nodeValue.trim().toLowerCase()];
+      if (text && node.nodeValue.trim() !== text) node.nodeValue = text + " ";
+    });
+  }
   // Tabs mount after this runs and may re-render: keep their headers in the chosen language.
-  new MutationObserver(translateTabHeaders).observe(document.documentElement, { childList: true, subtree: true });
+  new MutationObserver(function () { translateTabHeaders(); translateToasts(); })
+    .observe(document.documentElement, { childList: true, subtree: true });
   function apply(lang, tries) {
     return coreModule().then(function (core) {
       if (typeof core.changeLocale !== "function") throw new Error("no changeLocale");

@@ -237,6 +237,11 @@ def test_05b_chinese_support_on_a_phone_ticket_and_the_handoff_queue(app, page):
     phone = zh.new_page()
     phone.on("pageerror", lambda e: page.console_errors.append(str(e)))
     phone.goto(url + "?lang=zh")
+    # An error reads in Chinese, its title too (Gradio writes "Warning" itself: assets/lang.js).
+    phone.locator("#text-generate").click()
+    phone.locator("[data-testid='toast-body']").get_by_text("提示词为空").wait_for(timeout=10_000)
+    assert phone.locator(".toast-title").first.inner_text().strip() == "提示"
+    phone.locator("[data-testid='toast-close']").first.click()
     # On a phone the result comes into view when Generate is pressed (it sits below the parameters).
     phone.locator("#text-prompt textarea").fill("写一句茶饮店的广告语")
     phone.locator("#text-generate").click()

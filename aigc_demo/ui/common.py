@@ -27,7 +27,7 @@ from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.image import ImageService
 from aigc_demo.services.support.bot import SupportService
 from aigc_demo.services.text import TextService
-from aigc_demo.ui.i18n import lang_of, tr
+from aigc_demo.ui.i18n import lang_of
 
 log = logging.getLogger("aigc_demo.ui")
 
@@ -63,8 +63,7 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
     def handle(exc: Exception, args: tuple, kwargs: dict) -> tuple[Any, ...]:
         if outputs is not None and isinstance(exc, AigcError):
             request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
-            lang = lang_of(request)
-            gr.Warning(html.escape(exc.localized(lang), quote=False), title=tr("warning_title", lang))
+            gr.Warning(html.escape(exc.localized(lang_of(request)), quote=False))
             return tuple(gr.skip() for _ in range(outputs))
         raise to_gr_error(exc) from None
 

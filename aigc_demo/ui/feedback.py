@@ -71,7 +71,7 @@ def rate_and_report(
         record = feedback.rate(output_id, rating, comment or "", reasons=reasons, session_id=session_id, item=item)
     except AigcError as exc:
         reason = exc.localized(lang).removeprefix("rating not saved: ").removeprefix("评分未保存：")
-        gr.Warning(tr("rate_not_saved", lang, reason=reason), title=tr("warning_title", lang))
+        gr.Warning(tr("rate_not_saved", lang, reason=reason))
         return "⚠️ " + tr("rate_not_saved", lang, reason=reason), False
     message = saved_message(rating, lang)
     if record.item is not None:

@@ -32,7 +32,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tab_insights": ("📊 Insights", "📊 洞察"),
     "meta_line": ("<small>profile **{profile}** · v{version}</small>", "<small>配置 **{profile}** · v{version}</small>"),
     "session_line": ("<small>session `{code}`</small>", "<small>会话 `{code}`</small>"),
-    "warning_title": ("Warning", "提示"),
+    # Toast titles, set in the page by assets/lang.js (Gradio writes the toast type in English).
+    "toast_warning": ("Warning", "提示"),
+    "toast_error": ("Error", "错误"),
+    "toast_info": ("Info", "信息"),
+    "toast_success": ("Success", "成功"),
     "stop_placeholder": ("e.g. \\n\\n|END", "例如 \\n\\n|END"),
     "filter_all": ("all", "全部"),
     "filter_text": ("text", "文本"),
@@ -197,6 +201,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "download": ("Download", "下载"),
     "rows_exported": ("{n} rows exported", "已导出 {n} 行"),
     "trend": ("Like-rate per day", "每日好评率"),
+    "axis_day": ("day", "日期"),
+    "axis_like_rate": ("like-rate", "好评率"),
     "insights_totals": (
         "**{gen}** generations · **{rated}** rated outputs (👍 {up} / 👎 {down}) · like-rate **{rate}** · {sessions} sessions",
         "**{gen}** 次生成 · **{rated}** 个输出已评分（👍 {up} / 👎 {down}）· 好评率 **{rate}** · {sessions} 个会话",

@@ -18,7 +18,7 @@ from aigc_demo.feedback.export import FORMATS, export
 from aigc_demo.feedback.insights import report
 from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.ui.common import Services, is_admin, user_errors
-from aigc_demo.ui.i18n import T, lang_of, table, tr
+from aigc_demo.ui.i18n import STRINGS, T, lang_of, table, tr
 from aigc_demo.ui.tabs.support import GAP_COLUMNS, gap_rows
 
 RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
@@ -38,9 +38,15 @@ def build_insights_tab(services: Services) -> tuple[Any, list[Any]] | None:
 
     def headers(request: gr.Request) -> tuple[Any, ...]:
         lang = lang_of(request)
-        return tuple(table([], columns, lang) for _, columns in tables)
+        return (*(table([], columns, lang) for _, columns in tables), trend_plot(lang))
 
-    return headers, [ui[name] for name, _ in tables]
+    return headers, [*(ui[name] for name, _ in tables), ui["trend"]]
+
+
+def trend_plot(lang: str, value: Any = None) -> Any:
+    """The trend plot's data with its axis titles in ``lang``."""
+    titles = {"x_title": tr("axis_day", lang), "y_title": tr("axis_like_rate", lang)}
+    return gr.update(**titles) if value is None else gr.update(value=value, **titles)
 
 
 def _render() -> dict[str, Any]:
@@ -100,9 +106,14 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         data = report(feedback.read("ratings").records, feedback.read("events").records, **filters(tab, since, until, session, variant))
         t = data["totals"]
         ci = tr("insights_ci", lang)
+
+        def tab_name(key: str) -> str:  # "support" → "客服" in zh; other values as stored
+            return tr(f"filter_{key}", lang) if f"filter_{key}" in STRINGS else key
+
         rate = "–" if t["like_rate"] is None else f"{t['like_rate']:.0%} ({ci} {t['ci'][0]:.0%}–{t['ci'][1]:.0%})"
         cov = " · ".join(
-            tr("coverage_item", lang, tab=tab_, rated=c["rated"], gen=c["generated"]) for tab_, c in data["coverage"].items()
+            tr("coverage_item", lang, tab=tab_name(tab_), rated=c["rated"], gen=c["generated"])
+            for tab_, c in data["coverage"].items()
         ) or "–"
         totals = tr(
             "insights_totals", lang, gen=t["generations"], rated=t["ratings"], up=t["up"], down=t["down"], rate=rate,
@@ -112,11 +123,11 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             totals += "\n\n**A/B:** " + "; ".join(data["variant_comparison"])
         gaps = gap_rows(services.support.knowledge_gaps(), lang)
         trend = pd.DataFrame(data["daily"] or [], columns=["day", "like_rate", "ci_low", "ci_high", "n"])
-        def as_table(rows: list[dict], cols: list[str]) -> Any:
+        def as_table(rows: list[dict], cols: list[str], *, tabs_in: str = "") -> Any:
             def cell(col: str, value: Any) -> Any:  # rates as percentages, not 0.1176
                 if col in ("like_rate", "ci_low", "ci_high"):
                     return "–" if value is None else f"{value:.0%}"
-                return value
+                return tab_name(value) if col == tabs_in else value
 
             return table([[cell(c, r[c]) for c in cols] for r in rows], cols, lang)
 
@@ -127,11 +138,11 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         ][:24]
         return (
             totals,
-            as_table(data["by_tab"], RATE_COLUMNS),
+            as_table(data["by_tab"], RATE_COLUMNS, tabs_in="group"),
             as_table(data["by_model"], RATE_COLUMNS),
             as_table(data["by_variant"], RATE_COLUMNS),
-            trend,
-            as_table(data["downvotes"], DOWNVOTE_COLUMNS),
+            trend_plot(lang, trend),
+            as_table(data["downvotes"], DOWNVOTE_COLUMNS, tabs_in="tab"),
             images,
             table(gaps, GAP_COLUMNS, lang),
         )
