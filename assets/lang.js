@@ -56,9 +56,41 @@
       if (text && node.nodeValue.trim() !== text) node.nodeValue = text + " ";
     });
   }
+  // Gradio 6.31 writes a few words in English whatever the locale: the status line over a
+  // running event ("processing |", "queue: 2/3 |") and some button labels. Keys "gr_<...>".
+  var LABELS = {
+    "Copy message": "gr_copy_message", "Copied message": "gr_copied_message",
+    "Copy conversation": "gr_copy_conversation", "Copied conversation": "gr_copied_conversation",
+    "Copy": "gr_copy", "Copied": "gr_copied",
+  };
+  function translateChrome() {
+    var lang = current || shown;
+    if (lang !== "zh") return;
+    var table = ((window.gradio_config || {}).i18n_translations || {})[lang] || {};
+    document.querySelectorAll(".progress-text, .meta-text, .meta-text-center").forEach(function (box) {
+      box.childNodes.forEach(function (node) {
+        if (node.nodeType !== 3) return;
+        var text = node.nodeValue, out = text;
+        if (/^\s*processing \|/.test(text) && table.gr_processing) out = text.replace("processing", table.gr_processing);
+        var queued = /^\s*queue: (\d+)\/(\d*) \|/.exec(text);
+        if (queued && table.gr_queue) out = table.gr_queue.replace("{n}", queued[1]).replace("{total}", queued[2] || "?") + " |";
+        if (out !== text) node.nodeValue = out;
+      });
+    });
+    document.querySelectorAll("button[aria-label], button[title]").forEach(function (button) {
+      ["aria-label", "title"].forEach(function (attr) {
+        var key = LABELS[button.getAttribute(attr)];
+        if (key && table[key]) button.setAttribute(attr, table[key]);
+      });
+    });
+  }
   // Tabs mount after this runs and may re-render: keep their headers in the chosen language.
-  new MutationObserver(function () { translateTabHeaders(); translateToasts(); })
-    .observe(document.documentElement, { childList: true, subtree: true });
+  var pending = false;
+  new MutationObserver(function () {
+    if (pending) return;
+    pending = true;  // at most once a frame, however many nodes a stream changes
+    requestAnimationFrame(function () { pending = false; translateTabHeaders(); translateToasts(); translateChrome(); });
+  }).observe(document.documentElement, { childList: true, subtree: true, characterData: true });
   function apply(lang, tries) {
     return coreModule().then(function (core) {
       if (typeof core.changeLocale !== "function") throw new Error("no changeLocale");

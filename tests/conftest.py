@@ -26,7 +26,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 from aigc_demo.config import Settings  # noqa: E402
 from aigc_demo.models import packaged  # noqa: E402
-from aigc_demo.models.base import GenerationStats, TextRequest  # noqa: E402
+from aigc_demo.models.base import GenerationStats, TextRequest, split_prefill  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +73,12 @@ class FakeTextBackend:
     def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Iterator[str]:
         stats = stats if stats is not None else GenerationStats()
         self.requests.append(request)
-        source = request.prompt if request.prompt is not None else (request.messages or [{}])[-1].get("content", "")
+        messages, prefill = split_prefill(request.messages or [])
+        source = request.prompt if request.prompt is not None else (messages or [{}])[-1].get("content", "")
         reply = self.reply if self.reply is not None else f"Echo ({request.seed}): {source}"
         all_words = reply.split(" ")
+        if prefill:  # continue the answer: the words after the ones already written
+            all_words = all_words[len(prefill.split(" ")) :] or ["(end)"]
         words = all_words[: request.max_new_tokens]
         # As real engines report it: the whole reply fits → "stop" (end of text); cut → "length".
         stats.finish_reason = "stop" if len(words) == len(all_words) else "length"
@@ -85,7 +88,7 @@ class FakeTextBackend:
         for i, word in enumerate(words):
             if self.delay:
                 time.sleep(self.delay)
-            chunk = word if i == 0 else " " + word
+            chunk = word if i == 0 and not prefill else " " + word
             text += chunk
             stats.completion_tokens += 1
             if stats.ttft_ms is None:

@@ -74,6 +74,16 @@ def test_text_stop_string(tiny_text):
     assert stats.finish_reason == "stop"
 
 
+def test_text_continues_a_final_assistant_message(tiny_text):
+    head = [{"role": "user", "content": "写一首诗"}]
+    new_turn = tiny_text.tokenizer.decode(tiny_text.encode(TextRequest(messages=head, max_new_tokens=4))["input_ids"][0])
+    cont = TextRequest(messages=[*head, {"role": "assistant", "content": "床前明月光，"}], max_new_tokens=4)
+    continued = tiny_text.tokenizer.decode(tiny_text.encode(cont)["input_ids"][0])
+    # The template up to the answer, then the answer's words so far, with no end-of-turn after them.
+    assert continued == new_turn + "床前明月光，"
+    assert "".join(tiny_text.stream(TextRequest(messages=cont.messages, max_new_tokens=4, seed=1)))
+
+
 @pytest.mark.slow
 def test_real_smollm2_answers(smollm_dir, model_cache):
     assert (smollm_dir / "model.safetensors").exists() and (smollm_dir / packaged.COMPLETE_MARKER).exists()

@@ -49,14 +49,28 @@ class XssModel(FakeTextBackend):
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, model_cache):
+def gradio_tmp(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("e2e-gradio"))
+
+
+@pytest.fixture(autouse=True)
+def _one_gradio_cache(gradio_tmp, monkeypatch):
+    # The app lives for the whole module; Gradio checks files against GRADIO_TEMP_DIR at each
+    # request, so every test must see the folder the app cached its files in.
+    monkeypatch.setenv("GRADIO_TEMP_DIR", gradio_tmp)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, model_cache, gradio_tmp):
     data = tmp_path_factory.mktemp("e2e-data")
     settings = Settings(
         profile="offline", data_dir=data, cache_dir=model_cache, port=free_port(), admin_token=TOKEN, preload=False
     )
     registry = ModelRegistry(settings, preloaded={"text": XssModel()})
-    with serve_app(settings, registry) as url:
-        yield settings, url
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("GRADIO_TEMP_DIR", gradio_tmp)  # set before the components are made
+        with serve_app(settings, registry) as url:
+            yield settings, url
 
 
 @pytest.fixture(scope="module")
@@ -132,24 +146,22 @@ def test_02_generate_text_and_rate_it(app, page):
     settings, _ = app
     page.locator("#text-prompt textarea").fill("Write a slogan for a tea shop")
     page.locator("#text-generate").click()
-    output = page.locator("#text-output textarea")
-    page.wait_for_function(
-        "() => document.querySelector('#text-output textarea').value.includes('tea shop')", timeout=30_000
-    )
+    output = page.locator("#text-output .message-row.bot-row").last
     page.locator("#text-stats").get_by_text("✅").wait_for(timeout=30_000)
+    assert "tea shop" in output.inner_text()
     page.locator(".rate-up").first.click()
     page.get_by_text("Saved — thank you!").locator("visible=true").first.wait_for(timeout=10_000)
     shot(page, "02-text-rated")
     text = [r for r in records(settings) if r["tab"] == "text"]
     assert len(text) == 1 and text[0]["rating"] == "up"
     assert "tea shop" in text[0]["output"]["text"] and text[0]["prompt"] == "Write a slogan for a tea shop"
-    assert output.input_value().endswith("tea shop")
+    assert output.inner_text().strip().endswith("tea shop")
     # Switching language now would clear the answer on screen: the page asks first, and
     # saying no keeps everything as it was.
     page.get_by_role("link", name="中文").click()
     page.wait_for_timeout(300)
     assert len(page.confirms) == 1 and "切换语言" in page.confirms[0]
-    assert "lang=en" in page.url and output.input_value().endswith("tea shop")
+    assert "lang=en" in page.url and output.inner_text().strip().endswith("tea shop")
 
 
 def test_02b_a_second_rating_does_not_carry_the_first_ones_reasons(app, page):
@@ -171,16 +183,103 @@ def test_02b_a_second_rating_does_not_carry_the_first_ones_reasons(app, page):
     assert "record" not in page.locator(".rating-status").locator("visible=true").first.inner_text()
 
 
-def test_03_a_model_answer_with_markup_stays_text(app, page):
+def test_02c_a_chinese_conversation_on_a_phone_continue_retry_and_a_new_chat(app, page):
+    """zh-CN at 390×844: two turns (the second sent with the first), a cut answer continued,
+    ↻ retry with a fresh seed, and 🗑 new conversation — each checked in the generation log."""
+    settings, url = app
+
+    def generations() -> list[dict]:
+        return [e for e in records(settings, "events") if e.get("type") == "generation" and e["tab"] == "text"]
+
+    zh = page.context.browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True)
+    try:
+        phone = zh.new_page()
+        phone.goto(url + "?lang=zh")
+        count = len(generations())
+
+        def answered(icon: str) -> dict:
+            """Wait for the next generation's record, then for the page to show it finished."""
+            nonlocal count
+            for _ in range(300):
+                if len(generations()) > count:
+                    break
+                phone.wait_for_timeout(100)
+            count += 1
+            assert len(generations()) == count
+            phone.locator("#text-stats").get_by_text(icon).wait_for(timeout=10_000)
+            phone.wait_for_timeout(300)  # the last stream update
+            return generations()[-1]
+
+        def last_answer() -> str:
+            return phone.locator("#text-output .message-row.bot-row").last.inner_text().strip()
+
+        phone.locator("#text-prompt textarea").fill("推荐一款适合夏天的茶")
+        phone.locator("#text-generate").click()
+        first = answered("✅")
+        assert phone.locator("#text-prompt textarea").input_value() == ""  # the question moved into the chat
+        # A short length limit: the second answer is cut, says so, and offers to continue.
+        phone.get_by_text("参数").click()
+        limit = phone.get_by_label("最大生成长度（token）").first
+        limit.wait_for()
+        for _ in range(5):  # a number typed while the page still hydrates can be dropped: type again
+            limit.fill("16")
+            limit.press("Tab")
+            if phone.evaluate("() => [...document.querySelectorAll('input[type=range]')].some(r => r.value === '16')"):
+                break
+            phone.wait_for_timeout(300)
+        assert limit.input_value() == "16"
+        phone.locator("#text-prompt textarea").fill(
+            "它的价格 大概多少？ 请 详细 说说 冲泡 的 水温 时间 器具 和 注意事项 再 讲讲 它的 产地 历史 与 口感特点"
+        )
+        phone.locator("#text-generate").click()
+        second = answered("✂️")
+        box = phone.locator("#text-output").bounding_box()
+        assert box is not None and box["y"] < 844 and box["y"] + box["height"] > 0, box  # in view, not below the form
+        shot(phone, "02c-text-zh-phone-cut")
+        assert second["messages"][:2] == [
+            {"role": "user", "content": "推荐一款适合夏天的茶"}, {"role": "assistant", "content": first["output"]["text"]}
+        ]
+        cut_text = last_answer()
+        phone.locator("#text-continue").click()
+        continued = answered("✅")
+        whole = last_answer()
+        assert whole.startswith(cut_text) and len(whole) > len(cut_text) and whole.endswith("口感特点")
+        assert phone.locator("#text-output .message-row.bot-row").count() == 2  # one answer, made longer
+        assert continued["params"]["continued_from"] == second["output_id"]
+        shot(phone, "02c-text-zh-phone-continued")
+        # ↻ (the Chatbot's retry): the last question again with a new seed; still two exchanges.
+        phone.locator("#text-output button[aria-label='重试']").last.click()
+        retried = answered("✂️")
+        assert retried["messages"] == second["messages"] and retried["params"]["seed"] != second["params"]["seed"]
+        assert phone.locator("#text-output .message-row").count() == 4
+        # A rating reaches the latest answer; 🗑 New conversation leaves nothing for the next turn.
+        phone.locator(".rate-up").locator("visible=true").first.click()
+        phone.get_by_text("已保存").locator("visible=true").first.wait_for(timeout=10_000)
+        rated = records(settings)[-1]
+        assert rated["output_id"] == retried["output_id"] and rated["rating"] == "up"
+        phone.locator("#text-new-chat").click()
+        phone.locator("#text-prompt textarea").fill("你好")
+        phone.locator("#text-generate").click()
+        assert answered("✅")["messages"] == [{"role": "user", "content": "你好"}]
+    finally:
+        zh.close()
+
+
+def test_03_a_model_answer_with_markup_is_sanitised(app, page):
     page.locator("#text-prompt textarea").fill("please reply with xss")
     page.locator("#text-generate").click()
     page.wait_for_function(
-        "() => document.querySelector('#text-output textarea').value.includes('done')", timeout=30_000
+        "() => [...document.querySelectorAll('#text-output .bot-row')].pop()?.innerText.trim().endsWith('done')",
+        timeout=30_000,
     )
-    assert "<script>" in page.locator("#text-output textarea").input_value()  # shown literally
+    answer = page.locator("#text-output .message-row.bot-row").last
+    assert answer.inner_text().strip().endswith("done")  # the Markdown is shown; the markup does nothing
+    assert answer.locator("script").count() == 0 and answer.locator("img[onerror]").count() == 0
     page.wait_for_timeout(500)
     no_xss(page)
     shot(page, "03-xss-model-output")
+    page.locator("#text-new-chat").click()  # a fresh conversation for the next tests
+    page.wait_for_function("() => !document.querySelector('#text-output .message-row')", timeout=10_000)
 
 
 def test_04_generate_an_image_and_rate_it(app, page):
@@ -202,6 +301,49 @@ def test_04_generate_an_image_and_rate_it(app, page):
         box.fill("512")
         box.press("Enter")
     page.wait_for_function("() => document.querySelector('#image-size input').value === 'Square 512'", timeout=10_000)
+
+
+def test_04b_an_images_settings_come_back_in_one_click_and_from_a_dropped_png(app, page, tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    seed_box = page.get_by_label(re.compile(r"^Seed \(")).first
+    page.locator("#image-prompt textarea").fill("雨后的江南小镇")
+    seed_box.fill("1234")
+    page.get_by_label("number input for Images").fill("2")
+    page.get_by_label("number input for Images").press("Tab")
+    page.locator("#image-generate").click()
+    page.locator("#image-info").get_by_text("1234, 1235").wait_for(timeout=60_000)
+    # Click image 2: it opens large (Gradio's preview, with full screen and download) and
+    # becomes the one whose settings the button takes.
+    shot(page, "04b-image-batch")
+    page.locator("#image-gallery .thumbnail-item").filter(has_text="1235").first.click()
+    page.locator("#image-gallery .preview").wait_for(timeout=10_000)
+    page.get_by_text("Rating image 2 alone").locator("visible=true").first.wait_for(timeout=10_000)
+    assert page.locator("#image-gallery button[aria-label*='ullscreen'], #image-gallery button[title*='ullscreen']").count()
+    page.locator("#image-prompt textarea").fill("something else")
+    seed_box.fill("-1")
+    page.locator("#image-use-settings").click()
+    page.wait_for_function("() => document.querySelector('#image-prompt textarea').value === '雨后的江南小镇'", timeout=10_000)
+    assert seed_box.input_value() == "1235"
+    # A PNG from AUTOMATIC1111, dropped on the reader: its recipe fills the form, inside our limits.
+    info = PngImagePlugin.PngInfo()
+    info.add_text(
+        "parameters",
+        "a cat under cherry blossoms\nNegative prompt: lowres\n"
+        "Steps: 80, Sampler: Euler a, CFG scale: 7.5, Seed: 3407, Size: 768x512, Model: sd_xl_base_1.0",
+    )
+    png = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(png, pnginfo=info)
+    page.locator("#image-recipe").click()
+    page.locator("#image-recipe-file input[type=file]").set_input_files(str(png))
+    page.wait_for_function(
+        "() => document.querySelector('#image-prompt textarea').value === 'a cat under cherry blossoms'", timeout=10_000
+    )
+    assert seed_box.input_value() == "3407"
+    toast = page.locator("[data-testid='toast-body']").filter(has_text="Filled in")
+    toast.first.wait_for(timeout=10_000)
+    assert "limits: steps" in toast.first.inner_text() and "sd_xl_base_1.0" in toast.first.inner_text()
+    shot(page, "04b-image-recipe")
 
 
 def test_05_chat_with_support_like_an_answer_and_try_xss(app, page):
@@ -295,8 +437,8 @@ def test_06_insights_needs_the_token(app, page):
     page.locator("#insights-refresh").click()
     totals = page.locator("#insights-totals")
     totals.get_by_text("rated outputs").wait_for(timeout=20_000)
-    # The text answer's latest rating is the 👎 of test 02b.
-    assert re.search(r"3\s*rated outputs \(👍 1 / 👎 2\)", totals.inner_text()), totals.inner_text()
+    # Text: the 👎 of test 02b (its latest rating) and the zh phone's 👍 (02c); image 👎; support 👍.
+    assert re.search(r"4\s*rated outputs \(👍 2 / 👎 2\)", totals.inner_text()), totals.inner_text()
     shot(page, "06-insights")
     no_xss(page)
     # Export follows every filter on screen: "until" long ago leaves nothing.

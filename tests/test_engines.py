@@ -151,6 +151,17 @@ def test_llamacpp_answers_from_the_packaged_gguf(llama):
     assert llama.has_chat_template and llama.precision == "Q4_1"
 
 
+def test_llamacpp_continues_a_final_assistant_message(llama):
+    """The "continue" contract: the answer so far is extended, not answered as a new turn."""
+    asked = {"role": "user", "content": "Count from one to ten in English words, separated by commas."}
+    request = TextRequest(messages=[asked, {"role": "assistant", "content": "one, two, three,"}], max_new_tokens=8, temperature=0)
+    prompt = llama._model.detokenize(llama.encode(request)).decode()
+    assert prompt.endswith("assistant\none, two, three,")  # no end-of-turn after the words so far
+    assert "four" in "".join(llama.stream(request))
+    zh = [{"role": "user", "content": "用中文从一数到十，用逗号分隔。"}, {"role": "assistant", "content": "一，二，三，"}]
+    assert "".join(llama.stream(TextRequest(messages=zh, max_new_tokens=4, temperature=0))).startswith("四")
+
+
 def test_llamacpp_batches_a_newcomer_instead_of_queueing_it(llama):
     """A short answer that arrives while a long one streams finishes first: both decode in one batch."""
     long_stats = GenerationStats()

@@ -30,6 +30,20 @@ def client(app):
     return Client(app[1], verbose=False, download_files=str(app[0].data_dir / "downloads"))
 
 
+def test_api_conversation_and_continuing_a_cut_answer(client):
+    """The real packaged model over the API: a second turn sent with the first, then the rest
+    of an answer cut at the length limit (it continues the same answer, not a new one)."""
+    history = [
+        {"role": "user", "content": "用中文从一数到十，用逗号分隔。"},
+        {"role": "assistant", "content": "一，二，三，"},
+    ]
+    cut = client.predict("继续", history=history, max_new_tokens=2, temperature=0, api_name="/generate_text")
+    assert cut["finish_reason"] == "length" and cut["usage"]["prompt_tokens"] > 20  # the history was sent
+    more = client.predict("", continue_output_id=cut["output_id"], max_new_tokens=8, temperature=0, api_name="/generate_text")
+    assert more["text"].startswith(cut["text"]) and len(more["text"]) > len(cut["text"])
+    assert more["continued_from"] == cut["output_id"]
+
+
 def test_api_round_trip_writes_three_valid_records(app, client):
     settings, _ = app
     text = client.predict("What is 2 + 2?", max_new_tokens=24, temperature=0, api_name="/generate_text")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from aigc_demo.errors import AigcError, InvalidInput, NotFound, StorageError
-from aigc_demo.services.image import a1111_parameters
+from aigc_demo.services.image import a1111_parameters, read_recipe
 
 RECORD_KEYS = {
     "schema", "id", "ts", "app_version", "session_id", "tab", "output_id", "rating", "comment", "model",
@@ -40,6 +40,67 @@ def test_preset_template_and_system_prompt_reach_the_model(services):
     assert request.messages[-1]["content"] == "Write 5 catchy slogans for: a tea shop"
     services.text.generate("茶馆", preset="slogan")
     assert services.registry.get("text").requests[-1].messages[-1]["content"] == "为以下内容写 5 条朗朗上口的宣传口号：茶馆"
+
+
+def test_conversation_history_reaches_the_model_before_the_new_turn(services):
+    history = [{"role": "user", "content": "推荐一款绿茶"}, {"role": "assistant", "content": "西湖龙井。"}]
+    services.text.generate("多少钱？", history=history, preset="free", system="你是茶馆店员。")
+    sent = services.registry.get("text").requests[-1].messages
+    assert sent == [{"role": "system", "content": "你是茶馆店员。"}, *history, {"role": "user", "content": "多少钱？"}]
+    # Gradio's content parts are read as text; the oldest turns beyond the limit are dropped.
+    parts = [{"role": "user", "content": [{"type": "text", "text": "第一句"}]}]
+    services.text.generate("第二句", history=parts)
+    assert services.registry.get("text").requests[-1].messages[0] == {"role": "user", "content": "第一句"}
+    long = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(50)]
+    services.text.generate("最后", history=long)
+    sent = services.registry.get("text").requests[-1].messages
+    assert len(sent) == 21 and sent[0]["content"] == "m30"
+
+
+@pytest.mark.parametrize(
+    ("history", "needle"),
+    [
+        (5, "history must be a list"),
+        ("你好", "history must be a list"),
+        ([{"role": "user", "content": "长" * 16_001}], "the limit is 16000"),
+    ],
+)
+def test_bad_history_gets_a_clear_message(services, history, needle):
+    with pytest.raises(InvalidInput, match=needle):
+        services.text.generate("你好", history=history)
+
+
+def test_raw_continuation_takes_no_history(services):
+    with pytest.raises(InvalidInput, match="history only applies in chat mode"):
+        services.text.generate("从前有座山", mode="continue", history=[{"role": "user", "content": "x"}])
+
+
+def test_continue_an_answer_cut_at_the_length_limit(services):
+    fake = services.registry.get("text")
+    fake.reply = "一 二 三 四 五 六 七"
+    cut = services.text.generate("数到七", max_new_tokens=3, seed=5)
+    assert cut["text"] == "一 二 三" and cut["finish_reason"] == "length"
+    more = services.text.generate(None, continue_output_id=cut["output_id"], max_new_tokens=2)
+    # The model sees the same conversation, with the answer so far as the final assistant message.
+    sent = fake.requests[-1].messages
+    assert sent[-2] == {"role": "user", "content": "数到七"} and sent[-1] == {"role": "assistant", "content": "一 二 三"}
+    assert more["text"] == "一 二 三 四 五" and more["continued_from"] == cut["output_id"]
+    rest = services.text.generate(None, continue_output_id=more["output_id"], max_new_tokens=10)
+    assert rest["text"] == "一 二 三 四 五 六 七" and rest["finish_reason"] == "stop"
+    assert [m["role"] for m in fake.requests[-1].messages] == ["user", "assistant"]  # one answer, not two
+    record = services.feedback.find_output(rest["output_id"])
+    assert record.params["continued_from"] == more["output_id"] and record.prompt == "数到七"
+    assert record.output["text"] == rest["text"]  # a rating covers the whole answer the reader saw
+
+
+def test_continue_raw_text_and_unknown_answers(services):
+    fake = services.registry.get("text")
+    fake.reply = "a b c d"
+    cut = services.text.generate("once upon", mode="continue", max_new_tokens=2)
+    services.text.generate(None, continue_output_id=cut["output_id"])
+    assert fake.requests[-1].prompt == "once upon" + "a b" and fake.requests[-1].messages is None
+    with pytest.raises(InvalidInput, match="nothing to continue"):
+        services.text.generate(None, continue_output_id="0" * 32)
 
 
 def test_stop_string_cuts_the_output(services):
@@ -90,6 +151,61 @@ def test_generate_image_saves_png_with_reproducible_recipe(services):
     assert recipe["seed"] == 43 and recipe["model"] == "packaged:tiny-sd"
     output = services.feedback.outputs.get(result["output_id"]).output
     assert output["path"] == result["image"] and len(output["sha256"]) == 64
+
+
+def test_an_image_reads_back_its_own_settings(services):
+    style = next(n for n in services.image.styles if n != "None")
+    result = services.image.generate(
+        "雨后的江南小镇", negative_prompt="模糊", seed=7, num_images=2, width=64, height=72, steps=3, style=style
+    )
+    recipe = read_recipe(result["images"][1], max_side=512, max_steps=50)
+    # What the user typed and chose, not the styled prompt: applying it reproduces image 2.
+    assert recipe == {
+        "prompt": "雨后的江南小镇", "negative_prompt": "模糊", "style": style, "steps": 3, "guidance_scale": 5.0,
+        "width": 64, "height": 72, "seed": 8, "model": "packaged:tiny-sd", "source": "aigc_demo", "adjusted": [],
+    }
+
+
+def _png_with(tmp_path, **chunks) -> str:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in chunks.items():
+        info.add_itxt(key, value)
+    path = tmp_path / "dropped.png"
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    return str(path)
+
+
+def test_an_automatic1111_png_reads_back_and_is_kept_inside_our_limits(tmp_path):
+    parameters = (
+        "masterpiece, 1girl, (cherry blossoms:1.2), 樱花\nsecond line of prompt\n"
+        "Negative prompt: lowres, bad hands\n"
+        'Steps: 80, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 3407, Size: 1024x1023, Model hash: 6ce0161689, '
+        'Model: v1-5-pruned-emaonly, Lora hashes: "a: 1, b: 2", Version: v1.7.0'
+    )
+    recipe = read_recipe(_png_with(tmp_path, parameters=parameters), max_side=512, max_steps=50)
+    assert recipe == {
+        "prompt": "masterpiece, 1girl, (cherry blossoms:1.2), 樱花\nsecond line of prompt",
+        "negative_prompt": "lowres, bad hands", "steps": 50, "guidance_scale": 7.5, "seed": 3407,
+        "width": 512, "height": 512, "model": "v1-5-pruned-emaonly", "source": "a1111",
+        "adjusted": ["width", "height", "steps"],
+    }
+    only_prompt = read_recipe(_png_with(tmp_path, parameters="a cat"), max_side=512, max_steps=50)
+    assert only_prompt == {"prompt": "a cat", "negative_prompt": "", "source": "a1111", "adjusted": []}
+
+
+@pytest.mark.parametrize("content", ["no-chunks", "not-an-image", "empty-parameters"])
+def test_a_file_without_settings_gets_a_clear_message(tmp_path, content):
+    if content == "not-an-image":
+        path = tmp_path / "notes.png"
+        path.write_text("hello", encoding="utf-8")
+        needle = "not an image"
+    else:
+        path = _png_with(tmp_path, **({"parameters": "  "} if content == "empty-parameters" else {}))
+        needle = "carries no generation settings"
+    with pytest.raises(InvalidInput, match=needle):
+        read_recipe(path, max_side=512, max_steps=50)
 
 
 def test_image_progress_is_reported_per_step(services):

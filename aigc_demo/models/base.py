@@ -49,7 +49,9 @@ class TextRequest:
     """Arguments shared by every text backend (so a tab never branches on backend).
 
     ``messages`` (role/content dicts) go through the model's chat template; with only
-    ``prompt`` the model continues the raw text.
+    ``prompt`` the model continues the raw text. When the last message is the assistant's,
+    the model continues that message (its words so far stay, no new turn starts): this is
+    how a reader asks for the rest of an answer cut at the length limit.
     """
 
     prompt: str | None = None
@@ -64,8 +66,17 @@ class TextRequest:
 
 def flatten_messages(messages: list[dict[str, str]]) -> str:
     """Chat messages as plain text, for a model without a chat template."""
+    if messages and messages[-1].get("role") == "assistant":  # continue the answer itself
+        return flatten_messages(messages[:-1]) + " " + messages[-1].get("content", "")
     lines = [f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages]
     return "\n".join(lines) + "\nassistant:"
+
+
+def split_prefill(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
+    """(the conversation up to the answer, the answer's words so far) — "" when a new turn starts."""
+    if messages and messages[-1].get("role") == "assistant":
+        return messages[:-1], messages[-1].get("content", "")
+    return messages, ""
 
 
 @runtime_checkable

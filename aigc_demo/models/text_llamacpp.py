@@ -42,7 +42,7 @@ from typing import Any
 from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError, ModelLoadError
 from aigc_demo.models import packaged
-from aigc_demo.models.base import FinishReason, GenerationStats, TextRequest, flatten_messages
+from aigc_demo.models.base import FinishReason, GenerationStats, TextRequest, flatten_messages, split_prefill
 from aigc_demo.models.streaming import Utf8Decoder, VisibleText
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,8 @@ class LlamaCppTextBackend:
 
     def encode(self, request: TextRequest) -> list[int]:
         if request.messages is not None and self._formatter is not None:
-            text = self._formatter(messages=request.messages).prompt
+            head, prefill = split_prefill(request.messages)
+            text = self._formatter(messages=head).prompt + prefill  # prefill: continue the answer
             tokens = self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         else:
             text = request.prompt if request.prompt is not None else flatten_messages(request.messages or [])

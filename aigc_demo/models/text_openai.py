@@ -102,6 +102,8 @@ class OpenAITextBackend:
         response: Any = None
         try:
             try:
+                # A final assistant message is continued, not answered, by llama.cpp's server
+                # and vLLM (the contract in models/base.py); other servers may start a new turn.
                 if request.messages is not None:
                     response = self._client.chat.completions.create(messages=request.messages, **options)
                 else:

@@ -22,7 +22,7 @@ from aigc_demo.config import Settings
 from aigc_demo.errors import ModelLoadError
 from aigc_demo.models import compute, packaged
 from aigc_demo.models.device import pick_device, pick_dtype
-from aigc_demo.models.base import GenerationStats, TextRequest, flatten_messages
+from aigc_demo.models.base import GenerationStats, TextRequest, flatten_messages, split_prefill
 from aigc_demo.models.streaming import VisibleText
 
 log = logging.getLogger(__name__)
@@ -84,9 +84,14 @@ class TransformersTextBackend:
     def encode(self, request: TextRequest) -> Any:
         tok = self.tokenizer
         if request.messages is not None and self.has_chat_template:
-            enc = tok.apply_chat_template(
-                request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-            )
+            head, prefill = split_prefill(request.messages)
+            if prefill:  # the template up to the answer, then its words so far (no end-of-turn)
+                text = tok.apply_chat_template(head, add_generation_prompt=True, tokenize=False) + prefill
+                enc = tok(text, return_tensors="pt", add_special_tokens=False)
+            else:
+                enc = tok.apply_chat_template(
+                    request.messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+                )
         else:
             text = request.prompt if request.prompt is not None else flatten_messages(request.messages or [])
             enc = tok(text, return_tensors="pt")

@@ -11,20 +11,21 @@ import csv
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from PIL import PngImagePlugin
+from PIL import Image, PngImagePlugin
 
 from aigc_demo.config import ASSETS_DIR, Settings
 from aigc_demo.errors import AigcError, InvalidInput
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.models.device import is_out_of_memory, release_gpu_memory, zero_gpu
 from aigc_demo.models.registry import ModelRegistry
-from aigc_demo.services.validation import clean_text, number, resolve_seed
+from aigc_demo.services.validation import MAX_SEED, clean_text, number, resolve_seed
 from aigc_demo.services.variants import apply, assign
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class ImageParams:
     num_images: int
     style: str = "None"
     user_prompt: str = ""
+    user_negative_prompt: str = ""
 
 
 class ImageService:
@@ -151,6 +153,7 @@ class ImageService:
             negative_prompt=styled_negative,
             style=style_name,
             user_prompt=user_prompt,
+            user_negative_prompt=user_negative,
             steps=int(number(d.steps if steps is None else steps, name="steps", lo=1, hi=s.image_max_steps, integer=True)),
             guidance_scale=float(
                 number(d.guidance_scale if guidance_scale is None else guidance_scale, name="guidance scale", lo=0, hi=30)
@@ -181,7 +184,7 @@ class ImageService:
         output = GeneratedOutput(
             tab="image",
             model=model_info,
-            params={k: v for k, v in vars(params).items() if k not in ("prompt", "user_prompt")} | {"model_prompt": params.prompt},
+            params={k: v for k, v in vars(params).items() if k not in ("prompt", "user_prompt", "user_negative_prompt")} | {"model_prompt": params.prompt},
             prompt=params.user_prompt,
             output={},
             latency_ms=round(latency_ms, 1),
@@ -246,6 +249,9 @@ class ImageService:
             "seed": seed,
             "model": model_id,
             "style": params.style,
+            # What the user typed, before the style was applied: "use these settings" needs it.
+            "user_prompt": params.user_prompt,
+            "user_negative_prompt": params.user_negative_prompt,
         }
         info = PngImagePlugin.PngInfo()
         info.add_itxt("parameters", a1111_parameters(recipe))
@@ -253,6 +259,100 @@ class ImageService:
         image.save(path, pnginfo=info)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return {"path": str(path), "sha256": digest, "width": image.width, "height": image.height, "seed": seed}
+
+
+RECIPE_KEYS = ("prompt", "negative_prompt", "style", "steps", "guidance_scale", "width", "height", "seed")
+_A1111_FIELD = re.compile(r'\s*([A-Za-z][\w ]*?):\s*("(?:[^"\\]|\\.)*"|[^,]*)(?:,|$)')
+
+
+def read_recipe(path: str | Path, *, max_side: int, max_steps: int) -> dict[str, Any]:
+    """The settings an image was made with, from its PNG text chunks: ours (``aigc`` JSON) or
+    AUTOMATIC1111's ``parameters`` (also written by Fooocus, ComfyUI exporters, civitai).
+
+    Returns the keys of :data:`RECIPE_KEYS` that the file holds, plus ``source`` ("aigc_demo"
+    or "a1111"), ``model`` when named, and ``adjusted``: the fields brought inside this app's
+    limits (a 1024² recipe on a 512-pixel server). Only the chunks before the pixels are read.
+    """
+    try:
+        with Image.open(path) as img:
+            chunks = dict(getattr(img, "text", None) or img.info or {})
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise InvalidInput("that file is not an image this app can read", zh="无法读取这个文件：它不是可识别的图片") from None
+    recipe: dict[str, Any]
+    if isinstance(chunks.get("aigc"), str):
+        try:
+            ours = json.loads(chunks["aigc"])
+        except ValueError:
+            ours = None
+        if isinstance(ours, dict):
+            recipe = {
+                "prompt": ours.get("user_prompt", ours.get("prompt")),
+                "negative_prompt": ours.get("user_negative_prompt", ours.get("negative_prompt")),
+                **{k: ours.get(k) for k in RECIPE_KEYS[2:]},
+                "model": ours.get("model"),
+                "source": "aigc_demo",
+            }
+            return _within_limits(recipe, max_side=max_side, max_steps=max_steps)
+    text = chunks.get("parameters")
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput(
+            "this image carries no generation settings (neither AUTOMATIC1111 “parameters” nor this app's)",
+            zh="这张图片没有记录生成参数（既没有 AUTOMATIC1111 的 parameters，也没有本应用的记录）",
+        )
+    return _within_limits(parse_a1111(text[:20_000]), max_side=max_side, max_steps=max_steps)
+
+
+def parse_a1111(text: str) -> dict[str, Any]:
+    """AUTOMATIC1111's ``parameters`` text: prompt lines, ``Negative prompt: …``, then one
+    ``Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x768, Model: …`` line."""
+    lines = text.strip().splitlines()
+    settings_at = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].lstrip().startswith("Steps:")), len(lines))
+    negative_at = next((i for i in range(settings_at) if lines[i].startswith("Negative prompt:")), settings_at)
+    recipe: dict[str, Any] = {
+        "prompt": "\n".join(lines[:negative_at]).strip(),
+        "negative_prompt": "\n".join(lines[negative_at:settings_at]).removeprefix("Negative prompt:").strip(),
+        "source": "a1111",
+    }
+    fields = {m.group(1).strip(): m.group(2).strip().strip('"') for m in _A1111_FIELD.finditer(" ".join(lines[settings_at:]))}
+    for key, name, kind in (("steps", "Steps", int), ("guidance_scale", "CFG scale", float), ("seed", "Seed", int)):
+        try:
+            recipe[key] = kind(float(fields[name])) if kind is int else kind(fields[name])
+        except (KeyError, ValueError):
+            pass
+    size = re.fullmatch(r"(\d{1,5})x(\d{1,5})", fields.get("Size", ""))
+    if size:
+        recipe["width"], recipe["height"] = int(size.group(1)), int(size.group(2))
+    if fields.get("Model"):
+        recipe["model"] = fields["Model"][:200]
+    if fields.get("Styles"):
+        recipe["style"] = fields["Styles"].split(",")[0].strip()
+    return recipe
+
+
+def _within_limits(recipe: dict[str, Any], *, max_side: int, max_steps: int) -> dict[str, Any]:
+    out = {k: v for k, v in recipe.items() if v is not None}
+    adjusted: list[str] = []
+    for key in ("width", "height"):
+        if isinstance(out.get(key), (int, float)):
+            side = max(64, min(max_side, int(out[key]) // 8 * 8))
+            if side != out[key]:
+                adjusted.append(key)
+            out[key] = side
+    if isinstance(out.get("steps"), (int, float)):
+        steps = max(1, min(max_steps, int(out["steps"])))
+        if steps != out["steps"]:
+            adjusted.append("steps")
+        out["steps"] = steps
+    if isinstance(out.get("guidance_scale"), (int, float)):
+        out["guidance_scale"] = max(0.0, min(20.0, float(out["guidance_scale"])))
+    if isinstance(out.get("seed"), (int, float)) and not 0 <= int(out["seed"]) <= MAX_SEED:
+        out.pop("seed")
+        adjusted.append("seed")
+    for key in ("prompt", "negative_prompt"):
+        if key in out:
+            out[key] = str(out[key])[:4000]
+    out["adjusted"] = adjusted
+    return out
 
 
 def estimate_seconds(params: ImageParams) -> int:

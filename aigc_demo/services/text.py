@@ -18,7 +18,7 @@ from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.base import GenerationStats, TextRequest
 from aigc_demo.models.streaming import REPLACEMENT
 from aigc_demo.services.lang import contains_cjk
-from aigc_demo.services.validation import clean_text, number, resolve_seed
+from aigc_demo.services.validation import clean_history, clean_text, number, resolve_seed
 from aigc_demo.services.variants import apply, assign
 
 
@@ -101,6 +101,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 MODES = ("chat", "continue")
+MAX_HISTORY_MESSAGES = 20  # ten exchanges; the engines also drop the oldest tokens past their window
 
 
 @dataclass
@@ -129,12 +130,14 @@ class TextService:
         stop: object = "",
         system: object = "",
         mode: object = "chat",
+        history: object = None,
     ) -> tuple[TextRequest, str]:
         """Validate everything before any model work; return the request and the preset key.
 
         ``mode="chat"`` wraps the text in the preset's template and the model's chat
-        template; ``mode="continue"`` feeds the raw text to the model to continue (what a
-        base model such as Gemma-3-270M is for).
+        template, after the earlier turns of the conversation (``history``: user and
+        assistant messages as they were shown); ``mode="continue"`` feeds the raw text to the
+        model to continue (what a base model such as Gemma-3-270M is for) and takes no history.
         """
         text = clean_text(prompt, name="prompt", max_chars=self.settings.max_prompt_chars)
         preset_key = (preset or "free").strip() if isinstance(preset, str) else "free"
@@ -156,13 +159,21 @@ class TextService:
                 f"mode must be 'chat' or 'continue', got {str(mode)[:20]!r}", zh="模式只能是 chat（对话）或 continue（续写）"
             )
         system_text = clean_text(system, name="system prompt", max_chars=self.settings.max_prompt_chars, required=False)
+        turns = clean_history(history, max_messages=MAX_HISTORY_MESSAGES, max_item_chars=4 * self.settings.max_prompt_chars)
         if mode == "continue":
+            if turns:
+                raise InvalidInput(
+                    "history only applies in chat mode; raw continuation reads the prompt alone",
+                    zh="对话记录只用于对话模式；续写模式只读取提示词",
+                )
             request.prompt, request.messages = text, None
             return request, preset_key
         user, preset_system = chosen.render(text)
         system_text = system_text or preset_system
-        request.messages = ([{"role": "system", "content": system_text}] if system_text else []) + [
-            {"role": "user", "content": user}
+        request.messages = [
+            *([{"role": "system", "content": system_text}] if system_text else []),
+            *turns,
+            {"role": "user", "content": user},
         ]
         request.prompt = user
         return request, preset_key
@@ -173,18 +184,35 @@ class TextService:
         *,
         session_id: str = "",
         should_stop: Callable[[], bool] | None = None,
+        continue_output_id: str | None = None,
         **options: Any,
     ) -> Iterator[TextUpdate]:
         """Stream updates; ``should_stop()`` ends generation early but still returns a
-        result, so a stopped answer can be read, copied and rated like any other."""
-        variant = assign(self.settings.variant_table, "text", session_id)
-        options = apply(variant, options, ("system", "preset", "model", "temperature", "top_p", "max_new_tokens", "mode"))
-        model_id = options.pop("model", None) or None
-        request, preset_key = self.build_request(prompt, **options)
+        result, so a stopped answer can be read, copied and rated like any other.
+
+        ``continue_output_id`` names an earlier answer (usually one cut at the length limit):
+        the model writes on from its last word, with that answer's prompt, history and
+        settings (``prompt`` is not needed; ``max_new_tokens`` and ``seed`` may be given). The
+        new output holds the whole text, so a rating covers what the reader saw.
+        """
+        if continue_output_id:
+            request, params, model_id, variant_name, prefix = self._continuation(continue_output_id, options)
+            record_prompt: str = params.pop("prompt")
+        else:
+            variant = assign(self.settings.variant_table, "text", session_id)
+            options = apply(variant, options, ("system", "preset", "model", "temperature", "top_p", "max_new_tokens", "mode"))
+            model_id = options.pop("model", None) or None
+            request, preset_key = self.build_request(prompt, **options)
+            params = {
+                "preset": preset_key,
+                "mode": options.get("mode") or "chat",
+                "system": (options.get("system") or "").strip() or None,
+            }
+            variant_name, prefix, record_prompt = (variant.name if variant else None), "", str(prompt).strip()
         model = self.registry.get("text", model_id)
         stats = GenerationStats()
         started = time.perf_counter()
-        text = ""
+        text = prefix
         chunks = model.stream(request, stats)
         try:
             for chunk in chunks:
@@ -197,27 +225,21 @@ class TextService:
         if should_stop is not None and should_stop():
             stats.finish_reason = "stopped"
         latency_ms = (time.perf_counter() - started) * 1000
-        params = {
-            "preset": preset_key,
-            "mode": options.get("mode") or "chat",
-            "system": (options.get("system") or "").strip() or None,
-            "max_new_tokens": request.max_new_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "seed": request.seed,
-            "stop": request.stop,
-        }
+        params.update(
+            max_new_tokens=request.max_new_tokens, temperature=request.temperature, top_p=request.top_p,
+            seed=request.seed, stop=request.stop,
+        )
         model_info = self.registry.info("text", model_id)
         output = GeneratedOutput(
             tab="text",
             model=model_info,
             params=params,
-            prompt=str(prompt).strip(),
+            prompt=record_prompt,
             messages=request.messages,
             output={"text": text, "finish_reason": stats.finish_reason},
             latency_ms=round(latency_ms, 1),
             session_id=session_id,
-            variant=variant.name if variant else None,
+            variant=variant_name,
         )
         self.feedback.register(output)
         result = {
@@ -232,9 +254,48 @@ class TextService:
             "finish_reason": stats.finish_reason,
             "seed": request.seed,
             "model": model_info["id"],
-            "variant": variant.name if variant else None,
+            "variant": variant_name,
+            "continued_from": continue_output_id or None,
         }
         yield TextUpdate(text=text, stats=stats, done=True, result=result)
+
+    def _continuation(
+        self, output_id: str, options: dict[str, Any]
+    ) -> tuple[TextRequest, dict[str, Any], str | None, str | None, str]:
+        """The request that continues an earlier text answer from its last word.
+
+        Chat answers go back as the final assistant message, which every engine continues
+        instead of starting a new turn (the contract in ``models/base.py``); raw
+        continuations just get longer.
+        """
+        earlier = self.feedback.find_output(output_id) if isinstance(output_id, str) else None
+        if earlier is None or earlier.tab != "text":
+            raise InvalidInput(
+                "nothing to continue: that answer is unknown (generate it again)", zh="无法继续：找不到这条回答（请重新生成）"
+            )
+        p = earlier.params
+        written = str(earlier.output.get("text") or "")
+        request = TextRequest(
+            max_new_tokens=int(number(
+                options.get("max_new_tokens", p.get("max_new_tokens", 256)), name="max_new_tokens", lo=1,
+                hi=self.settings.max_new_tokens_cap, integer=True,
+            )),
+            temperature=float(p.get("temperature", 0.7)),
+            top_p=float(p.get("top_p", 0.95)),
+            seed=resolve_seed(options.get("seed", -1)),
+            stop=list(p.get("stop") or []),
+        )
+        if earlier.messages:
+            request.messages = [*earlier.messages, {"role": "assistant", "content": written}]
+            if request.messages[-2]["role"] == "assistant":  # continuing a continuation: one final message
+                request.messages = [*earlier.messages[:-1], {"role": "assistant", "content": written}]
+        else:
+            request.prompt = (earlier.prompt or "") + written
+        params = {
+            "preset": p.get("preset", "free"), "mode": p.get("mode", "chat"), "system": p.get("system"),
+            "continued_from": output_id, "prompt": earlier.prompt or "",
+        }
+        return request, params, earlier.model.get("id"), earlier.variant, written
 
     def generate(self, prompt: object, **options: Any) -> dict[str, Any]:
         result: dict[str, Any] | None = None

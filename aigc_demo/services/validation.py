@@ -61,3 +61,40 @@ def resolve_seed(seed: object) -> int:
         seed = -1
     value = int(number(seed, name="seed", lo=-1, hi=MAX_SEED, integer=True))
     return random.randint(0, MAX_SEED) if value == -1 else value
+
+
+def clean_history(history: object, *, max_messages: int, max_item_chars: int) -> list[dict[str, str]]:
+    """A conversation as ``[{role, content}]``, user and assistant turns only.
+
+    Accepts Gradio's messages (content as text or as ``[{"type": "text", "text": ...}]``) and
+    legacy ``[user, bot]`` pairs. Only the last ``max_messages`` are kept (the model's window
+    would drop the oldest anyway); a single turn longer than ``max_item_chars`` is refused
+    with a message, so one request cannot make the server read and store megabytes.
+    """
+    if history is None or history == "":
+        return []
+    if not isinstance(history, (list, tuple)):
+        raise InvalidInput(
+            f"history must be a list of {{role, content}} messages, got {type(history).__name__}",
+            zh="history 必须是 {role, content} 消息列表",
+        )
+    messages: list[dict[str, str]] = []
+    for item in list(history)[-max_messages * 2 :]:  # pairs count double; trimmed again below
+        if isinstance(item, dict) and item.get("role") in ("user", "assistant"):
+            content = item.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+            messages.append({"role": str(item["role"]), "content": content if isinstance(content, str) else ""})
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            for role, content in zip(("user", "assistant"), item, strict=True):
+                if isinstance(content, str) and content:
+                    messages.append({"role": role, "content": content})
+    messages = messages[-max_messages:]
+    for m in messages:
+        m["content"] = m["content"].replace("\x00", "")
+        if len(m["content"]) > max_item_chars:
+            raise InvalidInput(
+                f"a history message is {len(m['content'])} characters long; the limit is {max_item_chars}.",
+                zh=f"对话记录中有一条消息长 {len(m['content'])} 个字符，上限为 {max_item_chars}。",
+            )
+    return messages

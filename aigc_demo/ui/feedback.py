@@ -34,8 +34,8 @@ class RatingWidget:
         return (
             output_id,
             None,
-            gr.update(interactive=enabled),
-            gr.update(interactive=enabled),
+            gr.update(interactive=enabled, variant="secondary"),
+            gr.update(interactive=enabled, variant="secondary"),
             gr.update(value=[]),
             gr.update(value=""),
             gr.update(value=""),
@@ -79,6 +79,14 @@ def rate_and_report(
     return message, True
 
 
+def highlight(rating: str | None) -> tuple[Any, Any]:
+    """Updates for (👍, 👎): the saved rating's button in the primary colour, the other plain."""
+    return (
+        gr.update(variant="primary" if rating == "up" else "secondary"),
+        gr.update(variant="primary" if rating == "down" else "secondary"),
+    )
+
+
 def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
     output_id = gr.State(None)
     with gr.Group(elem_classes=["rating"]):
@@ -100,17 +108,18 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
                 lang=lang_of(request),
             )
             if not saved:  # the reasons and the comment stay, to retry
-                return message, gr.skip(), gr.skip()
+                return message, gr.skip(), gr.skip(), gr.skip(), gr.skip()
             # They belong to the rating just saved: a later 👍 / 👎 must not carry them again.
-            return message, [], ""
+            # The chosen thumb stays highlighted (and clickable, to change one's mind).
+            return message, [], "", *highlight(rating)
 
-        return user_errors(handler, outputs=3)
+        return user_errors(handler, outputs=5)
 
     for button, rating in ((up, "up"), (down, "down")):
         button.click(
             make_handler(rating),
             [output_id, item, reasons, comment],
-            [status, reasons, comment],
+            [status, reasons, comment, up, down],
             api_visibility="private",
             concurrency_limit=None,  # never wait behind a generation
         )

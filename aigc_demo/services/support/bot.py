@@ -46,12 +46,13 @@ from aigc_demo.services.support.learning import SupportLearning
 from aigc_demo.services.support import policy
 from aigc_demo.services.support.policy import GREETING  # noqa: F401 - the UI's greeting
 from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
-from aigc_demo.services.validation import clean_text
+from aigc_demo.services.validation import clean_history, clean_text
 from aigc_demo.services.variants import apply, assign
 
 log = logging.getLogger(__name__)
 
 MAX_HISTORY_MESSAGES = 20
+MAX_HISTORY_ITEM_CHARS = 8000  # an answer with its sources fits; a pasted megabyte does not
 # A message whose own words weigh less than two full words ("how much?", "多少钱")
 # leans on the conversation for its topic.
 ELLIPTICAL_WEIGHT = 2.0
@@ -78,21 +79,8 @@ def md_escape(text: str) -> str:
 
 
 def normalize_history(history: Any) -> list[dict[str, str]]:
-    """Accept Gradio messages ([{role, content}]) or legacy [user, bot] pairs."""
-    messages: list[dict[str, str]] = []
-    for item in history or []:
-        if isinstance(item, dict) and item.get("role") in ("user", "assistant"):
-            content = item.get("content")
-            if isinstance(content, list):  # Gradio 6 may send [{"type": "text", "text": ...}]
-                content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-            messages.append({"role": item["role"], "content": str(content or "")})
-        elif isinstance(item, (list, tuple)) and len(item) == 2:
-            user, bot = item
-            if user:
-                messages.append({"role": "user", "content": str(user)})
-            if bot:
-                messages.append({"role": "assistant", "content": str(bot)})
-    return messages[-MAX_HISTORY_MESSAGES:]
+    """Accept Gradio messages ([{role, content}]) or legacy [user, bot] pairs (bounded)."""
+    return clean_history(history, max_messages=MAX_HISTORY_MESSAGES, max_item_chars=MAX_HISTORY_ITEM_CHARS)
 
 
 class SupportService:

@@ -11,9 +11,9 @@ from typing import Any
 
 import gradio as gr
 
-from aigc_demo.services.image import size_presets
+from aigc_demo.services.image import read_recipe, size_presets
 from aigc_demo.ui.common import Services, StopFlags, scroll_to, session_of, toggle_stop, user_errors
-from aigc_demo.ui.feedback import build_rating_widget
+from aigc_demo.ui.feedback import build_rating_widget, highlight
 from aigc_demo.ui.i18n import T, label, lang_of, tr
 
 HISTORY_LIMIT = 48
@@ -28,6 +28,10 @@ def build_image_tab(services: Services, examples: list[str]) -> None:
 def reuse_seed(last: int | None, item: int | None) -> int:
     """♻️: the seed of the image on screen — image i of a batch was made with seed + i."""
     return -1 if last is None else int(last) + (item or 0)
+
+
+def joined(words: list[str], lang: str) -> str:
+    return ("、" if lang == "zh" else ", ").join(words)
 
 
 def _render(services: Services, examples: list[str]) -> dict[str, Any]:
@@ -77,14 +81,24 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                 format="png", object_fit="contain", elem_id="image-gallery", buttons=["download", "fullscreen"],
             )
             ui["info"] = gr.Markdown(elem_classes=["stats"], elem_id="image-info")
+            ui["use_settings"] = gr.Button(
+                T("use_settings"), size="sm", interactive=False, elem_id="image-use-settings"
+            )
             ui["rating"] = build_rating_widget(services.feedback)
             ui["history"] = gr.Gallery(
                 label=T("history"), columns=6, height=160, format="png", object_fit="contain",
                 elem_id="image-history", buttons=["download"],
             )
+            with gr.Accordion(T("recipe_from_png"), open=False, elem_id="image-recipe"):
+                # gr.File keeps the upload byte for byte (an Image component would re-encode it
+                # and drop the text chunks that hold the settings).
+                ui["recipe_file"] = gr.File(
+                    label=T("recipe_drop"), file_types=[".png"], type="filepath", height=120, elem_id="image-recipe-file"
+                )
     ui["last_seed"] = gr.State(None)
     ui["history_items"] = gr.State([])
-    ui["result"] = gr.State(None)
+    ui["result_paths"] = gr.State([])
+    ui["selected_path"] = gr.State(None)  # the image whose settings "use these settings" takes
     return ui
 
 
@@ -120,13 +134,58 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             info += tr("image_pick_hint", lang)
         gallery = [(path, tr("image_caption", lang, seed=result["seed"] + i)) for i, path in enumerate(result["images"])]
         history = (gallery + list(history or []))[:HISTORY_LIMIT]
-        return gallery, info, result["seed"], history, history, *rating.reset(result["output_id"])
+        paths = list(result["images"])
+        return (
+            gallery, info, result["seed"], history, history, paths, paths[0], gr.update(interactive=True),
+            *rating.reset(result["output_id"]),
+        )
 
-    def select_image(evt: gr.SelectData, request: gr.Request):
-        return evt.index, tr("image_selected", lang_of(request), n=evt.index + 1)
+    def select_image(paths: list[str], evt: gr.SelectData, request: gr.Request):
+        path = paths[evt.index] if 0 <= evt.index < len(paths) else None
+        return evt.index, tr("image_selected", lang_of(request), n=evt.index + 1), path, *highlight(None)
+
+    def select_history(history: list, evt: gr.SelectData):
+        item = history[evt.index] if 0 <= evt.index < len(history or []) else None
+        return (item[0] if item else None), gr.update(interactive=item is not None)
+
+    def apply_recipe(path: str | None, request: gr.Request, *, dropped: bool = False):
+        """Put an image's settings back into the form: its seed, size, steps, guidance, style
+        and prompts, so Generate makes it again (or a variation, after one change)."""
+        lang = lang_of(request)
+        if not path:
+            return tuple(gr.skip() for _ in recipe_outputs)
+        recipe = read_recipe(path, max_side=services.settings.image_max_side, max_steps=services.settings.image_max_steps)
+        style = recipe.get("style")
+        notes = []
+        if style is not None and style not in image.styles:
+            notes.append(tr("recipe_unknown_style", lang, style=str(style)[:60]))
+            style = None
+        if recipe["adjusted"]:
+            fields = dict.fromkeys("width" if f == "height" else f for f in recipe["adjusted"])  # both: "size"
+            notes.append(tr("recipe_adjusted", lang, fields=joined([tr(f"field_{f}", lang) for f in fields], lang)))
+        model = recipe.get("model")
+        if dropped and model and model != services.registry.info("image")["id"]:
+            notes.append(tr("recipe_other_model", lang, model=str(model)[:80]))
+        filled = [tr(f"field_{k}", lang) for k in ("prompt", "seed", "width", "steps", "guidance_scale", "style") if k in recipe]
+        gr.Info(" ".join([tr("recipe_applied", lang, fields=joined(filled, lang)), *notes]))
+        update = lambda key, value=None: gr.update(value=recipe[key] if value is None else value) if key in recipe else gr.skip()  # noqa: E731
+        size = (
+            preset_for(recipe["width"], recipe["height"]) if "width" in recipe and "height" in recipe else gr.skip()
+        )
+        return (
+            update("prompt"), update("negative_prompt"), gr.update(value=style) if style else gr.skip(),
+            update("steps"), update("guidance_scale"), update("width"), update("height"), update("seed"), size,
+        )
 
     inputs = [ui[k] for k in INPUT_KEYS] + [ui["history_items"]]
-    outputs = [ui["gallery"], ui["info"], ui["last_seed"], ui["history_items"], ui["history"], *rating.components]
+    outputs = [
+        ui["gallery"], ui["info"], ui["last_seed"], ui["history_items"], ui["history"], ui["result_paths"],
+        ui["selected_path"], ui["use_settings"], *rating.components,
+    ]
+    recipe_outputs = [
+        ui["prompt"], ui["negative_prompt"], ui["style"], ui["steps"], ui["guidance_scale"], ui["width"], ui["height"],
+        ui["seed"], ui["size"],
+    ]
     show_stop, hide_stop = (lambda: toggle_stop(True)), (lambda: toggle_stop(False))
     handler = user_errors(generate, outputs=len(outputs))
     for trigger in (ui["generate"].click, ui["prompt"].submit):
@@ -141,7 +200,26 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         return hide_stop()
 
     ui["stop"].click(request_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
-    ui["gallery"].select(select_image, None, [rating.item, rating.status], api_visibility="private", queue=False)
+    ui["gallery"].select(
+        select_image, [ui["result_paths"]], [rating.item, rating.status, ui["selected_path"], rating.up, rating.down],
+        api_visibility="private", queue=False,
+    )
+    ui["history"].select(
+        select_history, [ui["history_items"]], [ui["selected_path"], ui["use_settings"]], api_visibility="private", queue=False
+    )
+    ui["use_settings"].click(
+        # Queued (never waiting: no limit) because a toast only reaches the page from a queued event.
+        user_errors(apply_recipe, outputs=len(recipe_outputs)), [ui["selected_path"]], recipe_outputs,
+        api_visibility="private", concurrency_limit=None, js=scroll_to("#image-prompt"),
+    )
+
+    def apply_dropped(path: str | None, request: gr.Request):
+        return apply_recipe(path, request, dropped=True)
+
+    ui["recipe_file"].upload(
+        user_errors(apply_dropped, outputs=len(recipe_outputs)), [ui["recipe_file"]], recipe_outputs,
+        api_visibility="private", concurrency_limit=None,
+    )
     ui["random_seed"].click(lambda: -1, None, [ui["seed"]], api_visibility="private", queue=False)
     ui["reuse_seed"].click(
         reuse_seed, [ui["last_seed"], rating.item], [ui["seed"]], api_visibility="private", queue=False

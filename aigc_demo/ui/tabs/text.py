@@ -100,15 +100,24 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                     label=T("system_prompt"), lines=2, max_length=s.max_prompt_chars
                 )
                 ui["mode"] = gr.Radio(
-                    [(T("mode_chat"), "chat"), (T("mode_continue"), "continue")], value="chat", label=T("mode")
+                    [(T("mode_chat"), "chat"), (T("mode_continue"), "continue")], value="chat", label=T("mode"),
+                    info=T("mode_info"),
                 )
             if examples:
                 gr.Examples(examples=[[e] for e in examples], inputs=[ui["prompt"]], label=T("try_one"))
         with gr.Column(scale=6, min_width=320):
-            ui["output"] = gr.Textbox(
-                label=T("output"), lines=14, interactive=False, buttons=["copy"], elem_id="text-output", autoscroll=True
+            # A conversation, rendered as Markdown (the Chatbot sanitises any HTML the model
+            # writes); the user's own messages can be edited, which re-asks from there.
+            ui["chat"] = gr.Chatbot(
+                value=[], show_label=False, height=460, elem_id="text-output", editable="user",
+                sanitize_html=True, render_markdown=True, buttons=["copy", "copy_all"],
+                feedback_options=None,  # rated with the widget below: reasons and a comment too
             )
+            ui["turns"] = gr.State([])  # the finished exchanges, as the model is sent them next
             ui["stats"] = gr.Markdown(elem_classes=["stats"], elem_id="text-stats")
+            with gr.Row():
+                ui["more"] = gr.Button(T("continue_answer"), visible=False, size="sm", elem_id="text-continue")
+                ui["new_chat"] = gr.Button(T("new_conversation"), size="sm", elem_id="text-new-chat")
             ui["rating"] = build_rating_widget(services.feedback)
     return ui
 
@@ -132,22 +141,29 @@ def _stats_line(stats: Any, model: str, done: bool, lang: str = "en") -> str:
     return icon + " · ".join(parts)
 
 
+def _shown(turns: list[dict[str, str]], *pending: str) -> list[dict[str, str]]:
+    """What the Chatbot shows: the finished turns, then the exchange in progress."""
+    return [*turns, *({"role": role, "content": text} for role, text in zip(("user", "assistant"), pending, strict=False))]
+
+
 def _wire(services: Services, ui: dict[str, Any]) -> None:
     rating = ui["rating"]
     registry = services.registry
     stop_flags = StopFlags()
 
-    def generate(prompt, preset, max_new_tokens, temperature, top_p, seed, stop, system, mode, model, request: gr.Request):
+    def generate(prompt, preset, max_new_tokens, temperature, top_p, seed, stop, system, mode, model, turns, request: gr.Request):
         options = dict(
             preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-            stop=stop, system=system, mode=mode,
+            stop=stop, system=system, mode=mode, history=turns if mode == "chat" else None,
         )
         # Validate before showing any progress, so a bad input gets its message at once.
         services.text.build_request(prompt, **options)
         model_id = model or registry.model_id("text")
         lang = lang_of(request)
         loading = "" if registry.is_loaded("text", model_id) else tr("loading_model", lang, model=model_id)
-        yield "", loading, *rating.reset(None)  # a new answer: the old rating controls reset
+        asked = prompt.strip()
+        # The question moves into the conversation; the old rating controls reset.
+        yield "", _shown(turns, asked, ""), turns, loading, gr.update(visible=False), *rating.reset(None)
         session = session_of(request)
         try:
             with stop_flags.start(session) as flag, PACER.stream() as due:
@@ -157,13 +173,53 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
                     if update.done:
                         result = update.result
                         stats = _stats_line(update.stats, model_id, True, lang) + " · " + tr("stats_seed", lang, seed=result["seed"])
-                        yield update.text, stats, *rating.reset(result["output_id"])
+                        done = _shown(turns, asked, update.text)
+                        cut = result["finish_reason"] == "length"
+                        yield gr.skip(), done, done, stats, gr.update(visible=cut), *rating.reset(result["output_id"])
                     elif due():
-                        yield update.text, _stats_line(update.stats, model_id, False, lang), *rating.unchanged()
+                        shown = _shown(turns, asked, update.text)
+                        yield gr.skip(), shown, gr.skip(), _stats_line(update.stats, model_id, False, lang), gr.skip(), *rating.unchanged()
         except AigcError:
-            # The toast says what went wrong; a "loading…" or "⏳" line left above it would not.
-            yield gr.skip(), "", *rating.unchanged()
+            # The question goes back in the box (nothing lost) and the toast says what went
+            # wrong; a "loading…" or "⏳" line left above it would not.
+            yield prompt, turns, gr.skip(), "", gr.skip(), *rating.unchanged()
             raise
+
+    def more(output_id, max_new_tokens, turns, model, request: gr.Request):
+        """Continue the last answer from its last word (shown when it was cut at the limit)."""
+        lang = lang_of(request)
+        if not output_id or not turns:
+            return
+        yield gr.skip(), gr.skip(), gr.skip(), gr.update(visible=False), *rating.reset(None)
+        session = session_of(request)
+        with stop_flags.start(session) as flag, PACER.stream() as due:
+            for update in services.text.stream(
+                None, continue_output_id=output_id, max_new_tokens=max_new_tokens, session_id=session,
+                should_stop=flag.is_set,
+            ):
+                shown = [*turns[:-1], {"role": "assistant", "content": update.text}]
+                if update.done:
+                    result = update.result
+                    stats = _stats_line(update.stats, result["model"], True, lang)
+                    cut = result["finish_reason"] == "length"
+                    yield shown, shown, stats, gr.update(visible=cut), *rating.reset(result["output_id"])
+                elif due():
+                    yield shown, gr.skip(), _stats_line(update.stats, model, False, lang), gr.skip(), *rating.unchanged()
+
+    def take_back(turns, index: int | None = None):
+        """Undo / retry / edit: the exchange at ``index`` (default: the last) and everything
+        after it leave the conversation, and its question returns to the box."""
+        users = [i for i, m in enumerate(turns) if m["role"] == "user"]
+        if not users:
+            return gr.skip(), turns, turns, gr.skip(), gr.update(visible=False), *rating.reset(None)
+        cut = users[-1] if index is None else max((i for i in users if i <= index), default=users[-1])
+        kept = turns[:cut]
+        return turns[cut]["content"], kept, kept, "", gr.update(visible=False), *rating.reset(None)
+
+    def edited(turns, data: gr.EditData):
+        index = data.index if isinstance(data.index, int) else data.index[0]
+        question, *rest = take_back(turns, index)
+        return (data.value if isinstance(data.value, str) else question), *rest
 
     def apply_preset(key: str):
         """A scenario brings its suggested sampling settings (the user can still change them)."""
@@ -171,28 +227,43 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         cap = services.settings.max_new_tokens_cap
         return gr.update(value=preset.temperature), gr.update(value=min(preset.max_new_tokens, cap)), gr.update(value=preset.top_p)
 
-    inputs = [ui[k] for k in INPUT_KEYS]
-    outputs = [ui["output"], ui["stats"], *rating.components]
+    inputs = [*(ui[k] for k in INPUT_KEYS), ui["turns"]]
+    outputs = [ui["prompt"], ui["chat"], ui["turns"], ui["stats"], ui["more"], *rating.components]
+    back = [ui["prompt"], ui["turns"], ui["chat"], ui["stats"], ui["more"], *rating.components]
     show_stop, hide_stop = (lambda: toggle_stop(True)), (lambda: toggle_stop(False))
     handler = user_errors(generate, outputs=len(outputs))
-    # The stats line already says what is happening; a light spinner on the output only.
-    progress = dict(show_progress="minimal", show_progress_on=[ui["output"]])
+    # The stats line already says what is happening; a light spinner on the chat only.
+    progress = dict(show_progress="minimal", show_progress_on=[ui["chat"]])
     # Several testers generate at once: engines that batch (llama.cpp, a remote server) serve
     # them together; the transformers engine queues them on its compute thread.
     llm = dict(concurrency_id="llm", concurrency_limit=services.settings.text_concurrency)
+    quick = dict(api_visibility="private", queue=False)
+
+    def then_generate(event: Any) -> None:
+        event.then(show_stop, None, [ui["generate"], ui["stop"]], **quick).then(
+            handler, inputs, outputs, api_visibility="private", **llm, **progress
+        ).then(hide_stop, None, [ui["generate"], ui["stop"]], **quick)
+
     for trigger in (ui["generate"].click, ui["prompt"].submit):
-        event = trigger(
-            show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False, js=scroll_to("#text-output")
-        )
-        event.then(handler, inputs, outputs, api_visibility="private", **llm, **progress).then(
-            hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
-        )
-    # Regenerate: the same request with a fresh random seed.
-    ui["regenerate"].click(lambda: -1, None, [ui["seed"]], api_visibility="private", queue=False).then(
-        show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
-    ).then(handler, inputs, outputs, api_visibility="private", **llm, **progress).then(
-        hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False
-    )
+        then_generate(trigger(None, js=scroll_to("#text-output")))
+    # 🔄 and the Chatbot's own ↻ ask the last question again with a fresh seed; editing a
+    # question asks it again from there; ↶ takes the last exchange back into the box.
+    for trigger in (ui["regenerate"].click, ui["chat"].retry):
+        then_generate(trigger(lambda: -1, None, [ui["seed"]], **quick).then(take_back, [ui["turns"]], back, **quick))
+    then_generate(ui["chat"].edit(edited, [ui["turns"]], back, **quick))
+    ui["chat"].undo(take_back, [ui["turns"]], back, **quick)
+    ui["more"].click(show_stop, None, [ui["generate"], ui["stop"]], **quick).then(
+        user_errors(more, outputs=4 + len(rating.components)),
+        [rating.output_id, ui["max_new_tokens"], ui["turns"], ui["model"]],
+        [ui["chat"], ui["turns"], ui["stats"], ui["more"], *rating.components],
+        api_visibility="private", **llm, **progress,
+    ).then(hide_stop, None, [ui["generate"], ui["stop"]], **quick)
+
+    def new_chat():
+        return [], [], "", gr.update(visible=False), *rating.reset(None)
+
+    for trigger in (ui["new_chat"].click, ui["chat"].clear):
+        trigger(new_chat, None, [ui["chat"], ui["turns"], ui["stats"], ui["more"], *rating.components], **quick)
     ui["preset"].change(
         apply_preset, [ui["preset"]], [ui["temperature"], ui["max_new_tokens"], ui["top_p"]], api_visibility="private", queue=False
     )
@@ -214,6 +285,8 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         system: str = "",
         mode: str = "chat",
         model: str = "",
+        history: list | None = None,
+        continue_output_id: str = "",
         request: gr.Request = None,
     ) -> Iterator[dict]:
         """Generate text, streamed: partial results {"text", "done": false}, then the final one
@@ -223,12 +296,16 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         preset: free, marketing, product, summary, translate, email, social, slogan, poem.
         mode: chat (template + chat format) or continue (raw continuation, for base models).
         model: one of the Text tab's models; empty = the default.
+        history: the conversation so far, [{"role": "user"|"assistant", "content": ...}] (chat mode).
+        continue_output_id: an earlier answer to continue from its last word (e.g. one whose
+        finish_reason is "length"); prompt may then be empty.
         """
         shown = False
         with PACER.stream() as due:
             for update in services.text.stream(
                 prompt, preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                stop=stop, system=system, mode=mode, model=model or None, session_id=session_of(request),
+                stop=stop, system=system, mode=mode, model=model or None, history=history,
+                continue_output_id=continue_output_id or None, session_id=session_of(request),
             ):
                 if update.done:
                     yield {**(update.result or {}), "done": True}
