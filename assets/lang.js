@@ -61,8 +61,27 @@
   var LABELS = {
     "Copy message": "gr_copy_message", "Copied message": "gr_copied_message",
     "Copy conversation": "gr_copy_conversation", "Copied conversation": "gr_copied_conversation",
-    "Copy": "gr_copy", "Copied": "gr_copied",
+    "Copy": "gr_copy", "Copied": "gr_copied", "Reset to default value": "gr_reset",
+    "Click to upload or drop files": "gr_upload", "Empty value": "gr_empty", "chatbot conversation": "gr_chatbot",
+    "Copy table data": "gr_copy_table", "Fullscreen": "gr_fullscreen", "Table actions": "gr_table_actions",
+    "Gradio footer navigation": "gr_footer", "Download": "gr_download", "Exit fullscreen mode": "gr_exit_fullscreen",
+    "Clear": "gr_clear", "Textbox": "gr_textbox", "common.complete": "gr_complete", "undo": "gr_undo",
+    "Vega visualization": "gr_chart", "Download All": "gr_download_all",
   };
+  // Labels with a part that varies: the key's text has {1}, {2} for the captured parts.
+  var PATTERNS = [
+    [/^number input for (.*)$/, "gr_number_input_for"], [/^range slider for (.*)$/, "gr_range_slider_for"],
+    [/^Thumbnail (\d+) of (\d+)$/, "gr_thumbnail"], [/^Title text '(.*)'$/, "gr_chart_title"],
+    [/^X-axis titled '(.*?)' for .*$/, "gr_x_axis"], [/^Y-axis titled '(.*?)' for .*$/, "gr_y_axis"],
+  ];
+  function translated(value, table) {
+    if (LABELS[value] && table[LABELS[value]]) return table[LABELS[value]];
+    for (var i = 0; i < PATTERNS.length; i++) {
+      var match = PATTERNS[i][0].exec(value), text = table[PATTERNS[i][1]];
+      if (match && text) return text.replace("{1}", match[1]).replace("{2}", match[2] || "");
+    }
+    return null;
+  }
   function translateChrome() {
     var lang = current || shown;
     if (lang !== "zh") return;
@@ -77,11 +96,21 @@
         if (out !== text) node.nodeValue = out;
       });
     });
-    document.querySelectorAll("button[aria-label], button[title]").forEach(function (button) {
+    document.querySelectorAll("[aria-label], [title]").forEach(function (el) {
       ["aria-label", "title"].forEach(function (attr) {
-        var key = LABELS[button.getAttribute(attr)];
-        if (key && table[key]) button.setAttribute(attr, table[key]);
+        var value = el.getAttribute(attr);
+        var text = value && translated(value, table);
+        if (text) el.setAttribute(attr, text);
       });
+      // A choice's tooltip is its stored value ("off-topic"): show its label instead.
+      if (el.type === "checkbox" && el.title && el.closest("label") && el.closest("label").innerText.trim()) {
+        el.title = el.closest("label").innerText.trim();
+      }
+    });
+    document.querySelectorAll(".sr-only").forEach(function (el) {
+      var node = el.firstChild;
+      var text = node && node.nodeType === 3 && translated(node.nodeValue.trim(), table);
+      if (text) node.nodeValue = text;
     });
   }
   // Tabs mount after this runs and may re-render: keep their headers in the chosen language.
@@ -90,7 +119,9 @@
     if (pending) return;
     pending = true;  // at most once a frame, however many nodes a stream changes
     requestAnimationFrame(function () { pending = false; translateTabHeaders(); translateToasts(); translateChrome(); });
-  }).observe(document.documentElement, { childList: true, subtree: true, characterData: true });
+  }).observe(document.documentElement, {
+    childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ["aria-label", "title"],
+  });
   function apply(lang, tries) {
     return coreModule().then(function (core) {
       if (typeof core.changeLocale !== "function") throw new Error("no changeLocale");

@@ -450,5 +450,73 @@ def test_06_insights_needs_the_token(app, page):
     page.get_by_text(re.compile(r"[1-9]\d* rows exported")).first.wait_for(timeout=20_000)
 
 
+# Names and technical terms that stay as written in a Chinese page.
+ALLOWED_LATIN = {
+    "aigc", "demo", "studio", "english", "language", "offline", "gradio", "api", "png", "automatic1111", "fooocus",
+    "csv", "jsonl", "markdown", "txt", "question", "answer", "id", "category", "url", "ctrl", "enter", "shift",
+    "top-p", "token", "end", "n", "wilson", "utc", "sft", "dpo", "kto", "parquet", "pandas", "ci", "llm", "a", "b",
+}
+VISIBLE_TEXT_JS = """() => {
+  const out = [];
+  const shown = e => { const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+    return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'; };
+  // Model output, user data (examples, table cells, galleries) and code (model ids) are not UI strings.
+  const data = 'script,style,textarea,.message-row,.gallery,.grid-wrap,.thumbnail-item,.examples,td,.table-wrap tbody,code,.file-preview';
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n; (n = walker.nextNode());) {
+    const el = n.parentElement, t = n.nodeValue.trim();
+    const cell = el && el.closest('.table-wrap') && !el.closest('th, thead, .header-content');  // a table cell: data
+    if (t && el && (shown(el) || el.closest('.sr-only')) && !el.closest(data) && !cell) out.push(t + '  <' + el.tagName + '.' + el.className + '>');
+  }
+  document.querySelectorAll('[placeholder],[aria-label],[title]').forEach(e => {
+    if (!shown(e) || e.closest(data)) return;
+    for (const a of ['placeholder', 'aria-label', 'title']) if (e.getAttribute(a)) out.push(e.getAttribute(a));
+  });
+  document.querySelectorAll('input[type=text], input:not([type])').forEach(e => { if (shown(e) && e.value) out.push(e.value); });
+  return out;
+}"""
+
+
+def test_08_a_chinese_page_has_no_english_words(app, page):
+    """Every tab in zh-CN, after one result each and with every accordion open: the visible text,
+    placeholders, tooltips and screen-reader labels hold no English word except names."""
+    _, url = app
+    zh = page.context.browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+    try:
+        tab_page = zh.new_page()
+        tab_page.goto(url + "?lang=zh")
+        tab_page.locator("#text-prompt textarea").fill("写一句茶饮店的广告语")
+        tab_page.locator("#text-generate").click()
+        tab_page.locator("#text-stats").get_by_text("✅").wait_for(timeout=30_000)
+        english: set[tuple[str, str]] = set()
+        for tab in ("文本", "图像", "客服", "洞察"):
+            tab_page.get_by_role("tab", name=re.compile(tab)).click()
+            if tab == "图像":
+                tab_page.locator("#image-prompt textarea").fill("雨后的江南小镇")
+                tab_page.locator("#image-generate").click()
+                tab_page.locator("#image-info").get_by_text("种子").wait_for(timeout=60_000)
+            if tab == "客服":
+                tab_page.locator("#support-chat").locator("xpath=following::textarea[1]").fill("退款多久能到账？")
+                tab_page.locator("#support-send").click()
+                tab_page.locator("#support-chat").get_by_text("来源").first.wait_for(timeout=60_000)
+            if tab == "洞察":
+                tab_page.locator("#insights-token input").fill(TOKEN)
+                tab_page.locator("#insights-refresh").click()
+                tab_page.locator("#insights-totals").get_by_text("评分").first.wait_for(timeout=20_000)
+            for accordion in tab_page.locator("button.label-wrap:not(.open)").all():
+                if accordion.is_visible():
+                    accordion.click()
+            tab_page.wait_for_timeout(800)  # assets/lang.js translates Gradio's own words after each render
+            for shown in tab_page.evaluate(VISIBLE_TEXT_JS):
+                text = shown.split("  <")[0]  # "  <TAG.class>" says where a text node sits
+                for word in re.findall(r"[A-Za-z][A-Za-z0-9+\-]*", text):
+                    if word.lower() not in ALLOWED_LATIN and ":" not in text and not re.fullmatch(r"v\d+", word):
+                        english.add((tab, shown[:160]))
+        shot(tab_page, "08-zh-insights")
+        assert not english, "\n".join(f"{tab}: {text}" for tab, text in sorted(english))
+    finally:
+        zh.close()
+
+
 def test_07_nothing_broke_in_the_page(page):
     assert page.console_errors == []

@@ -77,6 +77,8 @@ def test_in_scope_questions_are_answered_from_the_right_entry(real_support, ques
     entry = next(e for e in real_support.kb.entries if e.id == expected)
     assert entry.answer in result["answer"] and "[1]" in result["answer"]
     assert {"id", "title", "score", "url", "snippet"} <= set(result["sources"][0])
+    # The answer is that entry word for word: the runners-up are not its sources.
+    assert result["answer_mode"].startswith("extractive") and len(result["sources"]) == 1
 
 
 @pytest.mark.slow

@@ -68,7 +68,7 @@ def test_stats_line_says_when_an_answer_was_cut_at_the_limit():
 
 
 def test_knowledge_gap_kinds_are_translated():
-    from aigc_demo.ui.tabs.support import gap_rows
+    from aigc_demo.ui.tables import gap_rows
 
     gap = {"ts": "2026-11-29T10:00:00", "kind": "downvoted", "question": "q", "answer": "a", "comment": "", "sources": []}
     handoff = {**gap, "kind": "handoff: not in the knowledge base"}

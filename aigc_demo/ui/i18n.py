@@ -17,6 +17,8 @@ from typing import Any
 
 import gradio as gr
 
+from aigc_demo.services.support.policy import GREETING
+
 LANGS = ("en", "zh")
 
 # key: (English, 中文). Messages may hold {named} fields, filled by tr().
@@ -91,6 +93,43 @@ STRINGS: dict[str, tuple[str, str]] = {
     "reason_great": ("great", "很棒"),
     "rate_image_n": (" — image {n}", " —— 第 {n} 张"),
     # Text tab
+    "preset_free": ("Free-form", "自由输入"),
+    "preset_marketing": ("Marketing copy", "营销文案"),
+    "preset_product": ("Product description", "商品描述"),
+    "preset_summary": ("Summary", "摘要"),
+    "preset_translate": ("Translate zh↔en", "中英互译"),
+    "preset_email": ("Email reply", "邮件回复"),
+    "preset_social": ("Social post", "社交媒体帖子"),
+    "preset_slogan": ("Slogan", "口号"),
+    "preset_poem": ("Poem", "诗歌"),
+    "text_chat_placeholder": (
+        "Answers appear here. Ask a follow-up in the box: the conversation goes with it. "
+        "✏️ edit a question, ↻ ask again, ▶ continue a cut answer.",
+        "回答会显示在这里。在左侧接着追问即可，模型会带上整段对话。✏️ 编辑问题，↻ 重新回答，▶ 继续写被截断的回答。",
+    ),
+    # Gradio's screen-reader labels and tooltips it leaves in English (assets/lang.js).
+    "gr_number_input_for": ("number input for {1}", "数字输入：{1}"),
+    "gr_range_slider_for": ("range slider for {1}", "滑块：{1}"),
+    "gr_thumbnail": ("Thumbnail {1} of {2}", "缩略图 {1} / {2}"),
+    "gr_chart_title": ("Title text '{1}'", "图表标题：{1}"),
+    "gr_chart": ("Vega visualization", "图表"),
+    "gr_x_axis": ("X-axis titled '{1}'", "横轴：{1}"),
+    "gr_y_axis": ("Y-axis titled '{1}'", "纵轴：{1}"),
+    "gr_download_all": ("Download All", "全部下载"),
+    "gr_undo": ("undo", "撤销"),
+    "gr_reset": ("Reset to default value", "恢复默认值"),
+    "gr_upload": ("Click to upload or drop files", "点击上传或拖入文件"),
+    "gr_empty": ("Empty value", "空"),
+    "gr_chatbot": ("chatbot conversation", "对话记录"),
+    "gr_copy_table": ("Copy table data", "复制表格数据"),
+    "gr_fullscreen": ("Fullscreen", "全屏"),
+    "gr_table_actions": ("Table actions", "表格操作"),
+    "gr_footer": ("Gradio footer navigation", "页脚导航"),
+    "gr_textbox": ("Textbox", "文本框"),
+    "gr_complete": ("common.complete", "完成"),
+    "gr_download": ("Download", "下载"),
+    "gr_exit_fullscreen": ("Exit fullscreen mode", "退出全屏"),
+    "gr_clear": ("Clear", "清除"),
     "scenario": ("Scenario", "场景"),
     "model": ("Model", "模型"),
     "text_placeholder": ("Describe what to write… (Ctrl+Enter or Shift+Enter to generate)", "描述你想写的内容……（Ctrl+Enter 或 Shift+Enter 生成）"),
@@ -176,7 +215,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "add_comment": ("Add comment", "添加评论"),
     "kb_loading": ("⏳ Loading the knowledge base (first question only)…", "⏳ 正在加载知识库（仅首个问题）……"),
-    "rate_greeting": ("That is not an answer — rate one of my answers instead.", "这不是回答 —— 请评价我的某条回答。"),
+    "support_greeting": (GREETING["en"], GREETING["zh"]),
     "rate_answer_first": ("Rate an answer with 👍 or 👎 first, then add your comment.", "请先用 👍 或 👎 评价一条回答，再添加评论。"),
     "type_comment": ("Type a comment first.", "请先输入评论。"),
     "with_comment": (" (with your comment)", "（含评论）"),
@@ -205,6 +244,16 @@ STRINGS: dict[str, tuple[str, str]] = {
     "answer_question": ("Question the answer is for (edit to make it general)", "答案对应的问题（可改写得更通用）"),
     "resolve": ("Resolve", "标记已处理"),
     "no_tickets": ("no tickets", "暂无工单"),
+    "ticket_status_open": ("open", "待处理"),
+    "ticket_status_resolved": ("resolved", "已解决"),
+    "handoff_reason_requested": ("asked for a person", "用户要求人工"),
+    "handoff_reason_frustration": ("customer frustrated", "用户不满"),
+    "handoff_reason_commitment": ("needs a promise only staff can make", "需要人工承诺"),
+    "handoff_reason_low_confidence": ("not in the knowledge base", "知识库中没有"),
+    "handoffs_insights": (
+        "Handoffs in this period (newest 50; answer them in 💬 Support → admin)",
+        "本时段的转人工工单（最新 50 条；请在 💬 客服 → 管理 中处理）",
+    ),
     "resolved_ok": ("✅ {ticket} resolved.", "✅ 工单 {ticket} 已处理。"),
     "resolved_saved": (" Saved as KB entry `{entry}`: the next customer asking this gets it.", "已保存为知识库条目 `{entry}`，之后的客户提问会直接得到这个答案。"),
     "col_ticket": ("ticket", "工单号"),
@@ -226,6 +275,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "recent_down_images": ("Recent 👎 images", "最近 👎 的图片"),
     "gaps": ("Support knowledge gaps", "客服知识缺口"),
     "export_format": ("Export format", "导出格式"),
+    "format_sft": ("SFT — 👍 answers as training pairs (JSONL)", "SFT —— 👍 回答作为训练样本（JSONL）"),
+    "format_dpo": ("DPO — preferred vs rejected answers (JSONL)", "DPO —— 好/差回答偏好对（JSONL）"),
+    "format_kto": ("KTO — each answer with 👍/👎 (JSONL)", "KTO —— 每条回答及其 👍/👎（JSONL）"),
+    "format_csv": ("CSV — every rating, for a spreadsheet", "CSV —— 全部评分，可用表格打开"),
+    "format_parquet": ("Parquet — every rating, for pandas", "Parquet —— 全部评分，供 pandas 分析"),
     "export": ("⬇️ Export", "⬇️ 导出"),
     "session_report": ("📝 Session report (uses the Session filter)", "📝 会话报告（使用“会话”筛选）"),
     "download": ("Download", "下载"),

@@ -44,7 +44,6 @@ from aigc_demo.services.support.analysis import normalize
 from aigc_demo.services.support.kb import SUPPORTED, KnowledgeBase, knowledge_files, load_kb
 from aigc_demo.services.support.learning import SupportLearning
 from aigc_demo.services.support import policy
-from aigc_demo.services.support.policy import GREETING  # noqa: F401 - the UI's greeting
 from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
 from aigc_demo.services.validation import clean_history, clean_text
 from aigc_demo.services.variants import apply, assign
@@ -308,8 +307,10 @@ class SupportService:
                 if confidence < threshold:
                     reason = "low_confidence"
                 else:
-                    sources = _relevant(sources)
                     answer, mode = self._answer(text, messages, found.hits[:3], answer_mode=overrides.get("answer_mode"))
+                    # An extractive answer is entry [1] word for word: the runners-up are not its
+                    # sources. A generated one may draw on each close entry.
+                    sources = sources[:1] if mode.startswith("extractive") else _relevant(sources)
         handoff = bool(reason)
         ticket = policy.new_ticket() if handoff else None
         if handoff:

@@ -19,7 +19,7 @@ from aigc_demo.feedback.insights import report
 from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.ui.common import Services, is_admin, user_errors
 from aigc_demo.ui.i18n import STRINGS, T, lang_of, table, tr
-from aigc_demo.ui.tabs.support import GAP_COLUMNS, gap_rows
+from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
 
 RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
 DOWNVOTE_COLUMNS = ["when", "tab", "prompt", "output", "comment", "reasons", "sources"]
@@ -34,7 +34,7 @@ def build_insights_tab(services: Services) -> tuple[Any, list[Any]] | None:
     ui = _render()
     _wire(services, ui)
     tables = [("by_tab", RATE_COLUMNS), ("by_model", RATE_COLUMNS), ("by_variant", RATE_COLUMNS),
-              ("downvotes", DOWNVOTE_COLUMNS), ("gaps", GAP_COLUMNS)]
+              ("downvotes", DOWNVOTE_COLUMNS), ("gaps", GAP_COLUMNS), ("handoffs", TICKET_COLUMNS)]
 
     def headers(request: gr.Request) -> tuple[Any, ...]:
         lang = lang_of(request)
@@ -66,7 +66,10 @@ def _render() -> dict[str, Any]:
         ui["by_tab"] = gr.Dataframe(headers=RATE_COLUMNS, label=T("by_tab"), interactive=False)
         ui["by_model"] = gr.Dataframe(headers=RATE_COLUMNS, label=T("by_model"), interactive=False)
     ui["by_variant"] = gr.Dataframe(headers=RATE_COLUMNS, label=T("by_variant"), interactive=False)
-    ui["trend"] = gr.LinePlot(x="day", y="like_rate", title=T("trend"), y_lim=[0, 1], height=260)
+    # Bars, not a line: a single day of data is one bar (a line needs two days to show at all).
+    ui["trend"] = gr.BarPlot(
+        x="day", y="like_rate", title=T("trend"), y_lim=[0, 1], y_axis_format=".0%", height=260, elem_id="insights-trend"
+    )
     ui["downvotes"] = gr.Dataframe(
         headers=DOWNVOTE_COLUMNS, label=T("recent_down"), interactive=False, wrap=True
     )
@@ -76,8 +79,11 @@ def _render() -> dict[str, Any]:
     ui["gaps"] = gr.Dataframe(
         headers=GAP_COLUMNS, label=T("gaps"), interactive=False, wrap=True
     )
+    ui["handoffs"] = gr.Dataframe(
+        headers=TICKET_COLUMNS, label=T("handoffs_insights"), interactive=False, wrap=True, elem_id="insights-handoffs"
+    )
     with gr.Row(equal_height=False):  # buttons keep their own height next to the file box
-        ui["format"] = gr.Dropdown(list(FORMATS), value="sft", label=T("export_format"), scale=1)
+        ui["format"] = gr.Dropdown([(T(f"format_{f}"), f) for f in FORMATS], value="sft", label=T("export_format"), scale=1)
         ui["export"] = gr.Button(T("export"), scale=1, elem_id="insights-export")
         ui["report"] = gr.Button(T("session_report"), scale=1, elem_id="insights-report")
         ui["file"] = gr.File(label=T("download"), scale=2, file_count="multiple")
@@ -122,6 +128,12 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         if data["variant_comparison"]:
             totals += "\n\n**A/B:** " + "; ".join(data["variant_comparison"])
         gaps = gap_rows(services.support.knowledge_gaps(), lang)
+        f = filters(tab, since, until, session, variant)
+        tickets = [
+            t for t in services.support.handoffs.tickets()
+            if (not f["since"] or t.ts[:10] >= f["since"]) and (not f["until"] or t.ts[:10] <= f["until"])
+            and (not f["session"] or t.session_id == f["session"])
+        ][:50]
         trend = pd.DataFrame(data["daily"] or [], columns=["day", "like_rate", "ci_low", "ci_high", "n"])
         def as_table(rows: list[dict], cols: list[str], *, tabs_in: str = "") -> Any:
             def cell(col: str, value: Any) -> Any:  # rates as percentages, not 0.1176
@@ -145,6 +157,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             as_table(data["downvotes"], DOWNVOTE_COLUMNS, tabs_in="tab"),
             images,
             table(gaps, GAP_COLUMNS, lang),
+            table(ticket_rows(tickets, lang), TICKET_COLUMNS, lang),
         )
 
     def do_export(token, fmt, tab, since, until, session, variant, request: gr.Request):
@@ -171,7 +184,9 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
 
     filter_inputs = [ui[k] for k in ("tab", "since", "until", "session", "variant")]
     ui["report"].click(user_errors(do_report, outputs=1), [ui["token"], ui["session"]], [ui["file"]], api_visibility="private")
-    outputs = [ui[k] for k in ("totals", "by_tab", "by_model", "by_variant", "trend", "downvotes", "bad_images", "gaps")]
+    outputs = [
+        ui[k] for k in ("totals", "by_tab", "by_model", "by_variant", "trend", "downvotes", "bad_images", "gaps", "handoffs")
+    ]
     ui["refresh"].click(user_errors(show, outputs=len(outputs)), [ui["token"], *filter_inputs], outputs, api_visibility="private")
     ui["export"].click(
         user_errors(do_export, outputs=1), [ui["token"], ui["format"], *filter_inputs], [ui["file"]], api_visibility="private"

@@ -14,11 +14,12 @@ from typing import Any
 
 import gradio as gr
 
-from aigc_demo.services.support.bot import GREETING, md_escape
+from aigc_demo.services.support.bot import md_escape
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS
 from aigc_demo.ui.common import Services, is_admin, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
+from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
 from aigc_demo.ui.i18n import T, lang_of, table, tr
 
 # Support answers are retrieval (~15 ms, one core, off the compute thread), so several may
@@ -28,10 +29,6 @@ from aigc_demo.ui.i18n import T, lang_of, table, tr
 # they queue on the compute thread anyway (models/compute.py), and 2 measured no faster.
 # LLM-mode answers queue there too.
 SUPPORT_CONCURRENCY = 4
-
-
-def greeting_messages() -> list[dict[str, str]]:
-    return [{"role": "assistant", "content": f"{GREETING['en']}\n\n{GREETING['zh']}"}]
 
 
 def render_answer(result: dict[str, Any], lang: str = "en") -> str:
@@ -62,7 +59,10 @@ def build_support_tab(services: Services, examples: list[str]) -> None:
 def _render(services: Services, examples: list[str]) -> dict[str, Any]:
     ui: dict[str, Any] = {}
     ui["chatbot"] = gr.Chatbot(
-        value=greeting_messages(),
+        value=[],
+        # The greeting is the empty chat's placeholder, in the page language: not a message,
+        # so it has no 👍/👎 of its own (it is not an answer to rate).
+        placeholder=T("support_greeting"),
         label=T("assistant"),
         show_label=False,  # a floating badge would cover the first lines when scrolled
         height=460,
@@ -158,7 +158,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         index = data.index if isinstance(data.index, int) else data.index[0]
         oid = ids.get(str(index))
         if oid is None:
-            return tr("rate_greeting", lang_of(request)), None, gr.skip(), gr.skip()
+            return tr("rate_answer_first", lang_of(request)), None, gr.skip(), gr.skip()
         if data.liked in (True, "Like"):
             rating = "up"
         elif data.liked in (False, "Dislike"):
@@ -188,7 +188,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     def clear():
         # Both 🗑 (the Chatbot's own clear) and "New conversation" reset what the server is
         # sent next: the clean history, the output ids, the last rating.
-        return greeting_messages(), [], {}, None, "", ""
+        return [], [], {}, None, "", ""
 
     inputs = [ui["message"], ui["chatbot"], ui["history"], ui["ids"]]
     outputs = [ui["message"], ui["chatbot"], ui["history"], ui["ids"], ui["status"]]
@@ -236,30 +236,6 @@ def _kb_summary(services: Services, kb: Any) -> str:
     return text
 
 
-GAP_COLUMNS = ["when", "kind", "question", "answer", "comment", "sources"]
-TICKET_COLUMNS = ["ticket", "when", "status", "reason", "question", "summary"]
-
-
-def ticket_rows(tickets: list[Any]) -> list[list[Any]]:
-    return [
-        [t.ticket, t.ts[:16].replace("T", " "), t.status, t.reason, t.question[:120], t.summary[:300]] for t in tickets
-    ]
-
-
-GAP_KINDS = {"downvoted": "gap_downvoted", "handoff: not in the knowledge base": "gap_handoff"}
-
-
-def gap_rows(gaps: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]:
-    """Knowledge gaps (support/learning.py) as table rows, in GAP_COLUMNS order, kinds in ``lang``."""
-    return [
-        [
-            g["ts"][:16].replace("T", " "), tr(GAP_KINDS[g["kind"]], lang) if g["kind"] in GAP_KINDS else g["kind"],
-            g["question"], g["answer"][:200], g["comment"], ", ".join(map(str, g["sources"])),
-        ]
-        for g in gaps
-    ]
-
-
 def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
     support, settings = services.support, services.settings
 
@@ -288,7 +264,7 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
     def list_tickets(token, status, request: gr.Request):
         guard(token)
         lang = lang_of(request)
-        rows = ticket_rows(support.handoffs.tickets(status)) or [["", "", "", "", tr("no_tickets", lang), ""]]
+        rows = ticket_rows(support.handoffs.tickets(status), lang) or [["", "", "", "", tr("no_tickets", lang), ""]]
         return gr.update(value=table(rows, TICKET_COLUMNS, lang), visible=True)
 
     def open_ticket(token, number):

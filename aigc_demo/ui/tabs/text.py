@@ -18,7 +18,7 @@ from aigc_demo.errors import AigcError
 from aigc_demo.services.text import PRESETS
 from aigc_demo.ui.common import Services, StopFlags, scroll_to, session_of, toggle_stop, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
-from aigc_demo.ui.i18n import T, lang_of, tr
+from aigc_demo.ui.i18n import T, label, lang_of, tr
 
 # Coalesce tokens: ~12 UI updates/s look smooth, and each update re-sends the whole text,
 # so fewer updates keep the serving overhead small (bench/text_stream.py measures it). With
@@ -71,7 +71,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
         with gr.Column(scale=5, min_width=320):
             with gr.Row():
                 ui["preset"] = gr.Dropdown(
-                    choices=[(p.label, p.key) for p in PRESETS.values()], value="free", label=T("scenario"), scale=3,
+                    choices=[(label("preset", p.key), p.key) for p in PRESETS.values()], value="free", label=T("scenario"), scale=3,
                     min_width=200,  # on a phone each box takes its own row instead of two cut-off halves
                 )
                 choices = services.registry.text_choices()
@@ -110,6 +110,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             # writes); the user's own messages can be edited, which re-asks from there.
             ui["chat"] = gr.Chatbot(
                 value=[], show_label=False, height=460, elem_id="text-output", editable="user",
+                placeholder=T("text_chat_placeholder"),
                 sanitize_html=True, render_markdown=True, buttons=["copy", "copy_all"],
                 feedback_options=None,  # rated with the widget below: reasons and a comment too
             )
