@@ -84,18 +84,23 @@
   }
   function translateChrome() {
     var lang = current || shown;
-    if (lang !== "zh") return;
     var table = ((window.gradio_config || {}).i18n_translations || {})[lang] || {};
     document.querySelectorAll(".progress-text, .meta-text, .meta-text-center").forEach(function (box) {
       box.childNodes.forEach(function (node) {
         if (node.nodeType !== 3) return;
         var text = node.nodeValue, out = text;
+        // "41.2/39.8s": once the elapsed time passes Gradio's estimate, the estimate says
+        // nothing true; show the elapsed time alone.
+        var timer = /^(\s*)(\d+(?:\.\d+)?)\/(\d+(?:\.\d+)?)s\s*$/.exec(text);
+        if (timer && parseFloat(timer[2]) > parseFloat(timer[3])) out = timer[1] + timer[2] + "s";
+        if (lang !== "zh") { if (out !== text) node.nodeValue = out; return; }
         if (/^\s*processing \|/.test(text) && table.gr_processing) out = text.replace("processing", table.gr_processing);
         var queued = /^\s*queue: (\d+)\/(\d*) \|/.exec(text);
         if (queued && table.gr_queue) out = table.gr_queue.replace("{n}", queued[1]).replace("{total}", queued[2] || "?") + " |";
         if (out !== text) node.nodeValue = out;
       });
     });
+    if (lang !== "zh") return;
     document.querySelectorAll("[aria-label], [title]").forEach(function (el) {
       ["aria-label", "title"].forEach(function (attr) {
         var value = el.getAttribute(attr);

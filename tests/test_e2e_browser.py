@@ -392,6 +392,15 @@ def test_05b_chinese_support_on_a_phone_ticket_and_the_handoff_queue(app, page):
     box = phone.locator("#text-output").bounding_box()
     assert box is not None and 0 <= box["y"] < 844 / 2, box
     shot(phone, "05b-text-zh-phone-after-generate")
+    # The image too: the gallery sits below every parameter, and comes into view.
+    phone.get_by_role("tab", name=re.compile("图像")).click()
+    phone.locator("#image-prompt textarea").fill("雨后的江南小镇")
+    phone.locator("#image-generate").click()
+    phone.locator("#image-info").get_by_text("种子").wait_for(timeout=60_000)
+    phone.wait_for_timeout(600)
+    box = phone.locator("#image-gallery").bounding_box()
+    assert box is not None and -2 <= box["y"] < 844 / 2, box  # scrolled to its top edge
+    shot(phone, "05b-image-zh-phone-after-generate")
     phone.get_by_role("tab", name=re.compile("客服")).click()
     box = phone.locator("#support-chat").locator("xpath=following::textarea[1]")
     box.fill("运费多少？退款多久能到账？")

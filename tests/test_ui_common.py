@@ -16,6 +16,8 @@ def test_aigc_error_in_a_ui_handler_becomes_a_warning_and_keeps_outputs():
 
     result = user_errors(handler, outputs=3)("")
     assert len(result) == 3 and all(r == gr.skip() for r in result)
+    # One output gets a bare value: Gradio would read a 1-tuple as the file / text itself.
+    assert user_errors(handler, outputs=1)("") == gr.skip()
 
 
 def test_aigc_error_in_an_api_handler_is_an_escaped_gr_error():

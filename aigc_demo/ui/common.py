@@ -64,7 +64,8 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
         if outputs is not None and isinstance(exc, AigcError):
             request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
             gr.Warning(html.escape(exc.localized(lang_of(request)), quote=False))
-            return tuple(gr.skip() for _ in range(outputs))
+            # One output takes a bare value: Gradio would read a 1-tuple as the value itself.
+            return gr.skip() if outputs == 1 else tuple(gr.skip() for _ in range(outputs))
         raise to_gr_error(exc) from None
 
     if inspect.isgeneratorfunction(fn):
@@ -148,10 +149,15 @@ def session_of(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or ""
 
 
-def scroll_to(selector: str) -> str:
+def scroll_to(selector: str, inputs: int = 0) -> str:
     """Client-side: on a phone, bring the result into view when the action starts (the
-    parameters above would otherwise leave it below the screen)."""
+    parameters above would otherwise leave it below the screen).
+
+    Gradio runs ``js`` before the event's function and sends what it returns as that
+    function's inputs, so it hands back the first ``inputs`` values it was given unchanged.
+    """
     return (
-        "() => { if (window.innerWidth < 700) { const el = document.querySelector(" + repr(selector) + ");"
-        " if (el) el.scrollIntoView({behavior: 'smooth', block: 'start'}); } }"
+        "(...args) => { if (window.innerWidth < 700) { const el = document.querySelector(" + repr(selector) + ");"
+        " if (el) el.scrollIntoView({behavior: 'smooth', block: 'start'}); }"
+        f" return args.slice(0, {inputs}); }}"
     )

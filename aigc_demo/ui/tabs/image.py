@@ -210,7 +210,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     ui["use_settings"].click(
         # Queued (never waiting: no limit) because a toast only reaches the page from a queued event.
         user_errors(apply_recipe, outputs=len(recipe_outputs)), [ui["selected_path"]], recipe_outputs,
-        api_visibility="private", concurrency_limit=None, js=scroll_to("#image-prompt"),
+        api_visibility="private", concurrency_limit=None, js=scroll_to("#image-prompt", inputs=1),
     )
 
     def apply_dropped(path: str | None, request: gr.Request):

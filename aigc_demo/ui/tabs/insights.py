@@ -17,7 +17,7 @@ from aigc_demo.errors import AigcError
 from aigc_demo.feedback.export import FORMATS, export
 from aigc_demo.feedback.insights import report
 from aigc_demo.feedback.report import session_report, to_html
-from aigc_demo.ui.common import Services, is_admin, user_errors
+from aigc_demo.ui.common import Services, is_admin, scroll_to, user_errors
 from aigc_demo.ui.i18n import STRINGS, T, lang_of, table, tr
 from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
 
@@ -86,7 +86,7 @@ def _render() -> dict[str, Any]:
         ui["format"] = gr.Dropdown([(T(f"format_{f}"), f) for f in FORMATS], value="sft", label=T("export_format"), scale=1)
         ui["export"] = gr.Button(T("export"), scale=1, elem_id="insights-export")
         ui["report"] = gr.Button(T("session_report"), scale=1, elem_id="insights-report")
-        ui["file"] = gr.File(label=T("download"), scale=2, file_count="multiple")
+        ui["file"] = gr.File(label=T("download"), scale=2, file_count="multiple", elem_id="insights-file")
     return ui
 
 
@@ -183,11 +183,16 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         return [str(md), str(page)]
 
     filter_inputs = [ui[k] for k in ("tab", "since", "until", "session", "variant")]
-    ui["report"].click(user_errors(do_report, outputs=1), [ui["token"], ui["session"]], [ui["file"]], api_visibility="private")
+    # On a phone the download box is a screen below the buttons: bring it into view.
+    ui["report"].click(
+        user_errors(do_report, outputs=1), [ui["token"], ui["session"]], [ui["file"]], api_visibility="private",
+        js=scroll_to("#insights-file", inputs=2),
+    )
     outputs = [
         ui[k] for k in ("totals", "by_tab", "by_model", "by_variant", "trend", "downvotes", "bad_images", "gaps", "handoffs")
     ]
     ui["refresh"].click(user_errors(show, outputs=len(outputs)), [ui["token"], *filter_inputs], outputs, api_visibility="private")
     ui["export"].click(
-        user_errors(do_export, outputs=1), [ui["token"], ui["format"], *filter_inputs], [ui["file"]], api_visibility="private"
+        user_errors(do_export, outputs=1), [ui["token"], ui["format"], *filter_inputs], [ui["file"]], api_visibility="private",
+        js=scroll_to("#insights-file", inputs=2 + len(filter_inputs)),
     )
