@@ -186,7 +186,10 @@ class Settings(BaseSettings):
     """Most images per request."""
 
     queue_max_size: int = Field(64, ge=1)
-    """Requests waiting in the queue before new ones are told the app is busy."""
+    """Requests waiting per kind (text generation, images, support) before new ones are told the app is busy."""
+
+    session_queue: int = Field(2, ge=1, le=64)
+    """Generation requests one session (browser tab, API client) may have waiting at once."""
 
     concurrency_limit: int = Field(1, ge=1)
     """Generations that run at once per model (CPU: 1 is fastest overall)."""

@@ -56,3 +56,15 @@ def test_scrub_walks_records_but_keeps_ids_paths_and_sources():
     assert out["messages"][0]["content"] == "[PHONE]"
     assert out["sources"] == record["sources"] and out["latency_ms"] == 12.5
     assert record["comment"] == "reach me: a@b.io"  # the input is not modified
+
+
+@pytest.mark.parametrize("unit", ["x", "1", "a.", "1-", "sk-", "hf_", "ab1-@.x+ ", "测试"])
+def test_megabyte_adversarial_runs_are_scrubbed_whole(unit):
+    """Bounded patterns: 1 MB runs that once took quadratic time come back as they were
+    (speed is in bench/hostile.py); the scrub still finds PII at the end of such a run."""
+    run = (unit * (1_000_000 // len(unit) + 1))[:1_000_000]
+    out = scrub_text(run)
+    if unit not in ("sk-", "hf_"):  # a run of token prefixes is itself token-shaped
+        assert out == run
+    tail = scrub_text("x" * 200_000 + ".zhang.wei@example.com 联系我")
+    assert tail.endswith("[EMAIL] 联系我") and "@" not in tail

@@ -24,6 +24,7 @@ from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.image import ImageService
 from aigc_demo.services.support.bot import SupportService
 from aigc_demo.services.text import TextService
+from aigc_demo.ui import admission
 from aigc_demo.ui.common import Services, session_of
 from aigc_demo.ui.feedback import build_rate_api
 from aigc_demo.ui.i18n import I18N, T, lang_of, tr
@@ -113,7 +114,10 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
             }
 
         gr.api(health, api_name="health", queue=False)
-    demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.queue_max_size)
+    # No global size: each group is capped on its own, fairly (ui/admission.py), so a flood
+    # of generations cannot turn ratings, support answers or health checks away.
+    demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=None)
+    admission.install(demo, settings)
     demo.services = services  # for tests and the CLI; not used by the UI
     demo.health = health
     return demo

@@ -1,0 +1,97 @@
+"""Who gets into Gradio's queue: generation is capped, and fairly shared; nothing else waits.
+
+Gradio's own ``max_size`` counts every waiting event together, so a flood of generations
+used to fill it and then ratings, support answers and ``/health`` calls were refused too.
+Here only generation is capped: text and images each hold ``AIGC_QUEUE_MAX_SIZE`` waiting
+requests, and one session (a browser tab, a ``gradio_client.Client``) may have at most
+``AIGC_SESSION_QUEUE`` of them waiting: the rest of its requests are refused at once, with a
+message, instead of pushing everyone else back. Everything else is admitted: ratings have no
+concurrency limit and run as they arrive, and a support answer takes ~20 ms.
+
+It wraps the queue's ``push`` (Gradio 6.31's admission point). A refusal is answered as a
+validation error (HTTP 422 with Gradio's ``validate`` detail), the one refusal whose message
+both the browser (an error toast) and ``gradio_client`` (``ValidationError``) show as written;
+Gradio's own "queue full" (HTTP 503) reaches them only as a fixed English sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+
+from aigc_demo.config import Settings
+
+log = logging.getLogger(__name__)
+
+GENERATION_GROUPS = ("llm", "image")
+
+
+def busy_message(waiting: int, lang: str | None = None) -> str:
+    en = f"The generator is busy: {waiting} requests are waiting. Please try again in a minute."
+    zh = f"生成服务繁忙：已有 {waiting} 个请求在排队，请稍后再试。"
+    return _in(lang, en, zh)
+
+
+def fair_share_message(mine: int, lang: str | None = None) -> str:
+    en = f"You already have {mine} requests waiting; send the next one when they are done."
+    zh = f"您已有 {mine} 个请求在排队，请等它们完成后再提交。"
+    return _in(lang, en, zh)
+
+
+def _in(lang: str | None, en: str, zh: str) -> str:
+    return zh if lang == "zh" else en if lang == "en" else f"{en} / {zh}"
+
+
+def page_language(request: Any) -> str | None:
+    """The page's language for a browser (its URL's ``lang``, else Accept-Language); None for
+    an API client, which gets both languages."""
+    headers = getattr(request, "headers", None) or {}
+    referer = headers.get("referer") or ""
+    if not referer:
+        return None
+    if "lang=zh" in referer:
+        return "zh"
+    if "lang=en" in referer:
+        return "en"
+    return "zh" if (headers.get("accept-language") or "").lower().startswith("zh") else "en"
+
+
+UNKNOWN_ENDPOINT = "Unknown endpoint: no function has that name or index. / 未知接口：没有这个名称或编号的功能。"
+
+
+def _refused(message: str) -> tuple[bool, Any, str]:
+    return False, [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": "request"}], "validator_error"
+
+
+def install(demo: gr.Blocks, settings: Settings) -> None:
+    """Put the admission rules in front of ``demo``'s queue (call after ``demo.queue()``)."""
+    queue = demo._queue
+    push = queue.push
+
+    def waiting(group: str) -> list[Any]:
+        events = queue.event_queue_per_concurrency_id.get(group)
+        return list(events.queue) if events is not None else []
+
+    async def admitted_push(body: Any, request: Any, username: str | None) -> tuple[bool, Any, str]:
+        from gradio import route_utils
+
+        try:
+            fn = route_utils.get_fn(demo, None, body)
+        except (KeyError, IndexError, TypeError, route_utils.FnIndexInferError):
+            return False, UNKNOWN_ENDPOINT, "error"
+        group, lang = fn.concurrency_id, page_language(request)
+        if group not in GENERATION_GROUPS:  # ratings, support answers, health: never turned away
+            return await push(body, request, username)
+        if body.session_hash:  # first the fair share, so a flooding client hears about its own requests
+            mine = sum(1 for g in GENERATION_GROUPS for event in waiting(g) if event.session_hash == body.session_hash)
+            if mine >= settings.session_queue:
+                return _refused(fair_share_message(mine, lang))
+        queued = waiting(group)
+        if len(queued) >= settings.queue_max_size:
+            log.warning("refused a %s request: %d waiting", group, len(queued))
+            return _refused(busy_message(len(queued), lang))
+        return await push(body, request, username)
+
+    queue.push = admitted_push  # type: ignore[method-assign]
