@@ -111,3 +111,21 @@ def test_cli_export_and_hub_error_without_token(rated, settings, tmp_path):
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert push.returncode == 2 and "No Hugging Face token" in push.stderr
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(services, tmp_path):
+    import csv
+
+    hostile = ["=HYPERLINK(\"https://evil.example\",\"点我\")", "+1+1", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR"]
+    for i, comment in enumerate(hostile):
+        result = services.text.generate(comment if i % 2 else f"普通的提示 {i}", seed=i)
+        services.feedback.rate(result["output_id"], "up", comment)
+    out = tmp_path / "ratings.csv"
+    export(services.feedback.read("ratings").records, "csv", out)
+    with open(out, encoding="utf-8", newline="") as fh:
+        cells = [cell for row in csv.reader(fh) for cell in row]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert "'=HYPERLINK(\"https://evil.example\",\"点我\")" in cells and "'@SUM(A1:A9)" in cells
+    # The JSONL and Parquet exports keep what was typed.
+    export(services.feedback.read("ratings").records, "kto", tmp_path / "k.jsonl")
+    assert '"prompt": "+1+1"' in (tmp_path / "k.jsonl").read_text(encoding="utf-8")

@@ -49,3 +49,18 @@ def test_report_cli_writes_html(services, tmp_path):
     run = subprocess.run([sys.executable, "-m", "aigc_demo", "report", "--session", "cli1", "--out", str(out)],
                          capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0 and out.read_text().startswith("<!doctype html>")
+
+
+def test_a_report_shows_what_participants_typed_as_text(services):
+    """No remote image is fetched and no live link made from a comment or a prompt (.md and .html)."""
+    from aigc_demo.feedback.report import session_report, to_html
+
+    fb = services.feedback
+    t = services.text.generate("[点这里](https://evil.example/p) 写口号", session_id="ux9")
+    fb.rate(t["output_id"], "down", "![pix](http://127.0.0.1:9/t.png) <https://evil.example/q>", session_id="ux9")
+    md = session_report("ux9", fb.read("ratings").records, fb.read("events").records, [])
+    page = to_html(md, "Session ux9")
+    assert "<img" not in page and "<a " not in page and "href" not in page
+    assert "default-src 'none'" in page  # and the page may load nothing at all
+    assert "\\!\\[pix\\]\\(http://127.0.0.1:9/t.png\\)" in md and "\\[点这里\\]" in md  # escaped in the Markdown too
+    assert "![pix](http://127.0.0.1:9/t.png)" in page  # shown as the words that were typed

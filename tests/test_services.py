@@ -396,3 +396,42 @@ def test_zero_gpu_shim_wraps_with_spaces_gpu_on_zero_gpu(monkeypatch):
     estimate = lambda *a: 30  # noqa: E731
     wrapped = device.zero_gpu(duration=estimate)(lambda: "ran")
     assert wrapped() == "ran" and seen["duration"] is estimate
+
+
+# -- idempotent ratings ----------------------------------------------------------------------
+
+
+def test_a_retried_rating_with_its_key_is_stored_once_even_after_a_restart(services, settings):
+    from aigc_demo.feedback.service import FeedbackService
+
+    result = services.text.generate("写一句口号", seed=1)
+    key = "3f1c2a9e-5b7d-4c1e-9a2b-7d8e6f5a4b3c"
+    first = services.feedback.rate(result["output_id"], "up", "好", idempotency_key=key)
+    again = services.feedback.rate(result["output_id"], "up", "好", idempotency_key=key)
+    assert again.id == first.id and len(services.feedback.read("ratings").records) == 1
+    # A new process (a restart) reads the key back from the ratings file.
+    restarted = FeedbackService.from_settings(settings)
+    assert restarted.rate(result["output_id"], "up", "好", idempotency_key=key).id == first.id
+    assert len(restarted.read("ratings").records) == 1
+    # Another rating under the same key is refused, not silently swallowed; no key: a new record.
+    with pytest.raises(InvalidInput, match="already used for another rating"):
+        restarted.rate(result["output_id"], "down", idempotency_key=key)
+    restarted.rate(result["output_id"], "down")
+    assert len(restarted.read("ratings").records) == 2
+
+
+@pytest.mark.parametrize("key", ["short", "x" * 129, "有中文的键名称很长很长", 12345678, ["k" * 10]])
+def test_a_malformed_idempotency_key_gets_a_clear_message(services, key):
+    result = services.text.generate("hi", seed=1)
+    with pytest.raises(InvalidInput, match="idempotency_key must be"):
+        services.feedback.rate(result["output_id"], "up", idempotency_key=key)
+    assert services.feedback.read("ratings").records == []
+
+
+def test_concurrent_retries_with_one_key_store_one_record(services):
+    import concurrent.futures
+
+    result = services.text.generate("hi", seed=1)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(lambda _: services.feedback.rate(result["output_id"], "up", idempotency_key="k" * 16).id, range(16)))
+    assert len(ids) == 1 and len(services.feedback.read("ratings").records) == 1

@@ -111,10 +111,22 @@ def export(records: Iterable[dict[str, Any]], fmt: str, out: Path, **filters: An
 
     frame = pd.DataFrame(flatten(rows))
     if fmt == "csv":
-        frame.to_csv(out, index=False)
+        frame.map(spreadsheet_safe).to_csv(out, index=False)
     else:
         frame.to_parquet(out, index=False)
     return len(frame)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """OWASP's rule against CSV injection: a text cell that a spreadsheet would run as a
+    formula (it starts with = + - @, tab or CR) gets a leading apostrophe, so Excel, LibreOffice
+    and Sheets show it as text. Numbers stay numbers; Parquet and JSONL keep the text as is."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def push_to_hub(path: Path, repo_id: str, *, token: str | None = None) -> str:

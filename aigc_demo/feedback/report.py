@@ -9,6 +9,7 @@ outputs, latencies and support handoffs.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 from aigc_demo.feedback.insights import latest_ratings, like_rates, wilson
@@ -19,8 +20,14 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
 
+# What participants typed is shown as text: Markdown punctuation is backslash-escaped, so a
+# comment like ``![x](http://host/t.png)`` or ``[win](https://evil.example)`` stays words in
+# the .md file and in any viewer (no image fetched, no live link).
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!<>|~])")
+
+
 def _cell(text: Any, limit: int = 120) -> str:
-    return str(text or "").replace("|", "\\|").replace("\n", " ")[:limit]
+    return _MD_SPECIAL.sub(r"\\\1", str(text or "").replace("\n", " ")[:limit])
 
 
 def session_report(code: str, ratings: list[dict[str, Any]], events: list[dict[str, Any]], handoffs: list[dict[str, Any]]) -> str:
@@ -28,7 +35,7 @@ def session_report(code: str, ratings: list[dict[str, Any]], events: list[dict[s
     events = [e for e in events if e.get("session_id") == code]
     handoffs = [h for h in handoffs if h.get("session_id") == code]
     latest = latest_ratings(ratings)
-    lines = [f"# Session report: {code}", ""]
+    lines = [f"# Session report: {_cell(code, 80)}", ""]
     if not events and not ratings:
         return "\n".join(lines + ["No interactions recorded for this session code."]) + "\n"
     times = sorted(str(e.get("ts", "")) for e in events) or sorted(str(r.get("ts", "")) for r in ratings)
@@ -73,7 +80,7 @@ def session_report(code: str, ratings: list[dict[str, Any]], events: list[dict[s
     lines += ["", "## Support handoffs", ""]
     for h in handoffs:
         question = next((m.get("content", "") for m in reversed(h.get("messages") or []) if m.get("role") == "user"), "")
-        lines.append(f"- {h.get('reason')}: {_cell(question, 200)}")
+        lines.append(f"- {h.get('reason')}: {_cell(question, 200)}")  # reason: one of the bot's own codes
     if not handoffs:
         lines.append("None.")
     return "\n".join(lines) + "\n"
@@ -82,9 +89,14 @@ def session_report(code: str, ratings: list[dict[str, Any]], events: list[dict[s
 def to_html(markdown_text: str, title: str) -> str:
     from markdown_it import MarkdownIt
 
-    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)  # raw HTML stays escaped
+    # Raw HTML stays escaped, and no link or image syntax is rendered at all; the page's CSP
+    # forbids loading anything, so even a slip could not fetch from another host.
+    md = MarkdownIt("commonmark", {"html": False}).enable("table").disable(["image", "link", "autolink"])
+    body = md.render(markdown_text)
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        f"<title>{html.escape(title)}</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}</style></head>"
         f"<body>{body}</body></html>\n"

@@ -49,6 +49,7 @@ class FeedbackRecord:
     session_id: str = ""
     variant: str | None = None
     app_version: str = ""
+    idempotency_key: str | None = None  # the client's key for this click: a retry returns this record
     id: str = field(default_factory=new_id)
     ts: str = field(default_factory=utc_now)
     schema: int = SCHEMA_VERSION

@@ -98,6 +98,8 @@ class FeedbackService:
         self._store_options = dict(max_bytes=max_bytes, rotate_daily=rotate_daily, extra_lock=extra_lock)
         self._stores: dict[str, JsonlStore] = {}
         self._stores_lock = threading.Lock()
+        self._idempotency: dict[str, FeedbackRecord] | None = None
+        self._idempotency_lock = threading.Lock()
         self.listeners: list[Callable[[FeedbackRecord], None]] = []
         self._missing: set[str] = set()
 
@@ -188,8 +190,52 @@ class FeedbackService:
         reasons: list[str] | None = None,
         session_id: str = "",
         item: int | None = None,
+        idempotency_key: str | None = None,
     ) -> FeedbackRecord:
-        """Append a rating; raise InvalidInput / NotFound / StorageError with a clear message."""
+        """Append a rating; raise InvalidInput / NotFound / StorageError with a clear message.
+
+        With ``idempotency_key`` (one per click or API call), a retry — after a timeout, a
+        dropped connection or a restart — returns the record already stored and writes
+        nothing; the same key with another rating or output is refused.
+        """
+        key = _idempotency_key(idempotency_key)
+        if key is None:
+            return self._rate(output_id, rating, comment, reasons=reasons, session_id=session_id, item=item)
+        with self._idempotency_lock:
+            done = self._idempotent().get(key)
+            if done is not None:
+                if done.output_id != (output_id or "").strip() or done.rating != (rating or "").strip().lower():
+                    raise InvalidInput(
+                        "idempotency_key was already used for another rating; send a new key for a new rating",
+                        zh="idempotency_key 已用于另一条评分；新的评分请使用新的 key",
+                    )
+                return done
+            record = self._rate(output_id, rating, comment, reasons=reasons, session_id=session_id, item=item, key=key)
+            self._idempotent()[key] = record
+            return record
+
+    def _idempotent(self) -> dict[str, FeedbackRecord]:
+        """Stored ratings by idempotency key, read from the ratings stream once (so a retry
+        after a restart is recognised), then kept up to date in memory."""
+        if self._idempotency is None:
+            self._idempotency = {
+                r["idempotency_key"]: FeedbackRecord.from_dict(r)
+                for r in self.read("ratings").records
+                if isinstance(r.get("idempotency_key"), str)
+            }
+        return self._idempotency
+
+    def _rate(
+        self,
+        output_id: str,
+        rating: str,
+        comment: str = "",
+        *,
+        reasons: list[str] | None = None,
+        session_id: str = "",
+        item: int | None = None,
+        key: str | None = None,
+    ) -> FeedbackRecord:
         rating = (rating or "").strip().lower()
         if rating not in RATINGS:
             raise InvalidInput(f"rating must be 'up' or 'down', got {rating[:20]!r}", zh="评分只能是 up（👍）或 down（👎）")
@@ -237,6 +283,7 @@ class FeedbackService:
             session_id=session_id or output.session_id,
             variant=output.variant,
             app_version=__version__,
+            idempotency_key=key,
         )
         try:
             stored = self.append("ratings", record.to_dict())
@@ -257,6 +304,20 @@ class FeedbackService:
 
     def read_ratings(self) -> list[FeedbackRecord]:
         return [FeedbackRecord.from_dict(r) for r in self.read("ratings").records]
+
+
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+
+
+def _idempotency_key(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidInput(
+            "idempotency_key must be 8-128 letters, digits or . _ : - (e.g. a UUID)",
+            zh="idempotency_key 须为 8-128 个字母、数字或 . _ : -（例如 UUID）",
+        )
+    return value
 
 
 def default_replica() -> str:

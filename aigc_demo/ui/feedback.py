@@ -63,12 +63,16 @@ def rate_and_report(
     session_id: str = "",
     item: int | None = None,
     lang: str = "en",
+    idempotency_key: str | None = None,
 ) -> tuple[str, bool]:
     """Store a rating from the UI; return (message for the user, saved?). Never raises."""
     if not output_id:
         return tr("rate_first", lang), False
     try:
-        record = feedback.rate(output_id, rating, comment or "", reasons=reasons, session_id=session_id, item=item)
+        record = feedback.rate(
+            output_id, rating, comment or "", reasons=reasons, session_id=session_id, item=item,
+            idempotency_key=idempotency_key or None,
+        )
     except AigcError as exc:
         reason = exc.localized(lang).removeprefix("rating not saved: ").removeprefix("评分未保存：")
         gr.Warning(tr("rate_not_saved", lang, reason=reason))
@@ -99,13 +103,16 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
         )
     status = gr.Markdown(elem_classes=["rating-status"])
     item = gr.State(None)
+    click_key = gr.Textbox(visible=False)  # a fresh idempotency key per click, written by CLICK_KEY_JS
     widget = RatingWidget(output_id, up, down, reasons, comment, status, item)
 
     def make_handler(rating: str):
-        def handler(oid: str | None, index: int | None, chosen: list[str], text: str, request: gr.Request):
+        def handler(
+            oid: str | None, index: int | None, chosen: list[str], text: str, key: str, request: gr.Request
+        ):
             message, saved = rate_and_report(
                 feedback, oid, rating, text, reasons=chosen, session_id=session_of(request), item=index,
-                lang=lang_of(request),
+                lang=lang_of(request), idempotency_key=key,
             )
             if not saved:  # the reasons and the comment stay, to retry
                 return message, gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -118,18 +125,41 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
     for button, rating in ((up, "up"), (down, "down")):
         button.click(
             make_handler(rating),
-            [output_id, item, reasons, comment],
+            [output_id, item, reasons, comment, click_key],
             [status, reasons, comment, up, down],
             api_visibility="private",
             concurrency_limit=None,  # never wait behind a generation
+            js=CLICK_KEY_JS,
         )
     return widget
 
 
+# Runs in the page before a rating is sent: the inputs come back unchanged except the last,
+# a new key for this click (crypto.randomUUID needs https or localhost; else a random one).
+CLICK_KEY_JS = """(...args) => {
+  const key = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
+    : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
+  const inputs = args.slice(0, 5);
+  inputs[4] = key;
+  return inputs;
+}"""
+
+
 def build_rate_api(feedback: FeedbackService) -> None:
-    def rate(output_id: str, rating: str, comment: str = "", request: gr.Request = None) -> dict:
-        """Rate an output: rating is "up" or "down"; returns {"saved": true, "record_id": ...}."""
-        record = feedback.rate(output_id, rating, comment, session_id=session_of(request))
+    def rate(
+        output_id: str, rating: str, comment: str = "", idempotency_key: str = "", item: int | None = None,
+        request: gr.Request = None,
+    ) -> dict:
+        """Rate an output: rating is "up" or "down"; returns {"saved": true, "record_id": ...}.
+
+        idempotency_key (optional, 8-128 characters, e.g. a UUID per rating): send the same key
+        when retrying, and the first rating's record_id comes back with nothing stored twice.
+        item: which image of a batch (0-based); empty = the whole output.
+        """
+        record = feedback.rate(
+            output_id, rating, comment, session_id=session_of(request), idempotency_key=idempotency_key or None,
+            item=item,
+        )
         return {"saved": True, "record_id": record.id}
 
     gr.api(user_errors(rate), api_name="rate", concurrency_limit=None)
