@@ -99,6 +99,7 @@ class FeedbackService:
         self._stores: dict[str, JsonlStore] = {}
         self._stores_lock = threading.Lock()
         self._idempotency: dict[str, FeedbackRecord] | None = None
+        self.failures: dict[str, dict[str, Any]] = {}  # stream → {count, last_ts, error} since start
         self._idempotency_lock = threading.Lock()
         self.listeners: list[Callable[[FeedbackRecord], None]] = []
         self._missing: set[str] = set()
@@ -135,8 +136,19 @@ class FeedbackService:
         return self.store("ratings")
 
     def append(self, name: str, record: dict[str, Any]) -> dict[str, Any]:
-        """Scrub (if on) and append durably; raises StorageError when not saved."""
-        return self.store(name).append(scrub(record) if self.scrub_pii else record)
+        """Scrub (if on) and append durably; raises StorageError when not saved.
+
+        Every failure is also counted per stream (``failures``), so an operator sees in
+        ``/healthz`` and Insights that, say, handoffs are not being stored — a log line alone
+        is easy to miss while customers are told a colleague will read their conversation.
+        """
+        try:
+            return self.store(name).append(scrub(record) if self.scrub_pii else record)
+        except StorageError as exc:
+            with self._stores_lock:
+                seen = self.failures.setdefault(name, {"count": 0})
+                seen.update(count=seen["count"] + 1, last_ts=utc_now(), error=exc.message)
+            raise
 
     def read(self, name: str) -> ReadResult:
         """Every process's files of a stream, rotations included, in time order."""

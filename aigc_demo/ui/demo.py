@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -104,14 +105,16 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
 
             Also a plain ``GET /healthz`` (see launch_options), which skips the queue.
             """
-            return {
-                "status": "ok",
+            failures = {name: dict(f) for name, f in services.feedback.failures.items()}
+            return without_paths({
+                # "degraded": a record (rating, handoff, event) could not be stored since start.
+                "status": "degraded" if failures else "ok",
                 "version": __version__,
                 "profile": profile,
-                "data_dir": str(Path(settings.data_dir).resolve()),
                 "models": services.registry.status(),
                 "loaded": services.registry.loaded(),
-            }
+                "storage_failures": failures,
+            })
 
         gr.api(health, api_name="health", queue=False)
     # No global size: each group is capped on its own, fairly (ui/admission.py), so a flood
@@ -121,6 +124,21 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
     demo.services = services  # for tests and the CLI; not used by the UI
     demo.health = health
     return demo
+
+
+_PATH = re.compile(r"(?<![\w:/.\\])(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:]+){2,}[\\/]?")
+
+
+def without_paths(value: Any) -> Any:
+    """The health answer is public: filesystem paths (a local model directory, the data
+    folder in an error message) become "<path>"; ids such as ``packaged:tiny-sd`` stay."""
+    if isinstance(value, str):
+        return _PATH.sub("<path>", value)
+    if isinstance(value, dict):
+        return {k: without_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_paths(v) for v in value]
+    return value
 
 
 def _health_route(health: Callable[[], dict]) -> Route:

@@ -250,6 +250,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "handoff_reason_frustration": ("customer frustrated", "用户不满"),
     "handoff_reason_commitment": ("needs a promise only staff can make", "需要人工承诺"),
     "handoff_reason_low_confidence": ("not in the knowledge base", "知识库中没有"),
+    "storage_failures": (
+        "⚠️ **Records not saved since the app started:** {items}. Check the disk; see also /healthz.",
+        "⚠️ **自启动以来有记录未能保存：** {items}。请检查磁盘；也可查看 /healthz。",
+    ),
     "handoffs_insights": (
         "Handoffs in this period (newest 50; answer them in 💬 Support → admin)",
         "本时段的转人工工单（最新 50 条；请在 💬 客服 → 管理 中处理）",

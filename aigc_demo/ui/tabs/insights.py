@@ -125,6 +125,10 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             "insights_totals", lang, gen=t["generations"], rated=t["ratings"], up=t["up"], down=t["down"], rate=rate,
             sessions=t["sessions"],
         ) + "\n\n" + tr("coverage", lang, cov=cov)
+        failures = services.feedback.failures
+        if failures:  # e.g. handoffs not stored on a full disk: customers were told to call instead
+            items = "; ".join(f"{name} ×{f['count']} ({f['error'][:120]})" for name, f in failures.items())
+            totals = tr("storage_failures", lang, items=items) + "\n\n" + totals
         if data["variant_comparison"]:
             totals += "\n\n**A/B:** " + "; ".join(data["variant_comparison"])
         gaps = gap_rows(services.support.knowledge_gaps(), lang)
