@@ -81,6 +81,24 @@ def test_a_writer_cuts_a_torn_tail_before_appending(tmp_path):
     assert [r["seq"] for r in result.records] == [1, 2]
 
 
+def test_a_damaged_complete_last_line_reads_the_same_before_and_after_an_append(tmp_path):
+    """A last line that ends in a newline but does not decode is damage, not a torn append:
+    it was reported as a torn tail (fine) and then buried in the middle by the next append
+    (corrupt, no longer repairable). Now it is reported once, the same way, every time."""
+    path = tmp_path / "r.jsonl"
+    store = JsonlStore(path)
+    store.append({"id": "a"})
+    with open(path, "ab") as fh:
+        fh.write(b'{"id":"b","comment":"\xe8\xaf\x84\xe8\xae\xba","crc":1}\n')  # bad checksum, complete line
+    before = read_file(path)
+    assert not before.torn_tail and before.corrupt_lines == [(str(path), 2)]
+    assert repair_file(path) == (0, None)  # nothing a writer crash explains: left for a person
+    JsonlStore(path).append({"id": "c"})
+    after = read_file(path)
+    assert after.corrupt_lines == [(str(path), 2)] and not after.torn_tail
+    assert [r["id"] for r in after.records] == ["a", "c"]
+
+
 def test_corrupt_middle_line_is_reported_not_raised(tmp_path):
     path = tmp_path / "r.jsonl"
     store = JsonlStore(path)

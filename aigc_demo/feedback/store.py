@@ -12,8 +12,9 @@ Why it is built this way (see shared/design/RELIABILITY.md):
   "not saved" instead of a false success, and nothing half-written stays for readers.
   A failed fsync is never retried into a success (PostgreSQL's "fsyncgate" lesson).
 * Every line carries a per-file sequence number ``seq`` and a CRC32 (``crc``) of its
-  canonical JSON. Readers skip a torn last line (no newline, bad JSON or bad checksum)
-  and count what they skipped; they never raise on a damaged file. A writer that finds a
+  canonical JSON. Readers skip a torn last line (no newline: a crashed append) and
+  count complete lines that fail to decode (bad JSON or checksum) as damage, last or not,
+  so a file reads the same before and after later appends; they never raise. A writer that finds a
   torn tail left by a crashed writer truncates it before appending, so a new record is
   never glued onto a broken one (Kafka's log recovery does the same).
 * Rotation — by size and by UTC day — happens under the same lock: the active file is
@@ -124,9 +125,13 @@ def read_file(path: Path) -> ReadResult:
         record = decode_line(raw) if raw.endswith(b"\n") else None
         if record is not None:
             result.records.append(record)
-        elif number == len(lines):
+        elif number == len(lines) and not raw.endswith(b"\n"):
+            # Only a line without its newline is a crashed append (a record and its newline go
+            # down in one write). The next append cuts it, so it is never buried.
             result.torn_tails.append(str(path))
         elif raw.strip():
+            # A complete line that does not decode is damage wherever it is, last or not: it
+            # is reported the same before and after later appends, for a person to look at.
             result.corrupt_lines.append((str(path), number))
     return result
 
@@ -365,10 +370,11 @@ class JsonlStore:
 
 
 def repair_file(path: Path, *, backup_suffix: str | None = None) -> tuple[int, Path | None]:
-    """Truncate a torn or corrupt last line (under the writers' lock), keeping a backup.
+    """Truncate a torn last line (no newline: a crashed append) under the writers' lock,
+    keeping a backup.
 
-    Returns (bytes removed, backup path). Corrupt lines in the middle are not touched:
-    that is real damage for a person to look at (``verify`` reports them).
+    Returns (bytes removed, backup path). Complete lines that do not decode are not touched,
+    wherever they are: that is real damage for a person to look at (``verify`` reports them).
     """
     store = JsonlStore(path)
     with store.locked():
@@ -376,8 +382,7 @@ def repair_file(path: Path, *, backup_suffix: str | None = None) -> tuple[int, P
         if not result.torn_tail:
             return 0, None
         data = path.read_bytes()
-        body = data[:-1] if data.endswith(b"\n") else data  # the last line, complete or not
-        end = body.rfind(b"\n") + 1
+        end = data.rfind(b"\n") + 1  # the torn tail has no newline of its own
         backup = path.with_name(path.name + (backup_suffix or f".bak-{_utc_now():%Y%m%dT%H%M%S}"))
         backup.write_bytes(data)
         with open(path, "r+b") as fh:
