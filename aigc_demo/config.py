@@ -188,6 +188,12 @@ class Settings(BaseSettings):
     queue_max_size: int = Field(64, ge=1)
     """Requests waiting per kind (text generation, images, support) before new ones are told the app is busy."""
 
+    max_request_mb: float = Field(2.0, gt=0, le=512)
+    """Largest API request body (a conversation history included); larger ones get HTTP 413."""
+
+    max_upload_mb: int = Field(10, ge=1, le=2048)
+    """Largest uploaded file (a PNG to read settings from, a knowledge-base file)."""
+
     session_queue: int = Field(2, ge=1, le=64)
     """Generation requests one session (browser tab, API client) may have waiting at once."""
 

@@ -210,6 +210,13 @@ class FeedbackService:
         dropped connection or a restart — returns the record already stored and writes
         nothing; the same key with another rating or output is refused.
         """
+        for name, value in (("output_id", output_id), ("rating", rating), ("comment", comment)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidInput(f"{name} must be text, got {type(value).__name__}", zh=f"{name} 必须是文本")
+        if item is not None and (isinstance(item, bool) or not isinstance(item, int)):
+            raise InvalidInput(f"item must be a whole number, got {type(item).__name__}", zh="图片序号必须是整数")
+        if reasons is not None and not (isinstance(reasons, list) and all(isinstance(r, str) for r in reasons)):
+            raise InvalidInput("reasons must be a list of words", zh="理由必须是文字列表")
         key = _idempotency_key(idempotency_key)
         if key is None:
             return self._rate(output_id, rating, comment, reasons=reasons, session_id=session_id, item=item)

@@ -18,7 +18,7 @@ from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.base import GenerationStats, TextRequest
 from aigc_demo.models.streaming import REPLACEMENT
 from aigc_demo.services.lang import contains_cjk
-from aigc_demo.services.validation import clean_history, clean_text, number, resolve_seed
+from aigc_demo.services.validation import choice, clean_history, clean_text, number, resolve_seed
 from aigc_demo.services.variants import apply, assign
 
 
@@ -140,7 +140,7 @@ class TextService:
         model to continue (what a base model such as Gemma-3-270M is for) and takes no history.
         """
         text = clean_text(prompt, name="prompt", max_chars=self.settings.max_prompt_chars)
-        preset_key = (preset or "free").strip() if isinstance(preset, str) else "free"
+        preset_key = choice(preset, name="preset", default="free")
         if preset_key not in PRESETS:
             raise InvalidInput(
                 f"Unknown preset {preset_key[:40]!r}; choose one of: {', '.join(PRESETS)}",
@@ -201,7 +201,7 @@ class TextService:
         else:
             variant = assign(self.settings.variant_table, "text", session_id)
             options = apply(variant, options, ("system", "preset", "model", "temperature", "top_p", "max_new_tokens", "mode"))
-            model_id = options.pop("model", None) or None
+            model_id = choice(options.pop("model", None), name="model", default="") or None
             request, preset_key = self.build_request(prompt, **options)
             params = {
                 "preset": preset_key,

@@ -14,11 +14,32 @@ NAMES_ZH = {
     "prompt": "提示词", "negative prompt": "反向提示词", "system prompt": "系统提示词", "message": "问题",
     "seed": "种子", "steps": "步数", "guidance scale": "引导系数", "number of images": "张数",
     "temperature": "温度", "top_p": "Top-p", "max_new_tokens": "最大生成长度", "width": "宽度", "height": "高度",
+    "preset": "场景", "mode": "模式", "model": "模型", "style": "风格", "output_id": "输出 ID", "rating": "评分",
+    "comment": "评论", "item": "图片序号", "continue_output_id": "续写的回答 ID",
 }
 
 
 def _zh(name: str) -> str:
     return NAMES_ZH.get(name, name)
+
+
+def choice(value: object, *, name: str, default: str) -> str:
+    """A name picked from a list (preset, mode, model, style): text, or empty for ``default``."""
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be text, got {type(value).__name__}", zh=f"{_zh(name)}必须是文本")
+    return value.strip() or default
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates (``\ud800`` from a JSON escape) replaced by U+FFFD:
+    they cannot be written as UTF-8, so a record holding one could not be stored."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def clean_text(value: object, *, name: str, max_chars: int, required: bool = True) -> str:
@@ -27,7 +48,7 @@ def clean_text(value: object, *, name: str, max_chars: int, required: bool = Tru
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be text, got {type(value).__name__}", zh=f"{_zh(name)}必须是文本")
     # NUL bytes break tokenizers and log files; they are never meaningful input.
-    text = value.replace("\x00", "").strip()
+    text = valid_unicode(value).replace("\x00", "").strip()
     if required and not text:
         raise InvalidInput(f"{name} is empty: type something first.", zh=f"{_zh(name)}为空：请先输入内容。")
     if len(text) > max_chars:
@@ -39,9 +60,11 @@ def clean_text(value: object, *, name: str, max_chars: int, required: bool = Tru
 
 
 def number(value: object, *, name: str, lo: float, hi: float, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidInput(f"{name} must be a number, got {type(value).__name__}", zh=f"{_zh(name)}必须是数字")
     try:
-        num = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        num = float(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
         raise InvalidInput(f"{name} must be a number, got {str(value)[:30]!r}", zh=f"{_zh(name)}必须是数字") from None
     if not math.isfinite(num):
         raise InvalidInput(f"{name} must be a finite number, got {num}", zh=f"{_zh(name)}必须是有限的数字")
@@ -91,7 +114,7 @@ def clean_history(history: object, *, max_messages: int, max_item_chars: int) ->
                     messages.append({"role": role, "content": content})
     messages = messages[-max_messages:]
     for m in messages:
-        m["content"] = m["content"].replace("\x00", "")
+        m["content"] = valid_unicode(m["content"]).replace("\x00", "")
         if len(m["content"]) > max_item_chars:
             raise InvalidInput(
                 f"a history message is {len(m['content'])} characters long; the limit is {max_item_chars}.",

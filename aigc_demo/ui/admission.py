@@ -81,6 +81,13 @@ def install(demo: gr.Blocks, settings: Settings) -> None:
             fn = route_utils.get_fn(demo, None, body)
         except (KeyError, IndexError, TypeError, route_utils.FnIndexInferError):
             return False, UNKNOWN_ENDPOINT, "error"
+        if not isinstance(body.data, list):
+            return False, "data must be a list of the endpoint's arguments / data 必须是参数列表", "error"
+        if len(body.data) < len(fn.inputs):
+            # Missing trailing arguments take their documented defaults (as gradio_client
+            # does), so a raw HTTP caller gets the endpoint's own message ("prompt is empty")
+            # instead of Gradio's bare {"error": null}.
+            body.data = [*body.data, *(getattr(c, "value", None) for c in fn.inputs[len(body.data):])]
         group, lang = fn.concurrency_id, page_language(request)
         if group not in GENERATION_GROUPS:  # ratings, support answers, health: never turned away
             return await push(body, request, username)
@@ -95,3 +102,68 @@ def install(demo: gr.Blocks, settings: Settings) -> None:
         return await push(body, request, username)
 
     queue.push = admitted_push  # type: ignore[method-assign]
+
+
+class PublicErrors:
+    """ASGI middleware: clear answers where Gradio would give a bare 500 or take anything.
+
+    - ``POST /gradio_api/call/<name>`` for a name that is not a public endpoint: 404 with a
+      message (Gradio answers 500 Internal Server Error).
+    - A request body over ``AIGC_MAX_REQUEST_MB``: 413 with a message, before anything reads
+      it (uploads go to ``/gradio_api/upload``, capped by Gradio's ``max_file_size``).
+    """
+
+    def __init__(self, app: Any, *, demo: gr.Blocks, max_bytes: int) -> None:
+        self.app, self.demo, self.max_bytes = app, demo, max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        path: str = scope.get("path", "")
+        if path.startswith("/gradio_api/call/"):
+            name = path.removeprefix("/gradio_api/call/").strip("/")
+            if name not in self._public():
+                return await _json(send, 404, {"error": UNKNOWN_ENDPOINT})
+        if not path.startswith("/gradio_api/upload"):
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                return await _json(send, 413, {"error": too_large(int(length), self.max_bytes)})
+            receive = _bounded(receive, self.max_bytes)
+        return await self.app(scope, receive, send)
+
+    def _public(self) -> set[str]:
+        return {str(fn.api_name) for fn in self.demo.fns.values() if fn.api_name and fn.api_visibility != "private"}
+
+
+def too_large(size: int, limit: int) -> str:
+    return (
+        f"request too large: {size:,} bytes; the limit is {limit:,} / "
+        f"请求过大：{size:,} 字节，上限为 {limit:,} 字节"
+    )
+
+
+def _bounded(receive: Any, limit: int) -> Any:
+    """A body sent without Content-Length (chunked) is cut off past ``limit``: the app sees
+    the client disconnect instead of reading megabytes into memory."""
+    seen = 0
+
+    async def wrapped() -> Any:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                log.warning("request body over %d bytes cut off", limit)
+                return {"type": "http.disconnect"}
+        return message
+
+    return wrapped
+
+
+async def _json(send: Any, status: int, body: dict[str, Any]) -> None:
+    import json
+
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})

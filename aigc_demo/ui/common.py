@@ -44,9 +44,11 @@ class Services:
     support: SupportService
 
 
-def to_gr_error(exc: BaseException) -> gr.Error:
+def to_gr_error(exc: BaseException, lang: str = "en") -> gr.Error:
+    """An API error: the message in the caller's language (its Accept-Language or ``?lang``;
+    clients that send neither, like gradio_client, get English)."""
     if isinstance(exc, AigcError):
-        return gr.Error(html.escape(exc.message, quote=False), print_exception=False)
+        return gr.Error(html.escape(exc.localized(lang), quote=False), print_exception=False)
     log.exception("unexpected error in a handler", exc_info=exc)
     return gr.Error(GENERIC_ERROR, print_exception=False)
 
@@ -66,7 +68,8 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
             gr.Warning(html.escape(exc.localized(lang_of(request)), quote=False))
             # One output takes a bare value: Gradio would read a 1-tuple as the value itself.
             return gr.skip() if outputs == 1 else tuple(gr.skip() for _ in range(outputs))
-        raise to_gr_error(exc) from None
+        request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
+        raise to_gr_error(exc, lang_of(request) if request is not None else "en") from None
 
     if inspect.isgeneratorfunction(fn):
 

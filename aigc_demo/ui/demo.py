@@ -16,6 +16,7 @@ from typing import Any, Callable
 import gradio as gr
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from aigc_demo import __version__
@@ -168,5 +169,12 @@ def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[st
         "show_error": False,
         # "Use via API" opens the endpoint docs the README points API users to.
         "footer_links": ["api", "gradio", "settings"],
-        "app_kwargs": {"routes": [_health_route(demo.health)]} if getattr(demo, "health", None) else {},
+        # Uploads (a PNG to read, a knowledge-base file) are small: Gradio takes any size unless told.
+        "max_file_size": f"{settings.max_upload_mb}mb",
+        "app_kwargs": {
+            "routes": [_health_route(demo.health)],
+            "middleware": [
+                Middleware(admission.PublicErrors, demo=demo, max_bytes=int(settings.max_request_mb * 1024 * 1024))
+            ],
+        } if getattr(demo, "health", None) else {},
     }
