@@ -247,3 +247,58 @@ def test_kill_dash_nine_loses_no_acknowledged_record(tmp_path):
     assert result.corrupt == 0
     assert not result.stale_lock
     assert result.files > 10  # rotation happened often, so kills also hit it
+
+
+_RATER = r"""
+import sys
+from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
+
+data, start, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+service = FeedbackService(data)
+for i in range(start, start + count):
+    oid = f"{i:032x}"
+    if service.find_output(oid) is None:
+        service.register(GeneratedOutput(tab="text", model={"id": "m"}, params={}, output={"text": f"答案 {i}"},
+                                         prompt=f"问题 {i}", output_id=oid))
+    record = service.rate(oid, "up" if i % 2 else "down", f"评论 {i}", idempotency_key=f"click-{i:08d}")
+    print(f"ack {i} {record.id}", flush=True)  # acknowledged: the client was told "saved"
+"""
+
+
+def test_retries_after_kill_dash_nine_store_each_rating_exactly_once(tmp_path):
+    """A client rates 40 outputs with one key each; the server is killed (-9) three times
+    mid-burst; the client then retries every rating, acknowledged or not. Each key ends up in
+    the file exactly once, and an acknowledged retry returns the record id it got first."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from aigc_demo.feedback.store import read_stream
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    acked: dict[int, str] = {}
+    start = 0
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", _RATER, str(tmp_path), str(start), "40"],
+                                stdout=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith("ack "):
+                _, i, rid = line.split()
+                acked[int(i)] = rid
+                if len(acked) >= start + 5:  # a few acknowledged, the next one in flight
+                    break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        start = len(acked)
+    retry = subprocess.run([sys.executable, "-c", _RATER, str(tmp_path), "0", "40"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert retry.returncode == 0, retry.stderr[-2000:]
+    again = dict(line.split()[1:] for line in retry.stdout.splitlines() if line.startswith("ack "))
+    stored = read_stream(tmp_path / "feedback", "ratings")
+    keys = [r["idempotency_key"] for r in stored.records]
+    assert sorted(keys) == [f"click-{i:08d}" for i in range(40)]  # every rating, none twice
+    assert all(again[str(i)] == rid for i, rid in acked.items())  # a retry gets the first answer
+    assert not stored.corrupt_lines and len(acked) >= 15
