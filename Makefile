@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python bench/support_eval.py
 	$(BIN)/python bench/support_bm25.py
 	$(BIN)/python bench/feedback_store.py --kills 50
+	$(BIN)/python bench/hostile.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
