@@ -55,6 +55,7 @@ bench: setup
 	$(BIN)/python bench/support_bm25.py
 	$(BIN)/python bench/feedback_store.py --kills 50
 	$(BIN)/python bench/hostile.py
+	$(BIN)/python bench/arena.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

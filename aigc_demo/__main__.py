@@ -150,11 +150,13 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     from aigc_demo.feedback.export import export, push_to_hub
     from aigc_demo.feedback.service import FeedbackService
 
-    records = FeedbackService(settings.data_dir).read("ratings").records
+    service = FeedbackService(settings.data_dir)
+    records = service.read("ratings").records
+    votes = [v for v in service.read("arena").records if v.get("type") == "arena_vote"]
     try:
         n = export(
-            records, args.format, args.out, tab=args.tab, since=args.since, until=args.until, session=args.session,
-            variant=args.variant,
+            records, args.format, args.out, votes=votes, tab=args.tab, since=args.since, until=args.until,
+            session=args.session, variant=args.variant,
         )
         print(f"wrote {n} rows to {args.out}")
         if args.push_to_hub:
@@ -165,13 +167,39 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _arena(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from aigc_demo.feedback.arena import leaderboard
+    from aigc_demo.feedback.service import FeedbackService
+
+    votes = [
+        v for v in FeedbackService(settings.data_dir).read("arena").records
+        if v.get("type") == "arena_vote" and (args.kind is None or v.get("kind") == args.kind)
+    ]
+    table = leaderboard(votes)
+    if args.json:
+        print(json.dumps([s.to_dict() for s in table], ensure_ascii=False))
+        return 0
+    if not table:
+        print("no arena votes yet")
+        return 0
+    print(f"{len(votes)} votes")
+    print(f"{'contestant':<28} {'rating':>7}  {'95 % interval':>15}  {'battles':>7}  {'wins':>5}  {'ties':>5}  win-rate")
+    for s in table:
+        rate = "–" if s.win_rate is None else f"{s.win_rate:.0%}"
+        print(f"{s.model:<28} {s.rating:7.1f}  {s.ci_low:7.1f}–{s.ci_high:<7.1f}  {s.battles:7d}  {s.wins:5d}  {s.ties:5d}  {rate}")
+    return 0
+
+
 def _report(settings: Settings, args: argparse.Namespace) -> int:
     from aigc_demo.feedback.report import session_report, to_html
     from aigc_demo.feedback.service import FeedbackService
 
     service = FeedbackService(settings.data_dir)
     text = session_report(
-        args.session, service.read("ratings").records, service.read("events").records, service.read("handoffs").records
+        args.session, service.read("ratings").records, service.read("events").records, service.read("handoffs").records,
+        service.read("arena").records,
     )
     if args.out is None:
         print(text)
@@ -193,12 +221,16 @@ def main(argv: list[str] | None = None) -> int:
     ex = sub.add_parser("export", help="export ratings as a training or analysis dataset")
     ex.add_argument("--format", required=True, choices=["sft", "dpo", "kto", "csv", "parquet"])
     ex.add_argument("--out", required=True, type=Path)
-    ex.add_argument("--tab", choices=["text", "image", "support"])
+    ex.add_argument("--tab", choices=["text", "image", "support", "arena"])
     ex.add_argument("--since", help="UTC date or time, e.g. 2026-11-01")
     ex.add_argument("--until", help="UTC date or time, inclusive, e.g. 2026-11-30")
     ex.add_argument("--session", help="only this session code (?session=CODE)")
     ex.add_argument("--variant", help="only this A/B variant name")
     ex.add_argument("--push-to-hub", metavar="REPO", help="also upload to this Hub dataset (user/name)")
+    ar = sub.add_parser("arena", help="the Arena's Bradley–Terry leaderboard (Elo scale, bootstrap 95 % intervals)")
+    ar.add_argument("action", choices=["leaderboard"])
+    ar.add_argument("--json", action="store_true", help="print [{model, rating, ci_low, ci_high, battles, wins, ...}]")
+    ar.add_argument("--kind", choices=["text", "image"], help="only text or only image battles")
     rp = sub.add_parser("report", help="a user-testing session's report (Markdown, or HTML with --out x.html)")
     rp.add_argument("--session", required=True, help="the code from the participants' links (?session=CODE)")
     rp.add_argument("--out", help="write to this file (.md or .html) instead of printing")
@@ -213,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         return _export(settings, args)
     if args.command == "report":
         return _report(settings, args)
+    if args.command == "arena":
+        return _arena(settings, args)
     from aigc_demo.models.registry import check_settings
     from aigc_demo.ui.demo import create_demo, launch_options
 

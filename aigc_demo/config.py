@@ -194,6 +194,11 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(10, ge=1, le=2048)
     """Largest uploaded file (a PNG to read settings from, a knowledge-base file)."""
 
+    arena: str = ""
+    """Arena contestants, a JSON list: [{"name", "kind": "text"|"image", then for text model, system,
+    preset, temperature, top_p, max_new_tokens; for images steps, guidance_scale, style,
+    negative_prompt}]. Empty: two sampling profiles of the text model and two of the image model."""
+
     session_queue: int = Field(2, ge=1, le=64)
     """Generation requests one session (browser tab, API client) may have waiting at once."""
 

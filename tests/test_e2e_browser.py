@@ -459,18 +459,54 @@ def test_06_insights_needs_the_token(app, page):
     page.get_by_text(re.compile(r"[1-9]\d* rows exported")).first.wait_for(timeout=20_000)
 
 
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_07b_one_arena_vote_on_a_phone_in_each_language(app, page, lang):
+    """Battle, both answers and the four vote buttons on one 390×844 screen; the vote reveals
+    who was who and is stored once with both recipes."""
+    settings, url = app
+    words = {"zh": ("竞技", "为茶饮店写一句广告语", "B 更好", "已保存"), "en": ("Arena", "a slogan for a tea shop", "B is better", "saved")}
+    tab, prompt, better_b, saved = words[lang]
+    context = page.context.browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="zh-CN" if lang == "zh" else "en-US", is_mobile=True
+    )
+    try:
+        phone = context.new_page()
+        phone.goto(url + f"?lang={lang}")
+        phone.get_by_role("tab", name=re.compile(tab)).click()
+        before = len(records(settings, "arena"))
+        phone.locator("#arena-prompt textarea").fill(prompt)
+        phone.locator("#arena-start").click()
+        phone.locator("#arena-vote-b:enabled").wait_for(timeout=30_000)
+        phone.wait_for_timeout(400)
+        for element in ("#arena-a", "#arena-b", "#arena-vote-a", "#arena-vote-b", "#arena-vote-tie", "#arena-vote-both-bad"):
+            box = phone.locator(element).bounding_box()
+            assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 844, (element, box)  # one screen
+        assert "precise" not in phone.content() and "creative" not in phone.content()  # blind
+        shot(phone, f"07b-arena-{lang}-phone")
+        phone.locator("#arena-vote-b").click()
+        result = phone.locator("#arena-result")
+        result.get_by_text(saved).wait_for(timeout=10_000)
+        assert better_b in result.inner_text() and "precise-T0.2" in result.inner_text()
+        shot(phone, f"07b-arena-{lang}-phone-voted")
+        stored = records(settings, "arena")[before:]
+        assert [v["choice"] for v in stored] == ["b"] and stored[0]["a"]["params"]["contestant_recipe"]
+    finally:
+        context.close()
+
+
 # Names and technical terms that stay as written in a Chinese page.
 ALLOWED_LATIN = {
     "aigc", "demo", "studio", "english", "language", "offline", "gradio", "api", "png", "automatic1111", "fooocus",
     "csv", "jsonl", "markdown", "txt", "question", "answer", "id", "category", "url", "ctrl", "enter", "shift",
     "top-p", "token", "end", "n", "wilson", "utc", "sft", "dpo", "kto", "parquet", "pandas", "ci", "llm", "a", "b",
+    "bradley", "terry", "elo",
 }
 VISIBLE_TEXT_JS = """() => {
   const out = [];
   const shown = e => { const r = e.getBoundingClientRect(), s = getComputedStyle(e);
     return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'; };
   // Model output, user data (examples, table cells, galleries) and code (model ids) are not UI strings.
-  const data = 'script,style,textarea,.message-row,.gallery,.grid-wrap,.thumbnail-item,.examples,td,.table-wrap tbody,code,.file-preview';
+  const data = 'script,style,textarea,.message-row,.arena-answer,.gallery,.grid-wrap,.thumbnail-item,.examples,td,.table-wrap tbody,code,.file-preview';
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let n; (n = walker.nextNode());) {
     const el = n.parentElement, t = n.nodeValue.trim();
@@ -498,7 +534,7 @@ def test_08_a_chinese_page_has_no_english_words(app, page):
         tab_page.locator("#text-generate").click()
         tab_page.locator("#text-stats").get_by_text("✅").wait_for(timeout=30_000)
         english: set[tuple[str, str]] = set()
-        for tab in ("文本", "图像", "客服", "洞察"):
+        for tab in ("文本", "图像", "客服", "竞技", "洞察"):
             tab_page.get_by_role("tab", name=re.compile(tab)).click()
             if tab == "图像":
                 tab_page.locator("#image-prompt textarea").fill("雨后的江南小镇")
@@ -508,6 +544,10 @@ def test_08_a_chinese_page_has_no_english_words(app, page):
                 tab_page.locator("#support-chat").locator("xpath=following::textarea[1]").fill("退款多久能到账？")
                 tab_page.locator("#support-send").click()
                 tab_page.locator("#support-chat").get_by_text("来源").first.wait_for(timeout=60_000)
+            if tab == "竞技":
+                tab_page.locator("#arena-prompt textarea").fill("为茶饮店写一句广告语")
+                tab_page.locator("#arena-start").click()
+                tab_page.locator("#arena-vote-a:enabled").wait_for(timeout=30_000)
             if tab == "洞察":
                 tab_page.locator("#insights-token input").fill(TOKEN)
                 tab_page.locator("#insights-refresh").click()

@@ -44,6 +44,23 @@ def test_api_conversation_and_continuing_a_cut_answer(client):
     assert more["continued_from"] == cut["output_id"]
 
 
+def test_api_arena_battle_then_one_vote_per_pair(app, client):
+    """Blind until the vote: no contestant names in the battle; the vote reveals them; a
+    second vote on the pair returns the first; the record holds both sides' recipes."""
+    battle = client.predict("为茶饮店写一句广告语", max_new_tokens=24, seed=3, api_name="/arena_text")
+    assert set(battle) == {"pair_id", "a", "b"} and battle["a"]["text"] and battle["b"]["text"]
+    assert "precise" not in str(battle) and "creative" not in str(battle)
+    vote = client.predict(battle["pair_id"], "a", "style", "A 更有创意", api_name="/arena_vote")
+    assert vote["saved"] and vote["first_vote"] and {vote["a_model"], vote["b_model"]} == {"precise-T0.2", "creative-T1.0"}
+    again = client.predict(battle["pair_id"], "b", api_name="/arena_vote")
+    assert again["record_id"] == vote["record_id"] and again["choice"] == "a" and not again["first_vote"]
+    stored = [r for r in read_stream(app[0].data_dir / "feedback", "arena").records if r.get("type") == "arena_vote"]
+    assert len(stored) == 1 and stored[0]["a"]["output"]["text"] == battle["a"]["text"]
+    images = client.predict("雨后的江南小镇", seed=5, width=64, height=64, api_name="/arena_image")
+    assert Image.open(images["a"]["image"]).size == (64, 64) and images["a"]["output_id"] != images["b"]["output_id"]
+    assert client.predict(images["pair_id"], "both_bad", api_name="/arena_vote")["saved"]
+
+
 def test_api_round_trip_writes_three_valid_records(app, client):
     settings, _ = app
     text = client.predict("What is 2 + 2?", max_new_tokens=24, temperature=0, api_name="/generate_text")
@@ -130,4 +147,5 @@ def test_health_reports_models_profile_and_version(app, client):
 
 def test_ui_only_endpoints_are_not_public(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert names == {"/generate_text", "/generate_image", "/support_chat", "/rate", "/health"}
+    assert names == {"/generate_text", "/generate_image", "/support_chat", "/rate", "/health",
+                     "/arena_text", "/arena_image", "/arena_vote"}

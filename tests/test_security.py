@@ -125,7 +125,8 @@ def test_ui_only_handlers_are_not_callable(server):
     with httpx.Client(timeout=10) as http:
         info = http.get(f"{base}/gradio_api/info").json()
     public = set(info["named_endpoints"])
-    assert public == {"/generate_text", "/generate_image", "/support_chat", "/rate", "/health"}
+    assert public == {"/generate_text", "/generate_image", "/support_chat", "/rate", "/health",
+                     "/arena_text", "/arena_image", "/arena_vote"}
 
 
 def test_health_answers_while_the_queue_is_full(server):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from aigc_demo.errors import AigcError, InvalidInput
+from aigc_demo.feedback.arena import dpo_pairs, vote_rows
 from aigc_demo.feedback.insights import filter_records, latest_ratings
 
 FORMATS = ("sft", "dpo", "kto", "csv", "parquet")
@@ -93,23 +94,33 @@ def flatten(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return flat
 
 
-def export(records: Iterable[dict[str, Any]], fmt: str, out: Path, **filters: Any) -> int:
+def export(
+    records: Iterable[dict[str, Any]], fmt: str, out: Path, *, votes: Iterable[dict[str, Any]] = (), **filters: Any
+) -> int:
     """Write ``fmt`` to ``out``; return the number of rows written. ``filters``: tab, since,
-    until, session, variant (feedback.insights.filter_records)."""
+    until, session, variant (feedback.insights.filter_records), applied to ratings and Arena
+    ``votes`` alike (``tab="arena"`` keeps only votes).
+
+    Arena votes: each decisive text vote is one DPO pair; CSV / Parquet have one row per
+    vote, ties and both-bad included. SFT and KTO are built from ratings only.
+    """
     if fmt not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     rows = select(records, **filters)
+    battles = filter_records(votes, **filters)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt in ("sft", "dpo", "kto"):
         data = {"sft": to_sft, "dpo": to_dpo, "kto": to_kto}[fmt](rows)
+        if fmt == "dpo":
+            data += [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in dpo_pairs(battles)]
         with open(out, "w", encoding="utf-8") as fh:
             for row in data:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         return len(data)
     import pandas as pd
 
-    frame = pd.DataFrame(flatten(rows))
+    frame = pd.DataFrame(flatten(rows) + vote_rows(battles))
     if fmt == "csv":
         frame.map(spreadsheet_safe).to_csv(out, index=False)
     else:

@@ -129,7 +129,12 @@ def filter_records(
 def report(ratings: list[dict[str, Any]], events: list[dict[str, Any]], **filters: Any) -> dict[str, Any]:
     """Everything the Insights tab shows, as plain rows (no UI types)."""
     ratings = filter_records(ratings, **filters)
-    events = filter_records(events, **filters)
+    # Outputs that take 👍/👎: Arena answers are judged by votes (their own leaderboard), and
+    # other event types (an Arena pair, …) are not outputs at all.
+    events = [
+        e for e in filter_records(events, **filters)
+        if e.get("type", "generation") == "generation" and e.get("tab") != "arena"
+    ]
     latest = latest_ratings(ratings)
     up = sum(r.get("rating") == "up" for r in latest)
     lo, hi = wilson(up, len(latest))

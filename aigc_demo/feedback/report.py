@@ -3,7 +3,7 @@
 A facilitator sends links with ``?session=CODE``; afterwards ``python -m aigc_demo
 report --session CODE`` (or the Insights tab's filter) shows what those participants did:
 interactions and ratings per tab, like-rate with its interval, comments, the worst
-outputs, latencies and support handoffs.
+outputs, latencies, support handoffs and Arena votes.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import html
 import re
 from typing import Any
 
+from aigc_demo.feedback.arena import leaderboard
 from aigc_demo.feedback.insights import latest_ratings, like_rates, wilson
 
 
@@ -30,13 +31,17 @@ def _cell(text: Any, limit: int = 120) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text or "").replace("\n", " ")[:limit])
 
 
-def session_report(code: str, ratings: list[dict[str, Any]], events: list[dict[str, Any]], handoffs: list[dict[str, Any]]) -> str:
+def session_report(
+    code: str, ratings: list[dict[str, Any]], events: list[dict[str, Any]], handoffs: list[dict[str, Any]],
+    votes: list[dict[str, Any]] | None = None,
+) -> str:
+    votes = [v for v in votes or [] if v.get("session_id") == code and v.get("type") == "arena_vote"]
     ratings = [r for r in ratings if r.get("session_id") == code]
-    events = [e for e in events if e.get("session_id") == code]
+    events = [e for e in events if e.get("session_id") == code and e.get("type", "generation") == "generation"]
     handoffs = [h for h in handoffs if h.get("session_id") == code]
     latest = latest_ratings(ratings)
     lines = [f"# Session report: {_cell(code, 80)}", ""]
-    if not events and not ratings:
+    if not events and not ratings and not votes:
         return "\n".join(lines + ["No interactions recorded for this session code."]) + "\n"
     times = sorted(str(e.get("ts", "")) for e in events) or sorted(str(r.get("ts", "")) for r in ratings)
     up = sum(r.get("rating") == "up" for r in latest)
@@ -82,6 +87,19 @@ def session_report(code: str, ratings: list[dict[str, Any]], events: list[dict[s
         question = next((m.get("content", "") for m in reversed(h.get("messages") or []) if m.get("role") == "user"), "")
         lines.append(f"- {h.get('reason')}: {_cell(question, 200)}")  # reason: one of the bot's own codes
     if not handoffs:
+        lines.append("None.")
+    lines += ["", "## Arena votes", ""]
+    if votes:
+        lines += ["| contestant | rating | 95 % interval | battles | wins | ties |", "|---|---|---|---|---|---|"]
+        for st in leaderboard(votes):
+            lines.append(f"| {_cell(st.model)} | {st.rating:.0f} | {st.ci_low:.0f}–{st.ci_high:.0f} | {st.battles} | {st.wins} | {st.ties} |")
+        lines += ["", "| kind | prompt | A | B | vote | comment |", "|---|---|---|---|---|---|"]
+        for v in votes[-20:]:
+            lines.append(
+                f"| {v.get('kind')} | {_cell(v.get('prompt'))} | {_cell(v['a'].get('contestant'))} | "
+                f"{_cell(v['b'].get('contestant'))} | {v.get('choice')} | {_cell(v.get('comment'))} |"
+            )
+    else:
         lines.append("None.")
     return "\n".join(lines) + "\n"
 

@@ -171,9 +171,11 @@ class ImageService:
         *,
         session_id: str = "",
         on_step: Callable[[int, int], bool | None] | None = None,
+        tab: str = "image",
         **options: Any,
     ) -> dict[str, Any]:
-        variant = assign(self.settings.variant_table, "image", session_id)
+        # An Arena contestant's image keeps the contestant's settings: no A/B variant applies.
+        variant = assign(self.settings.variant_table, "image", session_id) if tab == "image" else None
         options = apply(variant, options, ("steps", "guidance_scale", "style", "negative_prompt"))
         params = self.validate(prompt, **options)
         model = self.registry.get("image")
@@ -182,7 +184,7 @@ class ImageService:
         latency_ms = (time.perf_counter() - started) * 1000
         model_info = self.registry.info("image")
         output = GeneratedOutput(
-            tab="image",
+            tab=tab,
             model=model_info,
             params={k: v for k, v in vars(params).items() if k not in ("prompt", "user_prompt", "user_negative_prompt")} | {"model_prompt": params.prompt},
             prompt=params.user_prompt,

@@ -185,6 +185,7 @@ class TextService:
         session_id: str = "",
         should_stop: Callable[[], bool] | None = None,
         continue_output_id: str | None = None,
+        tab: str = "text",
         **options: Any,
     ) -> Iterator[TextUpdate]:
         """Stream updates; ``should_stop()`` ends generation early but still returns a
@@ -194,12 +195,15 @@ class TextService:
         the model writes on from its last word, with that answer's prompt, history and
         settings (``prompt`` is not needed; ``max_new_tokens`` and ``seed`` may be given). The
         new output holds the whole text, so a rating covers what the reader saw.
+
+        ``tab="arena"``: an Arena contestant's answer — its settings are the contestant's own,
+        so no A/B variant overrides them, and the record says where it was made.
         """
         if continue_output_id:
             request, params, model_id, variant_name, prefix = self._continuation(continue_output_id, options)
             record_prompt: str = params.pop("prompt")
         else:
-            variant = assign(self.settings.variant_table, "text", session_id)
+            variant = assign(self.settings.variant_table, "text", session_id) if tab == "text" else None
             options = apply(variant, options, ("system", "preset", "model", "temperature", "top_p", "max_new_tokens", "mode"))
             model_id = choice(options.pop("model", None), name="model", default="") or None
             request, preset_key = self.build_request(prompt, **options)
@@ -231,7 +235,7 @@ class TextService:
         )
         model_info = self.registry.info("text", model_id)
         output = GeneratedOutput(
-            tab="text",
+            tab=tab,
             model=model_info,
             params=params,
             prompt=record_prompt,

@@ -24,6 +24,7 @@ from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.registry import ModelRegistry
+from aigc_demo.services.arena import ArenaService
 from aigc_demo.services.image import ImageService
 from aigc_demo.services.support.bot import SupportService
 from aigc_demo.services.text import TextService
@@ -42,6 +43,7 @@ class Services:
     text: TextService
     image: ImageService
     support: SupportService
+    arena: ArenaService
 
 
 def to_gr_error(exc: BaseException, lang: str = "en") -> gr.Error:

@@ -23,6 +23,7 @@ from aigc_demo import __version__
 from aigc_demo.config import ASSETS_DIR, Settings
 from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.registry import ModelRegistry
+from aigc_demo.services.arena import ArenaService
 from aigc_demo.services.image import ImageService
 from aigc_demo.services.support.bot import SupportService
 from aigc_demo.services.text import TextService
@@ -30,6 +31,7 @@ from aigc_demo.ui import admission
 from aigc_demo.ui.common import Services, session_of
 from aigc_demo.ui.feedback import build_rate_api
 from aigc_demo.ui.i18n import I18N, T, lang_of, tr
+from aigc_demo.ui.tabs.arena import build_arena_tab
 from aigc_demo.ui.tabs.image import build_image_tab
 from aigc_demo.ui.tabs.insights import build_insights_tab
 from aigc_demo.ui.tabs.support import build_support_tab
@@ -41,13 +43,15 @@ log = logging.getLogger(__name__)
 def build_services(settings: Settings, *, registry: ModelRegistry | None = None) -> Services:
     registry = registry or ModelRegistry(settings)
     feedback = FeedbackService.from_settings(settings)
+    text, image = TextService(registry, feedback, settings), ImageService(registry, feedback, settings)
     return Services(
         settings=settings,
         registry=registry,
         feedback=feedback,
-        text=TextService(registry, feedback, settings),
-        image=ImageService(registry, feedback, settings),
+        text=text,
+        image=image,
         support=SupportService(registry, feedback, settings),
+        arena=ArenaService(text, image, feedback, settings),
     )
 
 
@@ -83,6 +87,8 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
                 build_image_tab(services, examples.get("image", []))
             with gr.Tab(T("tab_support"), id="support"):
                 build_support_tab(services, examples.get("support", []))
+            with gr.Tab(T("tab_arena"), id="arena"):
+                build_arena_tab(services)
             with gr.Tab(T("tab_insights"), id="insights"):
                 insights_hook = build_insights_tab(services)
         build_rate_api(services.feedback)

@@ -15,7 +15,8 @@ import pandas as pd
 
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.export import FORMATS, export
-from aigc_demo.feedback.insights import report
+from aigc_demo.feedback.arena import leaderboard
+from aigc_demo.feedback.insights import filter_records, report
 from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.ui.common import Services, is_admin, scroll_to, user_errors
 from aigc_demo.ui.i18n import STRINGS, T, lang_of, table, tr
@@ -23,6 +24,7 @@ from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_ro
 
 RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
 DOWNVOTE_COLUMNS = ["when", "tab", "prompt", "output", "comment", "reasons", "sources"]
+ARENA_COLUMNS = ["contestant", "rating", "ci_low", "ci_high", "battles", "wins", "ties", "win_rate"]
 
 
 def build_insights_tab(services: Services) -> tuple[Any, list[Any]] | None:
@@ -34,13 +36,22 @@ def build_insights_tab(services: Services) -> tuple[Any, list[Any]] | None:
     ui = _render()
     _wire(services, ui)
     tables = [("by_tab", RATE_COLUMNS), ("by_model", RATE_COLUMNS), ("by_variant", RATE_COLUMNS),
-              ("downvotes", DOWNVOTE_COLUMNS), ("gaps", GAP_COLUMNS), ("handoffs", TICKET_COLUMNS)]
+              ("downvotes", DOWNVOTE_COLUMNS), ("gaps", GAP_COLUMNS), ("handoffs", TICKET_COLUMNS),
+              ("arena", ARENA_COLUMNS)]
 
     def headers(request: gr.Request) -> tuple[Any, ...]:
         lang = lang_of(request)
         return (*(table([], columns, lang) for _, columns in tables), trend_plot(lang))
 
     return headers, [*(ui[name] for name, _ in tables), ui["trend"]]
+
+
+def arena_rows(votes: list[dict[str, Any]]) -> list[list[Any]]:
+    """The Bradley–Terry leaderboard as table rows (ARENA_COLUMNS order)."""
+    return [
+        [s.model, s.rating, s.ci_low, s.ci_high, s.battles, s.wins, s.ties, "–" if s.win_rate is None else f"{s.win_rate:.0%}"]
+        for s in leaderboard(votes)
+    ]
 
 
 def trend_plot(lang: str, value: Any = None) -> Any:
@@ -78,6 +89,9 @@ def _render() -> dict[str, Any]:
     )
     ui["gaps"] = gr.Dataframe(
         headers=GAP_COLUMNS, label=T("gaps"), interactive=False, wrap=True
+    )
+    ui["arena"] = gr.Dataframe(
+        headers=ARENA_COLUMNS, label=T("arena_leaderboard"), interactive=False, elem_id="insights-arena"
     )
     ui["handoffs"] = gr.Dataframe(
         headers=TICKET_COLUMNS, label=T("handoffs_insights"), interactive=False, wrap=True, elem_id="insights-handoffs"
@@ -162,6 +176,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             images,
             table(gaps, GAP_COLUMNS, lang),
             table(ticket_rows(tickets, lang), TICKET_COLUMNS, lang),
+            table(arena_rows(filter_records(services.arena.votes(), **f)), ARENA_COLUMNS, lang),
         )
 
     def do_export(token, fmt, tab, since, until, session, variant, request: gr.Request):
@@ -169,7 +184,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         f = filters(tab, since, until, session, variant)
         suffix = {"sft": "jsonl", "dpo": "jsonl", "kto": "jsonl"}.get(fmt, fmt)
         out = Path(tempfile.mkdtemp(prefix="export-")) / f"aigc-{fmt}.{suffix}"
-        n = export(feedback.read("ratings").records, fmt, out, **f)  # every filter on screen
+        n = export(feedback.read("ratings").records, fmt, out, votes=services.arena.votes(), **f)  # every filter on screen
         gr.Info(tr("rows_exported", lang_of(request), n=n))
         return [str(out)]
 
@@ -178,7 +193,10 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         code = (session or "").strip()
         if not code:
             raise AigcError(tr("need_session"), zh=tr("need_session", "zh"))
-        text = session_report(code, feedback.read("ratings").records, feedback.read("events").records, feedback.read("handoffs").records)
+        text = session_report(
+            code, feedback.read("ratings").records, feedback.read("events").records, feedback.read("handoffs").records,
+            services.arena.votes(),
+        )
         folder = Path(tempfile.mkdtemp(prefix="report-"))
         safe = "".join(c for c in code if c.isalnum() or c in "-_")[:40] or "session"
         md, page = folder / f"session-{safe}.md", folder / f"session-{safe}.html"
@@ -193,7 +211,9 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         js=scroll_to("#insights-file", inputs=2),
     )
     outputs = [
-        ui[k] for k in ("totals", "by_tab", "by_model", "by_variant", "trend", "downvotes", "bad_images", "gaps", "handoffs")
+        ui[k] for k in (
+            "totals", "by_tab", "by_model", "by_variant", "trend", "downvotes", "bad_images", "gaps", "handoffs", "arena",
+        )
     ]
     ui["refresh"].click(user_errors(show, outputs=len(outputs)), [ui["token"], *filter_inputs], outputs, api_visibility="private")
     ui["export"].click(

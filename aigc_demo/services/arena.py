@@ -1,0 +1,320 @@
+"""Arena: blind side-by-side comparisons whose votes become a leaderboard and preference data.
+
+A *contestant* is a named recipe — a model plus its system prompt, preset and sampling for
+text, or steps, guidance and style for images — read from ``AIGC_ARENA`` (JSON list). Each
+battle draws two contestants of one kind at random, in random positions, answers the same
+prompt with the same seed on both sides (at the same time, so both stream), and keeps the
+pair. The voter sees "A" and "B" only; the names come back with the vote. One vote per pair:
+a second vote (a double click, a retry) returns the first. Votes go to the ``arena`` stream
+with both sides' full recipes and outputs, the session and the variant.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from aigc_demo import __version__
+from aigc_demo.config import Settings
+from aigc_demo.errors import InvalidInput, NotFound, SettingsError
+from aigc_demo.feedback.arena import CHOICES
+from aigc_demo.feedback.schema import new_id, utc_now
+from aigc_demo.feedback.service import FeedbackService
+from aigc_demo.services.image import ImageService
+from aigc_demo.services.text import TextService
+from aigc_demo.services.validation import choice, clean_text, number, resolve_seed
+from aigc_demo.services.variants import assign
+
+Kind = Literal["text", "image"]
+TEXT_KEYS = ("model", "system", "preset", "temperature", "top_p", "max_new_tokens")
+IMAGE_KEYS = ("steps", "guidance_scale", "style", "negative_prompt")
+REASONS = ("accuracy", "style", "length", "safety", "detail")
+
+# Two honest settings of the packaged model (and of the image pipeline), so a fresh machine
+# has a real comparison: does a tester prefer focused or adventurous sampling?
+DEFAULT_CONTESTANTS: list[dict[str, Any]] = [
+    {"name": "precise-T0.2", "kind": "text", "temperature": 0.2, "top_p": 0.9},
+    {"name": "creative-T1.0", "kind": "text", "temperature": 1.0, "top_p": 0.98},
+    {"name": "steps-4-cfg-5", "kind": "image", "steps": 4, "guidance_scale": 5.0},
+    {"name": "steps-2-cfg-2", "kind": "image", "steps": 2, "guidance_scale": 2.0},
+]
+
+
+@dataclass(frozen=True)
+class Contestant:
+    name: str
+    kind: Kind
+    recipe: dict[str, Any]  # only the keys this contestant sets
+
+    def describe(self, default_model: str) -> dict[str, Any]:
+        return {"contestant": self.name, "model": self.recipe.get("model") or default_model, **self.recipe}
+
+
+def parse_contestants(raw: str) -> list[Contestant]:
+    """``AIGC_ARENA`` → contestants; empty → the defaults. A bad value stops the app at start."""
+    data: Any = DEFAULT_CONTESTANTS if not raw.strip() else None
+    if data is None:
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise SettingsError(f"AIGC_ARENA is not valid JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise SettingsError("AIGC_ARENA must be a JSON list of contestants: [{\"name\": ..., \"kind\": \"text\", ...}]")
+    out: list[Contestant] = []
+    for item in data:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
+            raise SettingsError(f"AIGC_ARENA: every contestant needs a name, got {str(item)[:80]}")
+        kind = item.get("kind", "text")
+        if kind not in ("text", "image"):
+            raise SettingsError(f"AIGC_ARENA: {item['name']!r} has kind {kind!r}; use text or image")
+        keys = TEXT_KEYS if kind == "text" else IMAGE_KEYS
+        unknown = set(item) - {"name", "kind", *keys}
+        if unknown:
+            raise SettingsError(f"AIGC_ARENA: {item['name']!r} has unknown keys {sorted(unknown)}; {kind} takes {list(keys)}")
+        out.append(Contestant(item["name"].strip(), kind, {k: item[k] for k in keys if k in item}))
+    names = [c.name for c in out]
+    if len(set(names)) != len(names):
+        raise SettingsError("AIGC_ARENA: contestant names must be unique")
+    return out
+
+
+@dataclass
+class Side:
+    contestant: str
+    model: dict[str, Any]
+    params: dict[str, Any]
+    output_id: str = ""
+    output: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Pair:
+    pair_id: str
+    kind: Kind
+    prompt: str
+    a: Side
+    b: Side
+    session_id: str = ""
+    variant: str | None = None
+    ts: str = field(default_factory=utc_now)
+
+
+@dataclass
+class Battle:
+    """A battle in progress: what each side has so far; ``pair`` once both are done."""
+
+    a: str = ""
+    b: str = ""
+    pair: Pair | None = None
+
+
+class ArenaService:
+    def __init__(self, text: TextService, image: ImageService, feedback: FeedbackService, settings: Settings) -> None:
+        self.text, self.image, self.feedback, self.settings = text, image, feedback, settings
+        self.contestants = parse_contestants(settings.arena)
+        self._pairs: OrderedDict[str, Pair] = OrderedDict()
+        self._lock = threading.Lock()
+        self._votes: dict[str, dict[str, Any]] | None = None  # pair_id → its vote
+        self._vote_lock = threading.Lock()
+        self._rng = random.Random()
+
+    def kinds(self) -> list[str]:
+        return [k for k in ("text", "image") if sum(c.kind == k for c in self.contestants) >= 2]
+
+    def draw(self, kind: str) -> tuple[Contestant, Contestant]:
+        """Two different contestants of ``kind``, in random positions."""
+        pool = [c for c in self.contestants if c.kind == kind]
+        if len(pool) < 2:
+            raise InvalidInput(
+                f"the arena needs two {kind} contestants (AIGC_ARENA); it has {len(pool)}",
+                zh=f"竞技场需要至少两个{'文本' if kind == 'text' else '图像'}参赛配置（AIGC_ARENA），当前为 {len(pool)} 个",
+            )
+        a, b = self._rng.sample(pool, 2)
+        return a, b
+
+    # -- text ------------------------------------------------------------------------------
+
+    def text_battle(
+        self, prompt: object, *, max_new_tokens: object = None, temperature: object = None, seed: object = -1,
+        session_id: str = "", should_stop: Callable[[], bool] | None = None,
+    ) -> Iterator[Battle]:
+        """Both answers at once (two threads: engines that batch serve them together); yields
+        the texts so far, and finally the stored pair."""
+        text = clean_text(prompt, name="prompt", max_chars=self.settings.max_prompt_chars)
+        shared_seed = resolve_seed(seed)
+        overrides: dict[str, Any] = {}
+        if max_new_tokens not in (None, ""):
+            overrides["max_new_tokens"] = int(number(
+                max_new_tokens, name="max_new_tokens", lo=1, hi=self.settings.max_new_tokens_cap, integer=True
+            ))
+        if temperature not in (None, "", -1):
+            overrides["temperature"] = float(number(temperature, name="temperature", lo=0.0, hi=2.0))
+        a, b = self.draw("text")
+        sides = {"a": a, "b": b}
+        options = {
+            key: {**c.recipe, **{k: v for k, v in overrides.items() if k not in c.recipe or k == "max_new_tokens"}}
+            for key, c in sides.items()
+        }
+        for key in sides:  # validate both recipes before any work
+            self.text.build_request(text, **{k: v for k, v in options[key].items() if k != "model"})
+        updates: queue.Queue[tuple[str, Any]] = queue.Queue()
+        results: dict[str, dict[str, Any]] = {}
+
+        def run(key: str) -> None:
+            try:
+                for update in self.text.stream(
+                    text, session_id=session_id, seed=shared_seed, tab="arena", should_stop=should_stop, **options[key]
+                ):
+                    updates.put((key, update))
+            except Exception as exc:  # noqa: BLE001 - handed to the caller below
+                updates.put((key, exc))
+            finally:
+                updates.put((key, None))
+
+        threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in sides]
+        for t in threads:
+            t.start()
+        battle, finished, error = Battle(), 0, None
+        while finished < 2:
+            key, item = updates.get()
+            if item is None:
+                finished += 1
+            elif isinstance(item, Exception):
+                error = error or item
+            else:
+                setattr(battle, key, item.text)
+                if item.done:
+                    results[key] = item.result
+                yield battle
+        if error is not None:
+            raise error
+        model = self.settings.model_for("text")
+        pair = Pair(
+            pair_id=new_id(), kind="text", prompt=text,
+            a=self._side(a, results["a"]["output_id"], model), b=self._side(b, results["b"]["output_id"], model),
+            session_id=session_id, variant=self._variant(session_id),
+        )
+        battle.pair = self._keep(pair)
+        yield battle
+
+    # -- images ----------------------------------------------------------------------------
+
+    def image_battle(
+        self, prompt: object, *, seed: object = -1, width: object = None, height: object = None, session_id: str = "",
+        on_step: Callable[[int, int], bool | None] | None = None,
+    ) -> Pair:
+        """One image per side, same prompt, seed and size; each side's steps, guidance and style."""
+        shared_seed = resolve_seed(seed)
+        a, b = self.draw("image")
+        outputs = {}
+        for key, c in (("a", a), ("b", b)):
+            result = self.image.generate(
+                prompt, seed=shared_seed, width=width, height=height, num_images=1, session_id=session_id,
+                on_step=on_step, tab="arena", **c.recipe,
+            )
+            outputs[key] = result["output_id"]
+        model = self.settings.model_for("image")
+        pair = Pair(
+            pair_id=new_id(), kind="image", prompt=str(prompt).strip(),
+            a=self._side(a, outputs["a"], model), b=self._side(b, outputs["b"], model),
+            session_id=session_id, variant=self._variant(session_id),
+        )
+        return self._keep(pair)
+
+    # -- votes -----------------------------------------------------------------------------
+
+    def vote(
+        self, pair_id: object, vote: object, *, reasons: object = None, comment: object = "", session_id: str = ""
+    ) -> tuple[dict[str, Any], bool]:
+        """Store the vote on a pair; return (the vote record, whether it was new).
+
+        One vote per pair: voting again returns the first vote and stores nothing.
+        """
+        pid = choice(pair_id, name="pair_id", default="")
+        picked = choice(vote, name="choice", default="").lower()
+        if picked not in CHOICES:
+            raise InvalidInput(
+                f"choice must be one of {', '.join(CHOICES)}, got {picked[:20]!r}",
+                zh="投票只能是 a、b、tie（平局）或 both_bad（都不好）",
+            )
+        note = clean_text(comment, name="comment", max_chars=2000, required=False)
+        if reasons is not None and not (isinstance(reasons, list) and all(isinstance(r, str) for r in reasons)):
+            raise InvalidInput("reasons must be a list of words", zh="理由必须是文字列表")
+        pair = self.find_pair(pid)
+        if pair is None:
+            raise NotFound(
+                f"Unknown pair_id {pid[:40]!r}: vote on a pair this app made (/arena_text, /arena_image).",
+                zh="未知的对战 ID：只能为本应用生成的对战投票（/arena_text、/arena_image）。",
+            )
+        with self._vote_lock:
+            earlier = self._voted().get(pid)
+            if earlier is not None:
+                return earlier, False
+            record = {
+                "schema": 1, "type": "arena_vote", "tab": "arena", "id": new_id(), "ts": utc_now(),
+                "app_version": __version__,
+                "pair_id": pid, "kind": pair.kind, "prompt": pair.prompt, "choice": picked,
+                "winner": {"a": pair.a.contestant, "b": pair.b.contestant}.get(picked),
+                "reasons": [r for r in (reasons or []) if r in REASONS], "comment": note,
+                "a": self._filled(pair.a), "b": self._filled(pair.b),
+                "session_id": session_id or pair.session_id, "variant": pair.variant,
+            }
+            stored = self.feedback.append("arena", record)
+            self._voted()[pid] = stored
+            return stored, True
+
+    def votes(self) -> list[dict[str, Any]]:
+        return [r for r in self.feedback.read("arena").records if r.get("type") == "arena_vote"]
+
+    def find_pair(self, pair_id: str) -> Pair | None:
+        with self._lock:
+            pair = self._pairs.get(pair_id)
+        if pair is not None or not pair_id:
+            return pair
+        for event in reversed(self.feedback.read("events").records):  # after a restart
+            if event.get("type") == "arena_pair" and event.get("pair_id") == pair_id:
+                data = {k: event[k] for k in ("pair_id", "kind", "prompt", "session_id", "variant", "ts")}
+                return Pair(**data, a=Side(**event["a"]), b=Side(**event["b"]))
+        return None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _side(self, contestant: Contestant, output_id: str, default_model: str) -> Side:
+        recipe = contestant.describe(default_model)
+        return Side(contestant=contestant.name, model={"id": recipe.pop("model")}, params=recipe, output_id=output_id)
+
+    def _filled(self, side: Side) -> dict[str, Any]:
+        """A side as the vote stores it: recipe, model and the output itself."""
+        output = self.feedback.find_output(side.output_id)
+        data = asdict(side)
+        if output is not None:
+            data["model"], data["output"] = output.model, output.output
+            data["params"] = {**output.params, "contestant_recipe": side.params}
+        return data
+
+    def _keep(self, pair: Pair) -> Pair:
+        with self._lock:
+            self._pairs[pair.pair_id] = pair
+            while len(self._pairs) > 2000:
+                self._pairs.popitem(last=False)
+        try:  # so a vote after a restart still finds its pair
+            self.feedback.append("events", {"schema": 1, "type": "arena_pair", "id": pair.pair_id, **asdict(pair)})
+        except Exception:  # noqa: BLE001 - the battle is on screen; the vote will say if it cannot be stored
+            pass
+        return pair
+
+    def _voted(self) -> dict[str, dict[str, Any]]:
+        if self._votes is None:
+            self._votes = {v["pair_id"]: v for v in self.votes() if v.get("pair_id")}
+        return self._votes
+
+    def _variant(self, session_id: str) -> str | None:
+        variant = assign(self.settings.variant_table, "text", session_id)
+        return variant.name if variant else None
+
