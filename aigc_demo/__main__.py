@@ -170,25 +170,26 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 def _arena(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from aigc_demo.feedback.arena import leaderboard
+    from aigc_demo.feedback.arena import by_kind
     from aigc_demo.feedback.service import FeedbackService
 
     votes = [
         v for v in FeedbackService(settings.data_dir).read("arena").records
         if v.get("type") == "arena_vote" and (args.kind is None or v.get("kind") == args.kind)
     ]
-    table = leaderboard(votes)
+    tables = by_kind(votes)  # text and image contestants never meet: one leaderboard each
     if args.json:
-        print(json.dumps([s.to_dict() for s in table], ensure_ascii=False))
+        print(json.dumps([{**s.to_dict(), "kind": kind} for kind, table in tables.items() for s in table], ensure_ascii=False))
         return 0
-    if not table:
+    if not tables:
         print("no arena votes yet")
         return 0
-    print(f"{len(votes)} votes")
-    print(f"{'contestant':<28} {'rating':>7}  {'95 % interval':>15}  {'battles':>7}  {'wins':>5}  {'ties':>5}  win-rate")
-    for s in table:
-        rate = "–" if s.win_rate is None else f"{s.win_rate:.0%}"
-        print(f"{s.model:<28} {s.rating:7.1f}  {s.ci_low:7.1f}–{s.ci_high:<7.1f}  {s.battles:7d}  {s.wins:5d}  {s.ties:5d}  {rate}")
+    for kind, table in tables.items():
+        print(f"{kind}: {sum(s.battles for s in table) // 2} votes")
+        print(f"  {'contestant':<28} {'rating':>7}  {'95 % interval':>15}  {'battles':>7}  {'wins':>5}  {'ties':>5}  win-rate")
+        for s in table:
+            rate = "–" if s.win_rate is None else f"{s.win_rate:.0%}"
+            print(f"  {s.model:<28} {s.rating:7.1f}  {s.ci_low:7.1f}–{s.ci_high:<7.1f}  {s.battles:7d}  {s.wins:5d}  {s.ties:5d}  {rate}")
     return 0
 
 

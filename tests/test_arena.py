@@ -199,3 +199,12 @@ def test_a_session_report_has_an_arena_section(services):
     assert last.pair.a.contestant in section and "| a |" in section.replace(" a |", " a |")
     assert "\\[点我\\]" in section  # typed text stays text
     assert "| None |" not in md  # an Arena pair is not an interaction of its own tab
+
+
+def test_text_and_image_contestants_get_a_leaderboard_each():
+    from aigc_demo.feedback.arena import by_kind
+
+    votes = [_vote("t1", "t2", "a", kind="text")] * 3 + [_vote("i1", "i2", "b", kind="image")] * 3
+    tables = by_kind(votes)
+    assert {k: [s.model for s in t] for k, t in tables.items()} == {"image": ["i2", "i1"], "text": ["t1", "t2"]}
+    assert all(sum(s.rating for s in t) / len(t) == pytest.approx(1000) for t in tables.values())  # each centred on its own

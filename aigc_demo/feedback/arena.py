@@ -116,6 +116,13 @@ def leaderboard(votes: list[dict[str, Any]], *, rounds: int = 200, seed: int = 0
     return sorted(table, key=lambda s: -s.rating)
 
 
+def by_kind(votes: list[dict[str, Any]]) -> dict[str, list[Standing]]:
+    """One leaderboard per kind: text contestants never meet image ones, so one fit over both
+    would put unrelated ratings side by side on a scale that does not link them."""
+    kinds = sorted({str(v.get("kind") or "text") for v in votes})
+    return {kind: leaderboard([v for v in votes if str(v.get("kind") or "text") == kind]) for kind in kinds}
+
+
 def dpo_pairs(votes: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Every decisive text vote as a DPO pair (prompt, chosen, rejected), once per vote."""
     pairs = []

@@ -12,7 +12,7 @@ import html
 import re
 from typing import Any
 
-from aigc_demo.feedback.arena import leaderboard
+from aigc_demo.feedback.arena import by_kind
 from aigc_demo.feedback.insights import latest_ratings, like_rates, wilson
 
 
@@ -91,7 +91,7 @@ def session_report(
     lines += ["", "## Arena votes", ""]
     if votes:
         lines += ["| contestant | rating | 95 % interval | battles | wins | ties |", "|---|---|---|---|---|---|"]
-        for st in leaderboard(votes):
+        for st in [st for table in by_kind(votes).values() for st in table]:
             lines.append(f"| {_cell(st.model)} | {st.rating:.0f} | {st.ci_low:.0f}–{st.ci_high:.0f} | {st.battles} | {st.wins} | {st.ties} |")
         lines += ["", "| kind | prompt | A | B | vote | comment |", "|---|---|---|---|---|---|"]
         for v in votes[-20:]:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.export import FORMATS, export
-from aigc_demo.feedback.arena import leaderboard
+from aigc_demo.feedback.arena import by_kind
 from aigc_demo.feedback.insights import filter_records, report
 from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.ui.common import Services, is_admin, scroll_to, user_errors
@@ -24,7 +24,7 @@ from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_ro
 
 RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
 DOWNVOTE_COLUMNS = ["when", "tab", "prompt", "output", "comment", "reasons", "sources"]
-ARENA_COLUMNS = ["contestant", "rating", "ci_low", "ci_high", "battles", "wins", "ties", "win_rate"]
+ARENA_COLUMNS = ["kind", "contestant", "rating", "ci_low", "ci_high", "battles", "wins", "ties", "win_rate"]
 
 
 def build_insights_tab(services: Services) -> tuple[Any, list[Any]] | None:
@@ -46,11 +46,13 @@ def build_insights_tab(services: Services) -> tuple[Any, list[Any]] | None:
     return headers, [*(ui[name] for name, _ in tables), ui["trend"]]
 
 
-def arena_rows(votes: list[dict[str, Any]]) -> list[list[Any]]:
-    """The Bradley–Terry leaderboard as table rows (ARENA_COLUMNS order)."""
+def arena_rows(votes: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]:
+    """The Bradley–Terry leaderboards, one per kind, as table rows (ARENA_COLUMNS order)."""
     return [
-        [s.model, s.rating, s.ci_low, s.ci_high, s.battles, s.wins, s.ties, "–" if s.win_rate is None else f"{s.win_rate:.0%}"]
-        for s in leaderboard(votes)
+        [tr(f"arena_kind_{kind}", lang), s.model, s.rating, s.ci_low, s.ci_high, s.battles, s.wins, s.ties,
+         "–" if s.win_rate is None else f"{s.win_rate:.0%}"]
+        for kind, table in by_kind(votes).items()
+        for s in table
     ]
 
 
@@ -176,7 +178,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             images,
             table(gaps, GAP_COLUMNS, lang),
             table(ticket_rows(tickets, lang), TICKET_COLUMNS, lang),
-            table(arena_rows(filter_records(services.arena.votes(), **f)), ARENA_COLUMNS, lang),
+            table(arena_rows(filter_records(services.arena.votes(), **f), lang), ARENA_COLUMNS, lang),
         )
 
     def do_export(token, fmt, tab, since, until, session, variant, request: gr.Request):
