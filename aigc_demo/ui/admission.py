@@ -2,8 +2,8 @@
 
 Gradio's own ``max_size`` counts every waiting event together, so a flood of generations
 used to fill it and then ratings, support answers and ``/health`` calls were refused too.
-Here only generation is capped: text and images each hold ``AIGC_QUEUE_MAX_SIZE`` waiting
-requests, and one session (a browser tab, a ``gradio_client.Client``) may have at most
+Here only generation is capped: text, images and Arena battles each hold
+``AIGC_QUEUE_MAX_SIZE`` waiting requests, and one session (a browser tab, a ``gradio_client.Client``) may have at most
 ``AIGC_SESSION_QUEUE`` of them waiting: the rest of its requests are refused at once, with a
 message, instead of pushing everyone else back. Everything else is admitted: ratings have no
 concurrency limit and run as they arrive, and a support answer takes ~20 ms.
@@ -25,7 +25,7 @@ from aigc_demo.config import Settings
 
 log = logging.getLogger(__name__)
 
-GENERATION_GROUPS = ("llm", "image")
+GENERATION_GROUPS = ("llm", "image", "arena")
 
 
 def busy_message(waiting: int, lang: str | None = None) -> str:

@@ -132,8 +132,10 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     handler = user_errors(battle, outputs=len(outputs))
     for trigger in (ui["start"].click, ui["prompt"].submit):
         trigger(
+            # Its own group (text and image battles share one button), capped and fairly shared
+            # like the other generation groups (ui/admission.py).
             handler, [ui["kind"], ui["prompt"]], outputs, api_visibility="private",
-            concurrency_id="llm", concurrency_limit=services.settings.text_concurrency,
+            concurrency_id="arena", concurrency_limit=services.settings.text_concurrency,
             show_progress="minimal", show_progress_on=[ui["result"]], js=scroll_to("#arena-sides", inputs=2),
         )
     ui["kind"].change(
