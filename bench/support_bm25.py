@@ -10,7 +10,6 @@ table shows what the unit scoring is worth and what either costs per query.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

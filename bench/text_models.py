@@ -51,7 +51,7 @@ def main() -> None:
     from aigc_demo.config import Settings
     from aigc_demo.models import packaged
     from aigc_demo.models.base import GenerationStats, TextRequest
-from aigc_demo.models.text_transformers import TransformersTextBackend
+    from aigc_demo.models.text_transformers import TransformersTextBackend
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=128)

@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, overload
 
 from aigc_demo.config import Settings

@@ -333,7 +333,7 @@ class LlamaCppTextBackend:
             warm = True  # requests change what the slots hold: check again when idle
             try:
                 self._step()
-            except Exception as exc:  # noqa: BLE001 - fail the requests, keep the engine
+            except Exception:  # noqa: BLE001 - fail the requests, keep the engine
                 log.exception("llama.cpp step failed")
                 error = AigcError(
                     "The text engine failed on this request; please try again.", zh="文本引擎处理本次请求时出错，请重试。"

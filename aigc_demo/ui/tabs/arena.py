@@ -167,7 +167,8 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         """A blind text battle: two contestants answer the same prompt with the same seed.
 
         Returns {pair_id, a: {output_id, text}, b: {output_id, text}} — no contestant names
-        until /arena_vote. max_new_tokens / temperature: empty = each contestant's own.
+        until /arena_vote. max_new_tokens, when given, caps both answers; temperature applies
+        only to contestants that set none (the default ones do: sampling is what they compare).
         """
         last = None
         for last in arena.text_battle(

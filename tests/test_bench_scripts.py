@@ -1,0 +1,15 @@
+"""Every benchmark script at least compiles (one had lost an indent and nobody ran it)."""
+
+from __future__ import annotations
+
+import py_compile
+from pathlib import Path
+
+import pytest
+
+BENCH = sorted((Path(__file__).resolve().parents[1] / "bench").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", BENCH, ids=lambda p: p.name)
+def test_bench_script_compiles(script, tmp_path):
+    py_compile.compile(str(script), cfile=str(tmp_path / "out.pyc"), doraise=True)
