@@ -91,6 +91,13 @@ def install(demo: gr.Blocks, settings: Settings) -> None:
         group, lang = fn.concurrency_id, page_language(request)
         if group not in GENERATION_GROUPS:  # ratings, support answers, health: never turned away
             return await push(body, request, username)
+        events = queue.event_queue_per_concurrency_id.get(group)
+        if events is None or events.concurrency_limit is None or (
+            events.current_concurrency + len(events.queue) < events.concurrency_limit
+        ):
+            # A free slot: this request will not wait, so it takes nobody's place in line
+            # (a client's burst of four into sixteen free slots is not a flood).
+            return await push(body, request, username)
         if body.session_hash:  # first the fair share, so a flooding client hears about its own requests
             mine = sum(1 for g in GENERATION_GROUPS for event in waiting(g) if event.session_hash == body.session_hash)
             if mine >= settings.session_queue:
