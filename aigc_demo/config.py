@@ -230,7 +230,7 @@ class Settings(BaseSettings):
     """Create the Hub dataset as private."""
 
     variants: str = ""
-    """A/B variants as JSON, per tab: [{"name", "weight", ...overrides}] (see services/variants.py)."""
+    """A/B variants as JSON, per tab: [{"name", "weight", ...overrides}] (see variants.py)."""
 
     admin_token: str = ""
     """Token that unlocks admin views (insights, exports, KB upload). Empty = locked."""
@@ -276,7 +276,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def variant_table(self) -> dict[str, list[Any]]:
-        from aigc_demo.services.variants import parse_variants
+        from aigc_demo.variants import parse_variants
 
         return parse_variants(self.variants)
 

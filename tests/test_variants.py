@@ -10,7 +10,7 @@ import pytest
 from aigc_demo.config import load_settings
 from aigc_demo.errors import SettingsError
 from aigc_demo.feedback.insights import compare_variants
-from aigc_demo.services.variants import assign, parse_variants
+from aigc_demo.variants import assign, parse_variants
 from aigc_demo.ui.demo import build_services
 
 VARIANTS = {

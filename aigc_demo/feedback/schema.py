@@ -12,12 +12,10 @@ import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 SCHEMA_VERSION = 1
 
-Tab = Literal["text", "image", "support"]
-Rating = Literal["up", "down"]
 RATINGS: tuple[str, ...] = ("up", "down")
 
 

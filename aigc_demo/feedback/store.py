@@ -93,15 +93,11 @@ class ReadResult:
     torn_tails: list[str] = field(default_factory=list)
     """Files whose last line was incomplete or corrupt (a crash mid-append); it was skipped."""
     corrupt_lines: list[tuple[str, int]] = field(default_factory=list)
-    """(file, 1-based line) of corrupt lines *before* the last one: real damage."""
+    """(file, 1-based line) of complete lines that do not decode, last or not: real damage."""
 
     @property
     def torn_tail(self) -> bool:
         return bool(self.torn_tails)
-
-    @property
-    def skipped(self) -> int:
-        return len(self.torn_tails) + len(self.corrupt_lines)
 
     def merge(self, other: ReadResult) -> None:
         self.records.extend(other.records)

@@ -29,7 +29,7 @@ from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.services.image import ImageService
 from aigc_demo.services.text import TextService
 from aigc_demo.services.validation import choice, clean_text, number, resolve_seed
-from aigc_demo.services.variants import assign
+from aigc_demo.variants import assign
 
 Kind = Literal["text", "image"]
 TEXT_KEYS = ("model", "system", "preset", "temperature", "top_p", "max_new_tokens")

@@ -26,7 +26,7 @@ from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.models.device import is_out_of_memory, release_gpu_memory, zero_gpu
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.validation import MAX_SEED, clean_text, number, resolve_seed
-from aigc_demo.services.variants import apply, assign
+from aigc_demo.variants import apply, assign
 
 log = logging.getLogger(__name__)
 

@@ -19,16 +19,16 @@ from aigc_demo.models.base import GenerationStats, TextRequest
 from aigc_demo.models.streaming import REPLACEMENT
 from aigc_demo.services.lang import contains_cjk
 from aigc_demo.services.validation import choice, clean_history, clean_text, number, resolve_seed
-from aigc_demo.services.variants import apply, assign
+from aigc_demo.variants import apply, assign
 
 
 @dataclass(frozen=True)
 class Preset:
     """A scenario: prompt templates (``{input}`` is the user's text) in English and Chinese,
-    an optional system prompt, and the sampling settings that suit it."""
+    an optional system prompt, and the sampling settings that suit it. Its name on the page
+    is the i18n key ``preset_<key>``."""
 
     key: str
-    label: str
     template_en: str
     template_zh: str
     system_en: str = ""
@@ -47,52 +47,52 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     p.key: p
     for p in [
-        Preset("free", "Free-form / 自由输入", "{input}", "{input}"),
+        Preset("free", "{input}", "{input}"),
         Preset(
-            "marketing", "Marketing copy / 营销文案",
+            "marketing",
             "Write short, vivid marketing copy (about 80 words) for this product:\n\n{input}",
             "为下面的产品写一段简短、生动的营销文案（约 150 字）：\n\n{input}",
             system_en="You are an expert copywriter.", system_zh="你是一名资深文案。", temperature=0.8,
         ),
         Preset(
-            "product", "Product description / 商品描述",
+            "product",
             "Write a clear product description (3-5 sentences, key features first) for:\n\n{input}",
             "为下面的商品写一段清晰的商品详情描述（3-5 句，先写核心卖点）：\n\n{input}",
             system_en="You write accurate, friendly e-commerce product descriptions.",
             system_zh="你擅长撰写准确、亲切的电商商品描述。",
         ),
         Preset(
-            "summary", "Summary / 摘要",
+            "summary",
             "Summarize the following text in 3 bullet points:\n\n{input}",
             "用 3 个要点总结下面的文字：\n\n{input}",
             temperature=0.3,
         ),
         Preset(
-            "translate", "Translate zh↔en / 中英互译",
+            "translate",
             "Translate the following text into Simplified Chinese. Output only the translation.\n\n{input}",
             "把下面的文字翻译成英文，只输出译文。\n\n{input}",
             temperature=0.2,
         ),
         Preset(
-            "email", "Email reply / 邮件回复",
+            "email",
             "Write a polite, concise reply to this email:\n\n{input}",
             "针对下面这封邮件，写一封礼貌、简洁的回复：\n\n{input}",
             system_en="You are a helpful customer-service agent.", system_zh="你是一名耐心专业的客服。",
         ),
         Preset(
-            "social", "Social post / 社交媒体帖子",
+            "social",
             "Write an engaging social media post (under 60 words, 2-3 hashtags) about:\n\n{input}",
             "写一条吸引人的社交媒体帖子（100 字以内，带 2-3 个话题标签），主题：\n\n{input}",
             temperature=0.9, max_new_tokens=160,
         ),
         Preset(
-            "slogan", "Slogan / 口号",
+            "slogan",
             "Write 5 catchy slogans for: {input}",
             "为以下内容写 5 条朗朗上口的宣传口号：{input}",
             temperature=0.9, max_new_tokens=128,
         ),
         Preset(
-            "poem", "Poem / 诗歌",
+            "poem",
             "Write a short poem about: {input}",
             "以此为题写一首短诗：{input}",
             temperature=1.0, max_new_tokens=200,

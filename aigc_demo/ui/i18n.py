@@ -19,8 +19,6 @@ import gradio as gr
 
 from aigc_demo.services.support.policy import GREETING
 
-LANGS = ("en", "zh")
-
 # key: (English, 中文). Messages may hold {named} fields, filled by tr().
 STRINGS: dict[str, tuple[str, str]] = {
     # Header and tabs
@@ -70,7 +68,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "size_Landscape 768×512": ("Landscape 768×512", "横图 768×512"),
     "size_Wide 1024×576": ("Wide 1024×576", "宽屏 1024×576"),
     "size_Tall 576×1024": ("Tall 576×1024", "长竖图 576×1024"),
-    "session": ("session", "会话"),
     # Shared
     "prompt": ("Prompt", "提示词"),
     "parameters": ("Parameters", "参数"),
@@ -143,7 +140,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "mode": ("Mode", "模式"),
     "mode_chat": ("Chat (instruction)", "对话（指令）"),
     "mode_continue": ("Continue my text (base models)", "续写我的文本（基础模型）"),
-    "output": ("Output", "输出"),
     "mode_info": (
         "Chat sends the whole conversation; raw continuation reads the prompt alone.",
         "对话模式会带上整段对话；续写模式只读取本次提示词。",
@@ -363,7 +359,6 @@ STRINGS: dict[str, tuple[str, str]] = {
         "🔒 管理功能未开启。请用 `AIGC_ADMIN_TOKEN=<密钥>` 启动应用，然后在此输入该令牌。",
     ),
     # Errors the UI adds
-    "busy": ("The server is busy — please try again in a minute.", "服务器繁忙，请稍后再试。"),
 }
 
 I18N = gr.I18n(en={k: v[0] for k, v in STRINGS.items()}, zh={k: v[1] for k, v in STRINGS.items()})

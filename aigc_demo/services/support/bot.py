@@ -46,7 +46,7 @@ from aigc_demo.services.support.learning import SupportLearning
 from aigc_demo.services.support import policy
 from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
 from aigc_demo.services.validation import clean_history, clean_text
-from aigc_demo.services.variants import apply, assign
+from aigc_demo.variants import apply, assign
 
 log = logging.getLogger(__name__)
 

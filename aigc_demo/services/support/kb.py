@@ -137,7 +137,7 @@ def _load_markdown(path: Path, text: str, kb: KnowledgeBase) -> None:
     line_start = 1
     count = 0
 
-    def flush(end_line: int) -> None:
+    def flush() -> None:
         nonlocal count
         body = "\n".join(buffer).strip()
         if not body:
@@ -157,11 +157,11 @@ def _load_markdown(path: Path, text: str, kb: KnowledgeBase) -> None:
     for number, line in enumerate(text.splitlines(), start=1):
         match = _HEADING.match(line)
         if match:
-            flush(number)
+            flush()
             buffer, heading, line_start = [], match.group(2).strip() or title, number
         else:
             buffer.append(line)
-    flush(line_start)
+    flush()
 
 
 def _dedupe_ids(kb: KnowledgeBase) -> None:

@@ -1,5 +1,8 @@
 """A/B variants: sticky, weighted assignment per session, recorded on every event and rating.
 
+It sits beside ``config.py`` (it depends on ``errors`` only), so Settings can validate
+``AIGC_VARIANTS`` at start without reaching up into the services.
+
 ``AIGC_VARIANTS`` is JSON, per tab a list of variants, each a name, a weight and the
 options it overrides, e.g.::
 
