@@ -174,6 +174,10 @@ def test_02b_a_second_rating_does_not_carry_the_first_ones_reasons(app, page):
         "() => [...document.querySelectorAll('.rating textarea')].some(t => t.offsetParent && t.value === '')", timeout=10_000
     )
     assert not rating.get_by_label("great").is_checked()  # saved with the 👍, then cleared
+    # The saved thumb is highlighted (primary), not greyed like a disabled button; it stays clickable.
+    up = page.locator(".rate-up").locator("visible=true").first
+    page.wait_for_function("() => [...document.querySelectorAll('.rate-up')].some(b => b.offsetParent && b.classList.contains('primary'))")
+    assert up.is_enabled() and "primary" not in (page.locator(".rate-down").locator("visible=true").first.get_attribute("class") or "")
     page.locator(".rate-down").locator("visible=true").first.click()
     page.wait_for_timeout(500)
     text = [r for r in records(settings) if r["tab"] == "text"]
