@@ -1,6 +1,6 @@
 """Append-only JSONL that keeps every acknowledged record.
 
-Why it is built this way (see shared/design/RELIABILITY.md):
+Why it is built this way (README, "Data: what a rating stores", says what it guarantees):
 
 * Each record is encoded to **one bytes object** and written with ``os.write`` while an
   exclusive ``flock`` on a separate ``.lock`` file is held, so concurrent writers —

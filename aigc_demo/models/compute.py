@@ -3,10 +3,10 @@
 Torch's CPU kernels fork and join an OpenMP team for almost every op. libgomp gives each
 thread that starts parallel work its own team, which lives as long as that thread, and
 once the process holds more OpenMP threads than cores it stops spinning between regions
-(GOMP "throttled" spin count: 100) so every op pays a futex wake-up: ~50 µs in this VM.
-Decoding is thousands of tiny ops, so a second team — the model loaded on one Gradio
-worker thread, generated on another — cut int8 decode from ~60 to ~24 tokens/s here
-(README, "Performance"; bench/text_precision.py runs on this thread).
+(GOMP "throttled" spin count: 100) so every op pays a futex wake-up. Decoding is
+thousands of tiny ops, so a second team — the model loaded on one Gradio worker thread,
+generated on another — costs most of the decode speed (bench/text_precision.py runs on
+this thread; bench/RESULTS.md has the figures).
 
 So the models' heavy work (loading, text generation, image denoising, KB embedding) runs
 on one executor thread with the full thread count, and every other thread runs torch

@@ -22,12 +22,9 @@ from aigc_demo.ui.feedback import rate_and_report
 from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
 from aigc_demo.ui.i18n import T, lang_of, table, tr
 
-# Support answers are retrieval (~15 ms, one core, off the compute thread), so several may
-# run at once instead of queueing behind each other. bench/serve.py (10 users, mixed tabs)
-# measured support p95 0.81 s at 1 and 0.52 s at 2 once, then no clear difference in a
-# later run: a small gain at no cost. Text and image stay at AIGC_CONCURRENCY_LIMIT (1):
-# they queue on the compute thread anyway (models/compute.py), and 2 measured no faster.
-# LLM-mode answers queue there too.
+# Support answers are retrieval on one core, off the compute thread, so several may run at
+# once instead of queueing behind each other (bench/serve.py measures it). LLM-mode answers
+# still queue on the compute thread (models/compute.py).
 SUPPORT_CONCURRENCY = 4
 
 
