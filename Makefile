@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PREPARED := $(VENV)/.prepared
 
-.PHONY: setup run test bench browser clean
+.PHONY: setup run test lint bench browser clean
 
 setup: $(PREPARED)
 
@@ -43,6 +43,11 @@ browser:
 
 test: setup browser
 	$(BIN)/python -m pytest
+
+# ruff with its default rules (pinned in requirements-dev.txt), run by CI before the tests.
+# Formatting and mypy join it with issue 17's clean-up; they are not clean yet.
+lint: setup
+	$(BIN)/ruff check .
 
 # Speed, memory and quality benchmarks; each script appends a dated table to bench/RESULTS.md.
 bench: setup

@@ -9,7 +9,6 @@ that names the variable and what it accepts (see :func:`load_settings`).
 from __future__ import annotations
 
 import importlib.util
-
 import os
 import sys
 from functools import cached_property

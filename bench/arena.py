@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import cpu, record  # noqa: E402
+from bench.common import cpu, record
 
 
 def synthetic(n_votes: int, n_contestants: int, seed: int = 0) -> tuple[list[dict], list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -49,7 +49,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def median(values: list[float]) -> float:
@@ -58,7 +58,7 @@ def median(values: list[float]) -> float:
 
 def record(title: str, command: str, table: str, notes: str = "") -> None:
     """Append one dated section to bench/RESULTS.md and print it."""
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = f"\n## {title} — {stamp}\n\n`{command}` on {machine()}\n\n{table}\n"
     if notes:
         section += f"\n{notes}\n"

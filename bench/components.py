@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.common import median, percentile, record  # noqa: E402
+from bench.common import median, percentile, record
 
 
 def main() -> None:
@@ -56,7 +56,7 @@ def main() -> None:
             t0 = time.perf_counter()
             services.image.generate(
                 f"a lighthouse {i}", steps=steps, width=width, height=width, seed=i,
-                on_step=lambda step, total: marks.append(time.perf_counter()),
+                on_step=lambda step, total, marks=marks: marks.append(time.perf_counter()),
             )
             e2e.append(time.perf_counter() - t0)
             per_step.append((marks[-1] - marks[0]) / (len(marks) - 1))
@@ -87,7 +87,7 @@ def main() -> None:
         lock = threading.Lock()
         deadline = time.perf_counter() + 2.0
 
-        def writer() -> None:
+        def writer(deadline: float = deadline, lock: threading.Lock = lock, latencies: list[float] = latencies) -> None:
             mine = []
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()

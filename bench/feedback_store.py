@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aigc_demo.feedback.store import JsonlStore  # noqa: E402
-from aigc_demo.feedback.torture import run as torture  # noqa: E402
-from bench.common import percentile, record  # noqa: E402
+from aigc_demo.feedback.store import JsonlStore
+from aigc_demo.feedback.torture import run as torture
+from bench.common import percentile, record
 
 RECORD = {
     "schema": 1, "tab": "text", "rating": "up", "comment": "nice answer, a bit long",

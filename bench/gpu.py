@@ -26,13 +26,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import record  # noqa: E402
+from bench.common import record
 
 # Nominal peak memory bandwidth (GB/s) by device name, for the bandwidth-bound ratio.
 PEAK_GBS = {"H200": 4800, "H100 SXM": 3350, "H100 80GB HBM3": 3350, "H100 PCIe": 2000, "H100": 3350, "A100": 2039}
@@ -74,13 +75,13 @@ def build_sd_turbo_size(device: str, dtype: Any, tiny: bool) -> Any:
     tokenizer.model_max_length = 77
     torch.manual_seed(0)
     if tiny:
-        unet_kw = dict(block_out_channels=(32, 64, 64, 64), attention_head_dim=(2, 4, 4, 4), cross_attention_dim=32)
-        vae_kw = dict(block_out_channels=(8, 16, 16, 16), norm_num_groups=8)
-        text_kw = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, projection_dim=32)
+        unet_kw = {"block_out_channels": (32, 64, 64, 64), "attention_head_dim": (2, 4, 4, 4), "cross_attention_dim": 32}
+        vae_kw = {"block_out_channels": (8, 16, 16, 16), "norm_num_groups": 8}
+        text_kw = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "projection_dim": 32}
     else:  # stabilityai/sd-turbo = SD 2.1 architecture
-        unet_kw = dict(block_out_channels=(320, 640, 1280, 1280), attention_head_dim=(5, 10, 20, 20), cross_attention_dim=1024)
-        vae_kw = dict(block_out_channels=(128, 256, 512, 512), norm_num_groups=32)
-        text_kw = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16, projection_dim=1024)
+        unet_kw = {"block_out_channels": (320, 640, 1280, 1280), "attention_head_dim": (5, 10, 20, 20), "cross_attention_dim": 1024}
+        vae_kw = {"block_out_channels": (128, 256, 512, 512), "norm_num_groups": 32}
+        text_kw = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23, "num_attention_heads": 16, "projection_dim": 1024}
     unet = UNet2DConditionModel(
         sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
@@ -113,7 +114,7 @@ def build_sd_turbo_size(device: str, dtype: Any, tiny: bool) -> Any:
 def tiny_vae(device: str, dtype: Any, tiny: bool) -> Any:
     from diffusers import AutoencoderTiny
 
-    kw = dict(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8)) if tiny else {}
+    kw = {"encoder_block_out_channels": (8, 8, 8, 8), "decoder_block_out_channels": (8, 8, 8, 8)} if tiny else {}
     return AutoencoderTiny(**kw).to(device, dtype)  # TAESD's architecture by default
 
 
@@ -193,7 +194,7 @@ def bench_llm(args: argparse.Namespace) -> tuple[list[str], dict[str, float]]:
     n = args.tokens
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     ids = torch.randint(0, config.vocab_size, (1, 32), device=device)
-    greedy = dict(do_sample=False, max_new_tokens=n, min_new_tokens=n, pad_token_id=0, temperature=None, top_p=None, top_k=None)
+    greedy = {"do_sample": False, "max_new_tokens": n, "min_new_tokens": n, "pad_token_id": 0, "temperature": None, "top_p": None, "top_k": None}
 
     def decode(**kw: Any) -> Callable[[], None]:
         def run() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import cpu, record  # noqa: E402
+from bench.common import cpu, record
 
 CASES = {
     "letters (no @)": "x",
@@ -92,7 +92,7 @@ def server_table(base: str) -> str:
         latencies: list[float] = []
         done = threading.Event()
 
-        def poll() -> None:
+        def poll(done: threading.Event = done, latencies: list[float] = latencies) -> None:
             with httpx.Client(timeout=30) as http:
                 while not done.is_set():
                     t = time.perf_counter()

@@ -17,10 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.common import cpu, record  # noqa: E402
-from bench.support_eval import DEFAULT_QUESTIONS, kb_for, read_jsonl  # noqa: E402
+from bench.common import cpu, record
+from bench.support_eval import DEFAULT_QUESTIONS, kb_for, read_jsonl
 
 
 def main() -> None:
@@ -72,8 +72,10 @@ def main() -> None:
         ["| domain | n | hit@3, unit scoring (app) | hit@3, bm25s flat terms |", "|---|---|---|---|", *rows]
         + [
             "",
-            f"Keyword scoring per query: app {1000 * totals['units'][1] / totals['units'][0]:.3f} ms, "
-            f"bm25s {1000 * totals['bm25s'][1] / totals['bm25s'][0]:.3f} ms ({cpu()}); keyword ranker alone, no embedder.",
+            (
+                f"Keyword scoring per query: app {1000 * totals['units'][1] / totals['units'][0]:.3f} ms, "
+                f"bm25s {1000 * totals['bm25s'][1] / totals['bm25s'][0]:.3f} ms ({cpu()}); keyword ranker alone, no embedder."
+            ),
         ]
     )
     if args.no_record:

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.common import cpu, median, percentile, record  # noqa: E402
+from bench.common import cpu, median, percentile, record
 
 DATA = ROOT / "bench" / "data"
 DEFAULT_QUESTIONS = DATA / "support_eval.jsonl"
@@ -75,9 +75,9 @@ def evaluate(kb_dir: Path, items: list[dict], args: argparse.Namespace, tmp: Pat
     from aigc_demo.services.support.bot import SupportService, is_supported, normalize_history
 
     data_dir = tmp / kb_dir.name
-    overrides: dict[str, Any] = dict(
-        data_dir=data_dir, cache_dir=args.cache_dir, support_kb=kb_dir, support_answer_mode=args.answer_mode
-    )
+    overrides: dict[str, Any] = {
+        "data_dir": data_dir, "cache_dir": args.cache_dir, "support_kb": kb_dir, "support_answer_mode": args.answer_mode
+    }
     if getattr(args, "embed_model", None):
         overrides["embed_model"] = args.embed_model
     if args.min_confidence is not None:

@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import median, percentile, record  # noqa: E402
+from bench.common import median, percentile, record
 
 PROMPT = "Write a long story about a dragon who learns to cook. Describe every dish in detail."
 USER_PROMPTS = [

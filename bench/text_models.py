@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.common import record  # noqa: E402
+from bench.common import record
 
 FACTS = [
     ("The capital of France is", "Paris"),

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.common import record  # noqa: E402
+from bench.common import record
 
 PROMPT = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
 MODEL = "packaged:smollm2-135m-instruct"
@@ -36,8 +36,8 @@ def main() -> None:
     import torch
 
     from aigc_demo.config import Settings
-    from aigc_demo.models.registry import backend_factory
     from aigc_demo.models import compute
+    from aigc_demo.models.registry import backend_factory
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=256)
@@ -66,7 +66,7 @@ def main() -> None:
         [{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt", return_dict=True
     )
     long_ids = torch.randint(100, 40000, (1, 200), generator=torch.Generator().manual_seed(0))
-    greedy = dict(do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=tok.eos_token_id)
+    greedy = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None, "pad_token_id": tok.eos_token_id}
 
     def decode(model) -> float:
         t0 = time.perf_counter()

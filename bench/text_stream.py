@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from bench.common import record  # noqa: E402
+from bench.common import record
 
 PROMPT = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
 

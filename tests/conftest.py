@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import shutil
 import os
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -24,9 +24,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
-from aigc_demo.config import Settings  # noqa: E402
-from aigc_demo.models import packaged  # noqa: E402
-from aigc_demo.models.base import GenerationStats, TextRequest, split_prefill  # noqa: E402
+from aigc_demo.config import Settings
+from aigc_demo.models import packaged
+from aigc_demo.models.base import GenerationStats, TextRequest, split_prefill
 
 
 @pytest.fixture(scope="session")

@@ -7,21 +7,19 @@ in a temp dir: same code path as a real checkpoint, no download.
 from __future__ import annotations
 
 import os
-
-
 import time
 
 import numpy as np
 import pytest
 import torch
 
+from aigc_demo.errors import ModelLoadError
 from aigc_demo.models import packaged
+from aigc_demo.models.base import GenerationStats, TextRequest
 from aigc_demo.models.embed import SentenceTransformerEmbedder
 from aigc_demo.models.image import Cancelled, DiffusersImageBackend
 from aigc_demo.models.registry import ModelRegistry, backend_factory
-from aigc_demo.models.base import GenerationStats, TextRequest
 from aigc_demo.models.text_transformers import TransformersTextBackend
-from aigc_demo.errors import ModelLoadError
 
 
 def _text_backend(path) -> TransformersTextBackend:
@@ -112,7 +110,7 @@ def test_image_contract(tiny_image, prompt):
 
 
 def test_image_same_seed_same_pixels(tiny_image):
-    kw = dict(prompt="a red fox", negative_prompt="blurry", steps=2, guidance_scale=5.0, width=64, height=64)
+    kw = {"prompt": "a red fox", "negative_prompt": "blurry", "steps": 2, "guidance_scale": 5.0, "width": 64, "height": 64}
     a = np.asarray(tiny_image.generate(**kw, seed=7)[0])
     b = np.asarray(tiny_image.generate(**kw, seed=7)[0])
     c = np.asarray(tiny_image.generate(**kw, seed=8)[0])

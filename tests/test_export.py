@@ -39,7 +39,7 @@ def test_sft_dpo_kto_content(rated):
 
     rows = latest_ratings(rated)
     sft = to_sft(rows)
-    assert [m["messages"][-1]["content"] for m in sft][0] == "Good answer"
+    assert next(m["messages"][-1]["content"] for m in sft) == "Good answer"
     assert sft[0]["messages"][-2] == {"role": "user", "content": "Write a slogan"}
     assert any("Standard shipping" in m["messages"][-1]["content"] for m in sft)
     assert to_dpo(rows) == [{"prompt": "Write a slogan", "chosen": "Good answer", "rejected": "Bad answer"}]
@@ -96,19 +96,19 @@ def test_cli_export_and_hub_error_without_token(rated, settings, tmp_path):
     out = tmp_path / "dpo.jsonl"
     run = subprocess.run(
         [sys.executable, "-m", "aigc_demo", "export", "--format", "dpo", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=120,
+        check=False, capture_output=True, text=True, env=env, timeout=120,
     )
     assert run.returncode == 0 and "wrote 1 rows" in run.stdout
     none = subprocess.run(
         [sys.executable, "-m", "aigc_demo", "export", "--format", "csv", "--out", str(tmp_path / "n.csv"),
          "--session", "nobody", "--until", "2999-01-01", "--variant", "-"],
-        capture_output=True, text=True, env=env, timeout=120,
+        check=False, capture_output=True, text=True, env=env, timeout=120,
     )
     assert none.returncode == 0 and "wrote 0 rows" in none.stdout
     push = subprocess.run(
         [sys.executable, "-m", "aigc_demo", "export", "--format", "kto", "--out", str(tmp_path / "k.jsonl"),
          "--push-to-hub", "team/data"],
-        capture_output=True, text=True, env=env, timeout=120,
+        check=False, capture_output=True, text=True, env=env, timeout=120,
     )
     assert push.returncode == 2 and "No Hugging Face token" in push.stderr
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "aigc_demo", "feedback", *args], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-m", "aigc_demo", "feedback", *args], check=False, capture_output=True, text=True, env=env, timeout=120)
 
 
 def _rated(service: FeedbackService, tab: str, rating: str, comment: str = "") -> None:

@@ -7,7 +7,7 @@ import json
 import multiprocessing
 import os
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -164,7 +164,7 @@ def test_rotation_by_size_keeps_everything(tmp_path):
 
 
 def test_rotation_by_day(tmp_path):
-    now = [datetime(2026, 11, 23, 23, 59, tzinfo=timezone.utc)]
+    now = [datetime(2026, 11, 23, 23, 59, tzinfo=UTC)]
     store = JsonlStore(tmp_path / "r.jsonl", rotate_daily=True, clock=lambda: now[0])
     store.append({"id": "a", "ts": "2026-11-23T23:59:00Z"})
     store.append({"id": "b", "ts": "2026-11-23T23:59:30Z"})
@@ -294,7 +294,7 @@ def test_retries_after_kill_dash_nine_store_each_rating_exactly_once(tmp_path):
         proc.wait()
         start = len(acked)
     retry = subprocess.run([sys.executable, "-c", _RATER, str(tmp_path), "0", "40"],
-                           capture_output=True, text=True, env=env, timeout=120)
+                           check=False, capture_output=True, text=True, env=env, timeout=120)
     assert retry.returncode == 0, retry.stderr[-2000:]
     again = dict(line.split()[1:] for line in retry.stdout.splitlines() if line.startswith("ack "))
     stored = read_stream(tmp_path / "feedback", "ratings")

@@ -12,7 +12,9 @@ import json
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from aigc_demo.config import Settings
 from aigc_demo.models.registry import ModelRegistry

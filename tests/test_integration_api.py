@@ -102,11 +102,11 @@ def test_bad_input_gets_a_clear_error_and_the_app_keeps_serving(client):
     from gradio_client.exceptions import AppError
 
     cases = [
-        (dict(prompt="   ", api_name="/generate_text"), "prompt is empty"),
-        (dict(prompt="x" * 4001, api_name="/generate_text"), "the limit is 4000"),
-        (dict(prompt="x", width=100, api_name="/generate_image"), "width must be a multiple of 8, got 100"),
-        (dict(prompt="x", steps=999, api_name="/generate_image"), "steps must be between 1 and 50"),
-        (dict(message="", api_name="/support_chat"), "message is empty"),
+        ({"prompt": "   ", "api_name": "/generate_text"}, "prompt is empty"),
+        ({"prompt": "x" * 4001, "api_name": "/generate_text"}, "the limit is 4000"),
+        ({"prompt": "x", "width": 100, "api_name": "/generate_image"}, "width must be a multiple of 8, got 100"),
+        ({"prompt": "x", "steps": 999, "api_name": "/generate_image"}, "steps must be between 1 and 50"),
+        ({"message": "", "api_name": "/support_chat"}, "message is empty"),
     ]
     for kwargs, needle in cases:
         with pytest.raises(AppError) as info:

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from aigc_demo.models import quant
-from aigc_demo.models.quant import Int8WeightLinear, quantize_int8_weights, resolve_precision
 from aigc_demo.models.base import TextRequest
+from aigc_demo.models.quant import Int8WeightLinear, quantize_int8_weights, resolve_precision
 from aigc_demo.models.text_transformers import TransformersTextBackend
 
 needs_int8 = pytest.mark.skipif(not quant.int8_supported(), reason="this CPU lacks native bf16 / the int8pack kernel")

@@ -72,7 +72,7 @@ def test_no_file_outside_the_images_folder_is_served(server):
 
 
 def test_generated_images_are_served(server):
-    settings, base = server
+    _settings, base = server
     ok, result = _call(base, "generate_image", "a red fox")
     assert ok, result
     with httpx.Client(timeout=10) as http:

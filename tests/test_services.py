@@ -105,25 +105,25 @@ def test_continue_raw_text_and_unknown_answers(services):
 
 def test_stop_string_cuts_the_output(services):
     result = services.text.generate("alpha beta gamma delta", stop="gamma")
-    assert result["text"] == "Echo (%d): alpha beta " % result["seed"]
+    assert result["text"] == f"Echo ({result['seed']}): alpha beta "
     assert result["finish_reason"] == "stop"
 
 
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        (dict(prompt=""), "prompt is empty"),
-        (dict(prompt="   \n\t "), "prompt is empty"),
-        (dict(prompt="x" * 4001), "4001 characters long; the limit is 4000"),
-        (dict(prompt="ok", temperature=float("nan")), "temperature must be a finite number"),
-        (dict(prompt="ok", temperature=3), "temperature must be between 0 and 2, got 3"),
-        (dict(prompt="ok", max_new_tokens=0), "max_new_tokens must be between 1 and 1024, got 0"),
-        (dict(prompt="ok", max_new_tokens=2.5), "max_new_tokens must be a whole number"),
-        (dict(prompt="ok", top_p="abc"), "top_p must be a number"),
-        (dict(prompt="ok", seed=-5), "seed must be between -1"),
-        (dict(prompt="ok", preset="nope"), "Unknown preset 'nope'"),
-        (dict(prompt=None), "prompt is empty"),
-        (dict(prompt=123), "prompt must be text"),
+        ({"prompt": ""}, "prompt is empty"),
+        ({"prompt": "   \n\t "}, "prompt is empty"),
+        ({"prompt": "x" * 4001}, "4001 characters long; the limit is 4000"),
+        ({"prompt": "ok", "temperature": float("nan")}, "temperature must be a finite number"),
+        ({"prompt": "ok", "temperature": 3}, "temperature must be between 0 and 2, got 3"),
+        ({"prompt": "ok", "max_new_tokens": 0}, "max_new_tokens must be between 1 and 1024, got 0"),
+        ({"prompt": "ok", "max_new_tokens": 2.5}, "max_new_tokens must be a whole number"),
+        ({"prompt": "ok", "top_p": "abc"}, "top_p must be a number"),
+        ({"prompt": "ok", "seed": -5}, "seed must be between -1"),
+        ({"prompt": "ok", "preset": "nope"}, "Unknown preset 'nope'"),
+        ({"prompt": None}, "prompt is empty"),
+        ({"prompt": 123}, "prompt must be text"),
     ],
 )
 def test_bad_text_input_is_rejected_before_any_model_work(services, kwargs, needle):
@@ -217,12 +217,12 @@ def test_image_progress_is_reported_per_step(services):
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        (dict(width=100), "width must be a multiple of 8, got 100"),
-        (dict(height=2048), "height must be between 64 and 1024, got 2048"),
-        (dict(steps=0), "steps must be between 1 and 50, got 0"),
-        (dict(steps=51), "steps must be between 1 and 50, got 51"),
-        (dict(guidance_scale=float("inf")), "guidance scale must be a finite number"),
-        (dict(num_images=5), "number of images must be between 1 and 4, got 5"),
+        ({"width": 100}, "width must be a multiple of 8, got 100"),
+        ({"height": 2048}, "height must be between 64 and 1024, got 2048"),
+        ({"steps": 0}, "steps must be between 1 and 50, got 0"),
+        ({"steps": 51}, "steps must be between 1 and 50, got 51"),
+        ({"guidance_scale": float("inf")}, "guidance scale must be a finite number"),
+        ({"num_images": 5}, "number of images must be between 1 and 4, got 5"),
     ],
 )
 def test_bad_image_input(services, kwargs, needle):
@@ -233,7 +233,7 @@ def test_bad_image_input(services, kwargs, needle):
 
 def test_a1111_parameters_without_negative():
     text = a1111_parameters(
-        dict(prompt="p", negative_prompt="", steps=2, guidance_scale=0.0, seed=1, width=512, height=512, model="m")
+        {"prompt": "p", "negative_prompt": "", "steps": 2, "guidance_scale": 0.0, "seed": 1, "width": 512, "height": 512, "model": "m"}
     )
     assert text == "p\nSteps: 2, CFG scale: 0, Seed: 1, Size: 512x512, Model: m"
 
@@ -298,7 +298,7 @@ def test_storage_failure_is_reported(services, monkeypatch):
 def test_stopping_keeps_and_registers_the_partial_answer(services):
     updates = []
     for update in services.text.stream("one two three four five six", seed=1, should_stop=lambda: len(updates) >= 2):
-        updates.append(update)
+        updates.append(update)  # noqa: PERF402 - should_stop reads this list while it grows
     final = updates[-1]
     assert final.done and final.result["finish_reason"] == "stopped"
     assert final.result["text"] == "Echo (1):"  # two chunks, then stopped
@@ -393,7 +393,7 @@ def test_zero_gpu_shim_wraps_with_spaces_gpu_on_zero_gpu(monkeypatch):
     monkeypatch.setitem(sys.modules, "spaces", fake)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     monkeypatch.setattr(device.importlib.util, "find_spec", lambda name: object())
-    estimate = lambda *a: 30  # noqa: E731
+    estimate = lambda *a: 30
     wrapped = device.zero_gpu(duration=estimate)(lambda: "ran")
     assert wrapped() == "ran" and seen["duration"] is estimate
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from aigc_demo.services.support import policy
 from aigc_demo.services.support.analysis import Analyzer, normalize
 from aigc_demo.services.support.lexicon import default_lexicon
-from aigc_demo.services.support import policy
 from aigc_demo.services.support.policy import split_parts
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ import pytest
 from aigc_demo.config import load_settings
 from aigc_demo.errors import SettingsError
 from aigc_demo.feedback.insights import compare_variants
-from aigc_demo.variants import assign, parse_variants
 from aigc_demo.ui.demo import build_services
+from aigc_demo.variants import assign, parse_variants
 
 VARIANTS = {
     "text": [{"name": "A", "weight": 3}, {"name": "B", "weight": 1, "system": "Answer in one sentence.", "temperature": 0.2}],

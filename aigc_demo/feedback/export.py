@@ -15,8 +15,9 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from aigc_demo.errors import AigcError, InvalidInput
 from aigc_demo.feedback.arena import dpo_pairs, vote_rows
@@ -115,8 +116,7 @@ def export(
         if fmt == "dpo":
             data += [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in dpo_pairs(battles)]
         with open(out, "w", encoding="utf-8") as fh:
-            for row in data:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in data)
         return len(data)
     import pandas as pd
 
@@ -153,6 +153,6 @@ def push_to_hub(path: Path, repo_id: str, *, token: str | None = None) -> str:
     try:
         api.create_repo(repo_id, repo_type="dataset", private=True, exist_ok=True)
         info = api.upload_file(path_or_fileobj=str(path), path_in_repo=Path(path).name, repo_id=repo_id, repo_type="dataset")
-    except Exception as exc:  # noqa: BLE001 - offline, bad token, no permission
+    except Exception as exc:
         raise AigcError(f"Could not push to the Hub dataset {repo_id} ({type(exc).__name__}: {str(exc)[:160]}).") from exc
     return str(getattr(info, "commit_url", info))

@@ -18,7 +18,7 @@ from aigc_demo.feedback.insights import latest_ratings, like_rates, wilson
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 # What participants typed is shown as text: Markdown punctuation is backslash-escaped, so a

@@ -22,14 +22,16 @@ import re
 import socket
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 from aigc_demo import __version__
 from aigc_demo.errors import InvalidInput, NotFound, StorageError
-from aigc_demo.feedback.schema import RATINGS, FeedbackRecord, new_id, utc_now
 from aigc_demo.feedback.pii import scrub
+from aigc_demo.feedback.schema import RATINGS, FeedbackRecord, new_id, utc_now
 from aigc_demo.feedback.store import JsonlStore, ReadResult, read_stream
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,7 @@ class FeedbackService:
         max_bytes: int | None = 64 * 1024 * 1024,
         rotate_daily: bool = True,
         replica: str | None = None,
-        extra_lock: Callable[[], ContextManager[Any]] | None = None,
+        extra_lock: Callable[[], AbstractContextManager[Any]] | None = None,
         hub_scheduler: Any = None,
     ) -> None:
         self.folder = Path(data_dir) / "feedback"
@@ -95,7 +97,7 @@ class FeedbackService:
         self.scrub_pii = scrub_pii
         self.replica = replica
         self.hub_scheduler = hub_scheduler
-        self._store_options = dict(max_bytes=max_bytes, rotate_daily=rotate_daily, extra_lock=extra_lock)
+        self._store_options = {"max_bytes": max_bytes, "rotate_daily": rotate_daily, "extra_lock": extra_lock}
         self._stores: dict[str, JsonlStore] = {}
         self._stores_lock = threading.Lock()
         self._idempotency: dict[str, FeedbackRecord] | None = None
@@ -313,7 +315,7 @@ class FeedbackService:
         for listener in list(self.listeners):
             try:
                 listener(saved)
-            except Exception:  # noqa: BLE001 - the rating is saved; a listener bug must not undo that
+            except Exception:
                 log.exception("rating listener failed")
         return saved
 

@@ -39,11 +39,12 @@ import queue
 import secrets
 import threading
 import zlib
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any
 
 from aigc_demo.errors import StorageError
 
@@ -157,7 +158,7 @@ class _Pending:
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class JsonlStore:
@@ -170,7 +171,7 @@ class JsonlStore:
         fsync: bool = True,
         max_bytes: int | None = None,
         rotate_daily: bool = False,
-        extra_lock: Callable[[], ContextManager[Any]] | None = None,
+        extra_lock: Callable[[], AbstractContextManager[Any]] | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.path = Path(path)
@@ -334,7 +335,7 @@ class JsonlStore:
         except (ValueError, AttributeError):
             pass
         if not day:
-            day = datetime.fromtimestamp(st.st_mtime, timezone.utc).strftime("%Y-%m-%d")
+            day = datetime.fromtimestamp(st.st_mtime, UTC).strftime("%Y-%m-%d")
         return seq, day
 
     def _should_rotate(self, size: int, day: str, now: datetime) -> bool:

@@ -60,8 +60,10 @@ def run(directory: Path, *, kills: int = 50, max_bytes: int = 64 * 1024, seed: i
     started = time.perf_counter()
     for k in range(kills):
         proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from aigc_demo.feedback.torture import writer; "
-             f"writer({str(path)!r}, 'k{k}', {max_bytes}, {seed * 100000 + k})"],
+            [sys.executable, "-c", (
+                "import sys; from aigc_demo.feedback.torture import writer; "
+                f"writer({str(path)!r}, 'k{k}', {max_bytes}, {seed * 100000 + k})"
+            )],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
         )
         # Wait for the first ack so the kill lands mid-work, not during interpreter start.

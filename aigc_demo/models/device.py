@@ -13,7 +13,8 @@ import gc
 import importlib.util
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aigc_demo.config import accelerator_possible
 

@@ -35,7 +35,7 @@ class SentenceTransformerEmbedder:
 
         try:
             self.model = SentenceTransformer(self.source, device=self.device)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ModelLoadError(
                 f"Could not load the embedding model {self.model_id!r} ({type(exc).__name__}). "
                 "Set AIGC_EMBED_MODEL to a sentence-transformers Hub id or local directory, "

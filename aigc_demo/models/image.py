@@ -9,8 +9,9 @@ same argument names whatever the model, reports per-step progress through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError, ModelLoadError
@@ -47,7 +48,7 @@ class DiffusersImageBackend:
                 pipe = StableDiffusionPipeline.from_single_file(self.source, dtype=self.dtype)
             else:
                 pipe = AutoPipelineForText2Image.from_pretrained(self.source, dtype=self.dtype)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ModelLoadError(
                 f"Could not load the image model {self.model_id!r} ({type(exc).__name__}: {str(exc)[:200]}). "
                 "Set AIGC_IMAGE_MODEL to a Hub id (e.g. stabilityai/sd-turbo, needs network), "
@@ -75,7 +76,7 @@ class DiffusersImageBackend:
         generator_device = "cpu" if self.device == "mps" else self.device
         generators = [torch.Generator(generator_device).manual_seed(seed + i) for i in range(num_images)]
 
-        def callback(pipe, step, timestep, kwargs):  # noqa: ANN001
+        def callback(pipe, step, timestep, kwargs):
             if on_step is not None and on_step(step + 1, steps) is False:
                 raise Cancelled("Generation stopped.")
             return kwargs

@@ -23,6 +23,7 @@ tries again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import subprocess
@@ -239,7 +240,7 @@ class ModelRegistry:
                 self._errors[key] = exc.message
                 log.error("%s model failed to load: %s", kind, exc.message)
                 raise
-            except Exception as exc:  # noqa: BLE001 - a broken model breaks only its tab
+            except Exception as exc:
                 log.exception("%s model failed to load", kind)
                 message = (
                     f"The {kind} model {model_id!r} could not be prepared ({type(exc).__name__}). "
@@ -269,10 +270,8 @@ class ModelRegistry:
             self._preloading.add(key)
 
         def load() -> None:
-            try:
+            with contextlib.suppress(Exception):  # get() has logged and recorded the error
                 self.get(kind)
-            except Exception:  # noqa: BLE001 - already logged by get()
-                pass
 
         threading.Thread(target=load, name=f"preload-{kind}", daemon=True).start()
 

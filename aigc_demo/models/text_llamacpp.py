@@ -326,14 +326,14 @@ class LlamaCppTextBackend:
             if idle:
                 try:
                     warm = self._warm_one_slot()
-                except Exception:  # noqa: BLE001 - warming is an optimisation only
+                except Exception:
                     log.exception("llama.cpp slot warm-up failed")
                     warm = False
                 continue
             warm = True  # requests change what the slots hold: check again when idle
             try:
                 self._step()
-            except Exception:  # noqa: BLE001 - fail the requests, keep the engine
+            except Exception:
                 log.exception("llama.cpp step failed")
                 error = AigcError(
                     "The text engine failed on this request; please try again.", zh="文本引擎处理本次请求时出错，请重试。"

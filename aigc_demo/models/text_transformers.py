@@ -21,8 +21,8 @@ from typing import Any
 from aigc_demo.config import Settings
 from aigc_demo.errors import ModelLoadError
 from aigc_demo.models import compute, packaged
-from aigc_demo.models.device import pick_device, pick_dtype
 from aigc_demo.models.base import GenerationStats, TextRequest, flatten_messages, split_prefill
+from aigc_demo.models.device import pick_device, pick_dtype
 from aigc_demo.models.streaming import VisibleText
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class TransformersTextBackend:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.source)
             model = AutoModelForCausalLM.from_pretrained(self.source, dtype=self.dtype)
-        except Exception as exc:  # noqa: BLE001 - any load failure becomes one clear message
+        except Exception as exc:
             raise ModelLoadError(
                 f"Could not load the text model {self.model_id!r} ({type(exc).__name__}: {str(exc)[:200]}). "
                 "Set AIGC_TEXT_MODEL to a Hub id (needs network), a local model directory, "
@@ -127,13 +127,13 @@ class TransformersTextBackend:
         start = time.perf_counter()
 
         class _Cancelled(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):  # noqa: ANN001
+            def __call__(self, input_ids, scores, **kwargs):
                 return cancel.is_set()
 
         class _Collector(BaseStreamer):
             prompt_seen = False
 
-            def put(self, value):  # noqa: ANN001
+            def put(self, value):
                 if not self.prompt_seen:  # generate() first puts the prompt
                     self.prompt_seen = True
                     return

@@ -36,8 +36,8 @@ import tempfile
 from typing import Any
 
 __all__ = [
-    "TINY_PIPELINE_VERSION",
     "MARKER_FILENAME",
+    "TINY_PIPELINE_VERSION",
     "build_tiny_pipeline",
     "is_complete",
 ]
@@ -59,27 +59,11 @@ _EOW = "</w>"
 
 # Frequent English letter pairs; each gives a word-internal merge ("t h" ->
 # "th") and a word-final one ("h e</w>" -> "he</w>").
-_BIGRAMS = (
-    "th he in er an re on at en nd ti es or te of ed is it al ar st to nt ng "
-    "se ha as ou io le ve co me de hi ri ro ic ne ea ra ce li ch ll be ma si "
-    "om ur ca el ta la ns di fo ho pe ec pr no ct us ac ot il tr ly nc et ut "
-    "ss so rs un lo wa ge ie wh ee wi em ad ol rt po we na ul ni ts mo ow pa "
-    "im mi ai sh ir su id os iv ia am fi ci vi pl ig tu ev ld ry mp fe bl ab "
-    "gh ty op wo sa ay ex ke fr oo av ag if ap gr od bo sp rd do uc bu ei ov "
-    "by rm ep tt oc fa ef cu rn sc gi da yo cr cl du ga qu ue ff ba ey ls va "
-    "um pp ua up lu go ht ru ug ds lt pi rc rr eg au ck ew mu br bi pt ak pu "
-    "ui rg ib tl ny ki rk ys ob mm fu ph og ms ye ud mb ip ub oi rl gu dr hr "
-    "cc tw ft wn nu af hu nn eo vo rv nf xp gn sm fl iz ok nl my gl aw sy oa"
-).split()
+_BIGRAMS = ["th", "he", "in", "er", "an", "re", "on", "at", "en", "nd", "ti", "es", "or", "te", "of", "ed", "is", "it", "al", "ar", "st", "to", "nt", "ng", "se", "ha", "as", "ou", "io", "le", "ve", "co", "me", "de", "hi", "ri", "ro", "ic", "ne", "ea", "ra", "ce", "li", "ch", "ll", "be", "ma", "si", "om", "ur", "ca", "el", "ta", "la", "ns", "di", "fo", "ho", "pe", "ec", "pr", "no", "ct", "us", "ac", "ot", "il", "tr", "ly", "nc", "et", "ut", "ss", "so", "rs", "un", "lo", "wa", "ge", "ie", "wh", "ee", "wi", "em", "ad", "ol", "rt", "po", "we", "na", "ul", "ni", "ts", "mo", "ow", "pa", "im", "mi", "ai", "sh", "ir", "su", "id", "os", "iv", "ia", "am", "fi", "ci", "vi", "pl", "ig", "tu", "ev", "ld", "ry", "mp", "fe", "bl", "ab", "gh", "ty", "op", "wo", "sa", "ay", "ex", "ke", "fr", "oo", "av", "ag", "if", "ap", "gr", "od", "bo", "sp", "rd", "do", "uc", "bu", "ei", "ov", "by", "rm", "ep", "tt", "oc", "fa", "ef", "cu", "rn", "sc", "gi", "da", "yo", "cr", "cl", "du", "ga", "qu", "ue", "ff", "ba", "ey", "ls", "va", "um", "pp", "ua", "up", "lu", "go", "ht", "ru", "ug", "ds", "lt", "pi", "rc", "rr", "eg", "au", "ck", "ew", "mu", "br", "bi", "pt", "ak", "pu", "ui", "rg", "ib", "tl", "ny", "ki", "rk", "ys", "ob", "mm", "fu", "ph", "og", "ms", "ye", "ud", "mb", "ip", "ub", "oi", "rl", "gu", "dr", "hr", "cc", "tw", "ft", "wn", "nu", "af", "hu", "nn", "eo", "vo", "rv", "nf", "xp", "gn", "sm", "fl", "iz", "ok", "nl", "my", "gl", "aw", "sy", "oa"]
 
 # A few whole words that are common in image prompts, merged on top of the
 # bigrams above (left to right).
-_WORDS = (
-    "the and of with in on a an photo painting portrait of style art light "
-    "red green blue black white color colour cat dog fox tree sky sun city "
-    "night day water mountain forest flower girl boy man woman house "
-    "landscape detailed realistic cinematic high quality lighting"
-).split()
+_WORDS = ["the", "and", "of", "with", "in", "on", "a", "an", "photo", "painting", "portrait", "of", "style", "art", "light", "red", "green", "blue", "black", "white", "color", "colour", "cat", "dog", "fox", "tree", "sky", "sun", "city", "night", "day", "water", "mountain", "forest", "flower", "girl", "boy", "man", "woman", "house", "landscape", "detailed", "realistic", "cinematic", "high", "quality", "lighting"]
 
 
 # --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ with both sides' full recipes and outputs, the session and the variant.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import random
 import threading
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 from aigc_demo import __version__
 from aigc_demo.config import Settings
-from aigc_demo.errors import InvalidInput, NotFound, SettingsError
+from aigc_demo.errors import InvalidInput, NotFound, SettingsError, StorageError
 from aigc_demo.feedback.arena import CHOICES
 from aigc_demo.feedback.schema import new_id, utc_now
 from aigc_demo.feedback.service import FeedbackService
@@ -30,6 +31,8 @@ from aigc_demo.services.image import ImageService
 from aigc_demo.services.text import TextService
 from aigc_demo.services.validation import choice, clean_text, number, resolve_seed
 from aigc_demo.variants import assign
+
+log = logging.getLogger(__name__)
 
 Kind = Literal["text", "image"]
 TEXT_KEYS = ("model", "system", "preset", "temperature", "top_p", "max_new_tokens")
@@ -305,8 +308,8 @@ class ArenaService:
                 self._pairs.popitem(last=False)
         try:  # so a vote after a restart still finds its pair
             self.feedback.append("events", {"schema": 1, "type": "arena_pair", "id": pair.pair_id, **asdict(pair)})
-        except Exception:  # noqa: BLE001 - the battle is on screen; the vote will say if it cannot be stored
-            pass
+        except StorageError as exc:  # the battle is on screen; counted in /healthz; the vote will say if it fails
+            log.warning("arena pair %s not logged: %s", pair.pair_id, exc.message)
         return pair
 
     def _voted(self) -> dict[str, dict[str, Any]]:

@@ -13,10 +13,11 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PIL import Image, PngImagePlugin
 
@@ -237,7 +238,7 @@ class ImageService:
         )
 
     def _save(self, image: Any, params: ImageParams, seed: int, model_id: str, output_id: str, index: int) -> dict[str, Any]:
-        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
         folder = self.out_dir / day
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{output_id}-{index}.png"

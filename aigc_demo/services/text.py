@@ -8,14 +8,15 @@ can render any of them) and ends with one that carries the result dict that the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from aigc_demo.config import Settings
 from aigc_demo.errors import InvalidInput
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
-from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.base import GenerationStats, TextRequest
+from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.streaming import REPLACEMENT
 from aigc_demo.services.lang import contains_cjk
 from aigc_demo.services.validation import choice, clean_history, clean_text, number, resolve_seed

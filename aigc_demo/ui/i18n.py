@@ -101,8 +101,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "preset_slogan": ("Slogan", "口号"),
     "preset_poem": ("Poem", "诗歌"),
     "text_chat_placeholder": (
-        "Answers appear here. Ask a follow-up in the box: the conversation goes with it. "
-        "✏️ edit a question, ↻ ask again, ▶ continue a cut answer.",
+        (
+            "Answers appear here. Ask a follow-up in the box: the conversation goes with it. "
+            "✏️ edit a question, ↻ ask again, ▶ continue a cut answer."
+        ),
         "回答会显示在这里。在左侧接着追问即可，模型会带上整段对话。✏️ 编辑问题，↻ 重新回答，▶ 继续写被截断的回答。",
     ),
     # Gradio's screen-reader labels and tooltips it leaves in English (assets/lang.js).
@@ -217,11 +219,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     "history": ("This session", "本次会话"),
     # For testers: what they see and what still counts. The operator's how-to is in the README.
     "placeholder_banner": (
-        "⚠️ **Demo image model.** This demo makes abstract patterns, not real pictures, and style choices barely "
-        "show on them. Everything else is real — prompt, size, steps, seed, progress and your 👍/👎 — so please "
-        "try the controls and rate what you see.",
-        "⚠️ **演示用图像模型。** 本演示生成的是抽象图案而不是真实图片，风格选项在上面几乎看不出差别。"
-        "其余都是真实的 —— 提示词、尺寸、步数、种子、进度和您的 👍/👎 —— 欢迎试用各项设置并为看到的结果评分。",
+        (
+            "⚠️ **Demo image model.** This demo makes abstract patterns, not real pictures, and style choices barely "
+            "show on them. Everything else is real — prompt, size, steps, seed, progress and your 👍/👎 — so please "
+            "try the controls and rate what you see."
+        ),
+        (
+            "⚠️ **演示用图像模型。** 本演示生成的是抽象图案而不是真实图片，风格选项在上面几乎看不出差别。"
+            "其余都是真实的 —— 提示词、尺寸、步数、种子、进度和您的 👍/👎 —— 欢迎试用各项设置并为看到的结果评分。"
+        ),
     ),
     "loading_image_model": ("Loading the image model (first use only)…", "正在加载图像模型（仅首次）……"),
     "step_n": ("Step {step}/{total}", "第 {step}/{total} 步"),
@@ -364,7 +370,7 @@ STRINGS: dict[str, tuple[str, str]] = {
 I18N = gr.I18n(en={k: v[0] for k, v in STRINGS.items()}, zh={k: v[1] for k, v in STRINGS.items()})
 
 
-def T(key: str) -> Any:  # noqa: N802 - reads like gettext's _()
+def T(key: str) -> Any:
     """A page string, translated in the browser."""
     if key not in STRINGS:
         raise KeyError(f"no UI string {key!r} in aigc_demo/ui/i18n.py")

@@ -19,6 +19,7 @@ characters (short queries such as "退款").
 from __future__ import annotations
 
 import difflib
+import itertools
 import logging
 import math
 import re
@@ -36,19 +37,13 @@ log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[a-z0-9]+")  # "what's" → what, s (s is a stopword)
 EN_STOP = frozenset(
-    "a an the is are was were be been do does did i you we they it its my your our me us to of in on for and or "
-    "with at by from can could would should will how what when where which who why this that these those there "
-    "have has had if so as about any please hi hello thanks thank s t ll re ve m d get got just want need "
-    "am im dont doesnt not no yes ok okay hey guys u ur pls plz still really very much many some one".split()
+    ["a", "an", "the", "is", "are", "was", "were", "be", "been", "do", "does", "did", "i", "you", "we", "they", "it", "its", "my", "your", "our", "me", "us", "to", "of", "in", "on", "for", "and", "or", "with", "at", "by", "from", "can", "could", "would", "should", "will", "how", "what", "when", "where", "which", "who", "why", "this", "that", "these", "those", "there", "have", "has", "had", "if", "so", "as", "about", "any", "please", "hi", "hello", "thanks", "thank", "s", "t", "ll", "re", "ve", "m", "d", "get", "got", "just", "want", "need", "am", "im", "dont", "doesnt", "not", "no", "yes", "ok", "okay", "hey", "guys", "u", "ur", "pls", "plz", "still", "really", "very", "much", "many", "some", "one"]
 )
 # Single characters that carry no topic: particles, pronouns, colloquial fillers.
 ZH_STOP_CHARS = frozenset("的了吗呢吧啊呀哦哈嘛么是我你您他她它在有和就都也要会能可以怎什么请问咋啥嗯呗哇噢这那个一下些还又")
 # Function-word and filler pairs: they match almost any question, so they are no evidence.
 ZH_STOP_WORDS = frozenset(
-    "你们 我们 他们 怎么 什么 可以 是不 不是 这个 那个 一个 如果 因为 所以 还是 或者 但是 已经 现在 时候 "
-    "哪里 哪个 请问 能否 是否 需要 一下 的话 么办 怎样 的时 么时 怎么办 咋办 咋整 怎么样 为什么 为啥 "
-    "你好 您好 谢谢 麻烦 想问 问一下 知道 告诉 一下子 有没有 能不能 可不可以 是不是 要不要 多少 多久 "
-    "好的 然后 就是 这样 那样 这么 那么 真的 到底 吗 呢 啊 吧 哦 呀 我想 我要 我的 你们的 帮我 给我".split()
+    ["你们", "我们", "他们", "怎么", "什么", "可以", "是不", "不是", "这个", "那个", "一个", "如果", "因为", "所以", "还是", "或者", "但是", "已经", "现在", "时候", "哪里", "哪个", "请问", "能否", "是否", "需要", "一下", "的话", "么办", "怎样", "的时", "么时", "怎么办", "咋办", "咋整", "怎么样", "为什么", "为啥", "你好", "您好", "谢谢", "麻烦", "想问", "问一下", "知道", "告诉", "一下子", "有没有", "能不能", "可不可以", "是不是", "要不要", "多少", "多久", "好的", "然后", "就是", "这样", "那样", "这么", "那么", "真的", "到底", "吗", "呢", "啊", "吧", "哦", "呀", "我想", "我要", "我的", "你们的", "帮我", "给我"]
 )
 # Unit weights: a character alone says less than a word; a sound or a translation is
 # weaker evidence than the word itself.
@@ -174,7 +169,7 @@ class Analyzer:
         terms = english_terms(text)
         for run in CJK.findall(text):
             terms.extend(c for c in run if c not in ZH_STOP_CHARS)
-            for a, b in zip(run, run[1:]):
+            for a, b in itertools.pairwise(run):
                 pair = a + b
                 if pair not in ZH_STOP_WORDS:
                     terms.append(pair)
@@ -264,7 +259,7 @@ def simple_terms(text: str) -> list[str]:
     terms = english_terms(text)
     for run in CJK.findall(text):
         terms.extend(c for c in run if c not in ZH_STOP_CHARS)
-        terms.extend(a + b for a, b in zip(run, run[1:]) if a + b not in ZH_STOP_WORDS)
+        terms.extend(a + b for a, b in itertools.pairwise(run) if a + b not in ZH_STOP_WORDS)
     return terms
 
 

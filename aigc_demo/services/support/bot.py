@@ -37,13 +37,13 @@ from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError, InvalidInput
 from aigc_demo.feedback.schema import new_id, utc_now
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
-from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.base import TextRequest
-from aigc_demo.services.support.handoffs import HandoffQueue
+from aigc_demo.models.registry import ModelRegistry
+from aigc_demo.services.support import policy
 from aigc_demo.services.support.analysis import normalize
+from aigc_demo.services.support.handoffs import HandoffQueue
 from aigc_demo.services.support.kb import SUPPORTED, KnowledgeBase, knowledge_files, load_kb
 from aigc_demo.services.support.learning import SupportLearning
-from aigc_demo.services.support import policy
 from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
 from aigc_demo.services.validation import clean_history, clean_text
 from aigc_demo.variants import apply, assign

@@ -15,9 +15,9 @@ import importlib.util
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Collection
 from functools import lru_cache
 from pathlib import Path
-from typing import Collection
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,9 @@ _GLOSS_WORD = re.compile(r"[a-z]+")
 # Glosses that describe rather than translate ("surname Wang", "variant of 退") or
 # grammatical filler words inside a gloss.
 _SKIP_GLOSS = re.compile(r"^(cl:|variant of|surname|see |old variant|abbr\. for|used in|erhua variant|also written)")
-_GLOSS_STOP = frozenset("to a an the of sb sth one's oneself be in on for and or with by at as from up out".split())
+_GLOSS_STOP = frozenset(["to", "a", "an", "the", "of", "sb", "sth", "one's", "oneself", "be", "in", "on", "for", "and", "or", "with", "by", "at", "as", "from", "up", "out"])
 MAX_GLOSS_WORDS = 3
-_ARTICLES = frozenset("to a an the sb sth".split())
+_ARTICLES = frozenset(["to", "a", "an", "the", "sb", "sth"])
 
 
 class Lexicon:

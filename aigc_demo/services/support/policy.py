@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # Patterns are matched against normalize()d text (simplified Chinese, lower case), and
 # every repetition is bounded, so each runs in linear time on any input.
@@ -102,7 +102,7 @@ def mood(message: str) -> str | None:
 def new_ticket() -> str:
     """A ticket number a customer can read out on the phone: T-YYMMDD-XXXX."""
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
-    return f"T-{datetime.now(timezone.utc):%y%m%d}-{''.join(secrets.choice(alphabet) for _ in range(4))}"
+    return f"T-{datetime.now(UTC):%y%m%d}-{''.join(secrets.choice(alphabet) for _ in range(4))}"
 
 
 GREETING = {

@@ -100,7 +100,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         text, image = shown_for.get(kind, shown_for["text"])
         return text, text, image, image
 
-    def battle(kind, prompt, request: gr.Request, progress=gr.Progress()):
+    def battle(kind, prompt, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects the tracker through this default
         lang, session = lang_of(request), session_of(request)
         locked = [gr.update(interactive=False)] * len(votes)
         if kind == "image":
@@ -209,7 +209,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             "a_model": record["a"]["contestant"], "b_model": record["b"]["contestant"],
         }
 
-    llm = dict(concurrency_id="llm", concurrency_limit=services.settings.text_concurrency)
+    llm = {"concurrency_id": "llm", "concurrency_limit": services.settings.text_concurrency}
     gr.api(user_errors(arena_text), api_name="arena_text", **llm)
     gr.api(user_errors(arena_image), api_name="arena_image", concurrency_id="image")
     gr.api(user_errors(arena_vote), api_name="arena_vote", concurrency_limit=None)

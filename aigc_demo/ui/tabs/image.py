@@ -108,11 +108,11 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     stop_flags = StopFlags()
 
     def generate(prompt, negative_prompt, steps, guidance_scale, width, height, seed, num_images, style, history,
-                 request: gr.Request, progress=gr.Progress()):
-        options = dict(
-            negative_prompt=negative_prompt, steps=steps, guidance_scale=guidance_scale, width=width, height=height,
-            seed=seed, num_images=num_images, style=style,
-        )
+                 request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects the tracker through this default
+        options = {
+            "negative_prompt": negative_prompt, "steps": steps, "guidance_scale": guidance_scale, "width": width, "height": height,
+            "seed": seed, "num_images": num_images, "style": style,
+        }
         image.validate(prompt, **options)  # a bad value is reported before any work
         if not services.registry.is_loaded("image"):
             progress(0, desc=tr("loading_image_model", lang_of(request)))
@@ -168,7 +168,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             notes.append(tr("recipe_other_model", lang, model=str(model)[:80]))
         filled = [tr(f"field_{k}", lang) for k in ("prompt", "seed", "width", "steps", "guidance_scale", "style") if k in recipe]
         gr.Info(" ".join([tr("recipe_applied", lang, fields=joined(filled, lang)), *notes]))
-        update = lambda key, value=None: gr.update(value=recipe[key] if value is None else value) if key in recipe else gr.skip()  # noqa: E731
+        update = lambda key, value=None: gr.update(value=recipe[key] if value is None else value) if key in recipe else gr.skip()
         size = (
             preset_for(recipe["width"], recipe["height"]) if "width" in recipe and "height" in recipe else gr.skip()
         )

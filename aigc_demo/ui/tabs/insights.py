@@ -14,8 +14,8 @@ import gradio as gr
 import pandas as pd
 
 from aigc_demo.errors import AigcError
-from aigc_demo.feedback.export import FORMATS, export
 from aigc_demo.feedback.arena import by_kind
+from aigc_demo.feedback.export import FORMATS, export
 from aigc_demo.feedback.insights import filter_records, report
 from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.ui.common import Services, is_admin, scroll_to, user_errors

@@ -14,13 +14,13 @@ from typing import Any
 
 import gradio as gr
 
-from aigc_demo.services.support.bot import md_escape
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS
+from aigc_demo.services.support.bot import md_escape
 from aigc_demo.ui.common import Services, is_admin, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
-from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
 from aigc_demo.ui.i18n import T, lang_of, table, tr
+from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
 
 # Support answers are retrieval on one core, off the compute thread, so several may run at
 # once instead of queueing behind each other (bench/serve.py measures it). LLM-mode answers

@@ -153,10 +153,10 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     stop_flags = StopFlags()
 
     def generate(prompt, preset, max_new_tokens, temperature, top_p, seed, stop, system, mode, model, turns, request: gr.Request):
-        options = dict(
-            preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-            stop=stop, system=system, mode=mode, history=turns if mode == "chat" else None,
-        )
+        options = {
+            "preset": preset, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed,
+            "stop": stop, "system": system, "mode": mode, "history": turns if mode == "chat" else None,
+        }
         # Validate before showing any progress, so a bad input gets its message at once.
         services.text.build_request(prompt, **options)
         model_id = model or registry.model_id("text")
@@ -234,11 +234,11 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     show_stop, hide_stop = (lambda: toggle_stop(True)), (lambda: toggle_stop(False))
     handler = user_errors(generate, outputs=len(outputs))
     # The stats line already says what is happening; a light spinner on the chat only.
-    progress = dict(show_progress="minimal", show_progress_on=[ui["chat"]])
+    progress = {"show_progress": "minimal", "show_progress_on": [ui["chat"]]}
     # Several testers generate at once: engines that batch (llama.cpp, a remote server) serve
     # them together; the transformers engine queues them on its compute thread.
-    llm = dict(concurrency_id="llm", concurrency_limit=services.settings.text_concurrency)
-    quick = dict(api_visibility="private", queue=False)
+    llm = {"concurrency_id": "llm", "concurrency_limit": services.settings.text_concurrency}
+    quick = {"api_visibility": "private", "queue": False}
 
     def then_generate(event: Any) -> None:
         event.then(show_stop, None, [ui["generate"], ui["stop"]], **quick).then(
