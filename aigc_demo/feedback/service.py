@@ -220,8 +220,12 @@ class FeedbackService:
         if reasons is not None and not (isinstance(reasons, list) and all(isinstance(r, str) for r in reasons)):
             raise InvalidInput("reasons must be a list of words", zh="理由必须是文字列表")
         key = _idempotency_key(idempotency_key)
+
+        def store() -> FeedbackRecord:
+            return self._new_rating(output_id, rating, comment, reasons, session_id, item, key)
+
         if key is None:
-            return self._rate(output_id, rating, comment, reasons=reasons, session_id=session_id, item=item)
+            return store()
         with self._idempotency_lock:
             done = self._idempotent().get(key)
             if done is not None:
@@ -231,7 +235,7 @@ class FeedbackService:
                         zh="idempotency_key 已用于另一条评分；新的评分请使用新的 key",
                     )
                 return done
-            record = self._rate(output_id, rating, comment, reasons=reasons, session_id=session_id, item=item, key=key)
+            record = store()
             self._idempotent()[key] = record
             return record
 
@@ -246,17 +250,11 @@ class FeedbackService:
             }
         return self._idempotency
 
-    def _rate(
-        self,
-        output_id: str,
-        rating: str,
-        comment: str = "",
-        *,
-        reasons: list[str] | None = None,
-        session_id: str = "",
-        item: int | None = None,
-        key: str | None = None,
+    def _new_rating(
+        self, output_id: str, rating: str, comment: str, reasons: list[str] | None, session_id: str,
+        item: int | None, key: str | None,
     ) -> FeedbackRecord:
+        """Validate the values and append one rating record (``rate`` has checked the types)."""
         rating = (rating or "").strip().lower()
         if rating not in RATINGS:
             raise InvalidInput(f"rating must be 'up' or 'down', got {rating[:20]!r}", zh="评分只能是 up（👍）或 down（👎）")
