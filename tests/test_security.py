@@ -214,3 +214,13 @@ def test_one_client_cannot_fill_the_generation_queue(server):
     refused = [o for kind, o in outcomes if kind == "refused"]
     assert refused and all("requests waiting" in r and "排队" in r for r in refused), outcomes
     assert sum(kind == "ok" for kind, _ in outcomes) >= 2
+
+
+def test_unknown_endpoints_and_oversized_bodies_get_a_clear_answer(server):
+    _, base = server
+    with httpx.Client(timeout=30) as http:
+        unknown = http.post(f"{base}/gradio_api/call/nosuch", json={"data": []})
+        assert unknown.status_code == 404 and "Unknown endpoint" in unknown.json()["error"]
+        big = http.post(f"{base}/gradio_api/call/generate_text", json={"data": ["字" * 1_200_000]})
+        assert big.status_code == 413 and "请求过大" in big.json()["error"]
+        assert http.get(f"{base}/healthz").status_code == 200  # and the server keeps serving

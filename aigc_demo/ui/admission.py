@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 import gradio as gr
+from starlette.responses import JSONResponse
 
 from aigc_demo.config import Settings
 
@@ -130,11 +131,12 @@ class PublicErrors:
         if path.startswith("/gradio_api/call/"):
             name = path.removeprefix("/gradio_api/call/").strip("/")
             if name not in self._public():
-                return await _json(send, 404, {"error": UNKNOWN_ENDPOINT})
+                return await JSONResponse({"error": UNKNOWN_ENDPOINT}, status_code=404)(scope, receive, send)
         if not path.startswith("/gradio_api/upload"):
             length = dict(scope.get("headers") or []).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                return await _json(send, 413, {"error": too_large(int(length), self.max_bytes)})
+                answer = JSONResponse({"error": too_large(int(length), self.max_bytes)}, status_code=413)
+                return await answer(scope, receive, send)
             receive = _bounded(receive, self.max_bytes)
         return await self.app(scope, receive, send)
 
@@ -165,12 +167,3 @@ def _bounded(receive: Any, limit: int) -> Any:
         return message
 
     return wrapped
-
-
-async def _json(send: Any, status: int, body: dict[str, Any]) -> None:
-    import json
-
-    data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(data)).encode())]})
-    await send({"type": "http.response.body", "body": data})
