@@ -336,3 +336,50 @@ def test_role_play_and_fake_authority_are_refused(zh_support, message):
 def test_questions_about_roles_are_not_refused(zh_support, message):
     assert not zh_support.chat(message)["refused"]
 
+
+
+@pytest.mark.parametrize(
+    ("message", "name"),
+    [("格力空调保修几年？", "格力"), ("美的空调移机怎么收费", "美的"), ("What's the AirPods warranty?", "AirPods"),
+     ("How long is the Gree air conditioner warranty?", "Gree")],
+)
+def test_a_question_about_another_brand_goes_to_a_person(zh_support, message, name):
+    # The KB's own warranty entry matches well; it is still not 格力's warranty.
+    reply = zh_support.chat(message)
+    assert reply["handoff"] and reply["handoff_reason"] == "other_brand" and reply["ticket"]
+    assert name in reply["answer"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["空调保修几年？", "青禾空调保修几年", "洗衣机一直滴滴叫 屏幕上个E4 咋整啊", "I live in Chengdu, does the warranty apply?",
+     "Can I use a Qinghe fridge abroad?", "Hi, is the SMS code free?"],
+)
+def test_own_brand_places_sounds_and_acronyms_are_not_another_brand(zh_support, message):
+    assert zh_support.index().analyzer.foreign_names(message) == []
+
+
+def test_a_brand_the_kb_mentions_is_not_foreign(tmp_path, fake_registry):
+    from aigc_demo.config import Settings
+    from aigc_demo.feedback.service import FeedbackService
+    from aigc_demo.services.support.bot import SupportService
+
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    entries = [*APPLIANCE, {"id": "jd", "question": "京东买的能保修吗？", "answer": "京东自营购买的青禾空调同样全国联保。"}]
+    (kb / "faq.jsonl").write_text("\n".join(json.dumps(e, ensure_ascii=False) for e in entries), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", support_kb=kb)
+    support = SupportService(fake_registry, FeedbackService(settings.data_dir), settings)
+    # Named in Chinese by the KB, asked in Chinese or in its English name.
+    assert support.index().analyzer.foreign_names("京东买的空调能保修吗") == []
+    assert support.index().analyzer.foreign_names("I bought it on Jingdong, is it covered?") == []
+
+
+def test_a_romanised_name_finds_its_chinese_entry():
+    # "Huabei" is 花呗 in pinyin: the English question reaches the Chinese entry.
+    analyzer = Analyzer(default_lexicon())
+    texts = ["花呗分期怎么开通？开通花呗分期后可分3、6、12期付款。", "怎么开发票？在订单详情页申请电子发票。"]
+    analyzer.learn_vocabulary(texts)
+    analyzer.fit([analyzer.index_terms(t) for t in texts])
+    unit = next(u for u in analyzer.units("Can I pay with Huabei?") if u.text == "huabei")
+    assert "花呗" in unit.alternatives

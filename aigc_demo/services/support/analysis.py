@@ -36,6 +36,7 @@ from aigc_demo.services.support.lexicon import Lexicon
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[a-z0-9]+")  # "what's" → what, s (s is a stopword)
+_NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*|[A-Z][a-z0-9]+")  # AirPods, iPhone, Coursera
 EN_STOP = frozenset(
     ["a", "an", "the", "is", "are", "was", "were", "be", "been", "do", "does", "did", "i", "you", "we", "they", "it", "its", "my", "your", "our", "me", "us", "to", "of", "in", "on", "for", "and", "or", "with", "at", "by", "from", "can", "could", "would", "should", "will", "how", "what", "when", "where", "which", "who", "why", "this", "that", "these", "those", "there", "have", "has", "had", "if", "so", "as", "about", "any", "please", "hi", "hello", "thanks", "thank", "s", "t", "ll", "re", "ve", "m", "d", "get", "got", "just", "want", "need", "am", "im", "dont", "doesnt", "not", "no", "yes", "ok", "okay", "hey", "guys", "u", "ur", "pls", "plz", "still", "really", "very", "much", "many", "some", "one"]
 )
@@ -187,12 +188,15 @@ class Analyzer:
             self.vocabulary.update(set(terms))
         self._english_vocab = sorted(t for t in self.vocabulary if t.isascii() and not t.startswith("py:"))
         self._zh_words = {t for t in self.vocabulary if CJK.fullmatch(t) and len(t) >= 2}
+        # The KB's Chinese words as one romanised word: "Qinghe" is 青禾, "Huabei" is 花呗.
+        self._romanised = {pinyin(w).replace(" ", ""): w for w in sorted(self._zh_words, key=len)}
 
     # -- queries -------------------------------------------------------------------------
 
     def units(self, text: str) -> list[Unit]:
         """What the query says, one unit per word / character pair / character."""
         text = normalize(text)
+        raw_words = {stem(w): w for w in _WORD.findall(text) if len(w) >= 4}  # stem → as typed, for romanised names
         units: list[Unit] = []
         for word in english_terms(text):
             unit = Unit(word, 1.0, {word: 1.0})
@@ -202,6 +206,8 @@ class Analyzer:
             if self.lexicon is not None:
                 for zh in self.lexicon.to_chinese(word, self._zh_words):
                     unit.alternatives.setdefault(zh, FACTOR_TRANSLATION)
+            if word in raw_words and word not in self.vocabulary and raw_words[word] in self._romanised:
+                unit.alternatives.setdefault(self._romanised[raw_words[word]], FACTOR_PINYIN)
             units.append(unit)
         for run in CJK.findall(text):
             words = self._jieba.lcut(run)
@@ -222,6 +228,45 @@ class Analyzer:
                     units.append(Unit(char, WEIGHT_CHAR, {char: 1.0}))
         return _merge(units)
 
+
+    def foreign_names(self, text: str) -> list[str]:
+        """Names of companies or brands in the question that the KB never mentions (格力,
+        Coursera, AirPods): a question about someone else's product, however alike.
+
+        Chinese: CC-CEDICT's brand names, in any spelling the KB lacks. English: a capitalised
+        word inside a sentence (or a CamelCase one) that the KB does not have, in any form,
+        and that is a known brand or no dictionary word at all (so not "Chengdu" or "Monday").
+        """
+        if self.lexicon is None:
+            return []
+        lexicon = self.lexicon
+        names: list[str] = []
+
+        def unknown(name: str) -> bool:
+            for spelling in lexicon.spellings(name):
+                if spelling in self.vocabulary or stem(spelling) in self.vocabulary or spelling in self._romanised:
+                    return False
+            return True
+
+        folded = normalize(text)
+        for run in CJK.findall(folded):
+            for word in self._jieba.lcut_for_search(run):
+                if word[0] == word[-1]:
+                    continue  # reduplication is a sound or a tone (洗衣机滴滴叫), not 滴滴 the company
+                if len(word) >= 2 and lexicon.is_brand(word) and unknown(word) and word not in names:
+                    names.append(word)
+        text = unicodedata.normalize("NFKC", text)
+        for match in _NAME_TOKEN.finditer(text):
+            token = match.group()
+            before = text[: match.start()].rstrip()
+            inside = bool(before) and before[-1] not in ".!?。！？:：\n\"'“‘(（"
+            camel = any(c.isupper() for c in token[1:]) and any(c.islower() for c in token)
+            lower = token.lower()
+            if not (inside or camel) or len(lower) < 3 or lower in EN_STOP or token.isupper():
+                continue  # a sentence's first word, or an acronym (SMS, VIP)
+            if (lexicon.is_brand(lower) or lower not in lexicon.english_words) and unknown(lower) and token not in names:
+                names.append(token)
+        return names
 
     def _word_unit(self, word: str) -> Unit:
         alternatives = {word: 1.0, "py:" + pinyin(word): FACTOR_PINYIN}

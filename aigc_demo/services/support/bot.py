@@ -269,6 +269,7 @@ class SupportService:
         sources: list[dict[str, Any]] = []
         confidence = 0.0
         reason = ""
+        names: list[str] = []
         refused = False
         mode = "extractive"
         feeling = policy.mood(folded)
@@ -285,6 +286,8 @@ class SupportService:
             reason = "frustration"
         elif policy.COMMITMENT.search(folded):
             reason = "commitment"
+        elif names := self.index().analyzer.foreign_names(text):
+            reason = "other_brand"  # 格力's warranty is not ours, however alike the question
         elif policy.SMALL_TALK.search(folded):
             answer, mode = policy.SMALL_TALK_REPLY[lang], "small-talk"
         elif not _ANY_WORD.search(text):  # only emoji or punctuation: ask, do not open a ticket
@@ -314,7 +317,7 @@ class SupportService:
         handoff = bool(reason)
         ticket = policy.new_ticket() if handoff else None
         if handoff:
-            answer = policy.HANDOFF[reason][lang]
+            answer = policy.HANDOFF[reason][lang].format(names="、".join(names) if lang == "zh" else ", ".join(names))
         if feeling and not refused:
             answer = policy.ACKNOWLEDGE[feeling][lang] + answer
         latency_ms = (time.perf_counter() - started) * 1000

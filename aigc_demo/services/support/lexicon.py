@@ -6,6 +6,10 @@ stems of its short English glosses ("退款 /refund/to refund/" → refund) and 
 
 A dictionary knows every sense of a word, so a translation is only used when the knowledge
 base has it: "order" can mean 订单, 命令 or 顺序, but a store FAQ only contains 订单.
+
+CC-CEDICT also says which words are names of companies and brands (a capitalised pinyin
+reading glossed "Gree (brand)", "Xiaomi, Chinese electronics company"): a question about
+格力 or Huawei asked of a KB that never mentions them is about someone else's product.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-_LINE = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
+_LINE = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/\s*$")
 _PAREN = re.compile(r"\([^)]*\)")
 _GLOSS_WORD = re.compile(r"[a-z]+")
 # Glosses that describe rather than translate ("surname Wang", "variant of 退") or
@@ -30,13 +34,29 @@ _SKIP_GLOSS = re.compile(r"^(cl:|variant of|surname|see |old variant|abbr\. for|
 _GLOSS_STOP = frozenset(["to", "a", "an", "the", "of", "sb", "sth", "one's", "oneself", "be", "in", "on", "for", "and", "or", "with", "by", "at", "as", "from", "up", "out"])
 MAX_GLOSS_WORDS = 3
 _ARTICLES = frozenset(["to", "a", "an", "the", "sb", "sth"])
+# A gloss that names a business: "(brand)", "electronics company", "Apple Inc.", "payment platform".
+_BRAND_GLOSS = re.compile(r"\b(brand|company|corporation|inc\.|ltd\.|manufacturer|e-commerce|online (shopping|payment))", re.IGNORECASE)
+_NAME = re.compile(r"[A-Z][A-Za-z]+")
+_NOT_A_NAME = frozenset(["inc", "ltd", "co", "corporation", "company", "group", "chinese", "prc", "the", "brand"])
 
 
 class Lexicon:
     """Chinese word → English stems, English stem → Chinese words."""
 
-    def __init__(self, zh_to_en: dict[str, set[str]], en_to_zh: dict[str, set[str]] | None = None) -> None:
+    def __init__(
+        self,
+        zh_to_en: dict[str, set[str]],
+        en_to_zh: dict[str, set[str]] | None = None,
+        *,
+        brands: dict[str, set[str]] | None = None,
+        english_words: frozenset[str] = frozenset(),
+    ) -> None:
         self.zh_to_en = zh_to_en
+        # Brand name, Chinese or lower-case English → every spelling of it ("格力" ↔ "gree").
+        self.brands = brands or {}
+        # Every word of every gloss, lower case: an English word outside it (Coursera, AirPods)
+        # is no dictionary word, so most likely a name.
+        self.english_words = english_words
         if en_to_zh is None:
             en_to_zh = defaultdict(set)
             for zh, stems in zh_to_en.items():
@@ -52,15 +72,36 @@ class Lexicon:
         # English → Chinese only from one-word glosses ("/refund/", "/to sell/"): a word inside
         # a longer gloss ("to sell at a discount" for 处理) is a sense, not a translation.
         en_to_zh: dict[str, set[str]] = defaultdict(set)
+        brands: dict[str, set[str]] = defaultdict(set)
+        english_words: set[str] = set()
+        common: set[str] = set()  # words of ordinary (not proper-noun) entries: "shell", "dove"
+        ordinary: set[str] = set()  # Chinese words with an ordinary entry
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             for line in handle:
                 match = _LINE.match(line)
                 if match is None:
                     continue
-                simplified = match.group(2)
+                simplified, reading, glosses = match.group(2), match.group(3), match.group(4)
+                gloss_words = _GLOSS_WORD.findall(glosses.lower())
+                english_words.update(gloss_words)
+                if not reading[:1].isupper():
+                    common.update(gloss_words)
+                    ordinary.add(simplified)
                 if len(simplified) < 2:
                     continue  # single characters are too ambiguous to translate
-                for gloss in re.split(r"[/;]", match.group(3)):  # "/invoice; receipt or bill/" is two glosses
+                if reading[:1].isupper():
+                    names = {simplified}
+                    for gloss in glosses.split("/"):  # "Samsung (South Korean electronics company)"
+                        if _BRAND_GLOSS.search(gloss):
+                            head = [n.lower() for n in _NAME.findall(re.split(r"[,(]", gloss)[0])]
+                            head = [n for n in head if n not in _NOT_A_NAME]
+                            if len(head) == 1 and len(head[0]) > 2:  # "Gree", "Apple Inc."; not "Time Warner" (time is a word)
+                                names.add(head[0])
+                    if len(names) == 1 and not _BRAND_GLOSS.search(glosses):
+                        names = set()
+                    for name in names:
+                        brands[name] |= names
+                for gloss in re.split(r"[/;]", glosses):  # "/invoice; receipt or bill/" is two glosses
                     gloss = _PAREN.sub(" ", gloss.lower()).strip()
                     if not gloss or _SKIP_GLOSS.match(gloss):
                         continue
@@ -70,7 +111,11 @@ class Lexicon:
                     head = [w for w in _GLOSS_WORD.findall(gloss) if w not in _ARTICLES]
                     if len(head) == 1 and len(head[0]) > 2:  # "in order to" is not "order"
                         en_to_zh[stem(head[0])].add(simplified)
-        return cls(dict(zh_to_en), dict(en_to_zh))
+        # An English brand that is also an ordinary word (Shell, Dove, Apple) is not a sure name.
+        brands = {k: {n for n in v if not (n.isascii() and n in common)} for k, v in brands.items()}
+        # Likewise a Chinese one that is also an ordinary word (小米 millet, 大众 the public).
+        brands = {k: v for k, v in brands.items() if k in v and len(v) > 1 and k not in ordinary}
+        return cls(dict(zh_to_en), dict(en_to_zh), brands=brands, english_words=frozenset(english_words))
 
     def to_english(self, word: str, vocabulary: Collection[str]) -> list[str]:
         """English stems for a Chinese word, kept only where the KB has them."""
@@ -79,6 +124,14 @@ class Lexicon:
     def to_chinese(self, stem: str, vocabulary: Collection[str]) -> list[str]:
         """Chinese words for an English stem, kept only where the KB has them."""
         return sorted(w for w in self.en_to_zh.get(stem, ()) if w in vocabulary)
+
+
+    def is_brand(self, name: str) -> bool:
+        return name in self.brands
+
+    def spellings(self, name: str) -> set[str]:
+        """A brand's names in both languages ("格力" → {"格力", "gree"}), or just the name."""
+        return self.brands.get(name, {name})
 
 
 def cedict_path() -> Path | None:

@@ -137,6 +137,10 @@ HANDOFF = {
         "en": "That is a commitment I can't make on the store's behalf, so I'm passing it to a human colleague who can.",
         "zh": "这类承诺我无法代表商家做出，已为您转接有权限处理的人工客服。",
     },
+    "other_brand": {
+        "en": "Our help articles don't cover {names}, only our own products and services, so I'm passing this to a human colleague.",
+        "zh": "我们的资料里没有关于「{names}」的信息（只涵盖本店自己的产品和服务），已为您转接人工客服。",
+    },
 }
 TICKET = {
     "en": " Your ticket number is **{ticket}**; they will see this conversation and reply here or by your account's contact details.",

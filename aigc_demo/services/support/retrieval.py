@@ -46,7 +46,7 @@ DENSE_WEIGHT = 2.0
 # pulled Chinese questions to the few Chinese entries of an English KB (tuning split).
 SAME_LANGUAGE_BONUS = 0.03
 # Fitted by `python bench/support_eval.py --fit` on the tuning split (see bench/RESULTS.md).
-CONFIDENCE_WEIGHTS = {"bias": -3.96, "coverage": 3.472, "unknown": 0.271, "margin": 0.668, "specificity": 1.45, "dense": 0.986, "agree": 1.332}
+CONFIDENCE_WEIGHTS = {"bias": -3.943, "coverage": 3.507, "unknown": 0.305, "margin": 0.744, "specificity": 1.444, "dense": 1.013, "agree": 1.21}
 
 
 def tokenize(text: str) -> list[str]:
