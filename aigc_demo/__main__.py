@@ -1,4 +1,4 @@
-"""Command line: ``python -m aigc_demo [serve | prepare | feedback verify|repair|stats | export ... | report --session CODE]``.
+"""Command line: ``python -m aigc_demo [serve | prepare | feedback verify|repair|stats | export ... | report ...]``.
 
 ``prepare`` converts / builds the embedded offline models into the cache once (what
 ``make setup`` runs), so the first request of ``make run`` does not wait for it.
@@ -21,7 +21,9 @@ from aigc_demo.errors import AigcError
 
 
 def configure_logging() -> None:
-    logging.basicConfig(level=os.environ.get("AIGC_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("AIGC_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # torchvision is not installed on purpose (its PyPI build does not match the pinned CPU
     # torch); transformers warns about image processors that this app never uses.
     logging.getLogger("transformers.utils.import_utils").addFilter(
@@ -62,7 +64,11 @@ def _prepare(settings: Settings) -> int:
         start = time.perf_counter()
         try:
             # llama.cpp runs a packaged GGUF as it is; the other engines need it converted once.
-            path = packaged.gguf_file(target, settings.cache_dir) if engine == "llamacpp" else packaged.resolve(target, settings.cache_dir)
+            path = (
+                packaged.gguf_file(target, settings.cache_path)
+                if engine == "llamacpp"
+                else packaged.resolve(target, settings.cache_path)
+            )
         except AigcError as exc:
             failures += 1
             print(f"{kind:5s} {model_id}: FAILED — {exc.message}", file=sys.stderr)
@@ -117,13 +123,19 @@ def _feedback(settings: Settings, action: str, *, as_json: bool = False) -> int:
             down = sum(r.get("rating") == "down" for r in rows)
             rated = {str(r.get("output_id", "")) for r in rows}
             tabs[tab] = {
-                "up": up, "down": down, "like_rate": round(up / (up + down), 4) if up + down else None,
-                "rated_outputs": len(rated), "generated": len(generated[tab]),
+                "up": up,
+                "down": down,
+                "like_rate": round(up / (up + down), 4) if up + down else None,
+                "rated_outputs": len(rated),
+                "generated": len(generated[tab]),
             }
         if as_json:
             print(json.dumps({"ratings": len(records), "latest": len(latest), "tabs": tabs}, ensure_ascii=False))
             return 0
-        print(f"{len(records)} ratings, {len(latest)} after re-ratings; {sum(map(len, generated.values()))} generations logged in {folder}")
+        print(
+            f"{len(records)} ratings, {len(latest)} after re-ratings; "
+            f"{sum(map(len, generated.values()))} generations logged in {folder}"
+        )
         for tab, t in tabs.items():
             rate = f"{t['like_rate']:.0%}" if t["like_rate"] is not None else "-"
             covered = f"{t['rated_outputs']}/{t['generated']} rated" if t["generated"] else "-"
@@ -155,8 +167,15 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     votes = [v for v in service.read("arena").records if v.get("type") == "arena_vote"]
     try:
         n = export(
-            records, args.format, args.out, votes=votes, tab=args.tab, since=args.since, until=args.until,
-            session=args.session, variant=args.variant,
+            records,
+            args.format,
+            args.out,
+            votes=votes,
+            tab=args.tab,
+            since=args.since,
+            until=args.until,
+            session=args.session,
+            variant=args.variant,
         )
         print(f"wrote {n} rows to {args.out}")
         if args.push_to_hub:
@@ -174,22 +193,33 @@ def _arena(settings: Settings, args: argparse.Namespace) -> int:
     from aigc_demo.feedback.service import FeedbackService
 
     votes = [
-        v for v in FeedbackService(settings.data_dir).read("arena").records
+        v
+        for v in FeedbackService(settings.data_dir).read("arena").records
         if v.get("type") == "arena_vote" and (args.kind is None or v.get("kind") == args.kind)
     ]
     tables = by_kind(votes)  # text and image contestants never meet: one leaderboard each
     if args.json:
-        print(json.dumps([{**s.to_dict(), "kind": kind} for kind, table in tables.items() for s in table], ensure_ascii=False))
+        print(
+            json.dumps(
+                [{**s.to_dict(), "kind": kind} for kind, table in tables.items() for s in table], ensure_ascii=False
+            )
+        )
         return 0
     if not tables:
         print("no arena votes yet")
         return 0
     for kind, table in tables.items():
         print(f"{kind}: {sum(s.battles for s in table) // 2} votes")
-        print(f"  {'contestant':<28} {'rating':>7}  {'95 % interval':>15}  {'battles':>7}  {'wins':>5}  {'ties':>5}  win-rate")
+        print(
+            f"  {'contestant':<28} {'rating':>7}  {'95 % interval':>15}  "
+            f"{'battles':>7}  {'wins':>5}  {'ties':>5}  win-rate"
+        )
         for s in table:
             rate = "–" if s.win_rate is None else f"{s.win_rate:.0%}"
-            print(f"  {s.model:<28} {s.rating:7.1f}  {s.ci_low:7.1f}–{s.ci_high:<7.1f}  {s.battles:7d}  {s.wins:5d}  {s.ties:5d}  {rate}")
+            print(
+                f"  {s.model:<28} {s.rating:7.1f}  {s.ci_low:7.1f}–{s.ci_high:<7.1f}  "
+                f"{s.battles:7d}  {s.wins:5d}  {s.ties:5d}  {rate}"
+            )
     return 0
 
 
@@ -199,14 +229,19 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
     service = FeedbackService(settings.data_dir)
     text = session_report(
-        args.session, service.read("ratings").records, service.read("events").records, service.read("handoffs").records,
+        args.session,
+        service.read("ratings").records,
+        service.read("events").records,
+        service.read("handoffs").records,
         service.read("arena").records,
     )
     if args.out is None:
         print(text)
         return 0
     out = Path(args.out)
-    out.write_text(to_html(text, f"Session {args.session}") if out.suffix.lower() in (".html", ".htm") else text, encoding="utf-8")
+    out.write_text(
+        to_html(text, f"Session {args.session}") if out.suffix.lower() in (".html", ".htm") else text, encoding="utf-8"
+    )
     print(f"wrote {out}")
     return 0
 
@@ -218,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("prepare", help="convert / build the embedded offline models once")
     fb = sub.add_parser("feedback", help="inspect the ratings file")
     fb.add_argument("action", choices=["verify", "repair", "stats"])
-    fb.add_argument("--json", action="store_true", help="stats: print JSON ({\"tabs\": {\"text\": {\"up\": n, ...}}})")
+    fb.add_argument("--json", action="store_true", help='stats: print JSON ({"tabs": {"text": {"up": n, ...}}})')
     ex = sub.add_parser("export", help="export ratings as a training or analysis dataset")
     ex.add_argument("--format", required=True, choices=["sft", "dpo", "kto", "csv", "parquet"])
     ex.add_argument("--out", required=True, type=Path)

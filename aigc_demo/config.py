@@ -142,7 +142,9 @@ class Settings(BaseSettings):
     """OpenAI-compatible server for openai:NAME models, e.g. http://127.0.0.1:8000/v1 (vLLM, TGI,
     SGLang, llama.cpp server, Ollama). OPENAI_BASE_URL is honoured too."""
 
-    openai_api_key: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("AIGC_OPENAI_API_KEY", "OPENAI_API_KEY"))
+    openai_api_key: SecretStr = Field(
+        SecretStr(""), validation_alias=AliasChoices("AIGC_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
     """Its API key, if it wants one (OPENAI_API_KEY is honoured too). Never logged or stored."""
 
     openai_timeout_s: float = Field(60.0, gt=0, le=3600)
@@ -255,6 +257,11 @@ class Settings(BaseSettings):
     # -- derived values -----------------------------------------------------------------
 
     @property
+    def cache_path(self) -> Path:
+        """``cache_dir`` once filled in (never None after validation)."""
+        return self.cache_dir if self.cache_dir is not None else self.data_dir / "cache"
+
+    @property
     def effective_profile(self) -> Profile:
         if self.profile != "auto":
             return self.profile
@@ -291,7 +298,7 @@ class Settings(BaseSettings):
         return "llm" if self.effective_profile == "gpu" else "extractive"
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build Settings, turning validation errors into one readable SettingsError."""
     try:
         settings = Settings(**overrides)

@@ -40,7 +40,7 @@ def parse_variants(raw: str) -> dict[str, list[Variant]]:
         return {}
     try:
         data = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise SettingsError(f"AIGC_VARIANTS is not valid JSON ({exc.msg} at char {exc.pos})") from None
     if not isinstance(data, dict) or any(tab not in TABS for tab in data):
         raise SettingsError(f"AIGC_VARIANTS must map tabs ({', '.join(TABS)}) to lists of variants")

@@ -40,7 +40,10 @@ def main() -> None:
     args = parser.parse_args()
     from aigc_demo.feedback.arena import leaderboard
 
-    rows = ["| votes | contestants | leaderboard (s), 200 bootstrap rounds | fitted order = true order |", "|---|---|---|---|"]
+    rows = [
+        "| votes | contestants | leaderboard (s), 200 bootstrap rounds | fitted order = true order |",
+        "|---|---|---|---|",
+    ]
     for n_votes in (50, 200, 1000):
         for n_contestants in (2, 4, 8):
             votes, names = synthetic(n_votes, n_contestants)

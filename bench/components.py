@@ -55,7 +55,11 @@ def main() -> None:
             marks: list[float] = []
             t0 = time.perf_counter()
             services.image.generate(
-                f"a lighthouse {i}", steps=steps, width=width, height=width, seed=i,
+                f"a lighthouse {i}",
+                steps=steps,
+                width=width,
+                height=width,
+                seed=i,
                 on_step=lambda step, total, marks=marks: marks.append(time.perf_counter()),
             )
             e2e.append(time.perf_counter() - t0)
@@ -80,7 +84,9 @@ def main() -> None:
     out = services.text.feedback  # any registered output will do: register one
     from aigc_demo.feedback.service import GeneratedOutput
 
-    target = GeneratedOutput(tab="text", model={"id": "bench"}, params={}, prompt="p", output={"text": "t"}, latency_ms=1)
+    target = GeneratedOutput(
+        tab="text", model={"id": "bench"}, params={}, prompt="p", output={"text": "t"}, latency_ms=1
+    )
     out.register(target)
     for threads in (1, 16):
         latencies: list[float] = []
@@ -103,7 +109,8 @@ def main() -> None:
             t.join()
         rows.append(
             f"| feedback | rate() append, {threads} thread(s): p50 / p99 | {median(latencies) * 1000:.2f} / "
-            f"{percentile(latencies, 0.99) * 1000:.2f} ms | max {max(latencies) * 1000:.1f} ms | {len(latencies)} appends |"
+            f"{percentile(latencies, 0.99) * 1000:.2f} ms | max {max(latencies) * 1000:.1f} ms | "
+            f"{len(latencies)} appends |"
         )
         print(rows[-1], flush=True)
 

@@ -26,7 +26,10 @@ from aigc_demo.feedback.torture import run as torture
 from bench.common import percentile, record
 
 RECORD = {
-    "schema": 1, "tab": "text", "rating": "up", "comment": "nice answer, a bit long",
+    "schema": 1,
+    "tab": "text",
+    "rating": "up",
+    "comment": "nice answer, a bit long",
     "model": {"id": "packaged:smollm2-135m-instruct", "backend": "transformers", "profile": "offline"},
     "params": {"max_new_tokens": 256, "temperature": 0.7, "top_p": 0.95, "seed": 1234},
     "prompt": "Write a product description for a bamboo toothbrush. " * 4,
@@ -57,7 +60,9 @@ def bench(writers: int, mode: str, seconds: float, folder: Path) -> tuple[int, f
     if mode == "threads":
         per_thread = [[] for _ in range(writers)]
         shared = JsonlStore(path, max_bytes=64 * 1024 * 1024)  # as in the app: one store per stream
-        threads = [threading.Thread(target=_worker, args=(shared, seconds, per_thread[i], f"t{i}")) for i in range(writers)]
+        threads = [
+            threading.Thread(target=_worker, args=(shared, seconds, per_thread[i], f"t{i}")) for i in range(writers)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -101,9 +106,11 @@ def main() -> None:
                 print(rows[-1], flush=True)
         t = torture(Path(tmp) / "torture", kills=args.kills, max_bytes=64 * 1024, seed=7)
     kill_table = (
-        "| kills | acknowledged | lost | corrupt accepted | torn tails left | files (rotations) | stale lock | seconds |\n"
+        "| kills | acknowledged | lost | corrupt accepted | torn tails left | files (rotations) | stale lock | "
+        "seconds |\n"
         "|---|---|---|---|---|---|---|---|\n"
-        f"| {t.kills} | {t.acknowledged} | {len(t.lost)} | {t.corrupt} | {t.torn_tails} | {t.files} | {t.stale_lock} | {t.seconds:.0f} |"
+        f"| {t.kills} | {t.acknowledged} | {len(t.lost)} | {t.corrupt} | {t.torn_tails} | {t.files} | "
+        f"{t.stale_lock} | {t.seconds:.0f} |"
     )
     record(
         "Feedback store: durable appends and kill -9",

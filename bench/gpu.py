@@ -75,37 +75,82 @@ def build_sd_turbo_size(device: str, dtype: Any, tiny: bool) -> Any:
     tokenizer.model_max_length = 77
     torch.manual_seed(0)
     if tiny:
-        unet_kw = {"block_out_channels": (32, 64, 64, 64), "attention_head_dim": (2, 4, 4, 4), "cross_attention_dim": 32}
+        unet_kw = {
+            "block_out_channels": (32, 64, 64, 64),
+            "attention_head_dim": (2, 4, 4, 4),
+            "cross_attention_dim": 32,
+        }
         vae_kw = {"block_out_channels": (8, 16, 16, 16), "norm_num_groups": 8}
-        text_kw = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "projection_dim": 32}
+        text_kw = {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "projection_dim": 32,
+        }
     else:  # stabilityai/sd-turbo = SD 2.1 architecture
-        unet_kw = {"block_out_channels": (320, 640, 1280, 1280), "attention_head_dim": (5, 10, 20, 20), "cross_attention_dim": 1024}
+        unet_kw = {
+            "block_out_channels": (320, 640, 1280, 1280),
+            "attention_head_dim": (5, 10, 20, 20),
+            "cross_attention_dim": 1024,
+        }
         vae_kw = {"block_out_channels": (128, 256, 512, 512), "norm_num_groups": 32}
-        text_kw = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23, "num_attention_heads": 16, "projection_dim": 1024}
+        text_kw = {
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 23,
+            "num_attention_heads": 16,
+            "projection_dim": 1024,
+        }
     unet = UNet2DConditionModel(
-        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+        sample_size=64,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=2,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        use_linear_projection=True, norm_num_groups=32, **unet_kw,
+        use_linear_projection=True,
+        norm_num_groups=32,
+        **unet_kw,
     )
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=512,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, **vae_kw,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=2,
+        sample_size=512,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        **vae_kw,
     )
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=len(tokenizer), max_position_embeddings=77, hidden_act="gelu",
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=77,
+            hidden_act="gelu",
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
             **text_kw,
         )
     )
     scheduler = EulerDiscreteScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-        timestep_spacing="trailing", steps_offset=1,
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="trailing",
+        steps_offset=1,
     )
     pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device, dtype)
@@ -128,16 +173,27 @@ def bench_image(args: argparse.Namespace) -> tuple[list[str], dict[str, float]]:
     def call(n: int = 1) -> Callable[[], Any]:
         def run() -> Any:
             with torch.inference_mode():
-                return pipe(["a lighthouse at dusk"] * n, num_inference_steps=1, guidance_scale=0.0,
-                            height=side, width=side, output_type="pil").images
+                return pipe(
+                    ["a lighthouse at dusk"] * n,
+                    num_inference_steps=1,
+                    guidance_scale=0.0,
+                    height=side,
+                    width=side,
+                    output_type="pil",
+                ).images
 
         return run
 
     steps: list[tuple[str, Callable[[], None]]] = [("plain diffusers pipeline", lambda: None)]
-    steps.append(("+ channels_last (UNet, VAE)", lambda: (pipe.unet.to(memory_format=torch.channels_last),
-                                                          pipe.vae.to(memory_format=torch.channels_last))))
+    steps.append(
+        (
+            "+ channels_last (UNet, VAE)",
+            lambda: (pipe.unet.to(memory_format=torch.channels_last), pipe.vae.to(memory_format=torch.channels_last)),
+        )
+    )
     steps.append(("+ fused QKV projections", pipe.fuse_qkv_projections))
     if args.compile:
+
         def compile_models() -> None:
             pipe.unet = torch.compile(pipe.unet, mode="max-autotune", fullgraph=True)
             pipe.vae.decode = torch.compile(pipe.vae.decode, mode="max-autotune", fullgraph=True)
@@ -165,8 +221,10 @@ def bench_image(args: argparse.Namespace) -> tuple[list[str], dict[str, float]]:
     one_by_one = timed(lambda: [call()() for _ in range(8)], device, max(1, args.runs // 3))
     batched = timed(call(8), device, max(1, args.runs // 3), warmup=2 if args.compile else 1)
     ratio = statistics.median(one_by_one) / statistics.median(batched)
-    rows.append(f"| 8 requests: one batch vs one by one | {statistics.median(batched) * 1000:.1f} vs "
-                f"{statistics.median(one_by_one) * 1000:.1f} | — | {ratio:.2f}× throughput |")
+    rows.append(
+        f"| 8 requests: one batch vs one by one | {statistics.median(batched) * 1000:.1f} vs "
+        f"{statistics.median(one_by_one) * 1000:.1f} | — | {ratio:.2f}× throughput |"
+    )
     print(rows[-1], flush=True)
     results["batch8_speedup"] = ratio
     rows.insert(0, f"UNet parameters: {params / 1e6:.0f}M; dtype {str(dtype).removeprefix('torch.')}\n")
@@ -183,18 +241,41 @@ def bench_llm(args: argparse.Namespace) -> tuple[list[str], dict[str, float]]:
     device = args.device
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     if args.tiny:
-        config = Qwen2Config(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024)
+        config = Qwen2Config(
+            vocab_size=1000,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+        )
     else:  # Qwen/Qwen2.5-1.5B-Instruct
-        config = Qwen2Config(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                             num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768,
-                             rope_theta=1_000_000.0, tie_word_embeddings=True)
+        config = Qwen2Config(
+            vocab_size=151936,
+            hidden_size=1536,
+            intermediate_size=8960,
+            num_hidden_layers=28,
+            num_attention_heads=12,
+            num_key_value_heads=2,
+            max_position_embeddings=32768,
+            rope_theta=1_000_000.0,
+            tie_word_embeddings=True,
+        )
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(config).to(device, dtype).eval()
     n = args.tokens
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     ids = torch.randint(0, config.vocab_size, (1, 32), device=device)
-    greedy = {"do_sample": False, "max_new_tokens": n, "min_new_tokens": n, "pad_token_id": 0, "temperature": None, "top_p": None, "top_k": None}
+    greedy = {
+        "do_sample": False,
+        "max_new_tokens": n,
+        "min_new_tokens": n,
+        "pad_token_id": 0,
+        "temperature": None,
+        "top_p": None,
+        "top_k": None,
+    }
 
     def decode(**kw: Any) -> Callable[[], None]:
         def run() -> None:

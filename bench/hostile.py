@@ -43,7 +43,10 @@ def main() -> None:
     from aigc_demo.feedback.pii import scrub_text
 
     sizes = (10_000, 100_000, 1_000_000)
-    rows = ["| input | " + " | ".join(f"{n // 1000} kB (ms)" for n in sizes) + " | µs per kB at 1 MB |", "|---|" + "---|" * (len(sizes) + 1)]
+    rows = [
+        "| input | " + " | ".join(f"{n // 1000} kB (ms)" for n in sizes) + " | µs per kB at 1 MB |",
+        "|---|" + "---|" * (len(sizes) + 1),
+    ]
     for name, unit in CASES.items():
         cells = []
         for n in sizes:
@@ -57,7 +60,9 @@ def main() -> None:
     if args.url:
         table += "\n\n" + server_table(args.url.rstrip("/"))
     if not args.no_record:
-        record("Hostile input: PII scrub and server", "python bench/hostile.py" + (" --url URL" if args.url else ""), table)
+        record(
+            "Hostile input: PII scrub and server", "python bench/hostile.py" + (" --url URL" if args.url else ""), table
+        )
 
 
 def server_table(base: str) -> str:
@@ -82,9 +87,18 @@ def server_table(base: str) -> str:
 
     item = "x" * 7_999
     cases = {
-        "support, 20 history items at the 8,000 cap (x runs)": ("support_chat", ["退款多久到账", [{"role": "user", "content": item}] * 20]),
-        "support, 20 × 40,000 x (the stall of the adversarial run)": ("support_chat", ["hi", [{"role": "user", "content": "x" * 40_000}] * 20]),
-        "text, 20 history items of 16,000 characters": ("generate_text", ["继续", "free", 16, 0.7, 0.95, -1, "", "", "chat", "", [{"role": "user", "content": "y" * 16_000}] * 20]),
+        "support, 20 history items at the 8,000 cap (x runs)": (
+            "support_chat",
+            ["退款多久到账", [{"role": "user", "content": item}] * 20],
+        ),
+        "support, 20 × 40,000 x (the stall of the adversarial run)": (
+            "support_chat",
+            ["hi", [{"role": "user", "content": "x" * 40_000}] * 20],
+        ),
+        "text, 20 history items of 16,000 characters": (
+            "generate_text",
+            ["继续", "free", 16, 0.7, 0.95, -1, "", "", "chat", "", [{"role": "user", "content": "y" * 16_000}] * 20],
+        ),
         "text, a 3 MB body": ("generate_text", ["z" * 3_000_000]),
     }
     rows = ["| hostile request | time (s) | outcome | /healthz p50 / p99 / max during it (ms) |", "|---|---|---|---|"]
@@ -107,7 +121,8 @@ def server_table(base: str) -> str:
         poller.join()
         lat = latencies or [float("nan")]
         rows.append(
-            f"| {name} | {seconds:.2f} | {outcome} | {percentile(lat, 0.5):.0f} / {percentile(lat, 0.99):.0f} / {max(lat):.0f} |"
+            f"| {name} | {seconds:.2f} | {outcome} | "
+            f"{percentile(lat, 0.5):.0f} / {percentile(lat, 0.99):.0f} / {max(lat):.0f} |"
         )
     print("\n".join(rows))
     return "\n".join(rows)

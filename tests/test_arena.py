@@ -29,8 +29,12 @@ def test_bradley_terry_matches_a_hand_worked_three_contestant_example():
     with strengths 4 : 2 : 1, so the MLE is that. On the Elo scale, centred on 1000:
     400·log10(4/2) = 120.41 between neighbours → A 1120.41, B 1000, C 879.59."""
     outcomes = (
-        [("A", "B", 1.0)] * 2 + [("A", "B", 0.0)] + [("B", "C", 1.0)] * 2 + [("B", "C", 0.0)]
-        + [("A", "C", 1.0)] * 4 + [("A", "C", 0.0)]
+        [("A", "B", 1.0)] * 2
+        + [("A", "B", 0.0)]
+        + [("B", "C", 1.0)] * 2
+        + [("B", "C", 0.0)]
+        + [("A", "C", 1.0)] * 4
+        + [("A", "C", 0.0)]
     )
     ratings = bradley_terry(outcomes, ["A", "B", "C"], prior=0)
     assert ratings == pytest.approx([1120.41, 1000.0, 879.59], abs=0.01)
@@ -113,7 +117,10 @@ def test_a_text_battle_is_blind_fair_and_its_vote_is_stored_once_with_both_recip
     again, new_again = arena.vote(pair.pair_id, "a")  # a double click, a retry
     assert new and not new_again and again["id"] == vote["id"] and again["choice"] == "b"
     assert vote["winner"] == pair.b.contestant and vote["reasons"] == ["style"]
-    assert vote["b"]["output"]["text"] == last.b and vote["a"]["params"]["contestant_recipe"]["temperature"] in (0.2, 1.0)
+    assert vote["b"]["output"]["text"] == last.b and vote["a"]["params"]["contestant_recipe"]["temperature"] in (
+        0.2,
+        1.0,
+    )
     assert vote["session_id"] == "s1" and len(arena.votes()) == 1
 
 
@@ -179,8 +186,15 @@ def test_cli_arena_leaderboard_json(services, settings):
         winner = "a" if last.pair.a.contestant == "precise-T0.2" else "b"
         services.arena.vote(last.pair.pair_id, winner)
     env = {"AIGC_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "aigc_demo", "arena", "leaderboard", "--json"],
-                         check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "aigc_demo", "arena", "leaderboard", "--json"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     table = json.loads(out.stdout)
     assert [row["model"] for row in table] == ["precise-T0.2", "creative-T1.0"]
@@ -207,4 +221,6 @@ def test_text_and_image_contestants_get_a_leaderboard_each():
     votes = [_vote("t1", "t2", "a", kind="text")] * 3 + [_vote("i1", "i2", "b", kind="image")] * 3
     tables = by_kind(votes)
     assert {k: [s.model for s in t] for k, t in tables.items()} == {"image": ["i2", "i1"], "text": ["t1", "t2"]}
-    assert all(sum(s.rating for s in t) / len(t) == pytest.approx(1000) for t in tables.values())  # each centred on its own
+    assert all(
+        sum(s.rating for s in t) / len(t) == pytest.approx(1000) for t in tables.values()
+    )  # each centred on its own

@@ -74,7 +74,9 @@ def test_text_stop_string(tiny_text):
 
 def test_text_continues_a_final_assistant_message(tiny_text):
     head = [{"role": "user", "content": "写一首诗"}]
-    new_turn = tiny_text.tokenizer.decode(tiny_text.encode(TextRequest(messages=head, max_new_tokens=4))["input_ids"][0])
+    new_turn = tiny_text.tokenizer.decode(
+        tiny_text.encode(TextRequest(messages=head, max_new_tokens=4))["input_ids"][0]
+    )
     cont = TextRequest(messages=[*head, {"role": "assistant", "content": "床前明月光，"}], max_new_tokens=4)
     continued = tiny_text.tokenizer.decode(tiny_text.encode(cont)["input_ids"][0])
     # The template up to the answer, then the answer's words so far, with no end-of-turn after them.
@@ -110,7 +112,14 @@ def test_image_contract(tiny_image, prompt):
 
 
 def test_image_same_seed_same_pixels(tiny_image):
-    kw = {"prompt": "a red fox", "negative_prompt": "blurry", "steps": 2, "guidance_scale": 5.0, "width": 64, "height": 64}
+    kw = {
+        "prompt": "a red fox",
+        "negative_prompt": "blurry",
+        "steps": 2,
+        "guidance_scale": 5.0,
+        "width": 64,
+        "height": 64,
+    }
     a = np.asarray(tiny_image.generate(**kw, seed=7)[0])
     b = np.asarray(tiny_image.generate(**kw, seed=7)[0])
     c = np.asarray(tiny_image.generate(**kw, seed=8)[0])
@@ -273,7 +282,8 @@ def test_engine_prefix_picks_the_engine(settings):
     assert engine_for(settings, "text", "openai:qwen2.5-7b") == ("openai", "qwen2.5-7b")
     assert engine_for(settings, "text", "gguf:/models/a.gguf") == ("llamacpp", "/models/a.gguf")
     assert engine_for(settings, "text", "transformers:packaged:smollm2-135m-instruct") == (
-        "transformers", "packaged:smollm2-135m-instruct"
+        "transformers",
+        "packaged:smollm2-135m-instruct",
     )
     assert engine_for(settings, "text", "Qwen/Qwen2.5-1.5B-Instruct") == ("transformers", "Qwen/Qwen2.5-1.5B-Instruct")
     assert engine_for(settings, "image", "packaged:tiny-sd") == ("diffusers", "packaged:tiny-sd")
@@ -296,7 +306,11 @@ def test_auto_runs_the_packaged_gguf_on_llamacpp_when_it_works(settings, monkeyp
 @pytest.mark.parametrize(
     ("env", "value", "expected"),
     [
-        ("AIGC_TEXT_MODELS", "packaged:smollm2-135m-instruct,olama:qwen", "AIGC_TEXT_MODELS='olama:qwen': unknown engine prefix 'olama'"),
+        (
+            "AIGC_TEXT_MODELS",
+            "packaged:smollm2-135m-instruct,olama:qwen",
+            "AIGC_TEXT_MODELS='olama:qwen': unknown engine prefix 'olama'",
+        ),
         ("AIGC_TEXT_MODEL", "vllm:qwen", "AIGC_TEXT_MODEL='vllm:qwen': unknown engine prefix 'vllm'"),
         ("AIGC_TEXT_BACKEND", "vllm", "AIGC_TEXT_BACKEND='vllm': unknown engine"),
         ("AIGC_IMAGE_MODEL", "openai:dall-e", "AIGC_IMAGE_MODEL='openai:dall-e': unknown engine prefix 'openai'"),
@@ -321,7 +335,9 @@ def test_app_refuses_to_start_on_an_unknown_engine(tmp_path):
     env = {**os.environ, "AIGC_TEXT_MODEL": "olama:qwen", "AIGC_DATA_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "app.py"], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2
-    assert "AIGC_TEXT_MODEL='olama:qwen': unknown engine prefix 'olama'" in done.stderr and "Traceback" not in done.stderr
+    assert (
+        "AIGC_TEXT_MODEL='olama:qwen': unknown engine prefix 'olama'" in done.stderr and "Traceback" not in done.stderr
+    )
 
 
 def test_one_dropdown_mixes_engines_and_a_new_engine_is_one_line(monkeypatch, tiny_llm_dir):
@@ -372,6 +388,8 @@ def test_serving_text_on_llamacpp_never_imports_torch(tmp_path):
         "print(demo.services.registry.info('text')['backend'], 'torch' in sys.modules)\n"
     )
     env = {**os.environ, "AIGC_DATA_DIR": str(tmp_path), "AIGC_PROFILE": "auto"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["llamacpp", "False"]

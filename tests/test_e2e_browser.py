@@ -81,8 +81,14 @@ def page(app):
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
         page = context.new_page()
@@ -171,18 +177,24 @@ def test_02b_a_second_rating_does_not_carry_the_first_ones_reasons(app, page):
     rating.get_by_placeholder("Optional comment").fill("great slogan")
     page.locator(".rate-up").locator("visible=true").first.click()
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.rating textarea')].some(t => t.offsetParent && t.value === '')", timeout=10_000
+        "() => [...document.querySelectorAll('.rating textarea')].some(t => t.offsetParent && t.value === '')",
+        timeout=10_000,
     )
     assert not rating.get_by_label("great").is_checked()  # saved with the 👍, then cleared
     # The saved thumb is highlighted (primary), not greyed like a disabled button; it stays clickable.
     up = page.locator(".rate-up").locator("visible=true").first
-    page.wait_for_function("() => [...document.querySelectorAll('.rate-up')].some(b => b.offsetParent && b.classList.contains('primary'))")
-    assert up.is_enabled() and "primary" not in (page.locator(".rate-down").locator("visible=true").first.get_attribute("class") or "")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.rate-up')].some(b => b.offsetParent && b.classList.contains('primary'))"
+    )
+    assert up.is_enabled() and "primary" not in (
+        page.locator(".rate-down").locator("visible=true").first.get_attribute("class") or ""
+    )
     page.locator(".rate-down").locator("visible=true").first.click()
     page.wait_for_timeout(500)
     text = [r for r in records(settings) if r["tab"] == "text"]
     assert [(r["rating"], r["comment"], r.get("reasons") or []) for r in text[-2:]] == [
-        ("up", "great slogan", ["great"]), ("down", "", [])
+        ("up", "great slogan", ["great"]),
+        ("down", "", []),
     ]
     assert "record" not in page.locator(".rating-status").locator("visible=true").first.inner_text()
 
@@ -241,7 +253,8 @@ def test_02c_a_chinese_conversation_on_a_phone_continue_retry_and_a_new_chat(app
         assert box is not None and box["y"] < 844 and box["y"] + box["height"] > 0, box  # in view, not below the form
         shot(phone, "02c-text-zh-phone-cut")
         assert second["messages"][:2] == [
-            {"role": "user", "content": "推荐一款适合夏天的茶"}, {"role": "assistant", "content": first["output"]["text"]}
+            {"role": "user", "content": "推荐一款适合夏天的茶"},
+            {"role": "assistant", "content": first["output"]["text"]},
         ]
         cut_text = last_answer()
         phone.locator("#text-continue").click()
@@ -323,11 +336,15 @@ def test_04b_an_images_settings_come_back_in_one_click_and_from_a_dropped_png(ap
     page.locator("#image-gallery .thumbnail-item").filter(has_text="1235").first.click()
     page.locator("#image-gallery .preview").wait_for(timeout=10_000)
     page.get_by_text("Rating image 2 alone").locator("visible=true").first.wait_for(timeout=10_000)
-    assert page.locator("#image-gallery button[aria-label*='ullscreen'], #image-gallery button[title*='ullscreen']").count()
+    assert page.locator(
+        "#image-gallery button[aria-label*='ullscreen'], #image-gallery button[title*='ullscreen']"
+    ).count()
     page.locator("#image-prompt textarea").fill("something else")
     seed_box.fill("-1")
     page.locator("#image-use-settings").click()
-    page.wait_for_function("() => document.querySelector('#image-prompt textarea').value === '雨后的江南小镇'", timeout=10_000)
+    page.wait_for_function(
+        "() => document.querySelector('#image-prompt textarea').value === '雨后的江南小镇'", timeout=10_000
+    )
     assert seed_box.input_value() == "1235"
     # A PNG from AUTOMATIC1111, dropped on the reader: its recipe fills the form, inside our limits.
     info = PngImagePlugin.PngInfo()
@@ -424,7 +441,9 @@ def test_05b_chinese_support_on_a_phone_ticket_and_the_handoff_queue(app, page):
     chat.locator("button[aria-label='清空对话'], button[aria-label='Clear']").first.click()
     box.fill("人工")
     phone.locator("#support-send").click()
-    phone.wait_for_function("document.querySelector('#support-chat').innerText.match(/T-\\d{6}-[A-Z2-9]{4}/g)?.length === 1")
+    phone.wait_for_function(
+        "document.querySelector('#support-chat').innerText.match(/T-\\d{6}-[A-Z2-9]{4}/g)?.length === 1"
+    )
     assert [m["content"] for m in records(settings, "handoffs")[-1]["messages"]] == ["人工"]
     # The operator's queue lists the ticket with its transcript.
     phone.locator("#support-admin").click()
@@ -468,7 +487,10 @@ def test_07b_one_arena_vote_on_a_phone_in_each_language(app, page, lang):
     """Battle, both answers and the four vote buttons on one 390×844 screen; the vote reveals
     who was who and is stored once with both recipes."""
     settings, url = app
-    words = {"zh": ("竞技", "为茶饮店写一句广告语", "B 更好", "已保存"), "en": ("Arena", "a slogan for a tea shop", "B is better", "saved")}
+    words = {
+        "zh": ("竞技", "为茶饮店写一句广告语", "B 更好", "已保存"),
+        "en": ("Arena", "a slogan for a tea shop", "B is better", "saved"),
+    }
     tab, prompt, better_b, saved = words[lang]
     context = page.context.browser.new_context(
         viewport={"width": 390, "height": 844}, locale="zh-CN" if lang == "zh" else "en-US", is_mobile=True
@@ -482,7 +504,14 @@ def test_07b_one_arena_vote_on_a_phone_in_each_language(app, page, lang):
         phone.locator("#arena-start").click()
         phone.locator("#arena-vote-b:enabled").wait_for(timeout=30_000)
         phone.wait_for_timeout(400)
-        for element in ("#arena-a", "#arena-b", "#arena-vote-a", "#arena-vote-b", "#arena-vote-tie", "#arena-vote-both-bad"):
+        for element in (
+            "#arena-a",
+            "#arena-b",
+            "#arena-vote-a",
+            "#arena-vote-b",
+            "#arena-vote-tie",
+            "#arena-vote-both-bad",
+        ):
             box = phone.locator(element).bounding_box()
             assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 844, (element, box)  # one screen
         assert "precise" not in phone.content() and "creative" not in phone.content()  # blind
@@ -500,28 +529,69 @@ def test_07b_one_arena_vote_on_a_phone_in_each_language(app, page, lang):
 
 # Names and technical terms that stay as written in a Chinese page.
 ALLOWED_LATIN = {
-    "aigc", "demo", "studio", "english", "language", "offline", "gradio", "api", "png", "automatic1111", "fooocus",
-    "csv", "jsonl", "markdown", "txt", "question", "answer", "id", "category", "url", "ctrl", "enter", "shift",
-    "top-p", "token", "end", "n", "wilson", "utc", "sft", "dpo", "kto", "parquet", "pandas", "ci", "llm", "a", "b",
-    "bradley", "terry", "elo",
+    "aigc",
+    "demo",
+    "studio",
+    "english",
+    "language",
+    "offline",
+    "gradio",
+    "api",
+    "png",
+    "automatic1111",
+    "fooocus",
+    "csv",
+    "jsonl",
+    "markdown",
+    "txt",
+    "question",
+    "answer",
+    "id",
+    "category",
+    "url",
+    "ctrl",
+    "enter",
+    "shift",
+    "top-p",
+    "token",
+    "end",
+    "n",
+    "wilson",
+    "utc",
+    "sft",
+    "dpo",
+    "kto",
+    "parquet",
+    "pandas",
+    "ci",
+    "llm",
+    "a",
+    "b",
+    "bradley",
+    "terry",
+    "elo",
 }
 VISIBLE_TEXT_JS = """() => {
   const out = [];
   const shown = e => { const r = e.getBoundingClientRect(), s = getComputedStyle(e);
     return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'; };
   // Model output, user data (examples, table cells, galleries) and code (model ids) are not UI strings.
-  const data = 'script,style,textarea,.message-row,.arena-answer,.gallery,.grid-wrap,.thumbnail-item,.examples,td,.table-wrap tbody,code,.file-preview';
+  const data = 'script,style,textarea,.message-row,.arena-answer,.gallery,.grid-wrap,.thumbnail-item,.examples,'
+    + 'td,.table-wrap tbody,code,.file-preview';
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let n; (n = walker.nextNode());) {
     const el = n.parentElement, t = n.nodeValue.trim();
     const cell = el && el.closest('.table-wrap') && !el.closest('th, thead, .header-content');  // a table cell: data
-    if (t && el && (shown(el) || el.closest('.sr-only')) && !el.closest(data) && !cell) out.push(t + '  <' + el.tagName + '.' + el.className + '>');
+    if (t && el && (shown(el) || el.closest('.sr-only')) && !el.closest(data) && !cell)
+      out.push(t + '  <' + el.tagName + '.' + el.className + '>');
   }
   document.querySelectorAll('[placeholder],[aria-label],[title]').forEach(e => {
     if (!shown(e) || e.closest(data)) return;
     for (const a of ['placeholder', 'aria-label', 'title']) if (e.getAttribute(a)) out.push(e.getAttribute(a));
   });
-  document.querySelectorAll('input[type=text], input:not([type])').forEach(e => { if (shown(e) && e.value) out.push(e.value); });
+  document.querySelectorAll('input[type=text], input:not([type])').forEach(e => {
+    if (shown(e) && e.value) out.push(e.value);
+  });
   return out;
 }"""
 

@@ -59,8 +59,21 @@ def llama_server(tmp_path_factory) -> Iterator[str]:
     port = free_port()
     log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("wb")
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(packaged.smollm2_gguf()), "--model_alias", "smollm2",
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--verbose", "False",
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(packaged.smollm2_gguf()),
+        "--model_alias",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--verbose",
+        "False",
     ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
@@ -116,7 +129,9 @@ def test_engine_contract(engine, prompt):
 
 
 def test_engine_stop_string(engine):
-    request = TextRequest(messages=[{"role": "user", "content": "Count from 1 to 20."}], max_new_tokens=60, temperature=0)
+    request = TextRequest(
+        messages=[{"role": "user", "content": "Count from 1 to 20."}], max_new_tokens=60, temperature=0
+    )
     full = "".join(engine.stream(request))
     assert len(full) > 12
     stop = full[6:9]
@@ -133,7 +148,9 @@ def test_engine_same_seed_same_sample(engine):
 
 def test_engine_closing_the_stream_cancels(engine):
     stats = GenerationStats()
-    gen = engine.stream(TextRequest(prompt="Once", max_new_tokens=200, min_new_tokens=200, temperature=1.0, seed=2), stats)
+    gen = engine.stream(
+        TextRequest(prompt="Once", max_new_tokens=200, min_new_tokens=200, temperature=1.0, seed=2), stats
+    )
     next(gen)
     gen.close()  # what Gradio does when the user presses Stop
     assert stats.finish_reason == "cancelled" and stats.completion_tokens < 200
@@ -154,18 +171,25 @@ def test_llamacpp_answers_from_the_packaged_gguf(llama):
 def test_llamacpp_continues_a_final_assistant_message(llama):
     """The "continue" contract: the answer so far is extended, not answered as a new turn."""
     asked = {"role": "user", "content": "Count from one to ten in English words, separated by commas."}
-    request = TextRequest(messages=[asked, {"role": "assistant", "content": "one, two, three,"}], max_new_tokens=8, temperature=0)
+    request = TextRequest(
+        messages=[asked, {"role": "assistant", "content": "one, two, three,"}], max_new_tokens=8, temperature=0
+    )
     prompt = llama._model.detokenize(llama.encode(request)).decode()
     assert prompt.endswith("assistant\none, two, three,")  # no end-of-turn after the words so far
     assert "four" in "".join(llama.stream(request))
-    zh = [{"role": "user", "content": "用中文从一数到十，用逗号分隔。"}, {"role": "assistant", "content": "一，二，三，"}]
+    zh = [
+        {"role": "user", "content": "用中文从一数到十，用逗号分隔。"},
+        {"role": "assistant", "content": "一，二，三，"},
+    ]
     assert "".join(llama.stream(TextRequest(messages=zh, max_new_tokens=4, temperature=0))).startswith("四")
 
 
 def test_llamacpp_batches_a_newcomer_instead_of_queueing_it(llama):
     """A short answer that arrives while a long one streams finishes first: both decode in one batch."""
     long_stats = GenerationStats()
-    long_gen = llama.stream(TextRequest(prompt="Once", max_new_tokens=300, min_new_tokens=300, temperature=0), long_stats)
+    long_gen = llama.stream(
+        TextRequest(prompt="Once", max_new_tokens=300, min_new_tokens=300, temperature=0), long_stats
+    )
     next(long_gen)  # the long answer is decoding
     short = "".join(llama.stream(TextRequest(prompt="Hello", max_new_tokens=5, min_new_tokens=5, temperature=0)))
     assert short and long_stats.completion_tokens < 300  # the long one has not finished
@@ -210,7 +234,9 @@ def test_llamacpp_warms_idle_slots_with_the_common_chat_prefix():
         chat = backend.encode(TextRequest(messages=[{"role": "user", "content": "你好"}]))
         assert len(prefix) > 5 and chat[: len(prefix)] == prefix  # every plain chat starts with it
         assert _wait_until(lambda: all(slot.cached == prefix for slot in backend._slots))
-        text = "".join(backend.stream(TextRequest(messages=[{"role": "user", "content": "你好"}], max_new_tokens=8, temperature=0)))
+        text = "".join(
+            backend.stream(TextRequest(messages=[{"role": "user", "content": "你好"}], max_new_tokens=8, temperature=0))
+        )
         assert text and "\ufffd" not in text
     finally:
         backend.close()
@@ -245,7 +271,9 @@ def test_chinese_presets_never_show_a_replacement_char(preset, tmp_path, monkeyp
     service = TextService(registry, feedback, settings)
     for max_new_tokens, seed in ((5, 0), (7, 1), (11, 2), (40, 3)):
         for prompt in ZH_PROMPTS:
-            updates = list(service.stream(prompt, preset=preset, max_new_tokens=max_new_tokens, temperature=1.0, seed=seed))
+            updates = list(
+                service.stream(prompt, preset=preset, max_new_tokens=max_new_tokens, temperature=1.0, seed=seed)
+            )
             assert all("\ufffd" not in u.text for u in updates)
             assert registry.info("text")["backend"] == "llamacpp"
     events = (settings.data_dir / "feedback" / "events.jsonl").read_text(encoding="utf-8")
@@ -257,12 +285,16 @@ def test_chinese_presets_never_show_a_replacement_char(preset, tmp_path, monkeyp
 
 def test_openai_continue_mode_uses_completions(remote):
     stats = GenerationStats()
-    text = "".join(remote.stream(TextRequest(prompt="The capital of France is", max_new_tokens=8, temperature=0), stats))
+    text = "".join(
+        remote.stream(TextRequest(prompt="The capital of France is", max_new_tokens=8, temperature=0), stats)
+    )
     assert text.strip() and stats.completion_tokens >= 1
 
 
 def test_openai_server_down_is_a_clear_message():
-    backend = OpenAITextBackend("openai:m", served_name="m", base_url=f"http://127.0.0.1:{free_port()}/v1", api_key="k-123")
+    backend = OpenAITextBackend(
+        "openai:m", served_name="m", base_url=f"http://127.0.0.1:{free_port()}/v1", api_key="k-123"
+    )
     backend.load()
     with pytest.raises(AigcError) as info:
         "".join(backend.stream(TextRequest(prompt="hi", max_new_tokens=4)))
@@ -327,8 +359,12 @@ def test_text_tab_through_a_real_openai_server_keeps_the_key_out(llama_server, t
 
     key = "sk-" + "test" * 6  # built at run time: no key-shaped literal in the repository
     settings = Settings(
-        data_dir=tmp_path / "data", port=free_port(), text_model="openai:smollm2", openai_base_url=llama_server,
-        openai_api_key=key, preload=False,
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        text_model="openai:smollm2",
+        openai_base_url=llama_server,
+        openai_api_key=key,
+        preload=False,
     )
     with serve_app(settings) as url:
         client = Client(url, verbose=False)
@@ -373,7 +409,12 @@ def test_queue_lets_several_testers_stream_at_once(tmp_path):
 
     settings = Settings(data_dir=tmp_path / "data", port=free_port(), preload=False)
     registry = ModelRegistry(
-        settings, preloaded={"text": Counting(reply="one two three four five six", delay=0.15), "image": FakeImageBackend(), "embed": FakeEmbedder()}
+        settings,
+        preloaded={
+            "text": Counting(reply="one two three four five six", delay=0.15),
+            "image": FakeImageBackend(),
+            "embed": FakeEmbedder(),
+        },
     )
     with serve_app(settings, registry) as url:
         client = Client(url, verbose=False)

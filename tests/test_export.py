@@ -45,11 +45,14 @@ def test_sft_dpo_kto_content(rated):
     assert to_dpo(rows) == [{"prompt": "Write a slogan", "chosen": "Good answer", "rejected": "Bad answer"}]
     kto = to_kto(rows)
     assert {(k["completion"], k["label"]) for k in kto if k["prompt"] == "Write a slogan"} == {
-        ("Good answer", True), ("Bad answer", False)
+        ("Good answer", True),
+        ("Bad answer", False),
     }
 
 
-@pytest.mark.parametrize(("fmt", "loader"), [("sft", "json"), ("dpo", "json"), ("kto", "json"), ("csv", "csv"), ("parquet", "parquet")])
+@pytest.mark.parametrize(
+    ("fmt", "loader"), [("sft", "json"), ("dpo", "json"), ("kto", "json"), ("csv", "csv"), ("parquet", "parquet")]
+)
 def test_every_format_loads_with_datasets(rated, tmp_path, fmt, loader):
     import datasets
 
@@ -88,7 +91,9 @@ def test_filters_match_insights_until_session_variant(services, tmp_path):
     assert export(records, "csv", tmp_path / "old.csv", until="2000-01-01") == 0
     assert export(records, "csv", tmp_path / "v.csv", variant="nope") == 0
     # The same rows Insights counts for the same filters.
-    assert len(latest_ratings(filter_records(records, session="s2"))) == export(records, "kto", tmp_path / "k.jsonl", session="s2")
+    assert len(latest_ratings(filter_records(records, session="s2"))) == export(
+        records, "kto", tmp_path / "k.jsonl", session="s2"
+    )
 
 
 def test_cli_export_and_hub_error_without_token(rated, settings, tmp_path):
@@ -96,19 +101,55 @@ def test_cli_export_and_hub_error_without_token(rated, settings, tmp_path):
     out = tmp_path / "dpo.jsonl"
     run = subprocess.run(
         [sys.executable, "-m", "aigc_demo", "export", "--format", "dpo", "--out", str(out)],
-        check=False, capture_output=True, text=True, env=env, timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert run.returncode == 0 and "wrote 1 rows" in run.stdout
     none = subprocess.run(
-        [sys.executable, "-m", "aigc_demo", "export", "--format", "csv", "--out", str(tmp_path / "n.csv"),
-         "--session", "nobody", "--until", "2999-01-01", "--variant", "-"],
-        check=False, capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "aigc_demo",
+            "export",
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path / "n.csv"),
+            "--session",
+            "nobody",
+            "--until",
+            "2999-01-01",
+            "--variant",
+            "-",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert none.returncode == 0 and "wrote 0 rows" in none.stdout
     push = subprocess.run(
-        [sys.executable, "-m", "aigc_demo", "export", "--format", "kto", "--out", str(tmp_path / "k.jsonl"),
-         "--push-to-hub", "team/data"],
-        check=False, capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "aigc_demo",
+            "export",
+            "--format",
+            "kto",
+            "--out",
+            str(tmp_path / "k.jsonl"),
+            "--push-to-hub",
+            "team/data",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert push.returncode == 2 and "No Hugging Face token" in push.stderr
 
@@ -116,7 +157,7 @@ def test_cli_export_and_hub_error_without_token(rated, settings, tmp_path):
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(services, tmp_path):
     import csv
 
-    hostile = ["=HYPERLINK(\"https://evil.example\",\"点我\")", "+1+1", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR"]
+    hostile = ['=HYPERLINK("https://evil.example","点我")', "+1+1", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR"]
     for i, comment in enumerate(hostile):
         result = services.text.generate(comment if i % 2 else f"普通的提示 {i}", seed=i)
         services.feedback.rate(result["output_id"], "up", comment)
@@ -125,7 +166,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(services, tmp_pa
     with open(out, encoding="utf-8", newline="") as fh:
         cells = [cell for row in csv.reader(fh) for cell in row]
     assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
-    assert "'=HYPERLINK(\"https://evil.example\",\"点我\")" in cells and "'@SUM(A1:A9)" in cells
+    assert '\'=HYPERLINK("https://evil.example","点我")' in cells and "'@SUM(A1:A9)" in cells
     # The JSONL and Parquet exports keep what was typed.
     export(services.feedback.read("ratings").records, "kto", tmp_path / "k.jsonl")
     assert '"prompt": "+1+1"' in (tmp_path / "k.jsonl").read_text(encoding="utf-8")

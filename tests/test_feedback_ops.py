@@ -22,7 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "aigc_demo", "feedback", *args], check=False, capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "aigc_demo", "feedback", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def _rated(service: FeedbackService, tab: str, rating: str, comment: str = "") -> None:
@@ -83,7 +90,8 @@ def test_per_process_files_are_read_together(tmp_path):
     _rated(a, "text", "up")
     _rated(b, "image", "down")
     assert sorted(p.name for p in (tmp_path / "feedback").glob("ratings*.jsonl")) == [
-        "ratings-host-1.jsonl", "ratings-host-2.jsonl"
+        "ratings-host-1.jsonl",
+        "ratings-host-2.jsonl",
     ]
     assert sorted(r.tab for r in a.read_ratings()) == ["image", "text"]
 
@@ -91,8 +99,14 @@ def test_per_process_files_are_read_together(tmp_path):
 def test_pii_is_scrubbed_before_it_reaches_the_disk(tmp_path):
     service = FeedbackService(tmp_path)
     oid = service.register(
-        GeneratedOutput(tab="support", model={"id": "m"}, params={}, output={"text": "ok"}, prompt="我的手机 13800138000",
-                        messages=[{"role": "user", "content": "mail me: x@y.com"}])
+        GeneratedOutput(
+            tab="support",
+            model={"id": "m"},
+            params={},
+            output={"text": "ok"},
+            prompt="我的手机 13800138000",
+            messages=[{"role": "user", "content": "mail me: x@y.com"}],
+        )
     )
     service.rate(oid, "down", "call +44 20 7946 0958")
     raw = service.ratings.path.read_text(encoding="utf-8")

@@ -280,8 +280,9 @@ def test_retries_after_kill_dash_nine_store_each_rating_exactly_once(tmp_path):
     acked: dict[int, str] = {}
     start = 0
     for _ in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", _RATER, str(tmp_path), str(start), "40"],
-                                stdout=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _RATER, str(tmp_path), str(start), "40"], stdout=subprocess.PIPE, text=True, env=env
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
@@ -293,8 +294,14 @@ def test_retries_after_kill_dash_nine_store_each_rating_exactly_once(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         start = len(acked)
-    retry = subprocess.run([sys.executable, "-c", _RATER, str(tmp_path), "0", "40"],
-                           check=False, capture_output=True, text=True, env=env, timeout=120)
+    retry = subprocess.run(
+        [sys.executable, "-c", _RATER, str(tmp_path), "0", "40"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert retry.returncode == 0, retry.stderr[-2000:]
     again = dict(line.split()[1:] for line in retry.stdout.splitlines() if line.startswith("ack "))
     stored = read_stream(tmp_path / "feedback", "ratings")

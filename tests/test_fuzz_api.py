@@ -29,21 +29,53 @@ ENDPOINTS = ("generate_text", "generate_image", "support_chat", "rate")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, model_cache):
     data = tmp_path_factory.mktemp("fuzz-data")
-    settings = Settings(profile="offline", data_dir=data, cache_dir=model_cache, port=free_port(), preload=False,
-                        max_new_tokens_cap=64, image_max_side=128, image_max_steps=4)
-    registry = ModelRegistry(settings, preloaded={"text": FakeTextBackend(), "image": FakeImageBackend(), "embed": FakeEmbedder()})
+    settings = Settings(
+        profile="offline",
+        data_dir=data,
+        cache_dir=model_cache,
+        port=free_port(),
+        preload=False,
+        max_new_tokens_cap=64,
+        image_max_side=128,
+        image_max_steps=4,
+    )
+    registry = ModelRegistry(
+        settings, preloaded={"text": FakeTextBackend(), "image": FakeImageBackend(), "embed": FakeEmbedder()}
+    )
     with serve_app(settings, registry) as url:
         yield settings, url.rstrip("/")
 
 
 scalars = (
-    st.none() | st.booleans() | st.integers(min_value=-(10**400), max_value=10**400)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
-    | st.sampled_from(["", " ", "\ud800", "退款多久到账？", "up", "down", "chat", "continue", "free", "None", "-1", "1e309",
-                       "0" * 40, "<script>alert(1)</script>", "x" * 5000])
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**400), max_value=10**400)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+    | st.sampled_from(
+        [
+            "",
+            " ",
+            "\ud800",
+            "退款多久到账？",
+            "up",
+            "down",
+            "chat",
+            "continue",
+            "free",
+            "None",
+            "-1",
+            "1e309",
+            "0" * 40,
+            "<script>alert(1)</script>",
+            "x" * 5000,
+        ]
+    )
 )
 values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
 )
 # Messages that look like a conversation, some of them broken.
 histories = st.lists(

@@ -40,9 +40,12 @@ def _r(oid, tab, rating, **kw):
 
 def test_like_rates_use_the_latest_rating_of_each_output():
     records = [
-        _r("a", "text", "down"), _r("a", "text", "up"),  # re-rated: counts once, as up
-        _r("b", "text", "down"), _r("c", "image", "up"),
-        _r("d", "image", "up", item=0), _r("d", "image", "down", item=1),  # two images rated alone
+        _r("a", "text", "down"),
+        _r("a", "text", "up"),  # re-rated: counts once, as up
+        _r("b", "text", "down"),
+        _r("c", "image", "up"),
+        _r("d", "image", "up", item=0),
+        _r("d", "image", "down", item=1),  # two images rated alone
     ]
     rows = {r.group: r for r in like_rates(records, "tab")}
     assert (rows["text"].up, rows["text"].down) == (1, 1)
@@ -61,13 +64,27 @@ def test_report_filters_and_totals():
 
     ratings = [
         _r("a", "text", "up", ts="2026-11-01T10:00:00Z", session_id="s1", comment=""),
-        _r("b", "text", "down", ts="2026-11-02T10:00:00Z", session_id="s1", comment="meh", prompt="p", output={"text": "t"}),
+        _r(
+            "b",
+            "text",
+            "down",
+            ts="2026-11-02T10:00:00Z",
+            session_id="s1",
+            comment="meh",
+            prompt="p",
+            output={"text": "t"},
+        ),
         _r("c", "image", "down", ts="2026-11-02T11:00:00Z", session_id="s2", output={"path": "/x.png"}),
     ]
-    events = [{"tab": t, "output_id": o, "ts": ts, "session_id": s} for o, t, ts, s in [
-        ("a", "text", "2026-11-01T09:00:00Z", "s1"), ("b", "text", "2026-11-02T09:00:00Z", "s1"),
-        ("c", "image", "2026-11-02T10:00:00Z", "s2"), ("d", "text", "2026-11-03T09:00:00Z", "s3"),
-    ]]
+    events = [
+        {"tab": t, "output_id": o, "ts": ts, "session_id": s}
+        for o, t, ts, s in [
+            ("a", "text", "2026-11-01T09:00:00Z", "s1"),
+            ("b", "text", "2026-11-02T09:00:00Z", "s1"),
+            ("c", "image", "2026-11-02T10:00:00Z", "s2"),
+            ("d", "text", "2026-11-03T09:00:00Z", "s3"),
+        ]
+    ]
     everything = report(ratings, events)
     assert everything["totals"]["generations"] == 4 and everything["totals"]["ratings"] == 3
     assert everything["totals"]["up"] == 1 and everything["totals"]["sessions"] == 3

@@ -39,7 +39,9 @@ def test_api_conversation_and_continuing_a_cut_answer(client):
     ]
     cut = client.predict("继续", history=history, max_new_tokens=2, temperature=0, api_name="/generate_text")
     assert cut["finish_reason"] == "length" and cut["usage"]["prompt_tokens"] > 20  # the history was sent
-    more = client.predict("", continue_output_id=cut["output_id"], max_new_tokens=8, temperature=0, api_name="/generate_text")
+    more = client.predict(
+        "", continue_output_id=cut["output_id"], max_new_tokens=8, temperature=0, api_name="/generate_text"
+    )
     assert more["text"].startswith(cut["text"]) and len(more["text"]) > len(cut["text"])
     assert more["continued_from"] == cut["output_id"]
 
@@ -51,7 +53,9 @@ def test_api_arena_battle_then_one_vote_per_pair(app, client):
     assert set(battle) == {"pair_id", "a", "b"} and battle["a"]["text"] and battle["b"]["text"]
     assert "precise" not in str(battle) and "creative" not in str(battle)
     vote = client.predict(battle["pair_id"], "a", "style", "A 更有创意", api_name="/arena_vote")
-    assert vote["saved"] and vote["first_vote"] and {vote["a_model"], vote["b_model"]} == {"precise-T0.2", "creative-T1.0"}
+    assert (
+        vote["saved"] and vote["first_vote"] and {vote["a_model"], vote["b_model"]} == {"precise-T0.2", "creative-T1.0"}
+    )
     again = client.predict(battle["pair_id"], "b", api_name="/arena_vote")
     assert again["record_id"] == vote["record_id"] and again["choice"] == "a" and not again["first_vote"]
     stored = [r for r in read_stream(app[0].data_dir / "feedback", "arena").records if r.get("type") == "arena_vote"]
@@ -128,7 +132,9 @@ def test_concurrent_ratings_are_all_on_disk(app, client):
     oid = client.predict("How do I reset my password?", api_name="/support_chat")["output_id"]
 
     def rate(i: int) -> str:
-        return Client(url, verbose=False).predict(oid, "up" if i % 2 else "down", f"c{i}", api_name="/rate")["record_id"]
+        return Client(url, verbose=False).predict(oid, "up" if i % 2 else "down", f"c{i}", api_name="/rate")[
+            "record_id"
+        ]
 
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
         record_ids = list(pool.map(rate, range(60)))
@@ -147,5 +153,13 @@ def test_health_reports_models_profile_and_version(app, client):
 
 def test_ui_only_endpoints_are_not_public(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert names == {"/generate_text", "/generate_image", "/support_chat", "/rate", "/health",
-                     "/arena_text", "/arena_image", "/arena_vote"}
+    assert names == {
+        "/generate_text",
+        "/generate_image",
+        "/support_chat",
+        "/rate",
+        "/health",
+        "/arena_text",
+        "/arena_image",
+        "/arena_vote",
+    }

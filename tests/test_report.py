@@ -46,8 +46,14 @@ def test_report_cli_writes_html(services, tmp_path):
     services.text.generate("hi", session_id="cli1")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "r.html"
-    run = subprocess.run([sys.executable, "-m", "aigc_demo", "report", "--session", "cli1", "--out", str(out)],
-                         check=False, capture_output=True, text=True, env=env, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "aigc_demo", "report", "--session", "cli1", "--out", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert run.returncode == 0 and out.read_text().startswith("<!doctype html>")
 
 

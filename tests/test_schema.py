@@ -4,7 +4,14 @@ from aigc_demo.feedback.schema import SCHEMA_VERSION, FeedbackRecord
 
 
 def _record(**kw) -> FeedbackRecord:
-    base = {"tab": "text", "output_id": "o1", "rating": "up", "model": {"id": "m"}, "params": {"seed": 1}, "output": {"text": "hi"}}
+    base = {
+        "tab": "text",
+        "output_id": "o1",
+        "rating": "up",
+        "model": {"id": "m"},
+        "params": {"seed": 1},
+        "output": {"text": "hi"},
+    }
     return FeedbackRecord(**{**base, **kw})
 
 

@@ -26,7 +26,12 @@ pytestmark = [pytest.mark.integration]
 def server(tmp_path_factory, model_cache):
     data = tmp_path_factory.mktemp("security-data")
     settings = Settings(
-        profile="offline", data_dir=data, cache_dir=model_cache, port=free_port(), queue_max_size=2, preload=False,
+        profile="offline",
+        data_dir=data,
+        cache_dir=model_cache,
+        port=free_port(),
+        queue_max_size=2,
+        preload=False,
         text_concurrency=1,  # one text generation at a time, so a few callers fill the queue
         admin_token="s3cret-token",
     )
@@ -41,7 +46,9 @@ def _call(base: str, api: str, *args, **kwargs) -> tuple[bool, object]:
     from gradio_client import Client
 
     try:
-        return True, Client(base + "/", verbose=False, download_files=False).predict(*args, api_name=f"/{api}", **kwargs)
+        return True, Client(base + "/", verbose=False, download_files=False).predict(
+            *args, api_name=f"/{api}", **kwargs
+        )
     except Exception as exc:  # noqa: BLE001 - the message is what the test checks
         return False, str(exc)
 
@@ -125,8 +132,16 @@ def test_ui_only_handlers_are_not_callable(server):
     with httpx.Client(timeout=10) as http:
         info = http.get(f"{base}/gradio_api/info").json()
     public = set(info["named_endpoints"])
-    assert public == {"/generate_text", "/generate_image", "/support_chat", "/rate", "/health",
-                     "/arena_text", "/arena_image", "/arena_vote"}
+    assert public == {
+        "/generate_text",
+        "/generate_image",
+        "/support_chat",
+        "/rate",
+        "/health",
+        "/arena_text",
+        "/arena_image",
+        "/arena_vote",
+    }
 
 
 def test_health_answers_while_the_queue_is_full(server):

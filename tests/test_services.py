@@ -11,12 +11,27 @@ from aigc_demo.errors import AigcError, InvalidInput, NotFound, StorageError
 from aigc_demo.services.image import a1111_parameters, read_recipe
 
 RECORD_KEYS = {
-    "schema", "id", "ts", "app_version", "session_id", "tab", "output_id", "rating", "comment", "model",
-    "params", "prompt", "messages", "output", "sources", "latency_ms",
+    "schema",
+    "id",
+    "ts",
+    "app_version",
+    "session_id",
+    "tab",
+    "output_id",
+    "rating",
+    "comment",
+    "model",
+    "params",
+    "prompt",
+    "messages",
+    "output",
+    "sources",
+    "latency_ms",
 }
 
 
 # -- text ---------------------------------------------------------------------------------
+
 
 def test_generate_text_returns_usage_timings_and_registers_output(services):
     result = services.text.generate("Hello there", max_new_tokens=50, temperature=0, seed=7)
@@ -39,7 +54,10 @@ def test_preset_template_and_system_prompt_reach_the_model(services):
     request = services.registry.get("text").requests[-1]
     assert request.messages[-1]["content"] == "Write 5 catchy slogans for: a tea shop"
     services.text.generate("茶馆", preset="slogan")
-    assert services.registry.get("text").requests[-1].messages[-1]["content"] == "为以下内容写 5 条朗朗上口的宣传口号：茶馆"
+    assert (
+        services.registry.get("text").requests[-1].messages[-1]["content"]
+        == "为以下内容写 5 条朗朗上口的宣传口号：茶馆"
+    )
 
 
 def test_conversation_history_reaches_the_model_before_the_new_turn(services):
@@ -83,7 +101,10 @@ def test_continue_an_answer_cut_at_the_length_limit(services):
     more = services.text.generate(None, continue_output_id=cut["output_id"], max_new_tokens=2)
     # The model sees the same conversation, with the answer so far as the final assistant message.
     sent = fake.requests[-1].messages
-    assert sent[-2] == {"role": "user", "content": "数到七"} and sent[-1] == {"role": "assistant", "content": "一 二 三"}
+    assert sent[-2] == {"role": "user", "content": "数到七"} and sent[-1] == {
+        "role": "assistant",
+        "content": "一 二 三",
+    }
     assert more["text"] == "一 二 三 四 五" and more["continued_from"] == cut["output_id"]
     rest = services.text.generate(None, continue_output_id=more["output_id"], max_new_tokens=10)
     assert rest["text"] == "一 二 三 四 五 六 七" and rest["finish_reason"] == "stop"
@@ -140,6 +161,7 @@ def test_nul_bytes_are_dropped(services):
 
 # -- image ---------------------------------------------------------------------------------
 
+
 def test_generate_image_saves_png_with_reproducible_recipe(services):
     result = services.image.generate("a red fox", negative_prompt="blurry", seed=42, num_images=2, width=64, height=72)
     assert result["seed"] == 42 and len(result["images"]) == 2 and result["placeholder"]
@@ -161,8 +183,17 @@ def test_an_image_reads_back_its_own_settings(services):
     recipe = read_recipe(result["images"][1], max_side=512, max_steps=50)
     # What the user typed and chose, not the styled prompt: applying it reproduces image 2.
     assert recipe == {
-        "prompt": "雨后的江南小镇", "negative_prompt": "模糊", "style": style, "steps": 3, "guidance_scale": 5.0,
-        "width": 64, "height": 72, "seed": 8, "model": "packaged:tiny-sd", "source": "aigc_demo", "adjusted": [],
+        "prompt": "雨后的江南小镇",
+        "negative_prompt": "模糊",
+        "style": style,
+        "steps": 3,
+        "guidance_scale": 5.0,
+        "width": 64,
+        "height": 72,
+        "seed": 8,
+        "model": "packaged:tiny-sd",
+        "source": "aigc_demo",
+        "adjusted": [],
     }
 
 
@@ -181,14 +212,20 @@ def test_an_automatic1111_png_reads_back_and_is_kept_inside_our_limits(tmp_path)
     parameters = (
         "masterpiece, 1girl, (cherry blossoms:1.2), 樱花\nsecond line of prompt\n"
         "Negative prompt: lowres, bad hands\n"
-        'Steps: 80, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 3407, Size: 1024x1023, Model hash: 6ce0161689, '
+        "Steps: 80, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 3407, Size: 1024x1023, Model hash: 6ce0161689, "
         'Model: v1-5-pruned-emaonly, Lora hashes: "a: 1, b: 2", Version: v1.7.0'
     )
     recipe = read_recipe(_png_with(tmp_path, parameters=parameters), max_side=512, max_steps=50)
     assert recipe == {
         "prompt": "masterpiece, 1girl, (cherry blossoms:1.2), 樱花\nsecond line of prompt",
-        "negative_prompt": "lowres, bad hands", "steps": 50, "guidance_scale": 7.5, "seed": 3407,
-        "width": 512, "height": 512, "model": "v1-5-pruned-emaonly", "source": "a1111",
+        "negative_prompt": "lowres, bad hands",
+        "steps": 50,
+        "guidance_scale": 7.5,
+        "seed": 3407,
+        "width": 512,
+        "height": 512,
+        "model": "v1-5-pruned-emaonly",
+        "source": "a1111",
         "adjusted": ["width", "height", "steps"],
     }
     only_prompt = read_recipe(_png_with(tmp_path, parameters="a cat"), max_side=512, max_steps=50)
@@ -233,12 +270,22 @@ def test_bad_image_input(services, kwargs, needle):
 
 def test_a1111_parameters_without_negative():
     text = a1111_parameters(
-        {"prompt": "p", "negative_prompt": "", "steps": 2, "guidance_scale": 0.0, "seed": 1, "width": 512, "height": 512, "model": "m"}
+        {
+            "prompt": "p",
+            "negative_prompt": "",
+            "steps": 2,
+            "guidance_scale": 0.0,
+            "seed": 1,
+            "width": 512,
+            "height": 512,
+            "model": "m",
+        }
     )
     assert text == "p\nSteps: 2, CFG scale: 0, Seed: 1, Size: 512x512, Model: m"
 
 
 # -- ratings -------------------------------------------------------------------------------
+
 
 def test_rating_record_has_every_documented_key(services):
     result = services.text.generate("Hi", seed=3, session_id="s1")
@@ -298,7 +345,7 @@ def test_storage_failure_is_reported(services, monkeypatch):
 def test_stopping_keeps_and_registers_the_partial_answer(services):
     updates = []
     for update in services.text.stream("one two three four five six", seed=1, should_stop=lambda: len(updates) >= 2):
-        updates.append(update)  # noqa: PERF402 - should_stop reads this list while it grows
+        updates.append(update)
     final = updates[-1]
     assert final.done and final.result["finish_reason"] == "stopped"
     assert final.result["text"] == "Echo (1):"  # two chunks, then stopped
@@ -336,7 +383,9 @@ def test_each_image_of_a_batch_can_be_rated_alone(services):
 
 
 def test_style_is_applied_and_recorded(services):
-    result = services.image.generate("a lamp", style="Product shot", negative_prompt="dust", width=64, height=64, seed=1)
+    result = services.image.generate(
+        "a lamp", style="Product shot", negative_prompt="dust", width=64, height=64, seed=1
+    )
     img = Image.open(result["image"])
     recipe = json.loads(img.text["aigc"])
     assert recipe["prompt"].startswith("studio product photo of a lamp")
@@ -389,11 +438,14 @@ def test_zero_gpu_shim_wraps_with_spaces_gpu_on_zero_gpu(monkeypatch):
 
     seen = {}
     fake = types.ModuleType("spaces")
-    fake.GPU = lambda duration: (lambda f: (seen.setdefault("duration", duration), f)[1])
+    fake.GPU = lambda duration: lambda f: (seen.setdefault("duration", duration), f)[1]
     monkeypatch.setitem(sys.modules, "spaces", fake)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     monkeypatch.setattr(device.importlib.util, "find_spec", lambda name: object())
-    estimate = lambda *a: 30
+
+    def estimate(*args):
+        return 30
+
     wrapped = device.zero_gpu(duration=estimate)(lambda: "ran")
     assert wrapped() == "ran" and seen["duration"] is estimate
 
@@ -433,5 +485,9 @@ def test_concurrent_retries_with_one_key_store_one_record(services):
 
     result = services.text.generate("hi", seed=1)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        ids = set(pool.map(lambda _: services.feedback.rate(result["output_id"], "up", idempotency_key="k" * 16).id, range(16)))
+        ids = set(
+            pool.map(
+                lambda _: services.feedback.rate(result["output_id"], "up", idempotency_key="k" * 16).id, range(16)
+            )
+        )
     assert len(ids) == 1 and len(services.feedback.read("ratings").records) == 1

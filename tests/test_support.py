@@ -21,8 +21,12 @@ def test_kb_loader_reports_bad_lines_and_keeps_good_ones(tmp_path):
     (tmp_path / "a.jsonl").write_text(
         '{"id": "x1", "question": "Q1?", "answer": "A1."}\n{broken\n{"question": "Q3?"}\n', encoding="utf-8"
     )
-    (tmp_path / "b.csv").write_text("question,answer,url\n运费多少？,标准运费 ¥8。,https://e.example/f\n", encoding="utf-8")
-    (tmp_path / "c.md").write_text("# Store hours\n\nWe open 9-18.\n\n## Holidays\n\nClosed on Jan 1.\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text(
+        "question,answer,url\n运费多少？,标准运费 ¥8。,https://e.example/f\n", encoding="utf-8"
+    )
+    (tmp_path / "c.md").write_text(
+        "# Store hours\n\nWe open 9-18.\n\n## Holidays\n\nClosed on Jan 1.\n", encoding="utf-8"
+    )
     (tmp_path / "d.csv").write_text("q,a\n1,2\n", encoding="utf-8")
     (tmp_path / "e.txt").write_bytes(b"\xff\xfe bad")
     kb = load_kb(tmp_path)
@@ -84,7 +88,13 @@ def test_in_scope_questions_are_answered_from_the_right_entry(real_support, ques
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "question",
-    ["What's the weather in Paris tomorrow?", "Who won the 2022 world cup?", "how do I cook pasta", "帮我写一首诗", "今天天气怎么样"],
+    [
+        "What's the weather in Paris tomorrow?",
+        "Who won the 2022 world cup?",
+        "how do I cook pasta",
+        "帮我写一首诗",
+        "今天天气怎么样",
+    ],
 )
 def test_out_of_scope_questions_hand_off(real_support, question):
     result = real_support.chat(question)
@@ -159,7 +169,9 @@ def test_embedder_trust_is_measured_per_script_on_the_kb(real_support):
     trust = real_support.index().dense_trust
     assert trust["latin"] > 0.6 and trust["cjk"] > 0.6
     # ...the English MiniLM only in English, so it gets no say for Chinese.
-    minilm = ModelRegistry(Settings(embed_model="packaged:all-minilm-l6-v2", cache_dir=real_support.settings.cache_dir)).get("embed")
+    minilm = ModelRegistry(
+        Settings(embed_model="packaged:all-minilm-l6-v2", cache_dir=real_support.settings.cache_dir)
+    ).get("embed")
     trust = HybridIndex(real_support.index().kb, minilm).dense_trust
     assert trust["latin"] > 0.7
     assert trust["cjk"] < 0.3
@@ -199,6 +211,9 @@ def test_one_upvote_does_not_answer_unrelated_questions(real_support, tmp_path):
 
 @pytest.mark.slow
 def test_a_new_topic_after_a_question_is_not_glued_to_it(real_support):
-    history = [{"role": "user", "content": "How long does delivery take?"}, {"role": "assistant", "content": "3-5 days"}]
+    history = [
+        {"role": "user", "content": "How long does delivery take?"},
+        {"role": "assistant", "content": "3-5 days"},
+    ]
     result = real_support.chat("Do you sell spaceships?", history)
     assert result["handoff"] and result["handoff_reason"] == "low_confidence"

@@ -61,7 +61,10 @@ def test_upload_adds_then_replaces_then_resets(services, tmp_path):
     support = services.support
     base = len(support.kb.entries)
     faq = tmp_path / "extra.csv"
-    faq.write_text("id,question,answer\ngift-wrap,Do you offer gift wrapping?,Yes: gift wrapping costs ¥5 per item.\n", encoding="utf-8")
+    faq.write_text(
+        "id,question,answer\ngift-wrap,Do you offer gift wrapping?,Yes: gift wrapping costs ¥5 per item.\n",
+        encoding="utf-8",
+    )
     kb = support.install_files([faq], replace=False)
     assert len(kb.entries) == base + 1
     assert support.chat("Do you offer gift wrapping?")["sources"][0]["id"] == "gift-wrap"
@@ -90,7 +93,10 @@ def test_bad_uploads_are_refused_and_change_nothing(services, tmp_path, name, co
 
 
 def test_a_short_new_question_is_not_glued_to_the_previous_one(services):
-    history = [{"role": "user", "content": "How long does delivery take?"}, {"role": "assistant", "content": "3-5 days"}]
+    history = [
+        {"role": "user", "content": "How long does delivery take?"},
+        {"role": "assistant", "content": "3-5 days"},
+    ]
     result = services.support.chat("Do you sell spaceships?", history)
     assert result["handoff"]
 

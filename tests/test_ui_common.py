@@ -72,7 +72,14 @@ def test_stats_line_says_when_an_answer_was_cut_at_the_limit():
 def test_knowledge_gap_kinds_are_translated():
     from aigc_demo.ui.tables import gap_rows
 
-    gap = {"ts": "2026-11-29T10:00:00", "kind": "downvoted", "question": "q", "answer": "a", "comment": "", "sources": []}
+    gap = {
+        "ts": "2026-11-29T10:00:00",
+        "kind": "downvoted",
+        "question": "q",
+        "answer": "a",
+        "comment": "",
+        "sources": [],
+    }
     handoff = {**gap, "kind": "handoff: not in the knowledge base"}
     assert [r[1] for r in gap_rows([gap, handoff], "zh")] == ["被点踩的回答", "已转人工：知识库中没有"]
     assert gap_rows([gap], "en")[0][1] == "👎 answer"
@@ -87,8 +94,13 @@ def test_reuse_seed_takes_the_selected_image_of_a_batch():
 def test_support_answer_labels_follow_the_page_language():
     from aigc_demo.ui.tabs.support import render_answer
 
-    result = {"answer": "3–5 天 [1]", "handoff": False, "sources": [
-        {"rank": 1, "title": "多久到货？", "url": "", "snippet": "标准配送 3–5 个工作日", "verified": True}]}
+    result = {
+        "answer": "3–5 天 [1]",
+        "handoff": False,
+        "sources": [
+            {"rank": 1, "title": "多久到货？", "url": "", "snippet": "标准配送 3–5 个工作日", "verified": True}
+        ],
+    }
     zh = render_answer(result, "zh")
     assert "**来源**" in zh and "✅ **已验证答案**" in zh and "Sources" not in zh
     assert "**Sources**" in render_answer(result, "en")
@@ -98,9 +110,17 @@ def test_health_is_public_so_it_names_no_path_and_shows_storage_failures(setting
     from aigc_demo.errors import StorageError
     from aigc_demo.ui.demo import create_demo, without_paths
 
-    assert without_paths({"e": "cannot load /srv/models/qwen: no config", "id": "packaged:tiny-sd",
-                          "hub": "Qwen/Qwen2.5-1.5B-Instruct", "url": "https://api.example.com/v1"}) == {
-        "e": "cannot load <path>: no config", "id": "packaged:tiny-sd", "hub": "Qwen/Qwen2.5-1.5B-Instruct",
+    assert without_paths(
+        {
+            "e": "cannot load /srv/models/qwen: no config",
+            "id": "packaged:tiny-sd",
+            "hub": "Qwen/Qwen2.5-1.5B-Instruct",
+            "url": "https://api.example.com/v1",
+        }
+    ) == {
+        "e": "cannot load <path>: no config",
+        "id": "packaged:tiny-sd",
+        "hub": "Qwen/Qwen2.5-1.5B-Instruct",
         "url": "https://api.example.com/v1",
     }
     demo = create_demo(settings, registry=fake_registry)

@@ -14,7 +14,10 @@ from aigc_demo.ui.demo import build_services
 from aigc_demo.variants import assign, parse_variants
 
 VARIANTS = {
-    "text": [{"name": "A", "weight": 3}, {"name": "B", "weight": 1, "system": "Answer in one sentence.", "temperature": 0.2}],
+    "text": [
+        {"name": "A", "weight": 3},
+        {"name": "B", "weight": 1, "system": "Answer in one sentence.", "temperature": 0.2},
+    ],
     "image": [{"name": "fast", "steps": 2}, {"name": "slow", "steps": 6}],
 }
 

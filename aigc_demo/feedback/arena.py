@@ -109,8 +109,15 @@ def leaderboard(votes: list[dict[str, Any]], *, rounds: int = 200, seed: int = 0
             ties[a] += 1
             ties[b] += 1
     table = [
-        Standing(name, round(float(ratings[i]), 1), round(float(low[i]), 1), round(float(high[i]), 1),
-                 battles[name], wins[name], ties[name])
+        Standing(
+            name,
+            round(float(ratings[i]), 1),
+            round(float(low[i]), 1),
+            round(float(high[i]), 1),
+            battles[name],
+            wins[name],
+            ties[name],
+        )
         for i, name in enumerate(names)
     ]
     return sorted(table, key=lambda s: -s.rating)
@@ -141,9 +148,17 @@ def vote_rows(votes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for v in votes:
         row = {
-            "tab": "arena", "id": v.get("id"), "ts": v.get("ts"), "kind": v.get("kind"), "pair_id": v.get("pair_id"),
-            "choice": v.get("choice"), "prompt": v.get("prompt"), "reasons": ",".join(v.get("reasons") or []),
-            "comment": v.get("comment", ""), "session_id": v.get("session_id", ""), "variant": v.get("variant"),
+            "tab": "arena",
+            "id": v.get("id"),
+            "ts": v.get("ts"),
+            "kind": v.get("kind"),
+            "pair_id": v.get("pair_id"),
+            "choice": v.get("choice"),
+            "prompt": v.get("prompt"),
+            "reasons": ",".join(v.get("reasons") or []),
+            "comment": v.get("comment", ""),
+            "session_id": v.get("session_id", ""),
+            "variant": v.get("variant"),
         }
         for side in ("a", "b"):
             s = v.get(side) or {}

@@ -1,8 +1,9 @@
 """Training-ready exports from ratings: SFT, DPO and KTO (TRL formats), CSV and Parquet.
 
 All exports use the latest rating of each output (and image), after the same filters as
-Insights (tab, since, until, session, variant), so an export holds what Insights counts. Text-producing tabs (text, support)
-feed the training formats; CSV / Parquet hold every rating, flattened, images included.
+Insights (tab, since, until, session, variant), so an export holds what Insights counts.
+Text-producing tabs (text, support) feed the training formats; CSV / Parquet hold every
+rating, flattened, images included.
 
 * ``sft``: ``{"messages": [...]}`` chat rows from upvoted outputs;
 * ``dpo``: ``{"prompt", "chosen", "rejected"}`` from the same prompt rated up and down;
@@ -50,7 +51,7 @@ def _prompt_text(r: dict[str, Any]) -> str:
 
 def to_sft(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
-        {"messages": _prompt_messages(r) + [{"role": "assistant", "content": _completion(r)}]}
+        {"messages": [*_prompt_messages(r), {"role": "assistant", "content": _completion(r)}]}
         for r in rows
         if r.get("tab") in TEXT_TABS and r.get("rating") == "up" and _completion(r)
     ]
@@ -85,7 +86,9 @@ def flatten(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for key, value in r.items():
             if isinstance(value, dict):
                 for sub, v in value.items():
-                    row[f"{key}.{sub}"] = v if isinstance(v, (str, int, float, bool, type(None))) else json.dumps(v, ensure_ascii=False)
+                    row[f"{key}.{sub}"] = (
+                        v if isinstance(v, (str, int, float, bool, type(None))) else json.dumps(v, ensure_ascii=False)
+                    )
             elif isinstance(value, list):
                 row[key] = json.dumps(value, ensure_ascii=False)
             else:
@@ -114,7 +117,9 @@ def export(
     if fmt in ("sft", "dpo", "kto"):
         data = {"sft": to_sft, "dpo": to_dpo, "kto": to_kto}[fmt](rows)
         if fmt == "dpo":
-            data += [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in dpo_pairs(battles)]
+            data += [
+                {"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in dpo_pairs(battles)
+            ]
         with open(out, "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in data)
         return len(data)
@@ -152,7 +157,11 @@ def push_to_hub(path: Path, repo_id: str, *, token: str | None = None) -> str:
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type="dataset", private=True, exist_ok=True)
-        info = api.upload_file(path_or_fileobj=str(path), path_in_repo=Path(path).name, repo_id=repo_id, repo_type="dataset")
+        info = api.upload_file(
+            path_or_fileobj=str(path), path_in_repo=Path(path).name, repo_id=repo_id, repo_type="dataset"
+        )
     except Exception as exc:
-        raise AigcError(f"Could not push to the Hub dataset {repo_id} ({type(exc).__name__}: {str(exc)[:160]}).") from exc
+        raise AigcError(
+            f"Could not push to the Hub dataset {repo_id} ({type(exc).__name__}: {str(exc)[:160]})."
+        ) from exc
     return str(getattr(info, "commit_url", info))

@@ -38,7 +38,9 @@ def start_hub_sync(
     if not token and hf_api is None:
         log.warning(
             "AIGC_HUB_DATASET=%s is set but no Hugging Face token was found (set HF_TOKEN or run "
-            "`huggingface-cli login`): ratings stay in %s only.", repo_id, folder,
+            "`huggingface-cli login`): ratings stay in %s only.",
+            repo_id,
+            folder,
         )
         return None
     folder.mkdir(parents=True, exist_ok=True)
@@ -57,7 +59,10 @@ def start_hub_sync(
     except Exception as exc:  # noqa: BLE001 - offline, bad token, no permission: all the same here
         log.warning(
             "Hub sync to %s is disabled (%s: %s); ratings stay in %s only.",
-            repo_id, type(exc).__name__, str(exc)[:200], folder,
+            repo_id,
+            type(exc).__name__,
+            str(exc)[:200],
+            folder,
         )
         return None
     log.info("Feedback in %s syncs to the Hub dataset %s every %g min", folder, repo_id, every_minutes)

@@ -60,8 +60,15 @@ class Rate:
 
     def as_row(self) -> dict[str, Any]:
         lo, hi = self.interval
-        return {"group": self.group, "up": self.up, "down": self.down, "n": self.n,
-                "like_rate": round(self.rate, 4) if self.n else None, "ci_low": round(lo, 4), "ci_high": round(hi, 4)}
+        return {
+            "group": self.group,
+            "up": self.up,
+            "down": self.down,
+            "n": self.n,
+            "like_rate": round(self.rate, 4) if self.n else None,
+            "ci_low": round(lo, 4),
+            "ci_high": round(hi, 4),
+        }
 
 
 def latest_ratings(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -97,8 +104,10 @@ def coverage(ratings: Iterable[dict[str, Any]], events: Iterable[dict[str, Any]]
     rated: dict[str, set[str]] = defaultdict(set)
     for r in ratings:
         rated[str(r.get("tab"))].add(r.get("output_id", ""))
-    return {tab: {"generated": len(generated[tab]), "rated": len(rated[tab] & generated[tab])}
-            for tab in sorted(set(generated) | set(rated))}
+    return {
+        tab: {"generated": len(generated[tab]), "rated": len(rated[tab] & generated[tab])}
+        for tab in sorted(set(generated) | set(rated))
+    }
 
 
 def filter_records(
@@ -133,7 +142,8 @@ def report(ratings: list[dict[str, Any]], events: list[dict[str, Any]], **filter
     # Outputs that take 👍/👎: Arena answers are judged by votes (their own leaderboard), and
     # other event types (an Arena pair, …) are not outputs at all.
     events = [
-        e for e in filter_records(events, **filters)
+        e
+        for e in filter_records(events, **filters)
         if e.get("type", "generation") == "generation" and e.get("tab") != "arena"
     ]
     latest = latest_ratings(ratings)
@@ -141,7 +151,15 @@ def report(ratings: list[dict[str, Any]], events: list[dict[str, Any]], **filter
     lo, hi = wilson(up, len(latest))
     daily = []
     for rate in like_rates(ratings, "day"):
-        daily.append({"day": rate.group, "like_rate": rate.rate, "ci_low": rate.interval[0], "ci_high": rate.interval[1], "n": rate.n})
+        daily.append(
+            {
+                "day": rate.group,
+                "like_rate": rate.rate,
+                "ci_low": rate.interval[0],
+                "ci_high": rate.interval[1],
+                "n": rate.n,
+            }
+        )
     downvotes = [
         {
             "when": str(r.get("ts", ""))[:16].replace("T", " "),

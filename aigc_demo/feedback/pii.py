@@ -34,7 +34,9 @@ PHONE = re.compile(
 )
 
 # Fields that hold ids, hashes, paths or knowledge-base text, never user PII.
-SKIP_KEYS = frozenset({"id", "output_id", "record_id", "session_id", "ts", "sha256", "path", "model", "sources", "seq", "crc", "url"})
+SKIP_KEYS = frozenset(
+    {"id", "output_id", "record_id", "session_id", "ts", "sha256", "path", "model", "sources", "seq", "crc", "url"}
+)
 
 
 def _luhn_ok(digits: str) -> bool:

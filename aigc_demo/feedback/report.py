@@ -32,7 +32,10 @@ def _cell(text: Any, limit: int = 120) -> str:
 
 
 def session_report(
-    code: str, ratings: list[dict[str, Any]], events: list[dict[str, Any]], handoffs: list[dict[str, Any]],
+    code: str,
+    ratings: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    handoffs: list[dict[str, Any]],
     votes: list[dict[str, Any]] | None = None,
 ) -> str:
     votes = [v for v in votes or [] if v.get("session_id") == code and v.get("type") == "arena_vote"]
@@ -42,7 +45,7 @@ def session_report(
     latest = latest_ratings(ratings)
     lines = [f"# Session report: {_cell(code, 80)}", ""]
     if not events and not ratings and not votes:
-        return "\n".join(lines + ["No interactions recorded for this session code."]) + "\n"
+        return "\n".join([*lines, "No interactions recorded for this session code."]) + "\n"
     times = sorted(str(e.get("ts", "")) for e in events) or sorted(str(r.get("ts", "")) for r in ratings)
     up = sum(r.get("rating") == "up" for r in latest)
     lo, hi = wilson(up, len(latest))
@@ -70,7 +73,10 @@ def session_report(
         )
     comments = [r for r in latest if r.get("comment")]
     lines += ["", "## Comments", ""]
-    lines += [f"- {'👍' if r.get('rating') == 'up' else '👎'} ({r.get('tab')}) {_cell(r.get('comment'), 300)}" for r in comments] or ["None."]
+    lines += [
+        f"- {'👍' if r.get('rating') == 'up' else '👎'} ({r.get('tab')}) {_cell(r.get('comment'), 300)}"
+        for r in comments
+    ] or ["None."]
     worst = [r for r in latest if r.get("rating") == "down"]
     lines += ["", "## Worst outputs (👎)", ""]
     if worst:
@@ -78,13 +84,16 @@ def session_report(
         for r in worst[:20]:
             out = (r.get("output") or {}).get("text") or (r.get("output") or {}).get("path") or ""
             lines.append(
-                f"| {r.get('tab')} | {_cell(r.get('prompt'))} | {_cell(out)} | {_cell(', '.join(r.get('reasons') or []))} | {_cell(r.get('comment'))} |"
+                f"| {r.get('tab')} | {_cell(r.get('prompt'))} | {_cell(out)} | "
+                f"{_cell(', '.join(r.get('reasons') or []))} | {_cell(r.get('comment'))} |"
             )
     else:
         lines.append("None.")
     lines += ["", "## Support handoffs", ""]
     for h in handoffs:
-        question = next((m.get("content", "") for m in reversed(h.get("messages") or []) if m.get("role") == "user"), "")
+        question = next(
+            (m.get("content", "") for m in reversed(h.get("messages") or []) if m.get("role") == "user"), ""
+        )
         lines.append(f"- {h.get('reason')}: {_cell(question, 200)}")  # reason: one of the bot's own codes
     if not handoffs:
         lines.append("None.")
@@ -92,7 +101,10 @@ def session_report(
     if votes:
         lines += ["| contestant | rating | 95 % interval | battles | wins | ties |", "|---|---|---|---|---|---|"]
         for st in [st for table in by_kind(votes).values() for st in table]:
-            lines.append(f"| {_cell(st.model)} | {st.rating:.0f} | {st.ci_low:.0f}–{st.ci_high:.0f} | {st.battles} | {st.wins} | {st.ties} |")
+            lines.append(
+                f"| {_cell(st.model)} | {st.rating:.0f} | {st.ci_low:.0f}–{st.ci_high:.0f} | "
+                f"{st.battles} | {st.wins} | {st.ties} |"
+            )
         lines += ["", "| kind | prompt | A | B | vote | comment |", "|---|---|---|---|---|---|"]
         for v in votes[-20:]:
             lines.append(

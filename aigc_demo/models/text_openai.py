@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,7 +37,14 @@ class OpenAITextBackend:
     uses_torch = False  # loads and runs off the torch compute thread
 
     def __init__(
-        self, model_id: str, *, served_name: str, base_url: str, api_key: str = "", timeout_s: float = 60.0, parallel: int = 64
+        self,
+        model_id: str,
+        *,
+        served_name: str,
+        base_url: str,
+        api_key: str = "",
+        timeout_s: float = 60.0,
+        parallel: int = 64,
     ) -> None:
         self.model_id = model_id
         self.served_name = served_name
@@ -64,7 +71,6 @@ class OpenAITextBackend:
 
     def load(self) -> None:
         try:
-            import httpx
             import openai
         except ImportError as exc:
             raise ModelLoadError(f"The OpenAI client is not installed ({exc}); run `pip install openai`.") from exc
@@ -76,11 +82,11 @@ class OpenAITextBackend:
         self._client = openai.OpenAI(
             base_url=self.base_url,
             api_key=self._api_key or "not-needed",  # local servers accept any key; the client wants one
-            timeout=httpx.Timeout(self.timeout_s, connect=CONNECT_TIMEOUT_S),
+            timeout=openai.Timeout(self.timeout_s, connect=CONNECT_TIMEOUT_S),
             max_retries=0,  # a retry would restart a half-streamed answer; the user retries
         )
 
-    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Iterator[str]:
+    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Generator[str, None, None]:
         import openai
 
         stats = stats if stats is not None else GenerationStats()
@@ -157,7 +163,8 @@ class OpenAITextBackend:
         where = self.describe()
         if isinstance(exc, openai.APITimeoutError):
             return AigcError(
-                f"The text server at {where} did not answer within {self.timeout_s:.0f} s. It may be overloaded; try again.",
+                f"The text server at {where} did not answer within {self.timeout_s:.0f} s. "
+                "It may be overloaded; try again.",
                 zh=f"文本推理服务 {where} 在 {self.timeout_s:.0f} 秒内没有响应，可能正忙，请稍后重试。",
             )
         if isinstance(exc, openai.APIConnectionError):

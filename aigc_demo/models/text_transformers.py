@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,14 @@ class TransformersTextBackend:
     parallel = 1  # every request runs on the one compute thread
 
     def __init__(
-        self, model_id: str, *, source: str | Path, device: str, dtype: Any, int8_weights: bool = False, precision: str = ""
+        self,
+        model_id: str,
+        *,
+        source: str | Path,
+        device: str,
+        dtype: Any,
+        int8_weights: bool = False,
+        precision: str = "",
     ) -> None:
         self.model_id = model_id
         self.source = str(source)
@@ -54,7 +61,7 @@ class TransformersTextBackend:
 
         device = pick_device(settings.device)
         dtype, int8_weights, label = resolve_precision(settings.text_precision, device, pick_dtype(device))
-        source = packaged.source(target, settings.cache_dir)
+        source = packaged.source(target, settings.cache_path)
         return cls(model_id, source=source, device=device, dtype=dtype, int8_weights=int8_weights, precision=label)
 
     def load(self) -> None:
@@ -69,7 +76,7 @@ class TransformersTextBackend:
                 "Set AIGC_TEXT_MODEL to a Hub id (needs network), a local model directory, "
                 "or leave it empty for the embedded offline model."
             ) from exc
-        model = model.to(self.device).eval()
+        model = model.to(self.device).eval()  # type: ignore[arg-type]  # transformers types .to's wrapper wrongly
         if self.int8_weights:
             from aigc_demo.models.quant import quantize_int8_weights
 
@@ -105,7 +112,7 @@ class TransformersTextBackend:
                 enc = {k: v[:, -budget:] for k, v in enc.items()}
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Iterator[str]:
+    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Generator[str, None, None]:
         """Yield decoded text chunks; fill ``stats`` as generation proceeds.
 
         The generate thread only appends token ids (no decoding, no per-token wake-up);
@@ -191,7 +198,7 @@ class TransformersTextBackend:
                 if len(after) > len(before) and (done or not after.endswith("\ufffd")):
                     prefix_offset, read_offset = read_offset, len(snapshot)
                     stats.completion_tokens = len(snapshot)
-                    delta = visible.push(after[len(before):])
+                    delta = visible.push(after[len(before) :])
                     if delta:
                         yield delta
                     if visible.stopped:

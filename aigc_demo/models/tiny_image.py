@@ -59,11 +59,300 @@ _EOW = "</w>"
 
 # Frequent English letter pairs; each gives a word-internal merge ("t h" ->
 # "th") and a word-final one ("h e</w>" -> "he</w>").
-_BIGRAMS = ["th", "he", "in", "er", "an", "re", "on", "at", "en", "nd", "ti", "es", "or", "te", "of", "ed", "is", "it", "al", "ar", "st", "to", "nt", "ng", "se", "ha", "as", "ou", "io", "le", "ve", "co", "me", "de", "hi", "ri", "ro", "ic", "ne", "ea", "ra", "ce", "li", "ch", "ll", "be", "ma", "si", "om", "ur", "ca", "el", "ta", "la", "ns", "di", "fo", "ho", "pe", "ec", "pr", "no", "ct", "us", "ac", "ot", "il", "tr", "ly", "nc", "et", "ut", "ss", "so", "rs", "un", "lo", "wa", "ge", "ie", "wh", "ee", "wi", "em", "ad", "ol", "rt", "po", "we", "na", "ul", "ni", "ts", "mo", "ow", "pa", "im", "mi", "ai", "sh", "ir", "su", "id", "os", "iv", "ia", "am", "fi", "ci", "vi", "pl", "ig", "tu", "ev", "ld", "ry", "mp", "fe", "bl", "ab", "gh", "ty", "op", "wo", "sa", "ay", "ex", "ke", "fr", "oo", "av", "ag", "if", "ap", "gr", "od", "bo", "sp", "rd", "do", "uc", "bu", "ei", "ov", "by", "rm", "ep", "tt", "oc", "fa", "ef", "cu", "rn", "sc", "gi", "da", "yo", "cr", "cl", "du", "ga", "qu", "ue", "ff", "ba", "ey", "ls", "va", "um", "pp", "ua", "up", "lu", "go", "ht", "ru", "ug", "ds", "lt", "pi", "rc", "rr", "eg", "au", "ck", "ew", "mu", "br", "bi", "pt", "ak", "pu", "ui", "rg", "ib", "tl", "ny", "ki", "rk", "ys", "ob", "mm", "fu", "ph", "og", "ms", "ye", "ud", "mb", "ip", "ub", "oi", "rl", "gu", "dr", "hr", "cc", "tw", "ft", "wn", "nu", "af", "hu", "nn", "eo", "vo", "rv", "nf", "xp", "gn", "sm", "fl", "iz", "ok", "nl", "my", "gl", "aw", "sy", "oa"]
+_BIGRAMS = [
+    "th",
+    "he",
+    "in",
+    "er",
+    "an",
+    "re",
+    "on",
+    "at",
+    "en",
+    "nd",
+    "ti",
+    "es",
+    "or",
+    "te",
+    "of",
+    "ed",
+    "is",
+    "it",
+    "al",
+    "ar",
+    "st",
+    "to",
+    "nt",
+    "ng",
+    "se",
+    "ha",
+    "as",
+    "ou",
+    "io",
+    "le",
+    "ve",
+    "co",
+    "me",
+    "de",
+    "hi",
+    "ri",
+    "ro",
+    "ic",
+    "ne",
+    "ea",
+    "ra",
+    "ce",
+    "li",
+    "ch",
+    "ll",
+    "be",
+    "ma",
+    "si",
+    "om",
+    "ur",
+    "ca",
+    "el",
+    "ta",
+    "la",
+    "ns",
+    "di",
+    "fo",
+    "ho",
+    "pe",
+    "ec",
+    "pr",
+    "no",
+    "ct",
+    "us",
+    "ac",
+    "ot",
+    "il",
+    "tr",
+    "ly",
+    "nc",
+    "et",
+    "ut",
+    "ss",
+    "so",
+    "rs",
+    "un",
+    "lo",
+    "wa",
+    "ge",
+    "ie",
+    "wh",
+    "ee",
+    "wi",
+    "em",
+    "ad",
+    "ol",
+    "rt",
+    "po",
+    "we",
+    "na",
+    "ul",
+    "ni",
+    "ts",
+    "mo",
+    "ow",
+    "pa",
+    "im",
+    "mi",
+    "ai",
+    "sh",
+    "ir",
+    "su",
+    "id",
+    "os",
+    "iv",
+    "ia",
+    "am",
+    "fi",
+    "ci",
+    "vi",
+    "pl",
+    "ig",
+    "tu",
+    "ev",
+    "ld",
+    "ry",
+    "mp",
+    "fe",
+    "bl",
+    "ab",
+    "gh",
+    "ty",
+    "op",
+    "wo",
+    "sa",
+    "ay",
+    "ex",
+    "ke",
+    "fr",
+    "oo",
+    "av",
+    "ag",
+    "if",
+    "ap",
+    "gr",
+    "od",
+    "bo",
+    "sp",
+    "rd",
+    "do",
+    "uc",
+    "bu",
+    "ei",
+    "ov",
+    "by",
+    "rm",
+    "ep",
+    "tt",
+    "oc",
+    "fa",
+    "ef",
+    "cu",
+    "rn",
+    "sc",
+    "gi",
+    "da",
+    "yo",
+    "cr",
+    "cl",
+    "du",
+    "ga",
+    "qu",
+    "ue",
+    "ff",
+    "ba",
+    "ey",
+    "ls",
+    "va",
+    "um",
+    "pp",
+    "ua",
+    "up",
+    "lu",
+    "go",
+    "ht",
+    "ru",
+    "ug",
+    "ds",
+    "lt",
+    "pi",
+    "rc",
+    "rr",
+    "eg",
+    "au",
+    "ck",
+    "ew",
+    "mu",
+    "br",
+    "bi",
+    "pt",
+    "ak",
+    "pu",
+    "ui",
+    "rg",
+    "ib",
+    "tl",
+    "ny",
+    "ki",
+    "rk",
+    "ys",
+    "ob",
+    "mm",
+    "fu",
+    "ph",
+    "og",
+    "ms",
+    "ye",
+    "ud",
+    "mb",
+    "ip",
+    "ub",
+    "oi",
+    "rl",
+    "gu",
+    "dr",
+    "hr",
+    "cc",
+    "tw",
+    "ft",
+    "wn",
+    "nu",
+    "af",
+    "hu",
+    "nn",
+    "eo",
+    "vo",
+    "rv",
+    "nf",
+    "xp",
+    "gn",
+    "sm",
+    "fl",
+    "iz",
+    "ok",
+    "nl",
+    "my",
+    "gl",
+    "aw",
+    "sy",
+    "oa",
+]
 
 # A few whole words that are common in image prompts, merged on top of the
 # bigrams above (left to right).
-_WORDS = ["the", "and", "of", "with", "in", "on", "a", "an", "photo", "painting", "portrait", "of", "style", "art", "light", "red", "green", "blue", "black", "white", "color", "colour", "cat", "dog", "fox", "tree", "sky", "sun", "city", "night", "day", "water", "mountain", "forest", "flower", "girl", "boy", "man", "woman", "house", "landscape", "detailed", "realistic", "cinematic", "high", "quality", "lighting"]
+_WORDS = [
+    "the",
+    "and",
+    "of",
+    "with",
+    "in",
+    "on",
+    "a",
+    "an",
+    "photo",
+    "painting",
+    "portrait",
+    "of",
+    "style",
+    "art",
+    "light",
+    "red",
+    "green",
+    "blue",
+    "black",
+    "white",
+    "color",
+    "colour",
+    "cat",
+    "dog",
+    "fox",
+    "tree",
+    "sky",
+    "sun",
+    "city",
+    "night",
+    "day",
+    "water",
+    "mountain",
+    "forest",
+    "flower",
+    "girl",
+    "boy",
+    "man",
+    "woman",
+    "house",
+    "landscape",
+    "detailed",
+    "realistic",
+    "cinematic",
+    "high",
+    "quality",
+    "lighting",
+]
 
 
 # --------------------------------------------------------------------------
@@ -85,7 +374,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
 
 
 def _make_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -117,7 +406,7 @@ def _make_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
         add_merge(bg[0], bg[1] + _EOW)
     for word in _WORDS:
         # Greedy left-to-right merges: "fox" -> "f o" then "fo x</w>".
-        pieces = list(word[:-1]) + [word[-1] + _EOW]
+        pieces = [*word[:-1], word[-1] + _EOW]
         acc = pieces[0]
         for nxt in pieces[1:]:
             add_merge(acc, nxt)
@@ -130,9 +419,7 @@ def _make_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
 def _write_tokenizer_files(directory: pathlib.Path) -> None:
     vocab, merges = _make_vocab_and_merges()
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.json").write_text(
-        json.dumps(vocab, ensure_ascii=False), encoding="utf-8"
-    )
+    (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     (directory / "merges.txt").write_text(
         "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges),
         encoding="utf-8",
@@ -162,12 +449,10 @@ def _write_tokenizer_files(directory: pathlib.Path) -> None:
 
 def _make_pipeline(seed: int, work_dir: pathlib.Path) -> Any:
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    # From diffusers.models: type checkers resolve the top-level names to diffusers' no-torch dummies.
+    from diffusers.models import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     tok_dir = work_dir / "_tokenizer_src"
@@ -289,9 +574,7 @@ def build_tiny_pipeline(out_dir: str | os.PathLike, *, seed: int = 0) -> pathlib
             shutil.rmtree(scratch, ignore_errors=True)
         pipe.save_pretrained(str(tmp), safe_serialization=True)
         del pipe
-        (tmp / MARKER_FILENAME).write_text(
-            json.dumps(_marker_payload(seed)), encoding="utf-8"
-        )
+        (tmp / MARKER_FILENAME).write_text(json.dumps(_marker_payload(seed)), encoding="utf-8")
         _move_into_place(tmp, out, seed=seed)
     finally:
         if tmp.exists():
@@ -311,9 +594,7 @@ def _move_into_place(tmp: pathlib.Path, out: pathlib.Path, *, seed: int) -> None
     # the same build: keep theirs.
     if is_complete(out, seed=seed):
         return
-    stale = pathlib.Path(
-        tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent)
-    )
+    stale = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
     try:
         os.replace(out, stale / "old")  # file, symlink or directory
         try:

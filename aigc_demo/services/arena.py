@@ -68,7 +68,7 @@ def parse_contestants(raw: str) -> list[Contestant]:
         except ValueError as exc:
             raise SettingsError(f"AIGC_ARENA is not valid JSON: {exc}") from None
     if not isinstance(data, list):
-        raise SettingsError("AIGC_ARENA must be a JSON list of contestants: [{\"name\": ..., \"kind\": \"text\", ...}]")
+        raise SettingsError('AIGC_ARENA must be a JSON list of contestants: [{"name": ..., "kind": "text", ...}]')
     out: list[Contestant] = []
     for item in data:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"].strip():
@@ -79,7 +79,9 @@ def parse_contestants(raw: str) -> list[Contestant]:
         keys = TEXT_KEYS if kind == "text" else IMAGE_KEYS
         unknown = set(item) - {"name", "kind", *keys}
         if unknown:
-            raise SettingsError(f"AIGC_ARENA: {item['name']!r} has unknown keys {sorted(unknown)}; {kind} takes {list(keys)}")
+            raise SettingsError(
+                f"AIGC_ARENA: {item['name']!r} has unknown keys {sorted(unknown)}; {kind} takes {list(keys)}"
+            )
         out.append(Contestant(item["name"].strip(), kind, {k: item[k] for k in keys if k in item}))
     names = [c.name for c in out]
     if len(set(names)) != len(names):
@@ -136,7 +138,8 @@ class ArenaService:
         if len(pool) < 2:
             raise InvalidInput(
                 f"the arena needs two {kind} contestants (AIGC_ARENA); it has {len(pool)}",
-                zh=f"竞技场需要至少两个{'文本' if kind == 'text' else '图像'}参赛配置（AIGC_ARENA），当前为 {len(pool)} 个",
+                zh=f"竞技场需要至少两个{'文本' if kind == 'text' else '图像'}参赛配置（AIGC_ARENA），"
+                f"当前为 {len(pool)} 个",
             )
         a, b = self._rng.sample(pool, 2)
         return a, b
@@ -144,8 +147,14 @@ class ArenaService:
     # -- text ------------------------------------------------------------------------------
 
     def text_battle(
-        self, prompt: object, *, max_new_tokens: object = None, temperature: object = None, seed: object = -1,
-        session_id: str = "", should_stop: Callable[[], bool] | None = None,
+        self,
+        prompt: object,
+        *,
+        max_new_tokens: object = None,
+        temperature: object = None,
+        seed: object = -1,
+        session_id: str = "",
+        should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[Battle]:
         """Both answers at once (two threads: engines that batch serve them together); yields
         the texts so far, and finally the stored pair."""
@@ -153,9 +162,9 @@ class ArenaService:
         shared_seed = resolve_seed(seed)
         overrides: dict[str, Any] = {}
         if max_new_tokens not in (None, ""):
-            overrides["max_new_tokens"] = int(number(
-                max_new_tokens, name="max_new_tokens", lo=1, hi=self.settings.max_new_tokens_cap, integer=True
-            ))
+            overrides["max_new_tokens"] = int(
+                number(max_new_tokens, name="max_new_tokens", lo=1, hi=self.settings.max_new_tokens_cap, integer=True)
+            )
         if temperature not in (None, "", -1):
             overrides["temperature"] = float(number(temperature, name="temperature", lo=0.0, hi=2.0))
         a, b = self.draw("text")
@@ -199,9 +208,13 @@ class ArenaService:
             raise error
         model = self.settings.model_for("text")
         pair = Pair(
-            pair_id=new_id(), kind="text", prompt=text,
-            a=self._side(a, results["a"]["output_id"], model), b=self._side(b, results["b"]["output_id"], model),
-            session_id=session_id, variant=self._variant(session_id),
+            pair_id=new_id(),
+            kind="text",
+            prompt=text,
+            a=self._side(a, results["a"]["output_id"], model),
+            b=self._side(b, results["b"]["output_id"], model),
+            session_id=session_id,
+            variant=self._variant(session_id),
         )
         battle.pair = self._keep(pair)
         yield battle
@@ -209,7 +222,13 @@ class ArenaService:
     # -- images ----------------------------------------------------------------------------
 
     def image_battle(
-        self, prompt: object, *, seed: object = -1, width: object = None, height: object = None, session_id: str = "",
+        self,
+        prompt: object,
+        *,
+        seed: object = -1,
+        width: object = None,
+        height: object = None,
+        session_id: str = "",
         on_step: Callable[[int, int], bool | None] | None = None,
     ) -> Pair:
         """One image per side, same prompt, seed and size; each side's steps, guidance and style."""
@@ -218,15 +237,26 @@ class ArenaService:
         outputs = {}
         for key, c in (("a", a), ("b", b)):
             result = self.image.generate(
-                prompt, seed=shared_seed, width=width, height=height, num_images=1, session_id=session_id,
-                on_step=on_step, tab="arena", **c.recipe,
+                prompt,
+                seed=shared_seed,
+                width=width,
+                height=height,
+                num_images=1,
+                session_id=session_id,
+                on_step=on_step,
+                tab="arena",
+                **c.recipe,
             )
             outputs[key] = result["output_id"]
         model = self.settings.model_for("image")
         pair = Pair(
-            pair_id=new_id(), kind="image", prompt=str(prompt).strip(),
-            a=self._side(a, outputs["a"], model), b=self._side(b, outputs["b"], model),
-            session_id=session_id, variant=self._variant(session_id),
+            pair_id=new_id(),
+            kind="image",
+            prompt=str(prompt).strip(),
+            a=self._side(a, outputs["a"], model),
+            b=self._side(b, outputs["b"], model),
+            session_id=session_id,
+            variant=self._variant(session_id),
         )
         return self._keep(pair)
 
@@ -260,13 +290,23 @@ class ArenaService:
             if earlier is not None:
                 return earlier, False
             record = {
-                "schema": 1, "type": "arena_vote", "tab": "arena", "id": new_id(), "ts": utc_now(),
+                "schema": 1,
+                "type": "arena_vote",
+                "tab": "arena",
+                "id": new_id(),
+                "ts": utc_now(),
                 "app_version": __version__,
-                "pair_id": pid, "kind": pair.kind, "prompt": pair.prompt, "choice": picked,
+                "pair_id": pid,
+                "kind": pair.kind,
+                "prompt": pair.prompt,
+                "choice": picked,
                 "winner": {"a": pair.a.contestant, "b": pair.b.contestant}.get(picked),
-                "reasons": [r for r in (reasons or []) if r in REASONS], "comment": note,
-                "a": self._filled(pair.a), "b": self._filled(pair.b),
-                "session_id": session_id or pair.session_id, "variant": pair.variant,
+                "reasons": [r for r in (reasons or []) if r in REASONS],
+                "comment": note,
+                "a": self._filled(pair.a),
+                "b": self._filled(pair.b),
+                "session_id": session_id or pair.session_id,
+                "variant": pair.variant,
             }
             stored = self.feedback.append("arena", record)
             self._voted()[pid] = stored
@@ -320,4 +360,3 @@ class ArenaService:
     def _variant(self, session_id: str) -> str | None:
         variant = assign(self.settings.variant_table, "text", session_id)
         return variant.name if variant else None
-

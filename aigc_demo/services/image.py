@@ -147,7 +147,9 @@ class ImageService:
                 zh=f"未知风格 {style_name[:40]!r}；可选：{'、'.join(self.styles)}",
             )
         user_prompt = clean_text(prompt, name="prompt", max_chars=s.max_prompt_chars)
-        user_negative = clean_text(negative_prompt, name="negative prompt", max_chars=s.max_prompt_chars, required=False)
+        user_negative = clean_text(
+            negative_prompt, name="negative prompt", max_chars=s.max_prompt_chars, required=False
+        )
         styled, styled_negative = self.styles[style_name].apply(user_prompt, user_negative)
         params = ImageParams(
             prompt=styled,
@@ -155,9 +157,13 @@ class ImageService:
             style=style_name,
             user_prompt=user_prompt,
             user_negative_prompt=user_negative,
-            steps=int(number(d.steps if steps is None else steps, name="steps", lo=1, hi=s.image_max_steps, integer=True)),
+            steps=int(
+                number(d.steps if steps is None else steps, name="steps", lo=1, hi=s.image_max_steps, integer=True)
+            ),
             guidance_scale=float(
-                number(d.guidance_scale if guidance_scale is None else guidance_scale, name="guidance scale", lo=0, hi=30)
+                number(
+                    d.guidance_scale if guidance_scale is None else guidance_scale, name="guidance scale", lo=0, hi=30
+                )
             ),
             width=_side(d.width if width is None else width, "width", s.image_max_side),
             height=_side(d.height if height is None else height, "height", s.image_max_side),
@@ -187,14 +193,18 @@ class ImageService:
         output = GeneratedOutput(
             tab=tab,
             model=model_info,
-            params={k: v for k, v in vars(params).items() if k not in ("prompt", "user_prompt", "user_negative_prompt")} | {"model_prompt": params.prompt},
+            params={k: v for k, v in vars(params).items() if k not in ("prompt", "user_prompt", "user_negative_prompt")}
+            | {"model_prompt": params.prompt},
             prompt=params.user_prompt,
             output={},
             latency_ms=round(latency_ms, 1),
             session_id=session_id,
             variant=variant.name if variant else None,
         )
-        files = [self._save(img, params, params.seed + i, model_info["id"], output.output_id, i) for i, img in enumerate(images)]
+        files = [
+            self._save(img, params, params.seed + i, model_info["id"], output.output_id, i)
+            for i, img in enumerate(images)
+        ]
         output.output = {"images": files, **files[0]}
         self.feedback.register(output)
         return {
@@ -237,7 +247,9 @@ class ImageService:
             on_step=on_step,
         )
 
-    def _save(self, image: Any, params: ImageParams, seed: int, model_id: str, output_id: str, index: int) -> dict[str, Any]:
+    def _save(
+        self, image: Any, params: ImageParams, seed: int, model_id: str, output_id: str, index: int
+    ) -> dict[str, Any]:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         folder = self.out_dir / day
         folder.mkdir(parents=True, exist_ok=True)
@@ -280,7 +292,9 @@ def read_recipe(path: str | Path, *, max_side: int, max_steps: int) -> dict[str,
         with Image.open(path) as img:
             chunks = dict(getattr(img, "text", None) or img.info or {})
     except (OSError, ValueError, Image.DecompressionBombError):
-        raise InvalidInput("that file is not an image this app can read", zh="无法读取这个文件：它不是可识别的图片") from None
+        raise InvalidInput(
+            "that file is not an image this app can read", zh="无法读取这个文件：它不是可识别的图片"
+        ) from None
     recipe: dict[str, Any]
     if isinstance(chunks.get("aigc"), str):
         try:
@@ -316,7 +330,9 @@ def parse_a1111(text: str) -> dict[str, Any]:
         "negative_prompt": "\n".join(lines[negative_at:settings_at]).removeprefix("Negative prompt:").strip(),
         "source": "a1111",
     }
-    fields = {m.group(1).strip(): m.group(2).strip().strip('"') for m in _A1111_FIELD.finditer(" ".join(lines[settings_at:]))}
+    fields = {
+        m.group(1).strip(): m.group(2).strip().strip('"') for m in _A1111_FIELD.finditer(" ".join(lines[settings_at:]))
+    }
     for key, name, kind in (("steps", "Steps", int), ("guidance_scale", "CFG scale", float), ("seed", "Seed", int)):
         try:
             recipe[key] = kind(float(fields[name])) if kind is int else kind(fields[name])

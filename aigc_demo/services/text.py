@@ -53,7 +53,9 @@ PRESETS: dict[str, Preset] = {
             "marketing",
             "Write short, vivid marketing copy (about 80 words) for this product:\n\n{input}",
             "为下面的产品写一段简短、生动的营销文案（约 150 字）：\n\n{input}",
-            system_en="You are an expert copywriter.", system_zh="你是一名资深文案。", temperature=0.8,
+            system_en="You are an expert copywriter.",
+            system_zh="你是一名资深文案。",
+            temperature=0.8,
         ),
         Preset(
             "product",
@@ -78,25 +80,29 @@ PRESETS: dict[str, Preset] = {
             "email",
             "Write a polite, concise reply to this email:\n\n{input}",
             "针对下面这封邮件，写一封礼貌、简洁的回复：\n\n{input}",
-            system_en="You are a helpful customer-service agent.", system_zh="你是一名耐心专业的客服。",
+            system_en="You are a helpful customer-service agent.",
+            system_zh="你是一名耐心专业的客服。",
         ),
         Preset(
             "social",
             "Write an engaging social media post (under 60 words, 2-3 hashtags) about:\n\n{input}",
             "写一条吸引人的社交媒体帖子（100 字以内，带 2-3 个话题标签），主题：\n\n{input}",
-            temperature=0.9, max_new_tokens=160,
+            temperature=0.9,
+            max_new_tokens=160,
         ),
         Preset(
             "slogan",
             "Write 5 catchy slogans for: {input}",
             "为以下内容写 5 条朗朗上口的宣传口号：{input}",
-            temperature=0.9, max_new_tokens=128,
+            temperature=0.9,
+            max_new_tokens=128,
         ),
         Preset(
             "poem",
             "Write a short poem about: {input}",
             "以此为题写一首短诗：{input}",
-            temperature=1.0, max_new_tokens=200,
+            temperature=1.0,
+            max_new_tokens=200,
         ),
     ]
 }
@@ -149,7 +155,9 @@ class TextService:
             )
         chosen = PRESETS[preset_key]
         request = TextRequest(
-            max_new_tokens=int(number(max_new_tokens, name="max_new_tokens", lo=1, hi=self.settings.max_new_tokens_cap, integer=True)),
+            max_new_tokens=int(
+                number(max_new_tokens, name="max_new_tokens", lo=1, hi=self.settings.max_new_tokens_cap, integer=True)
+            ),
             temperature=float(number(temperature, name="temperature", lo=0.0, hi=2.0)),
             top_p=float(number(top_p, name="top_p", lo=0.01, hi=1.0)),
             seed=resolve_seed(seed),
@@ -157,10 +165,13 @@ class TextService:
         )
         if mode not in MODES:
             raise InvalidInput(
-                f"mode must be 'chat' or 'continue', got {str(mode)[:20]!r}", zh="模式只能是 chat（对话）或 continue（续写）"
+                f"mode must be 'chat' or 'continue', got {str(mode)[:20]!r}",
+                zh="模式只能是 chat（对话）或 continue（续写）",
             )
         system_text = clean_text(system, name="system prompt", max_chars=self.settings.max_prompt_chars, required=False)
-        turns = clean_history(history, max_messages=MAX_HISTORY_MESSAGES, max_item_chars=4 * self.settings.max_prompt_chars)
+        turns = clean_history(
+            history, max_messages=MAX_HISTORY_MESSAGES, max_item_chars=4 * self.settings.max_prompt_chars
+        )
         if mode == "continue":
             if turns:
                 raise InvalidInput(
@@ -205,7 +216,9 @@ class TextService:
             record_prompt: str = params.pop("prompt")
         else:
             variant = assign(self.settings.variant_table, "text", session_id) if tab == "text" else None
-            options = apply(variant, options, ("system", "preset", "model", "temperature", "top_p", "max_new_tokens", "mode"))
+            options = apply(
+                variant, options, ("system", "preset", "model", "temperature", "top_p", "max_new_tokens", "mode")
+            )
             model_id = choice(options.pop("model", None), name="model", default="") or None
             request, preset_key = self.build_request(prompt, **options)
             params = {
@@ -231,8 +244,11 @@ class TextService:
             stats.finish_reason = "stopped"
         latency_ms = (time.perf_counter() - started) * 1000
         params.update(
-            max_new_tokens=request.max_new_tokens, temperature=request.temperature, top_p=request.top_p,
-            seed=request.seed, stop=request.stop,
+            max_new_tokens=request.max_new_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            seed=request.seed,
+            stop=request.stop,
         )
         model_info = self.registry.info("text", model_id)
         output = GeneratedOutput(
@@ -276,15 +292,21 @@ class TextService:
         earlier = self.feedback.find_output(output_id) if isinstance(output_id, str) else None
         if earlier is None or earlier.tab != "text":
             raise InvalidInput(
-                "nothing to continue: that answer is unknown (generate it again)", zh="无法继续：找不到这条回答（请重新生成）"
+                "nothing to continue: that answer is unknown (generate it again)",
+                zh="无法继续：找不到这条回答（请重新生成）",
             )
         p = earlier.params
         written = str(earlier.output.get("text") or "")
         request = TextRequest(
-            max_new_tokens=int(number(
-                options.get("max_new_tokens", p.get("max_new_tokens", 256)), name="max_new_tokens", lo=1,
-                hi=self.settings.max_new_tokens_cap, integer=True,
-            )),
+            max_new_tokens=int(
+                number(
+                    options.get("max_new_tokens", p.get("max_new_tokens", 256)),
+                    name="max_new_tokens",
+                    lo=1,
+                    hi=self.settings.max_new_tokens_cap,
+                    integer=True,
+                )
+            ),
             temperature=float(p.get("temperature", 0.7)),
             top_p=float(p.get("top_p", 0.95)),
             seed=resolve_seed(options.get("seed", -1)),
@@ -297,8 +319,11 @@ class TextService:
         else:
             request.prompt = (earlier.prompt or "") + written
         params = {
-            "preset": p.get("preset", "free"), "mode": p.get("mode", "chat"), "system": p.get("system"),
-            "continued_from": output_id, "prompt": earlier.prompt or "",
+            "preset": p.get("preset", "free"),
+            "mode": p.get("mode", "chat"),
+            "system": p.get("system"),
+            "continued_from": output_id,
+            "prompt": earlier.prompt or "",
         }
         return request, params, earlier.model.get("id"), earlier.variant, written
 
@@ -319,7 +344,8 @@ def _parse_stop(stop: object) -> list[str]:
         items = [str(s) for s in stop]
     else:
         raise InvalidInput(
-            f"stop must be text (use | between several), got {type(stop).__name__}", zh="停止词必须是文本（多个用 | 分隔）"
+            f"stop must be text (use | between several), got {type(stop).__name__}",
+            zh="停止词必须是文本（多个用 | 分隔）",
         )
     items = [s.replace("\\n", "\n") for s in items if s.strip()]
     if len(items) > 8 or any(len(s) > 100 for s in items):

@@ -11,11 +11,28 @@ MAX_SEED = 2**32 - 1
 
 # Field names as a Chinese page shows them in messages.
 NAMES_ZH = {
-    "prompt": "提示词", "negative prompt": "反向提示词", "system prompt": "系统提示词", "message": "问题",
-    "seed": "种子", "steps": "步数", "guidance scale": "引导系数", "number of images": "张数",
-    "temperature": "温度", "top_p": "Top-p", "max_new_tokens": "最大生成长度", "width": "宽度", "height": "高度",
-    "preset": "场景", "mode": "模式", "model": "模型", "style": "风格", "output_id": "输出 ID", "rating": "评分",
-    "comment": "评论", "item": "图片序号", "continue_output_id": "续写的回答 ID",
+    "prompt": "提示词",
+    "negative prompt": "反向提示词",
+    "system prompt": "系统提示词",
+    "message": "问题",
+    "seed": "种子",
+    "steps": "步数",
+    "guidance scale": "引导系数",
+    "number of images": "张数",
+    "temperature": "温度",
+    "top_p": "Top-p",
+    "max_new_tokens": "最大生成长度",
+    "width": "宽度",
+    "height": "高度",
+    "preset": "场景",
+    "mode": "模式",
+    "model": "模型",
+    "style": "风格",
+    "output_id": "输出 ID",
+    "rating": "评分",
+    "comment": "评论",
+    "item": "图片序号",
+    "continue_output_id": "续写的回答 ID",
 }
 
 
@@ -73,7 +90,8 @@ def number(value: object, *, name: str, lo: float, hi: float, integer: bool = Fa
     if not lo <= num <= hi:
         shown = int(num) if integer else num
         raise InvalidInput(
-            f"{name} must be between {lo:g} and {hi:g}, got {shown}", zh=f"{_zh(name)}必须在 {lo:g} 到 {hi:g} 之间，当前为 {shown}"
+            f"{name} must be between {lo:g} and {hi:g}, got {shown}",
+            zh=f"{_zh(name)}必须在 {lo:g} 到 {hi:g} 之间，当前为 {shown}",
         )
     return int(num) if integer else num
 

@@ -17,7 +17,7 @@ Gradio's own "queue full" (HTTP 503) reaches them only as a fixed English senten
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import gradio as gr
 from starlette.responses import JSONResponse
@@ -62,8 +62,16 @@ def page_language(request: Any) -> str | None:
 UNKNOWN_ENDPOINT = "Unknown endpoint: no function has that name or index. / 未知接口：没有这个名称或编号的功能。"
 
 
-def _refused(message: str) -> tuple[bool, Any, str]:
-    return False, [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": "request"}], "validator_error"
+# What gradio's Queue.push returns: (accepted, event id or error message, status).
+PushResult = tuple[bool, Any, Literal["success", "error", "queue_full", "validator_error"]]
+
+
+def _refused(message: str) -> PushResult:
+    return (
+        False,
+        [{"__type__": "validate", "is_valid": False, "message": message, "parameter_name": "request"}],
+        "validator_error",
+    )
 
 
 def install(demo: gr.Blocks, settings: Settings) -> None:
@@ -75,7 +83,7 @@ def install(demo: gr.Blocks, settings: Settings) -> None:
         events = queue.event_queue_per_concurrency_id.get(group)
         return list(events.queue) if events is not None else []
 
-    async def admitted_push(body: Any, request: Any, username: str | None) -> tuple[bool, Any, str]:
+    async def admitted_push(body: Any, request: Any, username: str | None) -> PushResult:
         from gradio import route_utils
 
         try:
@@ -88,13 +96,15 @@ def install(demo: gr.Blocks, settings: Settings) -> None:
             # Missing trailing arguments take their documented defaults (as gradio_client
             # does), so a raw HTTP caller gets the endpoint's own message ("prompt is empty")
             # instead of Gradio's bare {"error": null}.
-            body.data = [*body.data, *(getattr(c, "value", None) for c in fn.inputs[len(body.data):])]
+            body.data = [*body.data, *(getattr(c, "value", None) for c in fn.inputs[len(body.data) :])]
         group, lang = fn.concurrency_id, page_language(request)
         if group not in GENERATION_GROUPS:  # ratings, support answers, health: never turned away
             return await push(body, request, username)
         events = queue.event_queue_per_concurrency_id.get(group)
-        if events is None or events.concurrency_limit is None or (
-            events.current_concurrency + len(events.queue) < events.concurrency_limit
+        if (
+            events is None
+            or events.concurrency_limit is None
+            or (events.current_concurrency + len(events.queue) < events.concurrency_limit)
         ):
             # A free slot: this request will not wait, so it takes nobody's place in line
             # (a client's burst of four into sixteen free slots is not a flood).
@@ -145,10 +155,7 @@ class PublicErrors:
 
 
 def too_large(size: int, limit: int) -> str:
-    return (
-        f"request too large: {size:,} bytes; the limit is {limit:,} / "
-        f"请求过大：{size:,} 字节，上限为 {limit:,} 字节"
-    )
+    return f"request too large: {size:,} bytes; the limit is {limit:,} / 请求过大：{size:,} 字节，上限为 {limit:,} 字节"
 
 
 def _bounded(receive: Any, limit: int) -> Any:

@@ -105,8 +105,6 @@ def is_admin(settings: Settings, token: str | None) -> bool:
     return bool(expected) and hmac.compare_digest((token or "").encode(), expected.encode())
 
 
-
-
 class StopFlags:
     """A Stop button per browser session that lets the running handler finish cleanly.
 

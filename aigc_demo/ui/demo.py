@@ -114,15 +114,17 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
             Also a plain ``GET /healthz`` (see launch_options), which skips the queue.
             """
             failures = {name: dict(f) for name, f in services.feedback.failures.items()}
-            return without_paths({
-                # "degraded": a record (rating, handoff, event) could not be stored since start.
-                "status": "degraded" if failures else "ok",
-                "version": __version__,
-                "profile": profile,
-                "models": services.registry.status(),
-                "loaded": services.registry.loaded(),
-                "storage_failures": failures,
-            })
+            return without_paths(
+                {
+                    # "degraded": a record (rating, handoff, event) could not be stored since start.
+                    "status": "degraded" if failures else "ok",
+                    "version": __version__,
+                    "profile": profile,
+                    "models": services.registry.status(),
+                    "loaded": services.registry.loaded(),
+                    "storage_failures": failures,
+                }
+            )
 
         gr.api(health, api_name="health", queue=False)
     # No global size: each group is capped on its own, fairly (ui/admission.py), so a flood
@@ -162,13 +164,22 @@ def _health_route(health: Callable[[], dict]) -> Route:
 def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[str, Any]:
     images = Path(settings.data_dir) / "images"
     images.mkdir(parents=True, exist_ok=True)
+    app_kwargs: dict[str, Any] = {}
+    health = getattr(demo, "health", None)  # set by build_demo
+    if demo is not None and health is not None:
+        max_bytes = int(settings.max_request_mb * 1024 * 1024)
+        app_kwargs = {
+            "routes": [_health_route(health)],
+            "middleware": [Middleware(admission.PublicErrors, demo=demo, max_bytes=max_bytes)],
+        }
     return {
         "server_name": settings.host,
         "server_port": settings.port,
         "theme": gr.themes.Soft(primary_hue="indigo"),
         "css_paths": [ASSETS_DIR / "style.css"],
         "head": "".join(
-            "<script>" + (ASSETS_DIR / name).read_text(encoding="utf-8") + "</script>" for name in ("lang.js", "shortcuts.js")
+            "<script>" + (ASSETS_DIR / name).read_text(encoding="utf-8") + "</script>"
+            for name in ("lang.js", "shortcuts.js")
         ),
         "i18n": I18N,
         # Only the generated-images folder is served, never a user-chosen path.
@@ -178,10 +189,5 @@ def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[st
         "footer_links": ["api", "gradio", "settings"],
         # Uploads (a PNG to read, a knowledge-base file) are small: Gradio takes any size unless told.
         "max_file_size": f"{settings.max_upload_mb}mb",
-        "app_kwargs": {
-            "routes": [_health_route(demo.health)],
-            "middleware": [
-                Middleware(admission.PublicErrors, demo=demo, max_bytes=int(settings.max_request_mb * 1024 * 1024))
-            ],
-        } if getattr(demo, "health", None) else {},
+        "app_kwargs": app_kwargs,
     }

@@ -70,7 +70,12 @@ def rate_and_report(
         return tr("rate_first", lang), False
     try:
         record = feedback.rate(
-            output_id, rating, comment or "", reasons=reasons, session_id=session_id, item=item,
+            output_id,
+            rating,
+            comment or "",
+            reasons=reasons,
+            session_id=session_id,
+            item=item,
             idempotency_key=idempotency_key or None,
         )
     except AigcError as exc:
@@ -97,22 +102,27 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
         with gr.Row(equal_height=True):
             up = gr.Button(T("rate_up"), interactive=False, size="sm", min_width=90, elem_classes=["rate-up"])
             down = gr.Button(T("rate_down"), interactive=False, size="sm", min_width=90, elem_classes=["rate-down"])
-            reasons = gr.CheckboxGroup([(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, scale=4)
-        comment = gr.Textbox(
-            show_label=False, placeholder=T("rate_comment"), max_length=2000, lines=1
-        )
+            reasons = gr.CheckboxGroup(
+                [(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, scale=4
+            )
+        comment = gr.Textbox(show_label=False, placeholder=T("rate_comment"), max_length=2000, lines=1)
     status = gr.Markdown(elem_classes=["rating-status"])
     item = gr.State(None)
     click_key = gr.Textbox(visible=False)  # a fresh idempotency key per click, written by CLICK_KEY_JS
     widget = RatingWidget(output_id, up, down, reasons, comment, status, item)
 
     def make_handler(rating: str):
-        def handler(
-            oid: str | None, index: int | None, chosen: list[str], text: str, key: str, request: gr.Request
-        ):
+        def handler(oid: str | None, index: int | None, chosen: list[str], text: str, key: str, request: gr.Request):
             message, saved = rate_and_report(
-                feedback, oid, rating, text, reasons=chosen, session_id=session_of(request), item=index,
-                lang=lang_of(request), idempotency_key=key,
+                feedback,
+                oid,
+                rating,
+                text,
+                reasons=chosen,
+                session_id=session_of(request),
+                item=index,
+                lang=lang_of(request),
+                idempotency_key=key,
             )
             if not saved:  # the reasons and the comment stay, to retry
                 return message, gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -147,8 +157,12 @@ CLICK_KEY_JS = """(...args) => {
 
 def build_rate_api(feedback: FeedbackService) -> None:
     def rate(
-        output_id: str, rating: str, comment: str = "", idempotency_key: str = "", item: int | None = None,
-        request: gr.Request = None,
+        output_id: str,
+        rating: str,
+        comment: str = "",
+        idempotency_key: str = "",
+        item: int | None = None,
+        request: gr.Request | None = None,
     ) -> dict:
         """Rate an output: rating is "up" or "down"; returns {"saved": true, "record_id": ...}.
 
@@ -157,7 +171,11 @@ def build_rate_api(feedback: FeedbackService) -> None:
         item: which image of a batch (0-based); empty = the whole output.
         """
         record = feedback.rate(
-            output_id, rating, comment, session_id=session_of(request), idempotency_key=idempotency_key or None,
+            output_id,
+            rating,
+            comment,
+            session_id=session_of(request),
+            idempotency_key=idempotency_key or None,
             item=item,
         )
         return {"saved": True, "record_id": record.id}

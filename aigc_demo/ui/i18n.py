@@ -23,7 +23,8 @@ from aigc_demo.services.support.policy import GREETING
 STRINGS: dict[str, tuple[str, str]] = {
     # Header and tabs
     "app_tagline": (
-        "Text, images and customer service on pretrained models — rate every output with 👍/👎 to make the next version better.",
+        "Text, images and customer service on pretrained models — "
+        "rate every output with 👍/👎 to make the next version better.",
         "基于预训练模型的文本、图像与智能客服 —— 为每个结果点 👍/👎，帮助下一版做得更好。",
     ),
     "tab_text": ("✍️ Text", "✍️ 文本"),
@@ -31,7 +32,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tab_support": ("💬 Support", "💬 客服"),
     "tab_arena": ("⚔️ Arena", "⚔️ 竞技"),
     "tab_insights": ("📊 Insights", "📊 洞察"),
-    "meta_line": ("<small>profile **{profile}** · v{version}</small>", "<small>配置 **{profile}** · v{version}</small>"),
+    "meta_line": (
+        "<small>profile **{profile}** · v{version}</small>",
+        "<small>配置 **{profile}** · v{version}</small>",
+    ),
     "session_line": ("<small>session `{code}`</small>", "<small>会话 `{code}`</small>"),
     # Toast titles, set in the page by assets/lang.js (Gradio writes the toast type in English).
     "toast_warning": ("Warning", "提示"),
@@ -132,13 +136,19 @@ STRINGS: dict[str, tuple[str, str]] = {
     "gr_clear": ("Clear", "清除"),
     "scenario": ("Scenario", "场景"),
     "model": ("Model", "模型"),
-    "text_placeholder": ("Describe what to write… (Ctrl+Enter or Shift+Enter to generate)", "描述你想写的内容……（Ctrl+Enter 或 Shift+Enter 生成）"),
+    "text_placeholder": (
+        "Describe what to write… (Ctrl+Enter or Shift+Enter to generate)",
+        "描述你想写的内容……（Ctrl+Enter 或 Shift+Enter 生成）",
+    ),
     "new_seed": ("🔄 New seed", "🔄 换个种子"),
     "max_new_tokens": ("Max new tokens", "最大生成长度（token）"),
     "temperature": ("Temperature (0 = greedy)", "温度（0 = 贪心）"),
     "top_p": ("Top-p", "Top-p"),
     "stop_strings": ("Stop strings (separate with |)", "停止词（用 | 分隔）"),
-    "system_prompt": ("System prompt (advanced; empty = the scenario's own)", "系统提示词（高级；留空 = 使用场景自带）"),
+    "system_prompt": (
+        "System prompt (advanced; empty = the scenario's own)",
+        "系统提示词（高级；留空 = 使用场景自带）",
+    ),
     "mode": ("Mode", "模式"),
     "mode_chat": ("Chat (instruction)", "对话（指令）"),
     "mode_continue": ("Continue my text (base models)", "续写我的文本（基础模型）"),
@@ -180,15 +190,24 @@ STRINGS: dict[str, tuple[str, str]] = {
     "arena_drawing": ("⏳ Two contestants are answering…", "⏳ 两位选手正在作答……"),
     "arena_ready": ("Both answers are in: which is better?", "两个回答都已生成：哪个更好？"),
     "arena_first": ("Start a battle first.", "请先开始一场对战。"),
-    "arena_saved": ("✅ Vote saved: **{choice}**. Thank you! Who was who:", "✅ 投票已保存：**{choice}**。谢谢！双方身份："),
-    "arena_already": ("This pair already has a vote (**{choice}**); one vote per pair.", "这组对战已经投过票（**{choice}**），每组只计一票。"),
+    "arena_saved": (
+        "✅ Vote saved: **{choice}**. Thank you! Who was who:",
+        "✅ 投票已保存：**{choice}**。谢谢！双方身份：",
+    ),
+    "arena_already": (
+        "This pair already has a vote (**{choice}**); one vote per pair.",
+        "这组对战已经投过票（**{choice}**），每组只计一票。",
+    ),
     "arena_choice_a": ("A is better", "A 更好"),
     "arena_choice_b": ("B is better", "B 更好"),
     "arena_choice_tie": ("tie", "平局"),
     "arena_choice_both_bad": ("both bad", "都不好"),
     # Image tab
     "negative_prompt": ("Negative prompt", "反向提示词"),
-    "image_placeholder": ("A cozy reading nook, warm light… (Ctrl+Enter to generate)", "温暖灯光下的舒适阅读角……（Ctrl+Enter 生成）"),
+    "image_placeholder": (
+        "A cozy reading nook, warm light… (Ctrl+Enter to generate)",
+        "温暖灯光下的舒适阅读角……（Ctrl+Enter 生成）",
+    ),
     "negative_placeholder": ("blurry, low quality", "模糊，低质量"),
     "style": ("Style", "风格"),
     "size_preset": ("Size preset", "尺寸预设"),
@@ -201,13 +220,20 @@ STRINGS: dict[str, tuple[str, str]] = {
     "use_settings": ("📋 Use this image's settings", "📋 用这张图的设置"),
     "recipe_from_png": ("🧾 Read the settings of a PNG", "🧾 从 PNG 读取生成参数"),
     "recipe_drop": (
-        "Drop a PNG made here or with AUTOMATIC1111 / Fooocus: its prompt, seed, size, steps and guidance fill the form",
+        "Drop a PNG made here or with AUTOMATIC1111 / Fooocus: "
+        "its prompt, seed, size, steps and guidance fill the form",
         "拖入本应用或 AUTOMATIC1111 / Fooocus 生成的 PNG：提示词、种子、尺寸、步数和引导系数会自动填入",
     ),
     "recipe_applied": ("Filled in: {fields}.", "已填入：{fields}。"),
     "recipe_adjusted": ("Brought inside this server's limits: {fields}.", "已按本服务器的上限调整：{fields}。"),
-    "recipe_unknown_style": ("Style “{style}” is not offered here; left as it was.", "本应用没有风格“{style}”，保持不变。"),
-    "recipe_other_model": ("It was made with {model}; this server's model differs.", "原图由 {model} 生成，与本服务器的模型不同。"),
+    "recipe_unknown_style": (
+        "Style “{style}” is not offered here; left as it was.",
+        "本应用没有风格“{style}”，保持不变。",
+    ),
+    "recipe_other_model": (
+        "It was made with {model}; this server's model differs.",
+        "原图由 {model} 生成，与本服务器的模型不同。",
+    ),
     "field_prompt": ("prompt", "提示词"),
     "field_seed": ("seed", "种子"),
     "field_width": ("size", "尺寸"),
@@ -235,7 +261,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "image_placeholder_note": (" · placeholder model (abstract noise)", " · 占位模型（抽象噪声）"),
     "image_pick_hint": (" · 👆 click an image to rate it alone", " · 👆 点选一张图片可单独评分"),
     "image_caption": ("seed {seed}", "种子 {seed}"),
-    "image_selected": ("Rating image {n} alone — or click 👍/👎 right away.", "正在单独评价第 {n} 张 —— 直接点 👍/👎 即可。"),
+    "image_selected": (
+        "Rating image {n} alone — or click 👍/👎 right away.",
+        "正在单独评价第 {n} 张 —— 直接点 👍/👎 即可。",
+    ),
     # Support tab
     "assistant": ("Lumen Store assistant", "流明商城客服"),
     "support_placeholder": ("Ask about shipping, returns, payment…", "请输入您的问题：配送、退货、支付……"),
@@ -247,7 +276,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "add_comment": ("Add comment", "添加评论"),
     "kb_loading": ("⏳ Loading the knowledge base (first question only)…", "⏳ 正在加载知识库（仅首个问题）……"),
     "support_greeting": (GREETING["en"], GREETING["zh"]),
-    "rate_answer_first": ("Rate an answer with 👍 or 👎 first, then add your comment.", "请先用 👍 或 👎 评价一条回答，再添加评论。"),
+    "rate_answer_first": (
+        "Rate an answer with 👍 or 👎 first, then add your comment.",
+        "请先用 👍 或 👎 评价一条回答，再添加评论。",
+    ),
     "type_comment": ("Type a comment first.", "请先输入评论。"),
     "with_comment": (" (with your comment)", "（含评论）"),
     "kb_add": ("Add to the knowledge base", "添加到知识库"),
@@ -258,7 +290,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "suggested": ("Suggested questions", "常见问题"),
     "kb_admin": ("Knowledge base, gaps & handoff queue (admin)", "知识库、缺口与转人工工单（管理员）"),
     "uploaded_files": ("Uploaded files", "上传文件"),
-    "kb_files": ("CSV / JSONL (question, answer, optional id, category, url) or Markdown / TXT", "CSV / JSONL（question、answer，可选 id、category、url）或 Markdown / TXT"),
+    "kb_files": (
+        "CSV / JSONL (question, answer, optional id, category, url) or Markdown / TXT",
+        "CSV / JSONL（question、answer，可选 id、category、url）或 Markdown / TXT",
+    ),
     "load_files": ("Load files", "载入文件"),
     "kb_reset": ("Back to the bundled knowledge base", "恢复内置知识库"),
     "show_gaps": ("Show knowledge gaps", "查看知识缺口"),
@@ -291,7 +326,10 @@ STRINGS: dict[str, tuple[str, str]] = {
         "本时段的转人工工单（最新 50 条；请在 💬 客服 → 管理 中处理）",
     ),
     "resolved_ok": ("✅ {ticket} resolved.", "✅ 工单 {ticket} 已处理。"),
-    "resolved_saved": (" Saved as KB entry `{entry}`: the next customer asking this gets it.", "已保存为知识库条目 `{entry}`，之后的客户提问会直接得到这个答案。"),
+    "resolved_saved": (
+        " Saved as KB entry `{entry}`: the next customer asking this gets it.",
+        "已保存为知识库条目 `{entry}`，之后的客户提问会直接得到这个答案。",
+    ),
     "col_ticket": ("ticket", "工单号"),
     "col_status": ("status", "状态"),
     "col_reason": ("reason", "原因"),
@@ -324,7 +362,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "axis_day": ("day", "日期"),
     "axis_like_rate": ("like-rate", "好评率"),
     "insights_totals": (
-        "**{gen}** generations · **{rated}** rated outputs (👍 {up} / 👎 {down}) · like-rate **{rate}** · {sessions} sessions",
+        "**{gen}** generations · **{rated}** rated outputs (👍 {up} / 👎 {down}) · "
+        "like-rate **{rate}** · {sessions} sessions",
         "**{gen}** 次生成 · **{rated}** 个输出已评分（👍 {up} / 👎 {down}）· 好评率 **{rate}** · {sessions} 个会话",
     ),
     "insights_ci": ("95 % CI", "95 % 置信区间"),
@@ -362,7 +401,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "gap_handoff": ("handed off: not in the knowledge base", "已转人工：知识库中没有"),
     "need_session": ("Type a session code in the Session filter first.", "请先在“会话”筛选中输入会话码。"),
     "admin_disabled": (
-        "🔒 Admin tools are off. Start the app with `AIGC_ADMIN_TOKEN=<a secret>` to enable them, then enter that token here.",
+        "🔒 Admin tools are off. Start the app with `AIGC_ADMIN_TOKEN=<a secret>` to enable them, "
+        "then enter that token here.",
         "🔒 管理功能未开启。请用 `AIGC_ADMIN_TOKEN=<密钥>` 启动应用，然后在此输入该令牌。",
     ),
     # Errors the UI adds

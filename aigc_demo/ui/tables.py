@@ -25,8 +25,12 @@ def _word(prefix: str, value: str, lang: str) -> str:
 def ticket_rows(tickets: list[Any], lang: str = "en") -> list[list[Any]]:
     return [
         [
-            t.ticket, t.ts[:16].replace("T", " "), _word("ticket_status", t.status, lang),
-            _word("handoff_reason", t.reason, lang), t.question[:120], t.summary[:300],
+            t.ticket,
+            t.ts[:16].replace("T", " "),
+            _word("ticket_status", t.status, lang),
+            _word("handoff_reason", t.reason, lang),
+            t.question[:120],
+            t.summary[:300],
         ]
         for t in tickets
     ]
@@ -36,8 +40,12 @@ def gap_rows(gaps: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]:
     """Knowledge gaps (support/learning.py) as table rows, in GAP_COLUMNS order, kinds in ``lang``."""
     return [
         [
-            g["ts"][:16].replace("T", " "), tr(GAP_KINDS[g["kind"]], lang) if g["kind"] in GAP_KINDS else g["kind"],
-            g["question"], g["answer"][:200], g["comment"], ", ".join(map(str, g["sources"])),
+            g["ts"][:16].replace("T", " "),
+            tr(GAP_KINDS[g["kind"]], lang) if g["kind"] in GAP_KINDS else g["kind"],
+            g["question"],
+            g["answer"][:200],
+            g["comment"],
+            ", ".join(map(str, g["sources"])),
         ]
         for g in gaps
     ]

@@ -38,13 +38,190 @@ log = logging.getLogger(__name__)
 _WORD = re.compile(r"[a-z0-9]+")  # "what's" → what, s (s is a stopword)
 _NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*|[A-Z][a-z0-9]+")  # AirPods, iPhone, Coursera
 EN_STOP = frozenset(
-    ["a", "an", "the", "is", "are", "was", "were", "be", "been", "do", "does", "did", "i", "you", "we", "they", "it", "its", "my", "your", "our", "me", "us", "to", "of", "in", "on", "for", "and", "or", "with", "at", "by", "from", "can", "could", "would", "should", "will", "how", "what", "when", "where", "which", "who", "why", "this", "that", "these", "those", "there", "have", "has", "had", "if", "so", "as", "about", "any", "please", "hi", "hello", "thanks", "thank", "s", "t", "ll", "re", "ve", "m", "d", "get", "got", "just", "want", "need", "am", "im", "dont", "doesnt", "not", "no", "yes", "ok", "okay", "hey", "guys", "u", "ur", "pls", "plz", "still", "really", "very", "much", "many", "some", "one"]
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "do",
+        "does",
+        "did",
+        "i",
+        "you",
+        "we",
+        "they",
+        "it",
+        "its",
+        "my",
+        "your",
+        "our",
+        "me",
+        "us",
+        "to",
+        "of",
+        "in",
+        "on",
+        "for",
+        "and",
+        "or",
+        "with",
+        "at",
+        "by",
+        "from",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "how",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "have",
+        "has",
+        "had",
+        "if",
+        "so",
+        "as",
+        "about",
+        "any",
+        "please",
+        "hi",
+        "hello",
+        "thanks",
+        "thank",
+        "s",
+        "t",
+        "ll",
+        "re",
+        "ve",
+        "m",
+        "d",
+        "get",
+        "got",
+        "just",
+        "want",
+        "need",
+        "am",
+        "im",
+        "dont",
+        "doesnt",
+        "not",
+        "no",
+        "yes",
+        "ok",
+        "okay",
+        "hey",
+        "guys",
+        "u",
+        "ur",
+        "pls",
+        "plz",
+        "still",
+        "really",
+        "very",
+        "much",
+        "many",
+        "some",
+        "one",
+    ]
 )
 # Single characters that carry no topic: particles, pronouns, colloquial fillers.
-ZH_STOP_CHARS = frozenset("的了吗呢吧啊呀哦哈嘛么是我你您他她它在有和就都也要会能可以怎什么请问咋啥嗯呗哇噢这那个一下些还又")
+ZH_STOP_CHARS = frozenset(
+    "的了吗呢吧啊呀哦哈嘛么是我你您他她它在有和就都也要会能可以怎什么请问咋啥嗯呗哇噢这那个一下些还又"
+)
 # Function-word and filler pairs: they match almost any question, so they are no evidence.
 ZH_STOP_WORDS = frozenset(
-    ["你们", "我们", "他们", "怎么", "什么", "可以", "是不", "不是", "这个", "那个", "一个", "如果", "因为", "所以", "还是", "或者", "但是", "已经", "现在", "时候", "哪里", "哪个", "请问", "能否", "是否", "需要", "一下", "的话", "么办", "怎样", "的时", "么时", "怎么办", "咋办", "咋整", "怎么样", "为什么", "为啥", "你好", "您好", "谢谢", "麻烦", "想问", "问一下", "知道", "告诉", "一下子", "有没有", "能不能", "可不可以", "是不是", "要不要", "多少", "多久", "好的", "然后", "就是", "这样", "那样", "这么", "那么", "真的", "到底", "吗", "呢", "啊", "吧", "哦", "呀", "我想", "我要", "我的", "你们的", "帮我", "给我"]
+    [
+        "你们",
+        "我们",
+        "他们",
+        "怎么",
+        "什么",
+        "可以",
+        "是不",
+        "不是",
+        "这个",
+        "那个",
+        "一个",
+        "如果",
+        "因为",
+        "所以",
+        "还是",
+        "或者",
+        "但是",
+        "已经",
+        "现在",
+        "时候",
+        "哪里",
+        "哪个",
+        "请问",
+        "能否",
+        "是否",
+        "需要",
+        "一下",
+        "的话",
+        "么办",
+        "怎样",
+        "的时",
+        "么时",
+        "怎么办",
+        "咋办",
+        "咋整",
+        "怎么样",
+        "为什么",
+        "为啥",
+        "你好",
+        "您好",
+        "谢谢",
+        "麻烦",
+        "想问",
+        "问一下",
+        "知道",
+        "告诉",
+        "一下子",
+        "有没有",
+        "能不能",
+        "可不可以",
+        "是不是",
+        "要不要",
+        "多少",
+        "多久",
+        "好的",
+        "然后",
+        "就是",
+        "这样",
+        "那样",
+        "这么",
+        "那么",
+        "真的",
+        "到底",
+        "吗",
+        "呢",
+        "啊",
+        "吧",
+        "哦",
+        "呀",
+        "我想",
+        "我要",
+        "我的",
+        "你们的",
+        "帮我",
+        "给我",
+    ]
 )
 # Unit weights: a character alone says less than a word; a sound or a translation is
 # weaker evidence than the word itself.
@@ -56,7 +233,7 @@ FACTOR_TRANSLATION = 0.9
 
 @lru_cache(maxsize=1)
 def _t2s() -> Any:
-    import opencc  # type: ignore[import-untyped]
+    import opencc
 
     return opencc.OpenCC("t2s")
 
@@ -78,7 +255,7 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=1)
 def _snowball() -> Any:
-    import snowballstemmer  # type: ignore[import-untyped]
+    import snowballstemmer
 
     return snowballstemmer.stemmer("english")
 
@@ -86,7 +263,7 @@ def _snowball() -> Any:
 @lru_cache(maxsize=65536)
 def pinyin(text: str) -> str:
     """Toneless pinyin of Chinese text ("保修" → "bao xiu"): same sound, same key."""
-    from pypinyin import lazy_pinyin  # type: ignore[import-untyped]
+    from pypinyin import lazy_pinyin
 
     return " ".join(lazy_pinyin(text))
 
@@ -100,7 +277,7 @@ _TOKENIZER_LOCK = threading.Lock()
 
 @lru_cache(maxsize=1)
 def _default_jieba() -> Any:
-    import jieba  # type: ignore[import-untyped]
+    import jieba
 
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer()
@@ -228,7 +405,6 @@ class Analyzer:
                     units.append(Unit(char, WEIGHT_CHAR, {char: 1.0}))
         return _merge(units)
 
-
     def foreign_names(self, text: str) -> list[str]:
         """Names of companies or brands in the question that the KB never mentions (格力,
         Coursera, AirPods): a question about someone else's product, however alike.
@@ -264,7 +440,11 @@ class Analyzer:
             lower = token.lower()
             if not (inside or camel) or len(lower) < 3 or lower in EN_STOP or token.isupper():
                 continue  # a sentence's first word, or an acronym (SMS, VIP)
-            if (lexicon.is_brand(lower) or lower not in lexicon.english_words) and unknown(lower) and token not in names:
+            if (
+                (lexicon.is_brand(lower) or lower not in lexicon.english_words)
+                and unknown(lower)
+                and token not in names
+            ):
                 names.append(token)
         return names
 

@@ -127,8 +127,8 @@ class SupportService:
             raise AigcError(
                 "The support knowledge base is empty. Set AIGC_SUPPORT_KB to a folder with "
                 "CSV / JSONL (question, answer) or Markdown files, or upload one in the Support tab (admin).",
-                zh="客服知识库为空。请把 AIGC_SUPPORT_KB 设为包含 CSV / JSONL（question、answer）或 Markdown 文件的目录，"
-                "或在客服页（管理员）上传。",
+                zh="客服知识库为空。请把 AIGC_SUPPORT_KB 设为包含 CSV / JSONL（question、answer）"
+                "或 Markdown 文件的目录，或在客服页（管理员）上传。",
             )
         return HybridIndex(kb, self.registry.get("embed"), cache_dir=self.settings.cache_dir)
 
@@ -139,7 +139,11 @@ class SupportService:
         plus the answers operators saved from resolved handoffs."""
         uploads = knowledge_files(self.uploads_dir) if self.uploads_dir.is_dir() else []
         replace = (self.uploads_dir / REPLACE_MARKER).exists()
-        dirs = [self.uploads_dir] if uploads and replace else [Path(self.settings.support_kb)] + ([self.uploads_dir] if uploads else [])
+        dirs = (
+            [self.uploads_dir]
+            if uploads and replace
+            else [Path(self.settings.support_kb)] + ([self.uploads_dir] if uploads else [])
+        )
         if self.resolved_dir.is_dir() and knowledge_files(self.resolved_dir):
             dirs.append(self.resolved_dir)
         return dirs
@@ -188,7 +192,9 @@ class SupportService:
             check = load_kb(staged)
             if not check.entries:
                 details = "; ".join(check.problems[:5]) or "no question/answer entries found"
-                raise InvalidInput(f"Nothing loaded from the upload: {details}", zh=f"上传的文件中没有可用内容：{details}")
+                raise InvalidInput(
+                    f"Nothing loaded from the upload: {details}", zh=f"上传的文件中没有可用内容：{details}"
+                )
             self.uploads_dir.mkdir(parents=True, exist_ok=True)
             if replace:
                 for old in self.uploads_dir.iterdir():
@@ -255,7 +261,7 @@ class SupportService:
             return []
         index = self.index()
         vectors = index.embed_queries(parts)
-        return [Found(part, *index.search(part, vector=vector)) for part, vector in zip(parts, vectors)]
+        return [Found(part, *index.search(part, vector=vector)) for part, vector in zip(parts, vectors, strict=True)]
 
     def chat(self, message: object, history: Any = None, *, session_id: str = "") -> dict[str, Any]:
         text = self.validate(message)
@@ -310,7 +316,9 @@ class SupportService:
                 if confidence < threshold:
                     reason = "low_confidence"
                 else:
-                    answer, mode = self._answer(text, messages, found.hits[:3], answer_mode=overrides.get("answer_mode"))
+                    answer, mode = self._answer(
+                        text, messages, found.hits[:3], answer_mode=overrides.get("answer_mode")
+                    )
                     # An extractive answer is entry [1] word for word: the runners-up are not its
                     # sources. A generated one may draw on each close entry.
                     sources = sources[:1] if mode.startswith("extractive") else _relevant(sources)
@@ -321,14 +329,17 @@ class SupportService:
         if feeling and not refused:
             answer = policy.ACKNOWLEDGE[feeling][lang] + answer
         latency_ms = (time.perf_counter() - started) * 1000
-        conversation = messages + [{"role": "user", "content": text}]
+        conversation = [*messages, {"role": "user", "content": text}]
         model_info = self.registry.info("text") if mode == "llm" else self.registry.info("embed")
         output = GeneratedOutput(
             tab="support",
             model=model_info,
             params={
-                "answer_mode": mode, "confidence": round(confidence, 3), "handoff_reason": reason or None,
-                "mood": feeling, "ticket": ticket,
+                "answer_mode": mode,
+                "confidence": round(confidence, 3),
+                "handoff_reason": reason or None,
+                "mood": feeling,
+                "ticket": ticket,
             },
             prompt=text,
             messages=conversation,
@@ -349,9 +360,16 @@ class SupportService:
                 output.params["ticket"] = None
             output.output["text"] = answer
             if self.learning is not None and saved:
-                self.learning.note_handoff({"reason": reason, "output_id": output.output_id, "ts": utc_now(),
-                                            "messages": conversation, "sources": sources})
-        output.messages = conversation + [{"role": "assistant", "content": answer}]
+                self.learning.note_handoff(
+                    {
+                        "reason": reason,
+                        "output_id": output.output_id,
+                        "ts": utc_now(),
+                        "messages": conversation,
+                        "sources": sources,
+                    }
+                )
+        output.messages = [*conversation, {"role": "assistant", "content": answer}]
         self.feedback.register(output)
         return {
             "output_id": output.output_id,
@@ -382,7 +400,9 @@ class SupportService:
             lines.append(f"{number}. **{md_escape(found.query)}** {entry.answer} [{cited[entry.id]}]")
         return "\n".join(lines), sources
 
-    def _verified_answer(self, text: str, history: list[dict[str, str]]) -> tuple[str, list[dict[str, Any]], float] | None:
+    def _verified_answer(
+        self, text: str, history: list[dict[str, str]]
+    ) -> tuple[str, list[dict[str, Any]], float] | None:
         """An upvoted earlier answer to the same or a close question, cited as verified."""
         self.index()
         if self.learning is None:
@@ -395,7 +415,11 @@ class SupportService:
         verified, score = found
         first = dict(verified.sources[0]) if verified.sources else {"id": f"verified:{verified.output_id}", "rank": 1}
         first.update(
-            rank=1, verified=True, verified_from=verified.output_id, verified_question=verified.question, score=round(score, 4)
+            rank=1,
+            verified=True,
+            verified_from=verified.output_id,
+            verified_question=verified.question,
+            score=round(score, 4),
         )
         rest = [dict(s) for s in verified.sources[1:]]
         return verified.answer, [first, *rest], score
@@ -445,7 +469,7 @@ class SupportService:
                     "reason": reason,
                     "lang": lang,
                     "mood": output.params.get("mood"),
-                    "summary": summarize(output.messages, reason, output.sources),
+                    "summary": summarize(output.messages or [], reason, output.sources or []),
                     "messages": output.messages,
                     "sources": output.sources,
                 },
@@ -474,7 +498,7 @@ def _relevant(sources: list[dict[str, Any]], *, keep: float = 0.6) -> list[dict[
     return [s for s in sources if s["rank"] == 1 or s["score"] >= keep * top]
 
 
-def summarize(messages: list[dict[str, str]], reason: str, sources: list[dict[str, Any]]) -> str:
+def summarize(messages: list[dict[str, Any]], reason: str, sources: list[dict[str, Any]]) -> str:
     """A few lines an operator reads before the transcript: what was asked, why it came to them."""
     asked = [m["content"].strip().replace("\n", " ")[:160] for m in messages if m["role"] == "user"]
     lines = [f"Reason: {reason}", f"Last question: {asked[-1] if asked else ''}"]

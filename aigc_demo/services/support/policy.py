@@ -78,7 +78,8 @@ _PART_BREAK = re.compile(
     re.IGNORECASE,
 )
 _LEADING_JOIN = re.compile(
-    r"^(?:另外|还有|顺便问一下|顺便问下|顺便问|以及|此外|also|and also|and|btw|by the way|plus)(?:[，,：:\s]+|$)", re.IGNORECASE
+    r"^(?:另外|还有|顺便问一下|顺便问下|顺便问|以及|此外|also|and also|and|btw|by the way|plus)(?:[，,：:\s]+|$)",
+    re.IGNORECASE,
 )
 MIN_PART_CHARS = 4
 
@@ -91,7 +92,7 @@ def split_parts(message: str) -> list[str]:
 
 
 def mood(message: str) -> str | None:
-    """"angry", "anxious" or None — to acknowledge the feeling before the answer."""
+    """ "angry", "anxious" or None — to acknowledge the feeling before the answer."""
     if FRUSTRATION.search(message):
         return "angry"
     if ANXIETY.search(message):
@@ -134,16 +135,19 @@ HANDOFF = {
         "zh": "很抱歉问题还没有解决，正在为您转接人工客服。",
     },
     "commitment": {
-        "en": "That is a commitment I can't make on the store's behalf, so I'm passing it to a human colleague who can.",
+        "en": "That is a commitment I can't make on the store's behalf, "
+        "so I'm passing it to a human colleague who can.",
         "zh": "这类承诺我无法代表商家做出，已为您转接有权限处理的人工客服。",
     },
     "other_brand": {
-        "en": "Our help articles don't cover {names}, only our own products and services, so I'm passing this to a human colleague.",
+        "en": "Our help articles don't cover {names}, only our own products and services, "
+        "so I'm passing this to a human colleague.",
         "zh": "我们的资料里没有关于「{names}」的信息（只涵盖本店自己的产品和服务），已为您转接人工客服。",
     },
 }
 TICKET = {
-    "en": " Your ticket number is **{ticket}**; they will see this conversation and reply here or by your account's contact details.",
+    "en": " Your ticket number is **{ticket}**; they will see this conversation and reply here "
+    "or by your account's contact details.",
     "zh": "您的工单号是 **{ticket}**，客服同事会看到本次对话，并在这里或通过您账户的联系方式回复您。",
 }
 TICKET_FAILED = {

@@ -46,7 +46,15 @@ DENSE_WEIGHT = 2.0
 # pulled Chinese questions to the few Chinese entries of an English KB (tuning split).
 SAME_LANGUAGE_BONUS = 0.03
 # Fitted by `python bench/support_eval.py --fit` on the tuning split (see bench/RESULTS.md).
-CONFIDENCE_WEIGHTS = {"bias": -3.943, "coverage": 3.507, "unknown": 0.305, "margin": 0.744, "specificity": 1.444, "dense": 1.013, "agree": 1.21}
+CONFIDENCE_WEIGHTS = {
+    "bias": -3.943,
+    "coverage": 3.507,
+    "unknown": 0.305,
+    "margin": 0.744,
+    "specificity": 1.444,
+    "dense": 1.013,
+    "agree": 1.21,
+}
 
 
 def tokenize(text: str) -> list[str]:
@@ -112,7 +120,9 @@ class Signals:
 
     def confidence(self, weights: dict[str, float] | None = None) -> float:
         w = weights or CONFIDENCE_WEIGHTS
-        z = w["bias"] + sum(w[name] * getattr(self, name) for name in ("coverage", "unknown", "margin", "specificity", "dense", "agree"))
+        z = w["bias"] + sum(
+            w[name] * getattr(self, name) for name in ("coverage", "unknown", "margin", "specificity", "dense", "agree")
+        )
         return 1.0 / (1.0 + math.exp(-z))
 
     def as_dict(self) -> dict[str, float]:
@@ -158,7 +168,9 @@ class HybridIndex:
         self.vectors, question_vectors, answer_vectors = self._embed_entries(cache_dir)
         self.dense_trust = {
             script: self._calibrate(
-                question_vectors, answer_vectors, self.is_cjk == (script == "cjk"),
+                question_vectors,
+                answer_vectors,
+                self.is_cjk == (script == "cjk"),
                 multilingual=bool(getattr(embedder, "multilingual", False)),
             )
             for script in ("cjk", "latin")
@@ -288,7 +300,10 @@ class HybridIndex:
             agree=float(
                 (self.topics[int(np.argmax(keyword))] == self.topics[order[0]])
                 + trust * (self.topics[int(np.argmax(dense))] == self.topics[order[0]])
-            ) / 2 if keyword.max() > 0 else 0.0,
+            )
+            / 2
+            if keyword.max() > 0
+            else 0.0,
             own_coverage=float(own_covered[order[0]] / own_total) if own_total else 0.0,
             own_weight=own_known,
         )

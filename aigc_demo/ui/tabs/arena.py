@@ -30,13 +30,22 @@ def _render(services: Services) -> dict[str, Any]:
     gr.Markdown(T("arena_intro"), elem_classes=["arena-intro"])
     with gr.Row(equal_height=True):
         ui["kind"] = gr.Radio(
-            [(T(f"arena_kind_{k}"), k) for k in kinds], value=kinds[0] if kinds else None, show_label=False,
-            scale=1, min_width=160, elem_id="arena-kind",
+            [(T(f"arena_kind_{k}"), k) for k in kinds],
+            value=kinds[0] if kinds else None,
+            show_label=False,
+            scale=1,
+            min_width=160,
+            elem_id="arena-kind",
         )
     with gr.Row(equal_height=True):
         ui["prompt"] = gr.Textbox(
-            show_label=False, placeholder=T("arena_placeholder"), lines=1, max_length=services.settings.max_prompt_chars,
-            scale=4, min_width=200, elem_id="arena-prompt",
+            show_label=False,
+            placeholder=T("arena_placeholder"),
+            lines=1,
+            max_length=services.settings.max_prompt_chars,
+            scale=4,
+            min_width=200,
+            elem_id="arena-prompt",
         )
         ui["start"] = gr.Button(T("arena_start"), variant="primary", scale=1, min_width=100, elem_id="arena-start")
     # Side by side even on a phone (two 160 px columns fit 390 px), each answer in a box of
@@ -46,11 +55,18 @@ def _render(services: Services) -> dict[str, Any]:
             with gr.Column(min_width=150, elem_classes=["arena-side"]):
                 gr.Markdown(f"**{side.upper()}**", elem_classes=["arena-label"])
                 ui[f"{side}_text"] = gr.Markdown(
-                    max_height=260, min_height=120, elem_id=f"arena-{side}", elem_classes=["arena-answer"],
+                    max_height=260,
+                    min_height=120,
+                    elem_id=f"arena-{side}",
+                    elem_classes=["arena-answer"],
                     sanitize_html=True,
                 )
                 ui[f"{side}_image"] = gr.Image(
-                    visible=False, show_label=False, height=220, interactive=False, elem_id=f"arena-{side}-image",
+                    visible=False,
+                    show_label=False,
+                    height=220,
+                    interactive=False,
+                    elem_id=f"arena-{side}-image",
                     buttons=["fullscreen"],
                 )
     with gr.Row(equal_height=True, elem_id="arena-votes"):
@@ -68,8 +84,16 @@ def _render(services: Services) -> dict[str, Any]:
 
 def _knob(key: str, lang: str) -> str:
     """A recipe setting's name as the page shows it ("temperature" → 温度 in zh)."""
-    label = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "max_new_tokens", "steps": "steps",
-             "guidance_scale": "guidance", "system": "system_prompt", "preset": "scenario", "style": "style"}.get(key)
+    label = {
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "max_new_tokens": "max_new_tokens",
+        "steps": "steps",
+        "guidance_scale": "guidance",
+        "system": "system_prompt",
+        "preset": "scenario",
+        "style": "style",
+    }.get(key)
     if label is None or lang != "zh":
         return key
     return tr(label, lang).split("（")[0]
@@ -77,11 +101,14 @@ def _knob(key: str, lang: str) -> str:
 
 def reveal(vote: dict[str, Any], new: bool, lang: str) -> str:
     """Who was who, and what was stored."""
+
     def who(side: str) -> str:
         s = vote[side]
         recipe = s.get("params", {}).get("contestant_recipe") or s.get("params", {})
         knobs = ", ".join(f"{_knob(k, lang)} {v}" for k, v in recipe.items() if k not in ("contestant", "model"))
-        return f"**{side.upper()}** = `{s['contestant']}` · `{(s.get('model') or {}).get('id', '')}`" + (f" · {knobs}" if knobs else "")
+        return f"**{side.upper()}** = `{s['contestant']}` · `{(s.get('model') or {}).get('id', '')}`" + (
+            f" · {knobs}" if knobs else ""
+        )
 
     head = tr("arena_saved" if new else "arena_already", lang, choice=tr(f"arena_choice_{vote['choice']}", lang))
     return f"{head}\n\n{who('a')}  \n{who('b')}"
@@ -100,7 +127,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         text, image = shown_for.get(kind, shown_for["text"])
         return text, text, image, image
 
-    def battle(kind, prompt, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects the tracker through this default
+    def battle(kind, prompt, request: gr.Request, progress=gr.Progress()):
         lang, session = lang_of(request), session_of(request)
         locked = [gr.update(interactive=False)] * len(votes)
         if kind == "image":
@@ -134,12 +161,21 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         trigger(
             # Its own group (text and image battles share one button), capped and fairly shared
             # like the other generation groups (ui/admission.py).
-            handler, [ui["kind"], ui["prompt"]], outputs, api_visibility="private",
-            concurrency_id="arena", concurrency_limit=services.settings.text_concurrency,
-            show_progress="minimal", show_progress_on=[ui["result"]], js=scroll_to("#arena-sides", inputs=2),
+            handler,
+            [ui["kind"], ui["prompt"]],
+            outputs,
+            api_visibility="private",
+            concurrency_id="arena",
+            concurrency_limit=services.settings.text_concurrency,
+            show_progress="minimal",
+            show_progress_on=[ui["result"]],
+            js=scroll_to("#arena-sides", inputs=2),
         )
     ui["kind"].change(
-        switch, [ui["kind"]], [ui["a_text"], ui["b_text"], ui["a_image"], ui["b_image"]], api_visibility="private",
+        switch,
+        [ui["kind"]],
+        [ui["a_text"], ui["b_text"], ui["a_image"], ui["b_image"]],
+        api_visibility="private",
         queue=False,
     )
 
@@ -156,13 +192,19 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
 
     for choice, _ in VOTES:
         ui[f"vote_{choice}"].click(
-            make_vote(choice), [ui["pair_id"], ui["reasons"], ui["comment"]],
-            [ui["result"], ui["reasons"], ui["comment"], *votes], api_visibility="private", concurrency_limit=None,
+            make_vote(choice),
+            [ui["pair_id"], ui["reasons"], ui["comment"]],
+            [ui["result"], ui["reasons"], ui["comment"], *votes],
+            api_visibility="private",
+            concurrency_limit=None,
         )
 
     def arena_text(
-        prompt: str, max_new_tokens: int | None = None, temperature: float | None = None, seed: int = -1,
-        request: gr.Request = None,
+        prompt: str,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        seed: int = -1,
+        request: gr.Request | None = None,
     ) -> dict:
         """A blind text battle: two contestants answer the same prompt with the same seed.
 
@@ -171,10 +213,10 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         only to contestants that set none (the default ones do: sampling is what they compare).
         """
         last = None
-        for last in arena.text_battle(
+        for step in arena.text_battle(
             prompt, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, session_id=session_of(request)
         ):
-            pass
+            last = step
         assert last is not None and last.pair is not None
         pair = last.pair
         return {
@@ -183,8 +225,13 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             "b": {"output_id": pair.b.output_id, "text": last.b},
         }
 
-    def arena_image(prompt: str, seed: int = -1, width: int | None = None, height: int | None = None,
-                    request: gr.Request = None) -> dict:
+    def arena_image(
+        prompt: str,
+        seed: int = -1,
+        width: int | None = None,
+        height: int | None = None,
+        request: gr.Request | None = None,
+    ) -> dict:
         """A blind image battle: {pair_id, a: {output_id, image}, b: {output_id, image}}."""
         from gradio.data_classes import FileData
 
@@ -192,21 +239,27 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         out: dict[str, Any] = {"pair_id": pair.pair_id}
         for side in ("a", "b"):
             output = services.feedback.find_output(getattr(pair, side).output_id)
-            path = output.output.get("path") if output else ""
+            path = str(output.output.get("path") or "") if output else ""
             out[side] = {
                 "output_id": getattr(pair, side).output_id,
                 "image": FileData(path=path, orig_name=path.rsplit("/", 1)[-1], mime_type="image/png").model_dump(),
             }
         return out
 
-    def arena_vote(pair_id: str, choice: str, reason: str = "", comment: str = "", request: gr.Request = None) -> dict:
+    def arena_vote(
+        pair_id: str, choice: str, reason: str = "", comment: str = "", request: gr.Request | None = None
+    ) -> dict:
         """Vote on a pair: choice is a, b, tie or both_bad. Returns {saved, record_id, a_model,
         b_model, choice, first_vote}; voting again on a pair returns the first vote."""
         reasons = [r.strip() for r in reason.split(",")] if isinstance(reason, str) and reason else None
         record, new = arena.vote(pair_id, choice, reasons=reasons, comment=comment, session_id=session_of(request))
         return {
-            "saved": True, "record_id": record["id"], "choice": record["choice"], "first_vote": new,
-            "a_model": record["a"]["contestant"], "b_model": record["b"]["contestant"],
+            "saved": True,
+            "record_id": record["id"],
+            "choice": record["choice"],
+            "first_vote": new,
+            "a_model": record["a"]["contestant"],
+            "b_model": record["b"]["contestant"],
         }
 
     llm = {"concurrency_id": "llm", "concurrency_limit": services.settings.text_concurrency}

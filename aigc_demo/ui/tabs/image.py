@@ -42,11 +42,17 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=320):
             ui["prompt"] = gr.Textbox(
-                label=T("prompt"), lines=3, max_length=s.max_prompt_chars,
-                placeholder=T("image_placeholder"), elem_id="image-prompt",
+                label=T("prompt"),
+                lines=3,
+                max_length=s.max_prompt_chars,
+                placeholder=T("image_placeholder"),
+                elem_id="image-prompt",
             )
             ui["negative_prompt"] = gr.Textbox(
-                label=T("negative_prompt"), lines=1, max_length=s.max_prompt_chars, placeholder=T("negative_placeholder")
+                label=T("negative_prompt"),
+                lines=1,
+                max_length=s.max_prompt_chars,
+                placeholder=T("negative_placeholder"),
             )
             with gr.Row():
                 ui["style"] = gr.Dropdown(
@@ -55,7 +61,11 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                 presets = size_presets(s.image_max_side)
                 current = next((k for k, v in presets.items() if v == (d.width, d.height)), None)
                 ui["size"] = gr.Dropdown(
-                    [(label("size", k), k) for k in presets], value=current, label=T("size_preset"), scale=2, elem_id="image-size"
+                    [(label("size", k), k) for k in presets],
+                    value=current,
+                    label=T("size_preset"),
+                    scale=2,
+                    elem_id="image-size",
                 )
             with gr.Row():
                 ui["generate"] = gr.Button(T("image_generate"), variant="primary", elem_id="image-generate", scale=3)
@@ -77,8 +87,13 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
         with gr.Column(scale=6, min_width=320):
             ui["gallery"] = gr.Gallery(
                 # Height follows the images: a batch of four is seen whole, not two and a scrollbar.
-                label=T("gallery"), columns=2, height="auto",
-                format="png", object_fit="contain", elem_id="image-gallery", buttons=["download", "fullscreen"],
+                label=T("gallery"),
+                columns=2,
+                height="auto",
+                format="png",
+                object_fit="contain",
+                elem_id="image-gallery",
+                buttons=["download", "fullscreen"],
             )
             ui["info"] = gr.Markdown(elem_classes=["stats"], elem_id="image-info")
             ui["use_settings"] = gr.Button(
@@ -86,14 +101,23 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             )
             ui["rating"] = build_rating_widget(services.feedback)
             ui["history"] = gr.Gallery(
-                label=T("history"), columns=6, height=160, format="png", object_fit="contain",
-                elem_id="image-history", buttons=["download"],
+                label=T("history"),
+                columns=6,
+                height=160,
+                format="png",
+                object_fit="contain",
+                elem_id="image-history",
+                buttons=["download"],
             )
             with gr.Accordion(T("recipe_from_png"), open=False, elem_id="image-recipe"):
                 # gr.File keeps the upload byte for byte (an Image component would re-encode it
                 # and drop the text chunks that hold the settings).
                 ui["recipe_file"] = gr.File(
-                    label=T("recipe_drop"), file_types=[".png"], type="filepath", height=120, elem_id="image-recipe-file"
+                    label=T("recipe_drop"),
+                    file_types=[".png"],
+                    type="filepath",
+                    height=120,
+                    elem_id="image-recipe-file",
                 )
     ui["last_seed"] = gr.State(None)
     ui["history_items"] = gr.State([])
@@ -107,11 +131,29 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     image = services.image
     stop_flags = StopFlags()
 
-    def generate(prompt, negative_prompt, steps, guidance_scale, width, height, seed, num_images, style, history,
-                 request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects the tracker through this default
+    def generate(
+        prompt,
+        negative_prompt,
+        steps,
+        guidance_scale,
+        width,
+        height,
+        seed,
+        num_images,
+        style,
+        history,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
         options = {
-            "negative_prompt": negative_prompt, "steps": steps, "guidance_scale": guidance_scale, "width": width, "height": height,
-            "seed": seed, "num_images": num_images, "style": style,
+            "negative_prompt": negative_prompt,
+            "steps": steps,
+            "guidance_scale": guidance_scale,
+            "width": width,
+            "height": height,
+            "seed": seed,
+            "num_images": num_images,
+            "style": style,
         }
         image.validate(prompt, **options)  # a bad value is reported before any work
         if not services.registry.is_loaded("image"):
@@ -132,11 +174,20 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             info += tr("image_placeholder_note", lang)
         if n > 1:
             info += tr("image_pick_hint", lang)
-        gallery = [(path, tr("image_caption", lang, seed=result["seed"] + i)) for i, path in enumerate(result["images"])]
+        gallery = [
+            (path, tr("image_caption", lang, seed=result["seed"] + i)) for i, path in enumerate(result["images"])
+        ]
         history = (gallery + list(history or []))[:HISTORY_LIMIT]
         paths = list(result["images"])
         return (
-            gallery, info, result["seed"], history, history, paths, paths[0], gr.update(interactive=True),
+            gallery,
+            info,
+            result["seed"],
+            history,
+            history,
+            paths,
+            paths[0],
+            gr.update(interactive=True),
             *rating.reset(result["output_id"]),
         )
 
@@ -154,7 +205,9 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         lang = lang_of(request)
         if not path:
             return tuple(gr.skip() for _ in recipe_outputs)
-        recipe = read_recipe(path, max_side=services.settings.image_max_side, max_steps=services.settings.image_max_steps)
+        recipe = read_recipe(
+            path, max_side=services.settings.image_max_side, max_steps=services.settings.image_max_steps
+        )
         style = recipe.get("style")
         notes = []
         if style is not None and style not in image.styles:
@@ -166,31 +219,62 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         model = recipe.get("model")
         if dropped and model and model != services.registry.info("image")["id"]:
             notes.append(tr("recipe_other_model", lang, model=str(model)[:80]))
-        filled = [tr(f"field_{k}", lang) for k in ("prompt", "seed", "width", "steps", "guidance_scale", "style") if k in recipe]
+        filled = [
+            tr(f"field_{k}", lang)
+            for k in ("prompt", "seed", "width", "steps", "guidance_scale", "style")
+            if k in recipe
+        ]
         gr.Info(" ".join([tr("recipe_applied", lang, fields=joined(filled, lang)), *notes]))
-        update = lambda key, value=None: gr.update(value=recipe[key] if value is None else value) if key in recipe else gr.skip()
-        size = (
-            preset_for(recipe["width"], recipe["height"]) if "width" in recipe and "height" in recipe else gr.skip()
-        )
+
+        def update(key: str, value: Any = None) -> Any:
+            return gr.update(value=recipe[key] if value is None else value) if key in recipe else gr.skip()
+
+        size = preset_for(recipe["width"], recipe["height"]) if "width" in recipe and "height" in recipe else gr.skip()
         return (
-            update("prompt"), update("negative_prompt"), gr.update(value=style) if style else gr.skip(),
-            update("steps"), update("guidance_scale"), update("width"), update("height"), update("seed"), size,
+            update("prompt"),
+            update("negative_prompt"),
+            gr.update(value=style) if style else gr.skip(),
+            update("steps"),
+            update("guidance_scale"),
+            update("width"),
+            update("height"),
+            update("seed"),
+            size,
         )
 
     inputs = [ui[k] for k in INPUT_KEYS] + [ui["history_items"]]
     outputs = [
-        ui["gallery"], ui["info"], ui["last_seed"], ui["history_items"], ui["history"], ui["result_paths"],
-        ui["selected_path"], ui["use_settings"], *rating.components,
+        ui["gallery"],
+        ui["info"],
+        ui["last_seed"],
+        ui["history_items"],
+        ui["history"],
+        ui["result_paths"],
+        ui["selected_path"],
+        ui["use_settings"],
+        *rating.components,
     ]
     recipe_outputs = [
-        ui["prompt"], ui["negative_prompt"], ui["style"], ui["steps"], ui["guidance_scale"], ui["width"], ui["height"],
-        ui["seed"], ui["size"],
+        ui["prompt"],
+        ui["negative_prompt"],
+        ui["style"],
+        ui["steps"],
+        ui["guidance_scale"],
+        ui["width"],
+        ui["height"],
+        ui["seed"],
+        ui["size"],
     ]
     show_stop, hide_stop = (lambda: toggle_stop(True)), (lambda: toggle_stop(False))
     handler = user_errors(generate, outputs=len(outputs))
     for trigger in (ui["generate"].click, ui["prompt"].submit):
         trigger(
-            show_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False, js=scroll_to("#image-gallery")
+            show_stop,
+            None,
+            [ui["generate"], ui["stop"]],
+            api_visibility="private",
+            queue=False,
+            js=scroll_to("#image-gallery"),
         ).then(
             handler, inputs, outputs, api_visibility="private", concurrency_id="image", show_progress_on=[ui["gallery"]]
         ).then(hide_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
@@ -201,24 +285,38 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
 
     ui["stop"].click(request_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
     ui["gallery"].select(
-        select_image, [ui["result_paths"]], [rating.item, rating.status, ui["selected_path"], rating.up, rating.down],
-        api_visibility="private", queue=False,
+        select_image,
+        [ui["result_paths"]],
+        [rating.item, rating.status, ui["selected_path"], rating.up, rating.down],
+        api_visibility="private",
+        queue=False,
     )
     ui["history"].select(
-        select_history, [ui["history_items"]], [ui["selected_path"], ui["use_settings"]], api_visibility="private", queue=False
+        select_history,
+        [ui["history_items"]],
+        [ui["selected_path"], ui["use_settings"]],
+        api_visibility="private",
+        queue=False,
     )
     ui["use_settings"].click(
         # Queued (never waiting: no limit) because a toast only reaches the page from a queued event.
-        user_errors(apply_recipe, outputs=len(recipe_outputs)), [ui["selected_path"]], recipe_outputs,
-        api_visibility="private", concurrency_limit=None, js=scroll_to("#image-prompt", inputs=1),
+        user_errors(apply_recipe, outputs=len(recipe_outputs)),
+        [ui["selected_path"]],
+        recipe_outputs,
+        api_visibility="private",
+        concurrency_limit=None,
+        js=scroll_to("#image-prompt", inputs=1),
     )
 
     def apply_dropped(path: str | None, request: gr.Request):
         return apply_recipe(path, request, dropped=True)
 
     ui["recipe_file"].upload(
-        user_errors(apply_dropped, outputs=len(recipe_outputs)), [ui["recipe_file"]], recipe_outputs,
-        api_visibility="private", concurrency_limit=None,
+        user_errors(apply_dropped, outputs=len(recipe_outputs)),
+        [ui["recipe_file"]],
+        recipe_outputs,
+        api_visibility="private",
+        concurrency_limit=None,
     )
     ui["random_seed"].click(lambda: -1, None, [ui["seed"]], api_visibility="private", queue=False)
     ui["reuse_seed"].click(
@@ -233,8 +331,11 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     for slider in (ui["width"], ui["height"]):
         slider.input(preset_for, [ui["width"], ui["height"]], [ui["size"]], api_visibility="private", queue=False)
     ui["size"].change(
-        lambda key: presets.get(key, (gr.skip(), gr.skip())), [ui["size"]], [ui["width"], ui["height"]],
-        api_visibility="private", queue=False,
+        lambda key: presets.get(key, (gr.skip(), gr.skip())),
+        [ui["size"]],
+        [ui["width"], ui["height"]],
+        api_visibility="private",
+        queue=False,
     )
 
     d = image.defaults
@@ -249,7 +350,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         seed: int = -1,
         num_images: int = 1,
         style: str = "None",
-        request: gr.Request = None,
+        request: gr.Request | None = None,
     ) -> dict:
         """Generate images; returns output_id, image (file), images (files), seed and model.
 
@@ -258,10 +359,21 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         from gradio.data_classes import FileData
 
         result = image.generate(
-            prompt, negative_prompt=negative_prompt, steps=steps, guidance_scale=guidance_scale, width=width,
-            height=height, seed=seed, num_images=num_images, style=style, session_id=session_of(request),
+            prompt,
+            negative_prompt=negative_prompt,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            width=width,
+            height=height,
+            seed=seed,
+            num_images=num_images,
+            style=style,
+            session_id=session_of(request),
         )
-        files = [FileData(path=p, orig_name=p.rsplit("/", 1)[-1], mime_type="image/png").model_dump() for p in result["images"]]
+        files = [
+            FileData(path=p, orig_name=p.rsplit("/", 1)[-1], mime_type="image/png").model_dump()
+            for p in result["images"]
+        ]
         return {**result, "image": files[0], "images": files}
 
     gr.api(user_errors(generate_image), api_name="generate_image", concurrency_id="image")

@@ -35,9 +35,15 @@ def build_insights_tab(services: Services) -> tuple[Any, list[Any]] | None:
         return None
     ui = _render()
     _wire(services, ui)
-    tables = [("by_tab", RATE_COLUMNS), ("by_model", RATE_COLUMNS), ("by_variant", RATE_COLUMNS),
-              ("downvotes", DOWNVOTE_COLUMNS), ("gaps", GAP_COLUMNS), ("handoffs", TICKET_COLUMNS),
-              ("arena", ARENA_COLUMNS)]
+    tables = [
+        ("by_tab", RATE_COLUMNS),
+        ("by_model", RATE_COLUMNS),
+        ("by_variant", RATE_COLUMNS),
+        ("downvotes", DOWNVOTE_COLUMNS),
+        ("gaps", GAP_COLUMNS),
+        ("handoffs", TICKET_COLUMNS),
+        ("arena", ARENA_COLUMNS),
+    ]
 
     def headers(request: gr.Request) -> tuple[Any, ...]:
         lang = lang_of(request)
@@ -49,8 +55,17 @@ def build_insights_tab(services: Services) -> tuple[Any, list[Any]] | None:
 def arena_rows(votes: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]:
     """The Bradley–Terry leaderboards, one per kind, as table rows (ARENA_COLUMNS order)."""
     return [
-        [tr(f"arena_kind_{kind}", lang), s.model, s.rating, s.ci_low, s.ci_high, s.battles, s.wins, s.ties,
-         "–" if s.win_rate is None else f"{s.win_rate:.0%}"]
+        [
+            tr(f"arena_kind_{kind}", lang),
+            s.model,
+            s.rating,
+            s.ci_low,
+            s.ci_high,
+            s.battles,
+            s.wins,
+            s.ties,
+            "–" if s.win_rate is None else f"{s.win_rate:.0%}",
+        ]
         for kind, table in by_kind(votes).items()
         for s in table
     ]
@@ -58,8 +73,10 @@ def arena_rows(votes: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]
 
 def trend_plot(lang: str, value: Any = None) -> Any:
     """The trend plot's data with its axis titles in ``lang``."""
-    titles = {"x_title": tr("axis_day", lang), "y_title": tr("axis_like_rate", lang)}
-    return gr.update(**titles) if value is None else gr.update(value=value, **titles)
+    x_title, y_title = tr("axis_day", lang), tr("axis_like_rate", lang)
+    if value is None:
+        return gr.update(x_title=x_title, y_title=y_title)
+    return gr.update(value=value, x_title=x_title, y_title=y_title)
 
 
 def _render() -> dict[str, Any]:
@@ -67,7 +84,10 @@ def _render() -> dict[str, Any]:
     with gr.Row(equal_height=True):
         ui["token"] = gr.Textbox(label=T("admin_token"), type="password", scale=2, elem_id="insights-token")
         ui["tab"] = gr.Dropdown(
-            [(T(f"filter_{t}"), t) for t in ("all", "text", "image", "support")], value="all", label=T("tab_filter"), scale=1
+            [(T(f"filter_{t}"), t) for t in ("all", "text", "image", "support")],
+            value="all",
+            label=T("tab_filter"),
+            scale=1,
         )
         ui["since"] = gr.Textbox(label=T("from_date"), placeholder="2026-11-01", scale=1)
         ui["until"] = gr.Textbox(label=T("to_date"), placeholder="2026-11-30", scale=1, elem_id="insights-until")
@@ -81,17 +101,24 @@ def _render() -> dict[str, Any]:
     ui["by_variant"] = gr.Dataframe(headers=RATE_COLUMNS, label=T("by_variant"), interactive=False)
     # Bars, not a line: a single day of data is one bar (a line needs two days to show at all).
     ui["trend"] = gr.BarPlot(
-        x="day", y="like_rate", title=T("trend"), y_lim=[0, 1], y_axis_format=".0%", height=260, elem_id="insights-trend"
+        x="day",
+        y="like_rate",
+        title=T("trend"),
+        y_lim=[0, 1],
+        y_axis_format=".0%",
+        height=260,
+        elem_id="insights-trend",
     )
-    ui["downvotes"] = gr.Dataframe(
-        headers=DOWNVOTE_COLUMNS, label=T("recent_down"), interactive=False, wrap=True
-    )
+    ui["downvotes"] = gr.Dataframe(headers=DOWNVOTE_COLUMNS, label=T("recent_down"), interactive=False, wrap=True)
     ui["bad_images"] = gr.Gallery(
-        label=T("recent_down_images"), columns=8, height=140, object_fit="contain", preview=False, elem_id="insights-bad-images"
+        label=T("recent_down_images"),
+        columns=8,
+        height=140,
+        object_fit="contain",
+        preview=False,
+        elem_id="insights-bad-images",
     )
-    ui["gaps"] = gr.Dataframe(
-        headers=GAP_COLUMNS, label=T("gaps"), interactive=False, wrap=True
-    )
+    ui["gaps"] = gr.Dataframe(headers=GAP_COLUMNS, label=T("gaps"), interactive=False, wrap=True)
     ui["arena"] = gr.Dataframe(
         headers=ARENA_COLUMNS, label=T("arena_leaderboard"), interactive=False, elem_id="insights-arena"
     )
@@ -99,7 +126,9 @@ def _render() -> dict[str, Any]:
         headers=TICKET_COLUMNS, label=T("handoffs_insights"), interactive=False, wrap=True, elem_id="insights-handoffs"
     )
     with gr.Row(equal_height=False):  # buttons keep their own height next to the file box
-        ui["format"] = gr.Dropdown([(T(f"format_{f}"), f) for f in FORMATS], value="sft", label=T("export_format"), scale=1)
+        ui["format"] = gr.Dropdown(
+            [(T(f"format_{f}"), f) for f in FORMATS], value="sft", label=T("export_format"), scale=1
+        )
         ui["export"] = gr.Button(T("export"), scale=1, elem_id="insights-export")
         ui["report"] = gr.Button(T("session_report"), scale=1, elem_id="insights-report")
         ui["file"] = gr.File(label=T("download"), scale=2, file_count="multiple", elem_id="insights-file")
@@ -125,7 +154,11 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     def show(token, tab, since, until, session, variant, request: gr.Request):
         guard(token)
         lang = lang_of(request)
-        data = report(feedback.read("ratings").records, feedback.read("events").records, **filters(tab, since, until, session, variant))
+        data = report(
+            feedback.read("ratings").records,
+            feedback.read("events").records,
+            **filters(tab, since, until, session, variant),
+        )
         t = data["totals"]
         ci = tr("insights_ci", lang)
 
@@ -133,14 +166,27 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             return tr(f"filter_{key}", lang) if f"filter_{key}" in STRINGS else key
 
         rate = "–" if t["like_rate"] is None else f"{t['like_rate']:.0%} ({ci} {t['ci'][0]:.0%}–{t['ci'][1]:.0%})"
-        cov = " · ".join(
-            tr("coverage_item", lang, tab=tab_name(tab_), rated=c["rated"], gen=c["generated"])
-            for tab_, c in data["coverage"].items()
-        ) or "–"
-        totals = tr(
-            "insights_totals", lang, gen=t["generations"], rated=t["ratings"], up=t["up"], down=t["down"], rate=rate,
-            sessions=t["sessions"],
-        ) + "\n\n" + tr("coverage", lang, cov=cov)
+        cov = (
+            " · ".join(
+                tr("coverage_item", lang, tab=tab_name(tab_), rated=c["rated"], gen=c["generated"])
+                for tab_, c in data["coverage"].items()
+            )
+            or "–"
+        )
+        totals = (
+            tr(
+                "insights_totals",
+                lang,
+                gen=t["generations"],
+                rated=t["ratings"],
+                up=t["up"],
+                down=t["down"],
+                rate=rate,
+                sessions=t["sessions"],
+            )
+            + "\n\n"
+            + tr("coverage", lang, cov=cov)
+        )
         failures = services.feedback.failures
         if failures:  # e.g. handoffs not stored on a full disk: customers were told to call instead
             items = "; ".join(f"{name} ×{f['count']} ({f['error'][:120]})" for name, f in failures.items())
@@ -150,11 +196,14 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         gaps = gap_rows(services.support.knowledge_gaps(), lang)
         f = filters(tab, since, until, session, variant)
         tickets = [
-            t for t in services.support.handoffs.tickets()
-            if (not f["since"] or t.ts[:10] >= f["since"]) and (not f["until"] or t.ts[:10] <= f["until"])
+            t
+            for t in services.support.handoffs.tickets()
+            if (not f["since"] or t.ts[:10] >= f["since"])
+            and (not f["until"] or t.ts[:10] <= f["until"])
             and (not f["session"] or t.session_id == f["session"])
         ][:50]
         trend = pd.DataFrame(data["daily"] or [], columns=["day", "like_rate", "ci_low", "ci_high", "n"])
+
         def as_table(rows: list[dict], cols: list[str], *, tabs_in: str = "") -> Any:
             def cell(col: str, value: Any) -> Any:  # rates as percentages, not 0.1176
                 if col in ("like_rate", "ci_low", "ci_high"):
@@ -186,7 +235,9 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         f = filters(tab, since, until, session, variant)
         suffix = {"sft": "jsonl", "dpo": "jsonl", "kto": "jsonl"}.get(fmt, fmt)
         out = Path(tempfile.mkdtemp(prefix="export-")) / f"aigc-{fmt}.{suffix}"
-        n = export(feedback.read("ratings").records, fmt, out, votes=services.arena.votes(), **f)  # every filter on screen
+        n = export(
+            feedback.read("ratings").records, fmt, out, votes=services.arena.votes(), **f
+        )  # every filter on screen
         gr.Info(tr("rows_exported", lang_of(request), n=n))
         return [str(out)]
 
@@ -196,7 +247,10 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         if not code:
             raise AigcError(tr("need_session"), zh=tr("need_session", "zh"))
         text = session_report(
-            code, feedback.read("ratings").records, feedback.read("events").records, feedback.read("handoffs").records,
+            code,
+            feedback.read("ratings").records,
+            feedback.read("events").records,
+            feedback.read("handoffs").records,
             services.arena.votes(),
         )
         folder = Path(tempfile.mkdtemp(prefix="report-"))
@@ -209,16 +263,34 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     filter_inputs = [ui[k] for k in ("tab", "since", "until", "session", "variant")]
     # On a phone the download box is a screen below the buttons: bring it into view.
     ui["report"].click(
-        user_errors(do_report, outputs=1), [ui["token"], ui["session"]], [ui["file"]], api_visibility="private",
+        user_errors(do_report, outputs=1),
+        [ui["token"], ui["session"]],
+        [ui["file"]],
+        api_visibility="private",
         js=scroll_to("#insights-file", inputs=2),
     )
     outputs = [
-        ui[k] for k in (
-            "totals", "by_tab", "by_model", "by_variant", "trend", "downvotes", "bad_images", "gaps", "handoffs", "arena",
+        ui[k]
+        for k in (
+            "totals",
+            "by_tab",
+            "by_model",
+            "by_variant",
+            "trend",
+            "downvotes",
+            "bad_images",
+            "gaps",
+            "handoffs",
+            "arena",
         )
     ]
-    ui["refresh"].click(user_errors(show, outputs=len(outputs)), [ui["token"], *filter_inputs], outputs, api_visibility="private")
+    ui["refresh"].click(
+        user_errors(show, outputs=len(outputs)), [ui["token"], *filter_inputs], outputs, api_visibility="private"
+    )
     ui["export"].click(
-        user_errors(do_export, outputs=1), [ui["token"], ui["format"], *filter_inputs], [ui["file"]], api_visibility="private",
+        user_errors(do_export, outputs=1),
+        [ui["token"], ui["format"], *filter_inputs],
+        [ui["file"]],
+        api_visibility="private",
         js=scroll_to("#insights-file", inputs=2 + len(filter_inputs)),
     )

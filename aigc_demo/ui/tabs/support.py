@@ -77,11 +77,15 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             autofocus=True,
         )
         ui["send"] = gr.Button(T("send"), variant="primary", scale=1, min_width=100, elem_id="support-send")
-    ui["reasons"] = gr.CheckboxGroup([(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, elem_id="support-reasons")
+    ui["reasons"] = gr.CheckboxGroup(
+        [(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, elem_id="support-reasons"
+    )
     with gr.Row():
         ui["comment"] = gr.Textbox(
-            show_label=False, placeholder=T("support_reason_placeholder"),
-            scale=6, max_length=2000,
+            show_label=False,
+            placeholder=T("support_reason_placeholder"),
+            scale=6,
+            max_length=2000,
         )
         ui["add_comment"] = gr.Button(T("add_comment"), scale=1, min_width=100, size="sm")
         ui["clear"] = gr.Button(T("new_conversation"), scale=1, min_width=100, size="sm")
@@ -96,24 +100,28 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             with gr.Row():
                 ui["token"] = gr.Textbox(label=T("admin_token"), type="password", scale=2)
                 ui["kb_mode"] = gr.Radio(
-                    [(T("kb_add"), "add"), (T("kb_replace"), "replace")], value="add", label=T("uploaded_files"), scale=3
+                    [(T("kb_add"), "add"), (T("kb_replace"), "replace")],
+                    value="add",
+                    label=T("uploaded_files"),
+                    scale=3,
                 )
             ui["kb_files"] = gr.File(
                 label=T("kb_files"),
-                file_count="multiple", file_types=[".csv", ".jsonl", ".md", ".markdown", ".txt"],
+                file_count="multiple",
+                file_types=[".csv", ".jsonl", ".md", ".markdown", ".txt"],
             )
             with gr.Row():
                 ui["kb_load"] = gr.Button(T("load_files"), variant="primary")
                 ui["kb_reset"] = gr.Button(T("kb_reset"))
                 ui["gaps_show"] = gr.Button(T("show_gaps"))
-            ui["gaps"] = gr.Dataframe(
-                headers=GAP_COLUMNS, interactive=False, wrap=True, visible=False
-            )
+            ui["gaps"] = gr.Dataframe(headers=GAP_COLUMNS, interactive=False, wrap=True, visible=False)
             gr.Markdown(T("handoff_queue_title"))
             with gr.Row():
                 ui["tickets_open"] = gr.Button(T("show_open"), size="sm")
                 ui["tickets_resolved"] = gr.Button(T("show_resolved"), size="sm")
-            ui["tickets"] = gr.Dataframe(headers=TICKET_COLUMNS, interactive=False, wrap=True, visible=False, elem_id="handoff-queue")
+            ui["tickets"] = gr.Dataframe(
+                headers=TICKET_COLUMNS, interactive=False, wrap=True, visible=False, elem_id="handoff-queue"
+            )
             with gr.Row():
                 ui["ticket_no"] = gr.Textbox(label=T("ticket"), scale=2, elem_id="ticket-number")
                 ui["ticket_open"] = gr.Button(T("open_ticket"), scale=1, size="sm")
@@ -141,11 +149,12 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         if not support.is_ready:
             support.validate(message)
             loading = {"role": "assistant", "content": tr("kb_loading", lang_of(request))}
-            yield "", chat + [shown, loading], history, ids, ""
+            yield "", [*chat, shown, loading], history, ids, ""
         result = support.chat(message, history, session_id=session_of(request))
         chat += [shown, {"role": "assistant", "content": render_answer(result, lang_of(request))}]
         ids = {**ids, str(len(chat) - 1): result["output_id"]}
-        history = list(history) + [
+        history = [
+            *list(history),
             {"role": "user", "content": message.strip()},
             {"role": "assistant", "content": result["answer"]},
         ]
@@ -191,34 +200,49 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     outputs = [ui["message"], ui["chatbot"], ui["history"], ui["ids"], ui["status"]]
     for trigger in (ui["send"].click, ui["message"].submit):
         trigger(
-            user_errors(respond, outputs=len(outputs)), inputs, outputs, api_visibility="private",
-            concurrency_id="support", concurrency_limit=SUPPORT_CONCURRENCY, show_progress_on=[ui["chatbot"]],
+            user_errors(respond, outputs=len(outputs)),
+            inputs,
+            outputs,
+            api_visibility="private",
+            concurrency_id="support",
+            concurrency_limit=SUPPORT_CONCURRENCY,
+            show_progress_on=[ui["chatbot"]],
         )
     ui["chatbot"].like(
-        user_errors(on_like, outputs=4), [ui["ids"], ui["comment"], ui["reasons"]],
+        user_errors(on_like, outputs=4),
+        [ui["ids"], ui["comment"], ui["reasons"]],
         [ui["status"], ui["last_rating"], ui["reasons"], ui["comment"]],
-        api_visibility="private", concurrency_limit=None,
+        api_visibility="private",
+        concurrency_limit=None,
     )
     ui["add_comment"].click(
-        user_errors(add_comment, outputs=3), [ui["last_rating"], ui["comment"], ui["reasons"]],
+        user_errors(add_comment, outputs=3),
+        [ui["last_rating"], ui["comment"], ui["reasons"]],
         [ui["status"], ui["comment"], ui["reasons"]],
-        api_visibility="private", concurrency_limit=None,
+        api_visibility="private",
+        concurrency_limit=None,
     )
     for trigger in (ui["clear"].click, ui["chatbot"].clear):
         trigger(
-            clear, None, [ui["chatbot"], ui["history"], ui["ids"], ui["last_rating"], ui["status"], ui["comment"]],
-            api_visibility="private", queue=False,
+            clear,
+            None,
+            [ui["chatbot"], ui["history"], ui["ids"], ui["last_rating"], ui["status"], ui["comment"]],
+            api_visibility="private",
+            queue=False,
         )
 
     if "token" in ui:
         _wire_admin(services, ui)
 
-    def support_chat(message: str, history: list | None = None, request: gr.Request = None) -> dict:
+    def support_chat(message: str, history: list | None = None, request: gr.Request | None = None) -> dict:
         """Ask the support bot; returns output_id, answer, sources [{id, title, score, ...}] and handoff."""
         return support.chat(message, history or [], session_id=session_of(request))
 
     gr.api(
-        user_errors(support_chat), api_name="support_chat", concurrency_id="support", concurrency_limit=SUPPORT_CONCURRENCY
+        user_errors(support_chat),
+        api_name="support_chat",
+        concurrency_id="support",
+        concurrency_limit=SUPPORT_CONCURRENCY,
     )
 
 
@@ -296,20 +320,37 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
     def resolved_tickets(token, request: gr.Request):
         return list_tickets(token, "resolved", request)
 
-    ui["tickets_open"].click(user_errors(open_tickets, outputs=1), [ui["token"]], [ui["tickets"]], api_visibility="private")
-    ui["tickets_resolved"].click(user_errors(resolved_tickets, outputs=1), [ui["token"]], [ui["tickets"]], api_visibility="private")
+    ui["tickets_open"].click(
+        user_errors(open_tickets, outputs=1), [ui["token"]], [ui["tickets"]], api_visibility="private"
+    )
+    ui["tickets_resolved"].click(
+        user_errors(resolved_tickets, outputs=1), [ui["token"]], [ui["tickets"]], api_visibility="private"
+    )
     ui["ticket_open"].click(
-        user_errors(open_ticket, outputs=3), [ui["token"], ui["ticket_no"]], [ui["transcript"], ui["ticket_question"], ui["resolution"]],
+        user_errors(open_ticket, outputs=3),
+        [ui["token"], ui["ticket_no"]],
+        [ui["transcript"], ui["ticket_question"], ui["resolution"]],
         api_visibility="private",
     )
     ui["tickets"].select(
-        user_errors(pick, outputs=4), [ui["token"]], [ui["ticket_no"], ui["transcript"], ui["ticket_question"], ui["resolution"]],
+        user_errors(pick, outputs=4),
+        [ui["token"]],
+        [ui["ticket_no"], ui["transcript"], ui["ticket_question"], ui["resolution"]],
         api_visibility="private",
     )
     ui["resolve"].click(
-        user_errors(resolve, outputs=2), [ui["token"], ui["ticket_no"], ui["ticket_question"], ui["resolution"], ui["save_answer"]],
-        [ui["ticket_status"], ui["kb_status"]], api_visibility="private",
+        user_errors(resolve, outputs=2),
+        [ui["token"], ui["ticket_no"], ui["ticket_question"], ui["resolution"], ui["save_answer"]],
+        [ui["ticket_status"], ui["kb_status"]],
+        api_visibility="private",
     )
-    ui["kb_load"].click(user_errors(load, outputs=1), [ui["token"], ui["kb_files"], ui["kb_mode"]], [ui["kb_status"]], api_visibility="private")
+    ui["kb_load"].click(
+        user_errors(load, outputs=1),
+        [ui["token"], ui["kb_files"], ui["kb_mode"]],
+        [ui["kb_status"]],
+        api_visibility="private",
+    )
     ui["kb_reset"].click(user_errors(reset, outputs=1), [ui["token"]], [ui["kb_status"]], api_visibility="private")
-    ui["gaps_show"].click(user_errors(gaps, outputs=2), [ui["token"]], [ui["gaps"], ui["kb_status"]], api_visibility="private")
+    ui["gaps_show"].click(
+        user_errors(gaps, outputs=2), [ui["token"]], [ui["gaps"], ui["kb_status"]], api_visibility="private"
+    )

@@ -35,7 +35,7 @@ class _Pacer:
         self.active = 0
 
     @contextmanager
-    def stream(self) -> Iterator[Callable[[bool], bool]]:
+    def stream(self) -> Iterator[Callable[..., bool]]:
         with self._lock:
             self.active += 1
         last = [0.0]
@@ -55,7 +55,18 @@ class _Pacer:
 
 
 PACER = _Pacer()
-INPUT_KEYS = ("prompt", "preset", "max_new_tokens", "temperature", "top_p", "seed", "stop_strings", "system", "mode", "model")
+INPUT_KEYS = (
+    "prompt",
+    "preset",
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "stop_strings",
+    "system",
+    "mode",
+    "model",
+)
 
 
 def build_text_tab(services: Services, examples: list[str]) -> None:
@@ -71,7 +82,10 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
         with gr.Column(scale=5, min_width=320):
             with gr.Row():
                 ui["preset"] = gr.Dropdown(
-                    choices=[(label("preset", p.key), p.key) for p in PRESETS.values()], value="free", label=T("scenario"), scale=3,
+                    choices=[(label("preset", p.key), p.key) for p in PRESETS.values()],
+                    value="free",
+                    label=T("scenario"),
+                    scale=3,
                     min_width=200,  # on a phone each box takes its own row instead of two cut-off halves
                 )
                 choices = services.registry.text_choices()
@@ -90,17 +104,21 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                 ui["regenerate"] = gr.Button(T("new_seed"), scale=1, min_width=130, elem_id="text-regenerate")
             with gr.Accordion(T("parameters"), open=False):
                 ui["max_new_tokens"] = gr.Slider(
-                    16, s.max_new_tokens_cap, value=min(free.max_new_tokens, s.max_new_tokens_cap), step=16, label=T("max_new_tokens")
+                    16,
+                    s.max_new_tokens_cap,
+                    value=min(free.max_new_tokens, s.max_new_tokens_cap),
+                    step=16,
+                    label=T("max_new_tokens"),
                 )
                 ui["temperature"] = gr.Slider(0.0, 2.0, value=free.temperature, step=0.05, label=T("temperature"))
                 ui["top_p"] = gr.Slider(0.05, 1.0, value=free.top_p, step=0.05, label=T("top_p"))
                 ui["seed"] = gr.Number(value=-1, precision=0, label=T("seed_random"))
                 ui["stop_strings"] = gr.Textbox(label=T("stop_strings"), placeholder=T("stop_placeholder"))
-                ui["system"] = gr.Textbox(
-                    label=T("system_prompt"), lines=2, max_length=s.max_prompt_chars
-                )
+                ui["system"] = gr.Textbox(label=T("system_prompt"), lines=2, max_length=s.max_prompt_chars)
                 ui["mode"] = gr.Radio(
-                    [(T("mode_chat"), "chat"), (T("mode_continue"), "continue")], value="chat", label=T("mode"),
+                    [(T("mode_chat"), "chat"), (T("mode_continue"), "continue")],
+                    value="chat",
+                    label=T("mode"),
                     info=T("mode_info"),
                 )
             if examples:
@@ -109,9 +127,15 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             # A conversation, rendered as Markdown (the Chatbot sanitises any HTML the model
             # writes); the user's own messages can be edited, which re-asks from there.
             ui["chat"] = gr.Chatbot(
-                value=[], show_label=False, height=460, elem_id="text-output", editable="user",
+                value=[],
+                show_label=False,
+                height=460,
+                elem_id="text-output",
+                editable="user",
                 placeholder=T("text_chat_placeholder"),
-                sanitize_html=True, render_markdown=True, buttons=["copy", "copy_all"],
+                sanitize_html=True,
+                render_markdown=True,
+                buttons=["copy", "copy_all"],
                 feedback_options=None,  # rated with the widget below: reasons and a comment too
             )
             ui["turns"] = gr.State([])  # the finished exchanges, as the model is sent them next
@@ -144,7 +168,10 @@ def _stats_line(stats: Any, model: str, done: bool, lang: str = "en") -> str:
 
 def _shown(turns: list[dict[str, str]], *pending: str) -> list[dict[str, str]]:
     """What the Chatbot shows: the finished turns, then the exchange in progress."""
-    return [*turns, *({"role": role, "content": text} for role, text in zip(("user", "assistant"), pending, strict=False))]
+    return [
+        *turns,
+        *({"role": role, "content": text} for role, text in zip(("user", "assistant"), pending, strict=False)),
+    ]
 
 
 def _wire(services: Services, ui: dict[str, Any]) -> None:
@@ -152,10 +179,19 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     registry = services.registry
     stop_flags = StopFlags()
 
-    def generate(prompt, preset, max_new_tokens, temperature, top_p, seed, stop, system, mode, model, turns, request: gr.Request):
+    def generate(
+        prompt, preset, max_new_tokens, temperature, top_p, seed, stop, system, mode, model, turns, request: gr.Request
+    ):
         options = {
-            "preset": preset, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed,
-            "stop": stop, "system": system, "mode": mode, "history": turns if mode == "chat" else None,
+            "preset": preset,
+            "max_new_tokens": max_new_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "seed": seed,
+            "stop": stop,
+            "system": system,
+            "mode": mode,
+            "history": turns if mode == "chat" else None,
         }
         # Validate before showing any progress, so a bad input gets its message at once.
         services.text.build_request(prompt, **options)
@@ -171,15 +207,25 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
                 for update in services.text.stream(
                     prompt, model=model_id, session_id=session, should_stop=flag.is_set, **options
                 ):
-                    if update.done:
-                        result = update.result
-                        stats = _stats_line(update.stats, model_id, True, lang) + " · " + tr("stats_seed", lang, seed=result["seed"])
+                    if (result := update.result) is not None:  # the last update: the recorded output
+                        stats = (
+                            _stats_line(update.stats, model_id, True, lang)
+                            + " · "
+                            + tr("stats_seed", lang, seed=result["seed"])
+                        )
                         done = _shown(turns, asked, update.text)
                         cut = result["finish_reason"] == "length"
                         yield gr.skip(), done, done, stats, gr.update(visible=cut), *rating.reset(result["output_id"])
                     elif due():
                         shown = _shown(turns, asked, update.text)
-                        yield gr.skip(), shown, gr.skip(), _stats_line(update.stats, model_id, False, lang), gr.skip(), *rating.unchanged()
+                        yield (
+                            gr.skip(),
+                            shown,
+                            gr.skip(),
+                            _stats_line(update.stats, model_id, False, lang),
+                            gr.skip(),
+                            *rating.unchanged(),
+                        )
         except AigcError:
             # The question goes back in the box (nothing lost) and the toast says what went
             # wrong; a "loading…" or "⏳" line left above it would not.
@@ -195,17 +241,25 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         session = session_of(request)
         with stop_flags.start(session) as flag, PACER.stream() as due:
             for update in services.text.stream(
-                None, continue_output_id=output_id, max_new_tokens=max_new_tokens, session_id=session,
+                None,
+                continue_output_id=output_id,
+                max_new_tokens=max_new_tokens,
+                session_id=session,
                 should_stop=flag.is_set,
             ):
                 shown = [*turns[:-1], {"role": "assistant", "content": update.text}]
-                if update.done:
-                    result = update.result
+                if (result := update.result) is not None:
                     stats = _stats_line(update.stats, result["model"], True, lang)
                     cut = result["finish_reason"] == "length"
                     yield shown, shown, stats, gr.update(visible=cut), *rating.reset(result["output_id"])
                 elif due():
-                    yield shown, gr.skip(), _stats_line(update.stats, model, False, lang), gr.skip(), *rating.unchanged()
+                    yield (
+                        shown,
+                        gr.skip(),
+                        _stats_line(update.stats, model, False, lang),
+                        gr.skip(),
+                        *rating.unchanged(),
+                    )
 
     def take_back(turns, index: int | None = None):
         """Undo / retry / edit: the exchange at ``index`` (default: the last) and everything
@@ -226,7 +280,11 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         """A scenario brings its suggested sampling settings (the user can still change them)."""
         preset = PRESETS.get(key, PRESETS["free"])
         cap = services.settings.max_new_tokens_cap
-        return gr.update(value=preset.temperature), gr.update(value=min(preset.max_new_tokens, cap)), gr.update(value=preset.top_p)
+        return (
+            gr.update(value=preset.temperature),
+            gr.update(value=min(preset.max_new_tokens, cap)),
+            gr.update(value=preset.top_p),
+        )
 
     inputs = [*(ui[k] for k in INPUT_KEYS), ui["turns"]]
     outputs = [ui["prompt"], ui["chat"], ui["turns"], ui["stats"], ui["more"], *rating.components]
@@ -257,7 +315,9 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         user_errors(more, outputs=4 + len(rating.components)),
         [rating.output_id, ui["max_new_tokens"], ui["turns"], ui["model"]],
         [ui["chat"], ui["turns"], ui["stats"], ui["more"], *rating.components],
-        api_visibility="private", **llm, **progress,
+        api_visibility="private",
+        **llm,
+        **progress,
     ).then(hide_stop, None, [ui["generate"], ui["stop"]], **quick)
 
     def new_chat():
@@ -266,7 +326,11 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     for trigger in (ui["new_chat"].click, ui["chat"].clear):
         trigger(new_chat, None, [ui["chat"], ui["turns"], ui["stats"], ui["more"], *rating.components], **quick)
     ui["preset"].change(
-        apply_preset, [ui["preset"]], [ui["temperature"], ui["max_new_tokens"], ui["top_p"]], api_visibility="private", queue=False
+        apply_preset,
+        [ui["preset"]],
+        [ui["temperature"], ui["max_new_tokens"], ui["top_p"]],
+        api_visibility="private",
+        queue=False,
     )
 
     def request_stop(request: gr.Request):
@@ -288,7 +352,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         model: str = "",
         history: list | None = None,
         continue_output_id: str = "",
-        request: gr.Request = None,
+        request: gr.Request | None = None,
     ) -> Iterator[dict]:
         """Generate text, streamed: partial results {"text", "done": false}, then the final one
         with output_id, text, usage, timings, finish_reason, seed and model ("done": true).
@@ -304,9 +368,19 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         shown = False
         with PACER.stream() as due:
             for update in services.text.stream(
-                prompt, preset=preset, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                stop=stop, system=system, mode=mode, model=model or None, history=history,
-                continue_output_id=continue_output_id or None, session_id=session_of(request),
+                prompt,
+                preset=preset,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                stop=stop,
+                system=system,
+                mode=mode,
+                model=model or None,
+                history=history,
+                continue_output_id=continue_output_id or None,
+                session_id=session_of(request),
             ):
                 if update.done:
                     yield {**(update.result or {}), "done": True}
