@@ -18,6 +18,7 @@ from typing import Any
 
 from aigc_demo.config import Settings, load_settings
 from aigc_demo.errors import AigcError
+from aigc_demo.tabs import tab_names
 
 
 def configure_logging() -> None:
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     ex = sub.add_parser("export", help="export ratings as a training or analysis dataset")
     ex.add_argument("--format", required=True, choices=["sft", "dpo", "kto", "csv", "parquet"])
     ex.add_argument("--out", required=True, type=Path)
-    ex.add_argument("--tab", choices=["text", "image", "support", "arena"])
+    ex.add_argument("--tab", choices=tab_names(records=True))
     ex.add_argument("--since", help="UTC date or time, e.g. 2026-11-01")
     ex.add_argument("--until", help="UTC date or time, inclusive, e.g. 2026-11-30")
     ex.add_argument("--session", help="only this session code (?session=CODE)")

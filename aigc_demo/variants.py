@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigc_demo.errors import SettingsError
+from aigc_demo.tabs import tab_names
 
-TABS = ("text", "image", "support")
+TABS = tab_names(variants=True)
 
 
 @dataclass(frozen=True)

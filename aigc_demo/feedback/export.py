@@ -23,9 +23,10 @@ from typing import Any
 from aigc_demo.errors import AigcError, InvalidInput
 from aigc_demo.feedback.arena import dpo_pairs, vote_rows
 from aigc_demo.feedback.insights import filter_records, latest_ratings
+from aigc_demo.tabs import tab_names
 
 FORMATS = ("sft", "dpo", "kto", "csv", "parquet")
-TEXT_TABS = ("text", "support")
+TEXT_TABS = tab_names(chat_data=True)
 
 
 def select(records: Iterable[dict[str, Any]], **filters: Any) -> list[dict[str, Any]]:

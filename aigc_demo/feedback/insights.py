@@ -14,6 +14,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aigc_demo.tabs import tab_names
+
+# Tabs whose outputs take 👍/👎 (Arena answers are judged by votes, on their own leaderboard).
+RATED_TABS = tab_names(rated=True)
+
 Z95 = 1.959963984540054
 
 
@@ -139,12 +144,11 @@ def filter_records(
 def report(ratings: list[dict[str, Any]], events: list[dict[str, Any]], **filters: Any) -> dict[str, Any]:
     """Everything the Insights tab shows, as plain rows (no UI types)."""
     ratings = filter_records(ratings, **filters)
-    # Outputs that take 👍/👎: Arena answers are judged by votes (their own leaderboard), and
-    # other event types (an Arena pair, …) are not outputs at all.
+    # Outputs that take 👍/👎 (other event types, such as an Arena pair, are not outputs at all).
     events = [
         e
         for e in filter_records(events, **filters)
-        if e.get("type", "generation") == "generation" and e.get("tab") != "arena"
+        if e.get("type", "generation") == "generation" and e.get("tab") in RATED_TABS
     ]
     latest = latest_ratings(ratings)
     up = sum(r.get("rating") == "up" for r in latest)

@@ -36,6 +36,10 @@ log = logging.getLogger("aigc_demo.ui")
 GENERIC_ERROR = "Something went wrong on our side; the team has the details in the server log. Please try again."
 
 
+# What a tab's ``build`` may return: a function to run when the page loads, and its outputs.
+OnLoad = tuple[Callable[..., Any], list[Any]]
+
+
 @dataclass
 class Services:
     settings: Settings

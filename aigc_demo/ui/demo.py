@@ -1,4 +1,4 @@
-"""``create_demo(settings)``: the Blocks app — header, three tabs, the public API.
+"""``create_demo(settings)``: the Blocks app — header, the tabs of ``aigc_demo/tabs.py``, the public API.
 
 Models are not loaded here (they load lazily on first use), so building the app is
 fast and a broken model only breaks its own tab. ``launch_options`` holds what Gradio 6
@@ -7,6 +7,7 @@ takes at launch (theme, css, allowed paths) so ``app.py`` stays a few lines.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import re
@@ -28,15 +29,11 @@ from aigc_demo.services.arena import ArenaService
 from aigc_demo.services.image import ImageService
 from aigc_demo.services.support.bot import SupportService
 from aigc_demo.services.text import TextService
+from aigc_demo.tabs import TABS
 from aigc_demo.ui import admission
-from aigc_demo.ui.common import Services, session_of
+from aigc_demo.ui.common import OnLoad, Services, session_of
 from aigc_demo.ui.feedback import build_rate_api
 from aigc_demo.ui.i18n import I18N, T, lang_of, tr
-from aigc_demo.ui.tabs.arena import build_arena_tab
-from aigc_demo.ui.tabs.image import build_image_tab
-from aigc_demo.ui.tabs.insights import build_insights_tab
-from aigc_demo.ui.tabs.support import build_support_tab
-from aigc_demo.ui.tabs.text import build_text_tab
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +78,14 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
             )
         gr.Markdown(T("app_tagline"), elem_classes=["app-tagline"])
         meta_line = gr.Markdown(elem_classes=["app-meta"])
+        on_load: list[OnLoad] = []
         with gr.Tabs():
-            with gr.Tab(T("tab_text"), id="text"):
-                build_text_tab(services, examples.get("text", []))
-            with gr.Tab(T("tab_image"), id="image"):
-                build_image_tab(services, examples.get("image", []))
-            with gr.Tab(T("tab_support"), id="support"):
-                build_support_tab(services, examples.get("support", []))
-            with gr.Tab(T("tab_arena"), id="arena"):
-                build_arena_tab(services)
-            with gr.Tab(T("tab_insights"), id="insights"):
-                insights_hook = build_insights_tab(services)
+            for tab in TABS:  # aigc_demo/tabs.py: each built by aigc_demo/ui/tabs/<name>.py
+                with gr.Tab(T(f"tab_{tab.name}"), id=tab.name):
+                    module = importlib.import_module(f"aigc_demo.ui.tabs.{tab.name}")
+                    hook = module.build(services, examples.get(tab.name, []))
+                    if hook is not None:
+                        on_load.append(hook)
         build_rate_api(services.feedback)
         # The user-testing session code (from ?session=CODE), shown discreetly so a
         # participant can quote it; the facilitator's report uses it.
@@ -105,8 +99,8 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
             )
 
         demo.load(show_meta, None, [meta_line, session_line], api_visibility="private", queue=False)
-        if insights_hook is not None:
-            demo.load(insights_hook[0], None, insights_hook[1], api_visibility="private", queue=False)
+        for fn, outputs in on_load:
+            demo.load(fn, None, outputs, api_visibility="private", queue=False)
 
         def health() -> dict:
             """Which models are loaded, the profile, the data dir and the app version.

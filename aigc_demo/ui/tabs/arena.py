@@ -19,7 +19,7 @@ from aigc_demo.ui.tabs.text import PACER
 VOTES = (("a", "arena_vote_a"), ("tie", "arena_vote_tie"), ("both_bad", "arena_vote_bad"), ("b", "arena_vote_b"))
 
 
-def build_arena_tab(services: Services) -> None:
+def build(services: Services, examples: list[str]) -> None:
     ui = _render(services)
     _wire(services, ui)
 

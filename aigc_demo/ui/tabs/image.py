@@ -20,7 +20,7 @@ HISTORY_LIMIT = 48
 INPUT_KEYS = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height", "seed", "num_images", "style")
 
 
-def build_image_tab(services: Services, examples: list[str]) -> None:
+def build(services: Services, examples: list[str]) -> None:
     ui = _render(services, examples)
     _wire(services, ui)
 

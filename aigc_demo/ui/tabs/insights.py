@@ -18,7 +18,8 @@ from aigc_demo.feedback.arena import by_kind
 from aigc_demo.feedback.export import FORMATS, export
 from aigc_demo.feedback.insights import filter_records, report
 from aigc_demo.feedback.report import session_report, to_html
-from aigc_demo.ui.common import Services, is_admin, scroll_to, user_errors
+from aigc_demo.tabs import tab_names
+from aigc_demo.ui.common import OnLoad, Services, is_admin, scroll_to, user_errors
 from aigc_demo.ui.i18n import STRINGS, T, lang_of, table, tr
 from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
 
@@ -27,7 +28,7 @@ DOWNVOTE_COLUMNS = ["when", "tab", "prompt", "output", "comment", "reasons", "so
 ARENA_COLUMNS = ["kind", "contestant", "rating", "ci_low", "ci_high", "battles", "wins", "ties", "win_rate"]
 
 
-def build_insights_tab(services: Services) -> tuple[Any, list[Any]] | None:
+def build(services: Services, examples: list[str]) -> OnLoad | None:
     """Build the tab; returns a page-load hook (fn, outputs) that puts the empty tables'
     headers in the visitor's language (gr.Dataframe headers do not take gr.I18n)."""
     if not services.settings.admin_token:
@@ -84,7 +85,7 @@ def _render() -> dict[str, Any]:
     with gr.Row(equal_height=True):
         ui["token"] = gr.Textbox(label=T("admin_token"), type="password", scale=2, elem_id="insights-token")
         ui["tab"] = gr.Dropdown(
-            [(T(f"filter_{t}"), t) for t in ("all", "text", "image", "support")],
+            [(T(f"filter_{t}"), t) for t in ("all", *tab_names(rated=True))],
             value="all",
             label=T("tab_filter"),
             scale=1,

@@ -48,7 +48,7 @@ def _md_escape(text: str) -> str:
     return text.replace("[", "\\[").replace("]", "\\]").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def build_support_tab(services: Services, examples: list[str]) -> None:
+def build(services: Services, examples: list[str]) -> None:
     ui = _render(services, examples)
     _wire(services, ui)
 

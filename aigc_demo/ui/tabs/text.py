@@ -69,7 +69,7 @@ INPUT_KEYS = (
 )
 
 
-def build_text_tab(services: Services, examples: list[str]) -> None:
+def build(services: Services, examples: list[str]) -> None:
     ui = _render(services, examples)
     _wire(services, ui)
 

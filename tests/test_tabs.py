@@ -1,0 +1,56 @@
+"""One table of tabs (aigc_demo/tabs.py): the page, variants, Insights, exports and the CLI read it."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import gradio as gr
+import pytest
+
+from aigc_demo import variants
+from aigc_demo.feedback import export, insights
+from aigc_demo.tabs import TABS, tab_names
+from aigc_demo.ui.i18n import STRINGS
+
+
+def test_every_tab_has_its_module_and_its_words_in_both_languages():
+    for tab in TABS:
+        module = importlib.import_module(f"aigc_demo.ui.tabs.{tab.name}")
+        assert callable(module.build), tab.name
+        keys = [f"tab_{tab.name}"] + ([f"filter_{tab.name}"] if tab.rated else [])
+        for key in keys:
+            en, zh = STRINGS[key]
+            assert en and zh and en != zh, key
+
+
+def test_the_page_builds_the_tabs_of_the_table_in_order(settings, fake_registry):
+    from aigc_demo.ui.demo import create_demo
+
+    demo = create_demo(settings, registry=fake_registry)
+    ids = [block.id for block in demo.blocks.values() if isinstance(block, gr.Tab)]
+    assert ids == [t.name for t in TABS] == ["text", "image", "support", "arena", "insights"]
+
+
+def test_readers_take_their_tabs_from_the_table():
+    assert variants.TABS == tab_names(variants=True) == ("text", "image", "support")
+    assert set(export.TEXT_TABS) == {"text", "support"}
+    assert insights.RATED_TABS == ("text", "image", "support")  # arena is judged by votes
+    assert "insights" not in tab_names(records=True) and "arena" in tab_names(records=True)
+
+
+def test_the_cli_offers_the_recording_tabs():
+    out = subprocess.run(
+        [sys.executable, "-m", "aigc_demo", "export", "--help"], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0
+    assert "{text,image,support,arena}" in out.stdout
+
+
+def test_variants_for_a_tab_without_them_are_refused():
+
+    from aigc_demo.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="text, image, support"):
+        variants.parse_variants('{"arena": [{"name": "a"}]}')
