@@ -1,4 +1,4 @@
-"""The rating record: self-contained, versioned, so the JSONL file *is* the dataset.
+"""The records of every stream; first the rating: self-contained, versioned, so the JSONL file *is* the dataset.
 
 One ``to_dict`` / ``from_dict`` pair; ``"schema": 1`` on every line; older schemas are
 brought forward by named upgrade functions in ``UPGRADES``. Fields this version does
@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 SCHEMA_VERSION = 1
 
@@ -83,3 +83,99 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
         version += 1
         data["schema"] = version
     return data
+
+
+# -- the other streams -------------------------------------------------------------------
+#
+# Every line of every stream carries ``id``, ``ts`` and ``schema``. These records are
+# written whole (``to_dict``) and read back as plain dicts by their readers, which accept
+# the fields of older schemas (a schema-1 handoff has no ticket number).
+
+
+@dataclass(kw_only=True)
+class StreamRecord:
+    id: str = field(default_factory=new_id)
+    ts: str = field(default_factory=utc_now)
+    schema: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(kw_only=True)
+class GenerationEvent(StreamRecord):
+    """``events``: one per output, rated or not (coverage, latency, rating after a restart)."""
+
+    type: Literal["generation"] = "generation"
+    output_id: str
+    tab: str
+    model: dict[str, Any]
+    params: dict[str, Any]
+    output: dict[str, Any]
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    sources: list[dict[str, Any]] | None = None
+    latency_ms: float | None = None
+    session_id: str = ""
+    variant: str | None = None
+    app_version: str = ""
+
+
+@dataclass(kw_only=True)
+class ArenaPairEvent(StreamRecord):
+    """``events``: a blind battle's two sides (so a vote after a restart finds its pair); id = pair_id."""
+
+    type: Literal["arena_pair"] = "arena_pair"
+    pair_id: str
+    kind: str
+    prompt: str
+    a: dict[str, Any]
+    b: dict[str, Any]
+    session_id: str = ""
+    variant: str | None = None
+
+
+@dataclass(kw_only=True)
+class ArenaVote(StreamRecord):
+    """``arena``: the one vote on a pair, with both sides' recipes and outputs."""
+
+    type: Literal["arena_vote"] = "arena_vote"
+    tab: Literal["arena"] = "arena"
+    pair_id: str
+    kind: str
+    prompt: str
+    choice: str
+    winner: str | None
+    reasons: list[str]
+    comment: str
+    a: dict[str, Any]
+    b: dict[str, Any]
+    session_id: str = ""
+    variant: str | None = None
+    app_version: str = ""
+
+
+@dataclass(kw_only=True)
+class HandoffRecord(StreamRecord):
+    """``handoffs``: a conversation the bot passed to a person, with its ticket number."""
+
+    schema: int = 2  # 2: ticket, lang, mood and summary
+    ticket: str
+    output_id: str
+    session_id: str
+    reason: str
+    lang: str
+    mood: str | None
+    summary: str
+    messages: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
+
+
+@dataclass(kw_only=True)
+class HandoffUpdate(StreamRecord):
+    """``handoff_updates``: a ticket's new status (the latest update wins); append-only."""
+
+    ticket: str
+    status: Literal["open", "resolved"]
+    resolution: str = ""
+    kb_entry: str = ""  # the KB entry the resolution was saved as, if any

@@ -32,7 +32,7 @@ from typing import Any
 from aigc_demo import __version__
 from aigc_demo.errors import InvalidInput, NotFound, StorageError
 from aigc_demo.feedback.pii import scrub
-from aigc_demo.feedback.schema import RATINGS, FeedbackRecord, new_id, utc_now
+from aigc_demo.feedback.schema import RATINGS, FeedbackRecord, GenerationEvent, new_id, utc_now
 from aigc_demo.feedback.store import JsonlStore, ReadResult, read_stream
 
 log = logging.getLogger(__name__)
@@ -169,17 +169,9 @@ class FeedbackService:
         A failed event write is logged, not raised: the user still gets their answer.
         """
         self.outputs.add(output)
-        event = {
-            "schema": 1,
-            "type": "generation",
-            "id": output.output_id,
-            "ts": utc_now(),
-            "app_version": __version__,
-            **{k: v for k, v in dataclasses.asdict(output).items() if k != "output_id"},
-            "output_id": output.output_id,
-        }
+        event = GenerationEvent(id=output.output_id, app_version=__version__, **dataclasses.asdict(output))
         try:
-            self.append("events", event)
+            self.append("events", event.to_dict())
         except StorageError as exc:
             log.error("generation event %s not saved: %s", output.output_id, exc.message)
         return output.output_id

@@ -25,7 +25,7 @@ from aigc_demo import __version__
 from aigc_demo.config import Settings
 from aigc_demo.errors import InvalidInput, NotFound, SettingsError, StorageError
 from aigc_demo.feedback.arena import CHOICES
-from aigc_demo.feedback.schema import new_id, utc_now
+from aigc_demo.feedback.schema import ArenaPairEvent, ArenaVote, new_id, utc_now
 from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.services.image import ImageService
 from aigc_demo.services.text import TextService
@@ -289,26 +289,21 @@ class ArenaService:
             earlier = self._voted().get(pid)
             if earlier is not None:
                 return earlier, False
-            record = {
-                "schema": 1,
-                "type": "arena_vote",
-                "tab": "arena",
-                "id": new_id(),
-                "ts": utc_now(),
-                "app_version": __version__,
-                "pair_id": pid,
-                "kind": pair.kind,
-                "prompt": pair.prompt,
-                "choice": picked,
-                "winner": {"a": pair.a.contestant, "b": pair.b.contestant}.get(picked),
-                "reasons": [r for r in (reasons or []) if r in REASONS],
-                "comment": note,
-                "a": self._filled(pair.a),
-                "b": self._filled(pair.b),
-                "session_id": session_id or pair.session_id,
-                "variant": pair.variant,
-            }
-            stored = self.feedback.append("arena", record)
+            record = ArenaVote(
+                app_version=__version__,
+                pair_id=pid,
+                kind=pair.kind,
+                prompt=pair.prompt,
+                choice=picked,
+                winner={"a": pair.a.contestant, "b": pair.b.contestant}.get(picked),
+                reasons=[r for r in (reasons or []) if r in REASONS],
+                comment=note,
+                a=self._filled(pair.a),
+                b=self._filled(pair.b),
+                session_id=session_id or pair.session_id,
+                variant=pair.variant,
+            )
+            stored = self.feedback.append("arena", record.to_dict())
             self._voted()[pid] = stored
             return stored, True
 
@@ -347,7 +342,7 @@ class ArenaService:
             while len(self._pairs) > 2000:
                 self._pairs.popitem(last=False)
         try:  # so a vote after a restart still finds its pair
-            self.feedback.append("events", {"schema": 1, "type": "arena_pair", "id": pair.pair_id, **asdict(pair)})
+            self.feedback.append("events", ArenaPairEvent(id=pair.pair_id, **asdict(pair)).to_dict())
         except StorageError as exc:  # the battle is on screen; counted in /healthz; the vote will say if it fails
             log.warning("arena pair %s not logged: %s", pair.pair_id, exc.message)
         return pair
