@@ -1,4 +1,8 @@
-"""The support bot: retrieve, answer with citations or hand off with a ticket, register the output.
+"""The support conversation: rules, retrieval, an answer with citations or a handoff with a ticket.
+
+The module map: policy.py (rules before retrieval, the bot's own phrases), analysis.py and
+retrieval.py (search and confidence), handoffs.py (tickets and the operators' queue),
+knowledge.py (the KB's files and uploads), learning.py (ratings and resolutions fed back).
 
 Answer modes:
 
@@ -12,21 +16,13 @@ Answer modes:
 The conversation: a follow-up ("多少钱" after a question about installation) is searched
 with the previous question as context when that is more confident; a message with several
 questions is answered part by part, each with its citation; an angry or anxious customer is
-acknowledged first (policy.py). Rules in policy.py come before retrieval (a request for a
-person, instruction injection, commitments only a person can make).
-
-A handoff gives the customer a ticket number and appends a record to the ``handoffs``
-stream (``DATA_DIR/feedback/handoffs.jsonl``) with the conversation and a summary; the admin
-handoff queue (handoffs.py) lists and resolves them.
+acknowledged first; a question about another company's brand goes to a person.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -34,15 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from aigc_demo.config import Settings
-from aigc_demo.errors import AigcError, InvalidInput
-from aigc_demo.feedback.schema import new_id, utc_now
+from aigc_demo.errors import AigcError
+from aigc_demo.feedback.schema import utc_now
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.models.base import TextRequest
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.support import policy
 from aigc_demo.services.support.analysis import normalize
 from aigc_demo.services.support.handoffs import HandoffQueue
-from aigc_demo.services.support.kb import SUPPORTED, KnowledgeBase, knowledge_files, load_kb
+from aigc_demo.services.support.kb import KnowledgeBase, load_kb
+from aigc_demo.services.support.knowledge import KnowledgeFiles
 from aigc_demo.services.support.learning import SupportLearning
 from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
 from aigc_demo.services.validation import clean_history, clean_text
@@ -55,10 +52,7 @@ MAX_HISTORY_ITEM_CHARS = 8000  # an answer with its sources fits; a pasted megab
 # A message whose own words weigh less than two full words ("how much?", "多少钱")
 # leans on the conversation for its topic.
 ELLIPTICAL_WEIGHT = 2.0
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-REPLACE_MARKER = ".replace"
 _LETTER = re.compile(r"[A-Za-z]")
-_ANY_WORD = re.compile(r"[A-Za-z0-9\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]()<>!#|~])")
 
 
@@ -91,8 +85,8 @@ class SupportService:
         self.learning: SupportLearning | None = None
         self._lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
-        self.uploads_dir = Path(settings.data_dir) / "kb"
-        self.resolved_dir = Path(settings.data_dir) / "kb-resolved"
+        self.knowledge = KnowledgeFiles(settings)
+        self.resolved_dir = self.knowledge.resolved_dir
         self.handoffs = HandoffQueue(feedback, self.resolved_dir)
         feedback.on_rating(self._on_rating)
 
@@ -132,21 +126,20 @@ class SupportService:
             )
         return HybridIndex(kb, self.registry.get("embed"), cache_dir=self.settings.cache_dir)
 
-    # -- knowledge base management (admin) ---------------------------------------------------
+    # -- knowledge base management (admin): files in knowledge.py, the index here -------------
 
     def kb_dirs(self) -> list[Path]:
-        """The bundled / configured KB, plus uploads — or uploads alone after a replace —
-        plus the answers operators saved from resolved handoffs."""
-        uploads = knowledge_files(self.uploads_dir) if self.uploads_dir.is_dir() else []
-        replace = (self.uploads_dir / REPLACE_MARKER).exists()
-        dirs = (
-            [self.uploads_dir]
-            if uploads and replace
-            else [Path(self.settings.support_kb)] + ([self.uploads_dir] if uploads else [])
-        )
-        if self.resolved_dir.is_dir() and knowledge_files(self.resolved_dir):
-            dirs.append(self.resolved_dir)
-        return dirs
+        return self.knowledge.dirs()
+
+    def install_files(self, files: list[Path], *, replace: bool) -> KnowledgeBase:
+        """Install uploaded knowledge files (checked first: see knowledge.py) and rebuild the index."""
+        self.knowledge.install(files, replace=replace)
+        return self._rebuild().kb
+
+    def reset_uploads(self) -> KnowledgeBase:
+        """Forget uploaded files and go back to the bundled / configured KB."""
+        self.knowledge.reset()
+        return self._rebuild().kb
 
     def resolve_handoff(self, ticket: str, resolution: str, *, save_as_answer: bool = False, question: str = "") -> Any:
         """Resolve a ticket; a resolution saved as an answer is searchable at once."""
@@ -165,55 +158,6 @@ class SupportService:
             with self._lock:
                 self._index = new_index
         return new_index
-
-    def install_files(self, files: list[Path], *, replace: bool) -> KnowledgeBase:
-        """Validate uploaded knowledge files, install them and rebuild the index.
-
-        Files that are not CSV / JSONL / Markdown / TXT or larger than 5 MB are refused; the
-        returned KB lists every problem (file, line). Nothing changes when no entry loads.
-        """
-        Path(self.settings.data_dir).mkdir(parents=True, exist_ok=True)
-        staged = Path(tempfile.mkdtemp(prefix="kb-upload-", dir=self.settings.data_dir))
-        try:
-            for src in files:
-                src = Path(src)
-                name = re.sub(r"[^\w.\-]+", "_", src.name)[:100]  # never trust a client's path
-                if src.suffix.lower() not in SUPPORTED:
-                    raise InvalidInput(
-                        f"{name}: unsupported file type; use {', '.join(SUPPORTED)}",
-                        zh=f"{name}：不支持的文件类型；请使用 {'、'.join(SUPPORTED)}",
-                    )
-                if src.stat().st_size > MAX_UPLOAD_BYTES:
-                    raise InvalidInput(
-                        f"{name}: {src.stat().st_size // 1024} KB is over the 5 MB limit",
-                        zh=f"{name}：{src.stat().st_size // 1024} KB，超过 5 MB 上限",
-                    )
-                shutil.copyfile(src, staged / name)
-            check = load_kb(staged)
-            if not check.entries:
-                details = "; ".join(check.problems[:5]) or "no question/answer entries found"
-                raise InvalidInput(
-                    f"Nothing loaded from the upload: {details}", zh=f"上传的文件中没有可用内容：{details}"
-                )
-            self.uploads_dir.mkdir(parents=True, exist_ok=True)
-            if replace:
-                for old in self.uploads_dir.iterdir():
-                    if old.is_file():
-                        old.unlink()
-            for path in staged.iterdir():
-                os.replace(path, self.uploads_dir / path.name)
-            marker = self.uploads_dir / REPLACE_MARKER
-            if replace:
-                marker.write_text("the uploaded files replace the bundled knowledge base\n")
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
-        return self._rebuild().kb
-
-    def reset_uploads(self) -> KnowledgeBase:
-        """Forget uploaded files and go back to the bundled / configured KB."""
-        if self.uploads_dir.is_dir():
-            shutil.rmtree(self.uploads_dir)
-        return self._rebuild().kb
 
     # -- learning from ratings -------------------------------------------------------------
 
@@ -279,25 +223,12 @@ class SupportService:
         refused = False
         mode = "extractive"
         feeling = policy.mood(folded)
-        earlier_frustration = sum(
-            bool(policy.FRUSTRATION.search(normalize(m["content"]))) for m in messages if m["role"] == "user"
-        )
-        if policy.HUMAN_REQUEST.search(folded):
-            reason = "requested"
-        elif policy.INJECTION.search(folded):
-            answer, refused, mode = policy.REFUSAL[lang], True, "refused"
-        elif policy.FINANCE.search(folded):
-            answer, refused, mode = policy.OFF_TOPIC[lang], True, "refused"
-        elif feeling == "angry" and earlier_frustration >= 1:
-            reason = "frustration"
-        elif policy.COMMITMENT.search(folded):
-            reason = "commitment"
+        earlier = [normalize(m["content"]) for m in messages if m["role"] == "user"]
+        rule = policy.before_retrieval(text, folded, earlier, lang)
+        if rule is not None:
+            reason, answer, mode, refused = rule.handoff, rule.answer, rule.mode, rule.refused
         elif names := self.index().analyzer.foreign_names(text):
             reason = "other_brand"  # 格力's warranty is not ours, however alike the question
-        elif policy.SMALL_TALK.search(folded):
-            answer, mode = policy.SMALL_TALK_REPLY[lang], "small-talk"
-        elif not _ANY_WORD.search(text):  # only emoji or punctuation: ask, do not open a ticket
-            answer, mode = policy.NOTHING_TO_SEARCH[lang], "clarify"
         elif (verified := self._verified_answer(text, messages)) is not None:
             answer, sources, confidence = verified
             mode = "verified"
@@ -351,7 +282,7 @@ class SupportService:
         )
         if handoff:
             assert ticket is not None
-            saved = self._record_handoff(output, reason, ticket, lang)
+            saved = self.handoffs.open(output, reason, ticket, lang)
             answer += (policy.TICKET if saved else policy.TICKET_FAILED)[lang].format(
                 ticket=ticket, contact=self.settings.support_contact or policy.DEFAULT_CONTACT[lang]
             )
@@ -454,31 +385,6 @@ class SupportService:
         )
         return "".join(model.stream(request)).strip()
 
-    def _record_handoff(self, output: GeneratedOutput, reason: str, ticket: str, lang: str) -> bool:
-        """Append the ticket to the handoffs stream; False if it could not be stored."""
-        try:
-            self.feedback.append(
-                "handoffs",
-                {
-                    "schema": 2,
-                    "id": new_id(),
-                    "ts": utc_now(),
-                    "ticket": ticket,
-                    "output_id": output.output_id,
-                    "session_id": output.session_id,
-                    "reason": reason,
-                    "lang": lang,
-                    "mood": output.params.get("mood"),
-                    "summary": summarize(output.messages or [], reason, output.sources or []),
-                    "messages": output.messages,
-                    "sources": output.sources,
-                },
-            )
-            return True
-        except AigcError as exc:
-            log.error("handoff %s not saved: %s", ticket, exc.message)
-            return False
-
 
 @dataclass
 class Found:
@@ -496,17 +402,6 @@ def _relevant(sources: list[dict[str, Any]], *, keep: float = 0.6) -> list[dict[
         return sources
     top = sources[0]["score"] or 1.0
     return [s for s in sources if s["rank"] == 1 or s["score"] >= keep * top]
-
-
-def summarize(messages: list[dict[str, Any]], reason: str, sources: list[dict[str, Any]]) -> str:
-    """A few lines an operator reads before the transcript: what was asked, why it came to them."""
-    asked = [m["content"].strip().replace("\n", " ")[:160] for m in messages if m["role"] == "user"]
-    lines = [f"Reason: {reason}", f"Last question: {asked[-1] if asked else ''}"]
-    if len(asked) > 1:
-        lines.append("Earlier: " + " | ".join(a[:80] for a in asked[-4:-1]))
-    if sources:
-        lines.append("Closest entries: " + ", ".join(f"{s['id']} ({s.get('score', 0):.2f})" for s in sources[:3]))
-    return "\n".join(lines)
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")

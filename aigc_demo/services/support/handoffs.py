@@ -1,7 +1,7 @@
 """The handoff queue: the tickets the bot passed to people, and their resolution.
 
-Each handoff is one record in the ``handoffs`` stream (written by bot.py, with the
-transcript and a summary). A resolution is a record in ``handoff_updates`` — appended,
+Each handoff is one record in the ``handoffs`` stream (``open``: the transcript and a
+summary, when the bot passes a conversation on). A resolution is a record in ``handoff_updates`` — appended,
 never edited, so both files stay append-only JSONL and the latest update of a ticket
 decides its status. A resolution can also become a **new KB answer** in ``DATA_DIR/kb-resolved/resolved.jsonl``,
 a knowledge file the support index always loads, so the next customer with that question
@@ -11,17 +11,20 @@ gets the operator's answer, cited; resolving the same ticket again replaces its 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from aigc_demo.errors import InvalidInput
-from aigc_demo.feedback.schema import new_id, utc_now
-from aigc_demo.feedback.service import FeedbackService
+from aigc_demo.errors import AigcError, InvalidInput
+from aigc_demo.feedback.schema import HandoffRecord, HandoffUpdate
+from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.services.support.analysis import normalize
 from aigc_demo.services.support.policy import HUMAN_REQUEST, SMALL_TALK
+
+log = logging.getLogger(__name__)
 
 Status = Literal["open", "resolved"]
 RESOLVED_KB_FILE = "resolved.jsonl"
@@ -56,6 +59,26 @@ class HandoffQueue:
         self.feedback = feedback
         self.resolved_kb_dir = Path(resolved_kb_dir)
         self._lock = threading.Lock()
+
+    def open(self, output: GeneratedOutput, reason: str, ticket: str, lang: str) -> bool:
+        """Append a new ticket (the conversation, a summary); False if it could not be stored."""
+        record = HandoffRecord(
+            ticket=ticket,
+            output_id=output.output_id,
+            session_id=output.session_id,
+            reason=reason,
+            lang=lang,
+            mood=output.params.get("mood"),
+            summary=summarize(output.messages or [], reason, output.sources or []),
+            messages=output.messages or [],
+            sources=output.sources or [],
+        )
+        try:
+            self.feedback.append("handoffs", record.to_dict())
+            return True
+        except AigcError as exc:
+            log.error("handoff %s not saved: %s", ticket, exc.message)
+            return False
 
     def tickets(self, status: Status | None = None) -> list[Ticket]:
         """Every ticket, newest first, with its latest status."""
@@ -102,18 +125,8 @@ class HandoffQueue:
             entry_id = ""
             if save_as_answer:
                 entry_id = self._save_entry(ticket, (question or ticket.question).strip(), resolution)
-            self.feedback.append(
-                "handoff_updates",
-                {
-                    "schema": 1,
-                    "id": new_id(),
-                    "ts": utc_now(),
-                    "ticket": ticket.ticket,
-                    "status": "resolved",
-                    "resolution": resolution,
-                    "kb_entry": entry_id,
-                },
-            )
+            update = HandoffUpdate(ticket=ticket.ticket, status="resolved", resolution=resolution, kb_entry=entry_id)
+            self.feedback.append("handoff_updates", update.to_dict())
         return self.get(number)
 
     def _save_entry(self, ticket: Ticket, question: str, answer: str) -> str:
@@ -151,3 +164,14 @@ class HandoffQueue:
             os.fsync(handle.fileno())
         os.replace(tmp, path)  # all or nothing: a crash leaves the old file
         return entry_id
+
+
+def summarize(messages: list[dict[str, Any]], reason: str, sources: list[dict[str, Any]]) -> str:
+    """A few lines an operator reads before the transcript: what was asked, why it came to them."""
+    asked = [m["content"].strip().replace("\n", " ")[:160] for m in messages if m["role"] == "user"]
+    lines = [f"Reason: {reason}", f"Last question: {asked[-1] if asked else ''}"]
+    if len(asked) > 1:
+        lines.append("Earlier: " + " | ".join(a[:80] for a in asked[-4:-1]))
+    if sources:
+        lines.append("Closest entries: " + ", ".join(f"{s['id']} ({s.get('score', 0):.2f})" for s in sources[:3]))
+    return "\n".join(lines)

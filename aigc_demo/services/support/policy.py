@@ -8,7 +8,12 @@ Rules that come before retrieval, in this order:
 * a commitment only a person can make (a guarantee, a promise, compensation of N times)
   → handoff, because the FAQ cannot promise it;
 * a question about the company's shares or finances → a polite refusal (no FAQ answers it);
-* a second angry message → handoff; the first one is acknowledged before the answer.
+* a second angry message → handoff; the first one is acknowledged before the answer;
+* small talk ("谢谢", "ok") → a friendly reply; only emoji or punctuation → a request to
+  say what the problem is (neither opens a ticket).
+
+``before_retrieval`` applies them; the bot then checks for another company's brand (which
+needs the KB's vocabulary) and searches.
 
 Also here: splitting a message into its questions (multi-part), the tone of each reply
 (zh / en), and the ticket number a handoff gives the customer.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 # Patterns are matched against normalize()d text (simplified Chinese, lower case), and
@@ -181,3 +187,36 @@ UNANSWERED_PART = {
     "en": "I'm not sure about “{part}” — a colleague will pick that part up.",
     "zh": "关于“{part}”我不确定，这部分请人工客服为您解答。",
 }
+
+
+_ANY_WORD = re.compile(r"[A-Za-z0-9\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a rule decided: a handoff (its reason), or a reply that is not from the FAQ."""
+
+    handoff: str = ""
+    answer: str = ""
+    mode: str = ""
+    refused: bool = False
+
+
+def before_retrieval(text: str, folded: str, earlier: list[str], lang: str) -> Rule | None:
+    """The first rule that applies to a message (``folded`` = normalize(text); ``earlier``:
+    the customer's earlier messages, normalised), or None: search the knowledge base."""
+    if HUMAN_REQUEST.search(folded):
+        return Rule(handoff="requested")
+    if INJECTION.search(folded):
+        return Rule(answer=REFUSAL[lang], mode="refused", refused=True)
+    if FINANCE.search(folded):
+        return Rule(answer=OFF_TOPIC[lang], mode="refused", refused=True)
+    if mood(folded) == "angry" and any(FRUSTRATION.search(m) for m in earlier):
+        return Rule(handoff="frustration")
+    if COMMITMENT.search(folded):
+        return Rule(handoff="commitment")
+    if SMALL_TALK.search(folded):
+        return Rule(answer=SMALL_TALK_REPLY[lang], mode="small-talk")
+    if not _ANY_WORD.search(text):
+        return Rule(answer=NOTHING_TO_SEARCH[lang], mode="clarify")
+    return None
