@@ -440,3 +440,11 @@ def test_a_romanised_name_finds_its_chinese_entry():
     analyzer.fit([analyzer.index_terms(t) for t in texts])
     unit = next(u for u in analyzer.units("Can I pay with Huabei?") if u.text == "huabei")
     assert "花呗" in unit.alternatives
+
+
+def test_a_two_word_english_term_finds_its_chinese_word(zh_support):
+    # "air conditioner" is 空调 in CC-CEDICT; the entry is Chinese only.
+    unit = next(u for u in zh_support.index().analyzer.units("move my air conditioner") if u.text == "air condition")
+    assert "空调" in unit.alternatives
+    hits, _ = zh_support.index().search("How much to move an air conditioner to another room?")
+    assert hits[0].entry.id == "move"

@@ -386,6 +386,11 @@ class Analyzer:
             if word in raw_words and word not in self.vocabulary and raw_words[word] in self._romanised:
                 unit.alternatives.setdefault(self._romanised[raw_words[word]], FACTOR_PINYIN)
             units.append(unit)
+        if self.lexicon is not None:  # two-word terms: "air conditioner" → 空调
+            english = english_terms(text)
+            for phrase in map(" ".join, itertools.pairwise(english)):
+                if zh_words := self.lexicon.to_chinese(phrase, self._zh_words):
+                    units.append(Unit(phrase, 1.0, dict.fromkeys(zh_words, FACTOR_TRANSLATION)))
         for run in CJK.findall(text):
             words = self._jieba.lcut(run)
             for i, word in enumerate(words):

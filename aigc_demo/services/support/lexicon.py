@@ -140,6 +140,8 @@ class Lexicon:
                     head = [w for w in _GLOSS_WORD.findall(gloss) if w not in _ARTICLES]
                     if len(head) == 1 and len(head[0]) > 2:  # "in order to" is not "order"
                         en_to_zh[stem(head[0])].add(simplified)
+                    elif len(head) == 2 and all(len(w) > 2 for w in head):  # "air conditioner" is 空调
+                        en_to_zh[" ".join(map(stem, head))].add(simplified)
         # An English brand that is also an ordinary word (Shell, Dove, Apple) is not a sure name.
         brands = {k: {n for n in v if not (n.isascii() and n in common)} for k, v in brands.items()}
         # Likewise a Chinese one that is also an ordinary word (小米 millet, 大众 the public).
