@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from pathlib import Path
 
 import pytest
@@ -130,11 +131,13 @@ def test_concurrent_ratings_are_all_on_disk(app, client):
     from gradio_client import Client
 
     oid = client.predict("How do I reset my password?", api_name="/support_chat")["output_id"]
+    # One Client (one session) per worker thread: 12 sessions rating at once, 60 ratings in all.
+    local = threading.local()
 
     def rate(i: int) -> str:
-        return Client(url, verbose=False).predict(oid, "up" if i % 2 else "down", f"c{i}", api_name="/rate")[
-            "record_id"
-        ]
+        if not hasattr(local, "client"):
+            local.client = Client(url, verbose=False)
+        return local.client.predict(oid, "up" if i % 2 else "down", f"c{i}", api_name="/rate")["record_id"]
 
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
         record_ids = list(pool.map(rate, range(60)))
