@@ -8,6 +8,7 @@ once per session into a session cache for the tests that need them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -182,10 +183,39 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """Memoise two pure gguf-py helpers while a GGUF is converted.
+
+    transformers opens the same GGUF file several times in one conversion (tokenizer,
+    config, weights: each a full ``GGUFReader`` parse of its 49k-token vocabulary, ~3.5 s
+    here) and rebuilds the same tensor-name map for every sub-module (~400 times). Handing
+    back the first reader of a path (read-only memmap) and caching the name map per
+    (arch, layers) halves the conversion; its output is byte-for-byte the same. The app's
+    ``packaged.convert_gguf`` still runs end to end with the real transformers loaders.
+    """
+    import gguf
+
+    real_reader = gguf.GGUFReader
+    readers: dict[tuple[str, str], object] = {}
+
+    def reader(path, mode="r"):
+        key = (os.fspath(path), mode)
+        if key not in readers:
+            readers[key] = real_reader(path, mode)
+        return readers[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gguf, "GGUFReader", reader)
+        patch.setattr(gguf, "get_tensor_name_map", functools.lru_cache(maxsize=None)(gguf.get_tensor_name_map))
+        yield
+
+
 @pytest.fixture(scope="session")
 def smollm_dir(model_cache):
     """The packaged SmolLM2 GGUF converted once (also exercises the conversion)."""
-    return packaged.resolve("packaged:smollm2-135m-instruct", model_cache)
+    with _gguf_parsed_once():
+        return packaged.resolve("packaged:smollm2-135m-instruct", model_cache)
 
 
 @pytest.fixture(scope="session")

@@ -210,19 +210,27 @@ def test_registry_loads_once_under_concurrency(settings, monkeypatch):
     from aigc_demo.models import registry as reg
 
     loads = []
+    callers = threading.Barrier(5)  # every thread is calling get() ...
+    all_asked = threading.Event()  # ... before the first load may finish
 
     class Slow:
         backend = "slow"
 
         def load(self):
             loads.append(1)
-            time.sleep(0.2)
+            assert all_asked.wait(10)
 
     monkeypatch.setitem(reg.IMAGE_ENGINES, "slow", lambda s, m, t: Slow())
     monkeypatch.setitem(reg.DEFAULT_ENGINE, "image", "slow")
     r = ModelRegistry(settings)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(r.get("image"))) for _ in range(5)]
+
+    def get():
+        if callers.wait(10) == 0:
+            all_asked.set()
+        results.append(r.get("image"))
+
+    threads = [threading.Thread(target=get) for _ in range(5)]
     for t in threads:
         t.start()
     for t in threads:
@@ -266,10 +274,9 @@ def test_preload_failure_is_recorded_not_raised(settings, monkeypatch):
     monkeypatch.setitem(reg.DEFAULT_ENGINE, "image", "broken")
     r = ModelRegistry(settings)
     r.preload("image")
-    for _ in range(100):
-        if r.status()["image"]["error"]:
-            break
-        time.sleep(0.02)
+    deadline = time.monotonic() + 10
+    while not r.status()["image"]["error"] and time.monotonic() < deadline:  # the background load fails
+        time.sleep(0.005)
     assert r.status()["image"]["error"] == "no weights here" and not r.is_loaded("image")
 
 
