@@ -103,7 +103,8 @@ class FeedbackService:
         )
         self._stores: dict[str, JsonlStore] = {}
         self._stores_lock = threading.Lock()
-        self._idempotency: dict[str, FeedbackRecord] | None = None
+        self._keyed: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self._keyed_lock = threading.Lock()
         self.failures: dict[str, dict[str, Any]] = {}  # stream → {count, last_ts, error} since start
         self._idempotency_lock = threading.Lock()
         self.listeners: list[Callable[[FeedbackRecord], None]] = []
@@ -222,8 +223,9 @@ class FeedbackService:
         if key is None:
             return store()
         with self._idempotency_lock:
-            done = self._idempotent().get(key)
-            if done is not None:
+            stored = self.keyed("ratings", "idempotency_key")
+            if key in stored:
+                done = FeedbackRecord.from_dict(stored[key])
                 if done.output_id != (output_id or "").strip() or done.rating != (rating or "").strip().lower():
                     raise InvalidInput(
                         "idempotency_key was already used for another rating; send a new key for a new rating",
@@ -231,19 +233,24 @@ class FeedbackService:
                     )
                 return done
             record = store()
-            self._idempotent()[key] = record
+            stored[key] = record.to_dict()
             return record
 
-    def _idempotent(self) -> dict[str, FeedbackRecord]:
-        """Stored ratings by idempotency key, read from the ratings stream once (so a retry
-        after a restart is recognised), then kept up to date in memory."""
-        if self._idempotency is None:
-            self._idempotency = {
-                r["idempotency_key"]: FeedbackRecord.from_dict(r)
-                for r in self.read("ratings").records
-                if isinstance(r.get("idempotency_key"), str)
-            }
-        return self._idempotency
+    def keyed(self, stream: str, field: str) -> dict[str, dict[str, Any]]:
+        """The records of ``stream`` by their ``field`` (ratings by idempotency key, Arena
+        votes by pair), for "at most one record per key". Read from the files once, so a
+        retry after a restart finds its record; then the caller adds what it writes, under
+        its own lock around the check and the append."""
+        with self._keyed_lock:
+            index = self._keyed.get((stream, field))
+            if index is None:
+                index = {}
+                for record in self.read(stream).records:
+                    value = record.get(field)
+                    if isinstance(value, str) and value:
+                        index.setdefault(value, record)  # the first one wins, as it did when written
+                self._keyed[(stream, field)] = index
+            return index
 
     def _new_rating(
         self,

@@ -125,7 +125,6 @@ class ArenaService:
         self.contestants = parse_contestants(settings.arena)
         self._pairs: OrderedDict[str, Pair] = OrderedDict()
         self._lock = threading.Lock()
-        self._votes: dict[str, dict[str, Any]] | None = None  # pair_id → its vote
         self._vote_lock = threading.Lock()
         self._rng = random.Random()
 
@@ -286,7 +285,8 @@ class ArenaService:
                 zh="未知的对战 ID：只能为本应用生成的对战投票（/arena_text、/arena_image）。",
             )
         with self._vote_lock:
-            earlier = self._voted().get(pid)
+            voted = self.feedback.keyed("arena", "pair_id")
+            earlier = voted.get(pid)
             if earlier is not None:
                 return earlier, False
             record = ArenaVote(
@@ -304,7 +304,7 @@ class ArenaService:
                 variant=pair.variant,
             )
             stored = self.feedback.append("arena", record.to_dict())
-            self._voted()[pid] = stored
+            voted[pid] = stored
             return stored, True
 
     def votes(self) -> list[dict[str, Any]]:
@@ -346,11 +346,6 @@ class ArenaService:
         except StorageError as exc:  # the battle is on screen; counted in /healthz; the vote will say if it fails
             log.warning("arena pair %s not logged: %s", pair.pair_id, exc.message)
         return pair
-
-    def _voted(self) -> dict[str, dict[str, Any]]:
-        if self._votes is None:
-            self._votes = {v["pair_id"]: v for v in self.votes() if v.get("pair_id")}
-        return self._votes
 
     def _variant(self, session_id: str) -> str | None:
         variant = assign(self.settings.variant_table, "text", session_id)
