@@ -102,3 +102,18 @@ def test_every_user_facing_error_has_chinese():
                 if name in user_facing and not any(k.arg == "zh" for k in node.exc.keywords):
                     missing.append(f"{path.relative_to(root)}:{node.lineno}")
     assert not missing, missing
+
+
+def test_a_queue_request_takes_the_pages_language_from_its_referer():
+    from aigc_demo.ui.admission import page_language
+
+    page = SimpleNamespace(
+        query_params={},
+        headers={"referer": "http://127.0.0.1:7860/?session=ux-1&lang=zh", "accept-language": "en-US"},
+    )
+    assert lang_of(page) == page_language(page) == "zh"
+    # "lang=zh" inside another parameter is not the page's language.
+    other = SimpleNamespace(query_params={}, headers={"referer": "http://h/?q=lang=zh", "accept-language": "en"})
+    assert lang_of(other) == "en"
+    # An API client (no page, no Referer) gets both languages.
+    assert page_language(SimpleNamespace(query_params={}, headers={})) is None

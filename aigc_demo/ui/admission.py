@@ -23,6 +23,7 @@ import gradio as gr
 from starlette.responses import JSONResponse
 
 from aigc_demo.config import Settings
+from aigc_demo.ui.i18n import lang_of
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +50,7 @@ def page_language(request: Any) -> str | None:
     """The page's language for a browser (its URL's ``lang``, else Accept-Language); None for
     an API client, which gets both languages."""
     headers = getattr(request, "headers", None) or {}
-    referer = headers.get("referer") or ""
-    if not referer:
-        return None
-    if "lang=zh" in referer:
-        return "zh"
-    if "lang=en" in referer:
-        return "en"
-    return "zh" if (headers.get("accept-language") or "").lower().startswith("zh") else "en"
+    return lang_of(request) if headers.get("referer") else None
 
 
 UNKNOWN_ENDPOINT = "Unknown endpoint: no function has that name or index. / 未知接口：没有这个名称或编号的功能。"

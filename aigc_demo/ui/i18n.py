@@ -14,6 +14,7 @@ Keys are snake_case words (no dots: the front end would read them as nested path
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import gradio as gr
 
@@ -428,14 +429,18 @@ def normalize_lang(value: str | None) -> str | None:
 
 
 def lang_of(request: Any) -> str:
-    """The language of one request: ``?lang=``, else the first supported Accept-Language."""
+    """The language of one request: ``?lang=`` of the request or of the page that sent it
+    (the Referer: a queue-join request does not carry the page's parameters), else the
+    first supported Accept-Language."""
     if request is None:
         return "en"
     try:
-        chosen = normalize_lang(dict(request.query_params).get("lang"))
+        headers = dict(request.headers)
+        referer = parse_qs(urlsplit(headers.get("referer", "")).query)
+        chosen = normalize_lang(dict(request.query_params).get("lang") or (referer.get("lang") or [""])[0])
         if chosen:
             return chosen
-        header = dict(request.headers).get("accept-language", "")
+        header = headers.get("accept-language", "")
     except Exception:  # noqa: BLE001 - a request without those parts
         return "en"
     for part in header.split(","):
