@@ -335,7 +335,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col_status": ("status", "状态"),
     "col_reason": ("reason", "原因"),
     "col_summary": ("summary", "摘要"),
-    "ticket_shown": ("Ticket {ticket}", "工单 {ticket}"),
     # Insights tab
     "tab_filter": ("Tab", "页面"),
     "from_date": ("From (UTC date)", "起始日期（UTC）"),
