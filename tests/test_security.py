@@ -35,20 +35,46 @@ def server(tmp_path_factory, model_cache):
         text_concurrency=1,  # one text generation at a time, so a few callers fill the queue
         admin_token="s3cret-token",
     )
-    slow = FakeTextBackend(delay=0.05)  # 30 words ≈ 1.5 s: long enough to fill the queue
+    slow = FakeTextBackend(delay=0.05)  # 0.05 s a word: a dozen words keep the queue full
     registry = ModelRegistry(settings, preloaded={"text": slow, "image": FakeImageBackend(), "embed": FakeEmbedder()})
     with serve_app(settings, registry) as url:
         yield settings, url.rstrip("/")
 
 
-def _call(base: str, api: str, *args, **kwargs) -> tuple[bool, object]:
-    """(True, result) or (False, the error text) for one gradio_client call."""
+_clients = threading.local()
+
+
+def _client(base: str):
+    """This thread's gradio_client for ``base``: one session per thread, made once.
+
+    A Client fetches the app's config and API info when it is made; building one per call
+    cost more than the calls (and starved the server of CPU while threads hammered it).
+    Calls from one thread are sequential, so each thread is still one ordinary visitor.
+    """
     from gradio_client import Client
 
+    made = getattr(_clients, "by_base", None)
+    if made is None:
+        made = _clients.by_base = {}
+    if base not in made:
+        made[base] = Client(base + "/", verbose=False, download_files=False)
+    return made[base]
+
+
+def _wait_until(condition, timeout: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return bool(condition())
+
+
+def _call(base: str, api: str, *args, **kwargs) -> tuple[bool, object]:
+    """(True, result) or (False, the error text) for one gradio_client call."""
     try:
-        return True, Client(base + "/", verbose=False, download_files=False).predict(
-            *args, api_name=f"/{api}", **kwargs
-        )
+        return True, _client(base).predict(*args, api_name=f"/{api}", **kwargs)
     except Exception as exc:  # noqa: BLE001 - the message is what the test checks
         return False, str(exc)
 
@@ -99,14 +125,22 @@ def test_the_admin_token_is_never_in_the_page_or_config(server):
 def test_a_full_queue_says_busy_and_the_app_recovers(server):
     _, base = server
     # Text runs one at a time and the queue holds 2: of 8 simultaneous requests, some are
-    # refused with a clear "busy" answer instead of waiting forever.
+    # refused with a clear "busy" answer instead of waiting forever. Eight visitors connect
+    # first, then all send at once: the burst lands well within one answer (~0.7 s).
+    together = threading.Barrier(8)
+
+    def visitor(i: int) -> tuple[bool, object]:
+        _client(base)
+        together.wait(30)
+        return _call(base, "generate_text", " ".join(["word"] * 12))
+
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda i: _call(base, "generate_text", " ".join(["word"] * 30)), range(8)))
+        results = list(pool.map(visitor, range(8)))
     refused = [text for ok, text in results if not ok]
     served = [r for ok, r in results if ok]
     assert refused and served, results
     assert all("The generator is busy" in text for text in refused), refused
-    time.sleep(0.5)
+    # Every call above has returned, so nothing is left waiting: the next one goes straight through.
     ok, result = _call(base, "generate_text", "hello again")  # nothing stuck
     assert ok and "hello again" in result["text"]
 
@@ -150,19 +184,23 @@ def test_health_answers_while_the_queue_is_full(server):
 
     def hammer():
         while not stop.is_set():
-            _call(base, "generate_text", "busy busy busy")
+            if not _call(base, "generate_text", "busy busy busy")[0]:
+                stop.wait(0.02)  # a visitor retrying, not a CPU-bound loop that starves the server
 
     threads = [threading.Thread(target=hammer) for _ in range(4)]
     for t in threads:
         t.start()
     try:
-        time.sleep(0.3)
-        refused = None
-        for _ in range(20):  # wait until the queue turns users away...
+        refused = []
+
+        def turned_away() -> bool:  # wait until the queue turns users away...
             ok, result = _call(base, "generate_text", "one more")
             if not ok:
-                refused = result
-                break
+                refused.append(result)
+            return not ok
+
+        assert _wait_until(turned_away)
+        refused = refused[0]
         assert refused and "The generator is busy" in refused and "生成服务繁忙" in refused
         with httpx.Client(timeout=10) as http:  # ...then a monitor still gets its answer
             response = http.get(f"{base}/healthz")
@@ -190,15 +228,13 @@ def test_a_full_generation_queue_refuses_no_rating_support_answer_or_health_call
             ok, result = _call(base, "generate_text", "busy busy busy")
             if not ok:
                 refusals.append(str(result))
+                stop.wait(0.02)  # a visitor retrying, not a CPU-bound loop that starves the server
 
     threads = [threading.Thread(target=hammer) for _ in range(6)]
     for t in threads:
         t.start()
     try:
-        for _ in range(100):  # until generation is turned away
-            if refusals:
-                break
-            time.sleep(0.05)
+        _wait_until(lambda: bool(refusals))  # until generation is turned away
         assert refusals and all("busy" in r for r in refusals)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             rated = list(pool.map(lambda i: _call(base, "rate", first["output_id"], "up", f"第 {i} 次"), range(8)))
