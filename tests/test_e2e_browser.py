@@ -379,9 +379,8 @@ def test_05_chat_with_support_like_an_answer_and_try_xss(app, page):
     assert bot.count() >= 2
     # The like button of the newest answer.
     page.locator("#support-chat [aria-label='Like']").last.click()
-    page.wait_for_timeout(1000)
-    shot(page, "05-support-liked")
     page.get_by_text("Saved — thank you!").locator("visible=true").first.wait_for(timeout=10_000)
+    shot(page, "05-support-liked")
     support = [r for r in records(settings) if r["tab"] == "support"]
     assert len(support) == 1 and support[0]["rating"] == "up" and support[0]["sources"]
     payload = '<img src=x onerror="window.__xss=3">'
@@ -409,7 +408,12 @@ def test_05b_chinese_support_on_a_phone_ticket_and_the_handoff_queue(app, page):
     phone.locator("#text-prompt textarea").fill("写一句茶饮店的广告语")
     phone.locator("#text-generate").click()
     phone.locator("#text-stats").get_by_text("✅").wait_for(timeout=30_000)
-    phone.wait_for_timeout(600)  # the smooth scroll
+    # The smooth scroll only moves towards the target: wait until the top edge is in the upper half.
+    phone.wait_for_function(
+        "() => { const y = document.querySelector('#text-output').getBoundingClientRect().y;"
+        " return 0 <= y && y < 422; }",
+        timeout=10_000,
+    )
     box = phone.locator("#text-output").bounding_box()
     assert box is not None and 0 <= box["y"] < 844 / 2, box
     shot(phone, "05b-text-zh-phone-after-generate")
@@ -418,7 +422,11 @@ def test_05b_chinese_support_on_a_phone_ticket_and_the_handoff_queue(app, page):
     phone.locator("#image-prompt textarea").fill("雨后的江南小镇")
     phone.locator("#image-generate").click()
     phone.locator("#image-info").get_by_text("种子").wait_for(timeout=60_000)
-    phone.wait_for_timeout(600)
+    phone.wait_for_function(
+        "() => { const y = document.querySelector('#image-gallery').getBoundingClientRect().y;"
+        " return -2 <= y && y < 422; }",
+        timeout=10_000,
+    )
     box = phone.locator("#image-gallery").bounding_box()
     assert box is not None and -2 <= box["y"] < 844 / 2, box  # scrolled to its top edge
     shot(phone, "05b-image-zh-phone-after-generate")
