@@ -285,8 +285,13 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             "arena",
         )
     ]
-    ui["refresh"].click(
-        user_errors(show, outputs=len(outputs)), [ui["token"], *filter_inputs], outputs, api_visibility="private"
+    # Enter in the token box shows the data too, as a login form would.
+    gr.on(
+        [ui["refresh"].click, ui["token"].submit],
+        user_errors(show, outputs=len(outputs)),
+        [ui["token"], *filter_inputs],
+        outputs,
+        api_visibility="private",
     )
     ui["export"].click(
         user_errors(do_export, outputs=1),
