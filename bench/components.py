@@ -82,7 +82,7 @@ def main() -> None:
 
     # Feedback appends.
     out = services.text.feedback  # any registered output will do: register one
-    from aigc_demo.feedback.service import GeneratedOutput
+    from aigc_demo.feedback.schema import GeneratedOutput
 
     target = GeneratedOutput(
         tab="text", model={"id": "bench"}, params={}, prompt="p", output={"text": "t"}, latency_ms=1

@@ -102,12 +102,10 @@ class StreamRecord:
         return dataclasses.asdict(self)
 
 
-@dataclass(kw_only=True)
-class GenerationEvent(StreamRecord):
-    """``events``: one per output, rated or not (coverage, latency, rating after a restart)."""
+@dataclass
+class GeneratedOutput:
+    """What a tab produced: kept in memory for rating, logged as a ``GenerationEvent``."""
 
-    type: Literal["generation"] = "generation"
-    output_id: str
     tab: str
     model: dict[str, Any]
     params: dict[str, Any]
@@ -118,6 +116,14 @@ class GenerationEvent(StreamRecord):
     latency_ms: float | None = None
     session_id: str = ""
     variant: str | None = None
+    output_id: str = field(default_factory=new_id)
+
+
+@dataclass(kw_only=True)
+class GenerationEvent(StreamRecord, GeneratedOutput):
+    """``events``: one per output, rated or not (coverage, latency, rating after a restart); id = output_id."""
+
+    type: Literal["generation"] = "generation"
     app_version: str = ""
 
 

@@ -25,14 +25,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aigc_demo import __version__
 from aigc_demo.errors import InvalidInput, NotFound, StorageError
 from aigc_demo.feedback.pii import scrub
-from aigc_demo.feedback.schema import RATINGS, FeedbackRecord, GenerationEvent, new_id, utc_now
+from aigc_demo.feedback.schema import RATINGS, FeedbackRecord, GeneratedOutput, GenerationEvent, utc_now
 from aigc_demo.feedback.store import JsonlStore, ReadResult, read_stream
 
 log = logging.getLogger(__name__)
@@ -40,21 +39,6 @@ log = logging.getLogger(__name__)
 MAX_COMMENT_CHARS = 2000
 OUTPUT_ID = re.compile(r"^[0-9a-f]{32}$")
 REASONS = ("inaccurate", "off-topic", "unsafe", "low quality", "too slow", "great")
-
-
-@dataclass
-class GeneratedOutput:
-    tab: str
-    model: dict[str, Any]
-    params: dict[str, Any]
-    output: dict[str, Any]
-    prompt: str | None = None
-    messages: list[dict[str, Any]] | None = None
-    sources: list[dict[str, Any]] | None = None
-    latency_ms: float | None = None
-    session_id: str = ""
-    variant: str | None = None
-    output_id: str = field(default_factory=new_id)
 
 
 class OutputLog:

@@ -23,7 +23,8 @@ from PIL import Image, PngImagePlugin
 
 from aigc_demo.config import ASSETS_DIR, Settings
 from aigc_demo.errors import AigcError, InvalidInput
-from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
+from aigc_demo.feedback.schema import GeneratedOutput
+from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.device import is_out_of_memory, release_gpu_memory, zero_gpu
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.validation import MAX_SEED, clean_text, number, resolve_seed

@@ -14,7 +14,8 @@ from typing import Any
 
 from aigc_demo.config import Settings
 from aigc_demo.errors import InvalidInput
-from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
+from aigc_demo.feedback.schema import GeneratedOutput
+from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.base import GenerationStats, TextRequest
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.streaming import REPLACEMENT

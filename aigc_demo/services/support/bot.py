@@ -31,8 +31,8 @@ from typing import Any
 
 from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError
-from aigc_demo.feedback.schema import utc_now
-from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
+from aigc_demo.feedback.schema import GeneratedOutput, utc_now
+from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.base import TextRequest
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.support import policy

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aigc_demo.errors import AigcError, InvalidInput
-from aigc_demo.feedback.schema import HandoffRecord, HandoffUpdate
-from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
+from aigc_demo.feedback.schema import GeneratedOutput, HandoffRecord, HandoffUpdate
+from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.services.support.analysis import normalize
 from aigc_demo.services.support.policy import HUMAN_REQUEST, SMALL_TALK
 
