@@ -31,32 +31,7 @@ _GLOSS_WORD = re.compile(r"[a-z]+")
 # Glosses that describe rather than translate ("surname Wang", "variant of 退") or
 # grammatical filler words inside a gloss.
 _SKIP_GLOSS = re.compile(r"^(cl:|variant of|surname|see |old variant|abbr\. for|used in|erhua variant|also written)")
-_GLOSS_STOP = frozenset(
-    [
-        "to",
-        "a",
-        "an",
-        "the",
-        "of",
-        "sb",
-        "sth",
-        "one's",
-        "oneself",
-        "be",
-        "in",
-        "on",
-        "for",
-        "and",
-        "or",
-        "with",
-        "by",
-        "at",
-        "as",
-        "from",
-        "up",
-        "out",
-    ]
-)
+_GLOSS_STOP = frozenset(("to a an the of sb sth one's oneself be in on for and or with by at as from up out").split())
 MAX_GLOSS_WORDS = 3
 _ARTICLES = frozenset(["to", "a", "an", "the", "sb", "sth"])
 # A gloss that names a business: "(brand)", "electronics company", "Apple Inc.", "payment platform".
