@@ -92,6 +92,7 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=1)
 def _snowball() -> Any:
+    # snowballstemmer hands back PyStemmer's C implementation when it is installed.
     import snowballstemmer
 
     return snowballstemmer.stemmer("english")
