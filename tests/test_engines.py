@@ -258,17 +258,24 @@ def test_llamacpp_missing_file_is_a_clear_error(tmp_path):
         LlamaCppTextBackend("gguf:x", path=tmp_path / "nope.gguf").load()
 
 
-@pytest.mark.parametrize("preset", ["marketing", "translate", "poem"])
-def test_chinese_presets_never_show_a_replacement_char(preset, tmp_path, monkeypatch):
-    """Cut at every small token limit, sampled: no U+FFFD on screen, in the result or in the record."""
+@pytest.fixture(scope="module")
+def llamacpp_text(tmp_path_factory, model_cache):
+    """One text service on the packaged model through llama.cpp, shared by the preset tests
+    (one model load and one slot warm-up instead of one per preset)."""
     from aigc_demo.feedback.service import FeedbackService
     from aigc_demo.services.text import TextService
 
-    monkeypatch.setenv("AIGC_TEXT_BACKEND", "llamacpp")
-    settings = Settings()
+    settings = Settings(text_backend="llamacpp", data_dir=tmp_path_factory.mktemp("presets"), cache_dir=model_cache)
     registry = ModelRegistry(settings)
-    feedback = FeedbackService.from_settings(settings)
-    service = TextService(registry, feedback, settings)
+    yield settings, registry, TextService(registry, FeedbackService.from_settings(settings), settings)
+    if registry.is_loaded("text"):
+        registry.get("text").close()
+
+
+@pytest.mark.parametrize("preset", ["marketing", "translate", "poem"])
+def test_chinese_presets_never_show_a_replacement_char(preset, llamacpp_text):
+    """Cut at every small token limit, sampled: no U+FFFD on screen, in the result or in the record."""
+    settings, registry, service = llamacpp_text
     for max_new_tokens, seed in ((5, 0), (7, 1), (11, 2), (40, 3)):
         for prompt in ZH_PROMPTS:
             updates = list(
