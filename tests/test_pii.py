@@ -21,6 +21,7 @@ FAKE_HF_TOKEN = "hf" + "_" + "abcdefghijklmnopqrstuvwxyz0123"
         ("key sk-proj-AbCdEfGhIjKlMnOpQrStUv12 here", "key [TOKEN] here"),
         ("card 4111 1111 1111 1111 exp 12/28", "card [CARD] exp 12/28"),
         ("卡号 4111-1111-1111-1111", "卡号 [CARD]"),
+        ("卡号4111111111111111，请退款", "卡号[CARD]，请退款"),  # right after Chinese text
     ],
 )
 def test_pii_is_replaced(text, expected):
@@ -35,6 +36,8 @@ def test_pii_is_replaced(text, expected):
         "Call our hotline 400-123-4567 (9:00–21:00)",
         "seed 1234567890 and 256x256",
         "退款在 5–7 个工作日内到账",
+        # A hex id whose digit run passes the Luhn check (seen: the id became 83492b57454c[CARD]b9a).
+        "继续 83492b57454c40378130297485968b9a",
     ],
 )
 def test_ordinary_text_is_kept(text):
@@ -68,3 +71,13 @@ def test_megabyte_adversarial_runs_are_scrubbed_whole(unit):
         assert out == run
     tail = scrub_text("x" * 200_000 + ".zhang.wei@example.com 联系我")
     assert tail.endswith("[EMAIL] 联系我") and "@" not in tail
+
+
+def test_ids_that_point_at_other_records_are_kept():
+    ids = {
+        "continued_from": "83492b57454c40378130297485968b9a",
+        "pair_id": "4111111111111111",
+        "idempotency_key": "click-4111111111111111",
+        "ticket": "T-261130-XG3S",
+    }
+    assert scrub({"params": dict(ids)})["params"] == ids

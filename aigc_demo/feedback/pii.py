@@ -23,7 +23,9 @@ TOKEN = re.compile(
     r"\b(?:hf_[A-Za-z0-9]{20,512}|sk-(?:proj-)?[A-Za-z0-9_-]{20,512}|gh[pousr]_[A-Za-z0-9]{20,512}|AKIA[0-9A-Z]{16}"
     r"|xox[baprs]-[A-Za-z0-9-]{10,512})"
 )
-CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+# Not inside a longer token: a hex id (83492b57454c4037813029748…) holds digit runs that
+# pass the Luhn check. ASCII letters only, so 卡号6222… right after Chinese text still counts.
+CARD = re.compile(r"(?<![0-9A-Za-z-])(?:\d[ -]?){12,18}\d(?![0-9A-Za-z-])")
 PHONE = re.compile(
     r"(?<![0-9A-Za-z+])(?!(?:400|800)-)(?:"  # 400-/800- are businesses' toll-free lines
     r"\+\d{1,3}[\s-]?\(?\d{1,4}\)?(?:[\s-]?\d{2,4}){2,4}"  # +44 20 7946 0958, +86 138 0013 8000
@@ -36,6 +38,8 @@ PHONE = re.compile(
 # Fields that hold ids, hashes, paths or knowledge-base text, never user PII.
 SKIP_KEYS = frozenset(
     {"id", "output_id", "record_id", "session_id", "ts", "sha256", "path", "model", "sources", "seq", "crc", "url"}
+    # ids that point at other records
+    | {"continued_from", "pair_id", "idempotency_key", "ticket", "verified_from", "kb_entry"}
 )
 
 
