@@ -30,10 +30,23 @@ from aigc_demo.models import packaged
 from aigc_demo.models.base import GenerationStats, TextRequest, split_prefill
 
 
+# What `make setup` prepared (python -m aigc_demo prepare): the default cache folder.
+PREPARED_CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
-    """One cache of converted / built embedded models for the whole session."""
-    return tmp_path_factory.mktemp("model-cache")
+    """One cache of converted / built embedded models for the whole session.
+
+    Seeded with the knowledge-base embeddings `make setup` already computed: each file is
+    named by the KB's content fingerprint and the model, so a seed is exactly what a test
+    would compute (about 9 s of E5 per KB otherwise). Tests that build an index of another
+    KB, or check that ``prepare`` writes these files, still compute and write their own.
+    """
+    cache = tmp_path_factory.mktemp("model-cache")
+    for path in PREPARED_CACHE.glob("kb-*.npy"):
+        shutil.copyfile(path, cache / path.name)
+    return cache
 
 
 @pytest.fixture(autouse=True)
