@@ -29,7 +29,6 @@ from aigc_demo.config import Settings
 from aigc_demo.models import packaged
 from aigc_demo.models.base import GenerationStats, TextRequest, split_prefill
 
-
 # What `make setup` prepared (python -m aigc_demo prepare): the default cache folder.
 PREPARED_CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
 
