@@ -157,7 +157,7 @@ def test_handoff_ticket_queue_and_resolution_as_a_kb_answer(zh_support):
     ticket = result["ticket"]
     assert re.fullmatch(r"T-\d{6}-[A-Z2-9]{4}", ticket) and ticket in result["answer"]
     record = zh_support.feedback.read("handoffs").records[-1]
-    assert record["ticket"] == ticket and "Reason: requested" in record["summary"] and "空调移机" in record["summary"]
+    assert record["ticket"] == ticket and "原因：requested" in record["summary"] and "空调移机" in record["summary"]
     assert [m["role"] for m in record["messages"]] == ["user", "assistant", "user"]
 
     queue = zh_support.handoffs
@@ -448,3 +448,17 @@ def test_a_two_word_english_term_finds_its_chinese_word(zh_support):
     assert "空调" in unit.alternatives
     hits, _ = zh_support.index().search("How much to move an air conditioner to another room?")
     assert hits[0].entry.id == "move"
+
+
+def test_the_ticket_summary_speaks_the_customers_language():
+    from aigc_demo.services.support.handoffs import summarize
+
+    messages = [{"role": "user", "content": "运费多少？"}, {"role": "user", "content": "转人工"}]
+    sources = [{"id": "shipping-cost-zh", "score": 0.8}]
+    assert summarize(messages, "requested", sources, "zh").splitlines() == [
+        "原因：requested",
+        "最后的问题：转人工",
+        "之前：运费多少？",
+        "最接近的条目：shipping-cost-zh (0.80)",
+    ]
+    assert summarize(messages[:1], "low_confidence", [], "en") == "Reason: low_confidence\nLast question: 运费多少？"

@@ -69,7 +69,7 @@ class HandoffQueue:
             reason=reason,
             lang=lang,
             mood=output.params.get("mood"),
-            summary=summarize(output.messages or [], reason, output.sources or []),
+            summary=summarize(output.messages or [], reason, output.sources or [], lang),
             messages=output.messages or [],
             sources=output.sources or [],
         )
@@ -166,12 +166,20 @@ class HandoffQueue:
         return entry_id
 
 
-def summarize(messages: list[dict[str, Any]], reason: str, sources: list[dict[str, Any]]) -> str:
-    """A few lines an operator reads before the transcript: what was asked, why it came to them."""
+SUMMARY_LABELS = {
+    "en": ("Reason", "Last question", "Earlier", "Closest entries", ": ", ", "),
+    "zh": ("原因", "最后的问题", "之前", "最接近的条目", "：", "、"),
+}
+
+
+def summarize(messages: list[dict[str, Any]], reason: str, sources: list[dict[str, Any]], lang: str = "en") -> str:
+    """A few lines an operator reads before the transcript, in the customer's language:
+    what was asked, why it came to them (the reason key, as the queue filters it)."""
+    reason_label, last, earlier, closest, colon, comma = SUMMARY_LABELS.get(lang, SUMMARY_LABELS["en"])
     asked = [m["content"].strip().replace("\n", " ")[:160] for m in messages if m["role"] == "user"]
-    lines = [f"Reason: {reason}", f"Last question: {asked[-1] if asked else ''}"]
+    lines = [f"{reason_label}{colon}{reason}", f"{last}{colon}{asked[-1] if asked else ''}"]
     if len(asked) > 1:
-        lines.append("Earlier: " + " | ".join(a[:80] for a in asked[-4:-1]))
+        lines.append(earlier + colon + " | ".join(a[:80] for a in asked[-4:-1]))
     if sources:
-        lines.append("Closest entries: " + ", ".join(f"{s['id']} ({s.get('score', 0):.2f})" for s in sources[:3]))
+        lines.append(closest + colon + comma.join(f"{s['id']} ({s.get('score', 0):.2f})" for s in sources[:3]))
     return "\n".join(lines)
