@@ -217,3 +217,36 @@ def test_a_new_topic_after_a_question_is_not_glued_to_it(real_support):
     ]
     result = real_support.chat("Do you sell spaceships?", history)
     assert result["handoff"] and result["handoff_reason"] == "low_confidence"
+
+
+def test_the_support_index_is_built_at_start_when_models_preload(settings, fake_registry):
+    import time
+
+    from aigc_demo.ui.demo import create_demo
+
+    demo = create_demo(settings.model_copy(update={"preload": True}), registry=fake_registry)
+    deadline = time.monotonic() + 30
+    while not demo.services.support.is_ready and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert demo.services.support.is_ready  # built before anyone asked
+    assert demo.services.support.chat("退款多久到账？")["sources"]
+
+
+def test_a_failed_preload_leaves_the_error_for_the_first_question(settings, fake_registry, tmp_path, caplog):
+    import time
+
+    from aigc_demo.errors import AigcError
+    from aigc_demo.feedback.service import FeedbackService
+
+    empty = tmp_path / "empty-kb"
+    empty.mkdir()
+    support = SupportService(
+        fake_registry, FeedbackService(settings.data_dir), settings.model_copy(update={"support_kb": empty})
+    )
+    support.preload()
+    deadline = time.monotonic() + 10
+    while "not preloaded" not in caplog.text and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "not preloaded" in caplog.text and not support.is_ready
+    with pytest.raises(AigcError, match="knowledge base is empty"):
+        support.chat("退款多久到账？")

@@ -63,8 +63,9 @@ def _examples() -> dict[str, list[str]]:
 
 def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) -> gr.Blocks:
     services = build_services(settings, registry=registry)
-    if settings.preload:  # overlaps the model load with building and serving the page
+    if settings.preload:  # overlaps the model loads with building and serving the page
         services.registry.preload("text")
+        services.support.preload()
     examples = _examples()
     profile = settings.effective_profile
     with gr.Blocks(title="AIGC Demo Studio") as demo:

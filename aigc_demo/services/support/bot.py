@@ -113,6 +113,20 @@ class SupportService:
                     self._index = self._build_index(self.kb_dirs())
         return self._index
 
+    def preload(self) -> None:
+        """Build the index in the background, so the first customer does not wait for the
+        embedder, the dictionary and the KB's vectors (seconds; more on a first start that
+        has no prepared cache, as on a fresh Space). A failure is logged; the first question
+        tries again and shows the error."""
+
+        def build() -> None:
+            try:
+                self.index()
+            except Exception as exc:  # noqa: BLE001 - a background warm-up must not kill the thread silently
+                log.warning("support index not preloaded: %s", exc)
+
+        threading.Thread(target=build, name="preload-support", daemon=True).start()
+
     def _build_index(self, dirs: list[Path]) -> HybridIndex:
         kb = load_kb(*dirs)
         for problem in kb.problems:
