@@ -110,8 +110,8 @@ class Settings(BaseSettings):
     with an engine prefix (llamacpp:, transformers:). Empty = the profile's default."""
 
     preload: bool = True
-    """Load the default text model in the background at start-up, so the first answer does
-    not wait for it (warm start: bench/serve.py)."""
+    """Load the default text model and build the support index in the background at
+    start-up, so the first answers do not wait for them (warm start: bench/serve.py)."""
 
     text_precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"
     """Text model weights. auto: half precision on a GPU; on a CPU int8 weights with bf16
