@@ -29,6 +29,18 @@ from aigc_demo.config import Settings
 from aigc_demo.models import packaged
 from aigc_demo.models.base import GenerationStats, TextRequest, split_prefill
 
+# The API a client may call; every other handler is UI-only (api_visibility="private").
+PUBLIC_ENDPOINTS = {
+    "/generate_text",
+    "/generate_image",
+    "/support_chat",
+    "/rate",
+    "/health",
+    "/arena_text",
+    "/arena_image",
+    "/arena_vote",
+}
+
 # What `make setup` prepared (python -m aigc_demo prepare): the default cache folder.
 PREPARED_CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
 

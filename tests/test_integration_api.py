@@ -11,7 +11,7 @@ from PIL import Image
 
 from aigc_demo.config import Settings
 from aigc_demo.feedback.store import read_stream
-from tests.conftest import free_port, serve_app
+from tests.conftest import PUBLIC_ENDPOINTS, free_port, serve_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -156,13 +156,4 @@ def test_health_reports_models_profile_and_version(app, client):
 
 def test_ui_only_endpoints_are_not_public(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert names == {
-        "/generate_text",
-        "/generate_image",
-        "/support_chat",
-        "/rate",
-        "/health",
-        "/arena_text",
-        "/arena_image",
-        "/arena_vote",
-    }
+    assert names == PUBLIC_ENDPOINTS

@@ -17,7 +17,7 @@ import pytest
 
 from aigc_demo.config import Settings
 from aigc_demo.models.registry import ModelRegistry
-from tests.conftest import FakeEmbedder, FakeImageBackend, FakeTextBackend, free_port, serve_app
+from tests.conftest import PUBLIC_ENDPOINTS, FakeEmbedder, FakeImageBackend, FakeTextBackend, free_port, serve_app
 
 pytestmark = [pytest.mark.integration]
 
@@ -166,16 +166,7 @@ def test_ui_only_handlers_are_not_callable(server):
     with httpx.Client(timeout=10) as http:
         info = http.get(f"{base}/gradio_api/info").json()
     public = set(info["named_endpoints"])
-    assert public == {
-        "/generate_text",
-        "/generate_image",
-        "/support_chat",
-        "/rate",
-        "/health",
-        "/arena_text",
-        "/arena_image",
-        "/arena_vote",
-    }
+    assert public == PUBLIC_ENDPOINTS
 
 
 def test_health_answers_while_the_queue_is_full(server):
