@@ -604,6 +604,18 @@ VISIBLE_TEXT_JS = """() => {
 }"""
 
 
+# Resolves once the page has not changed for ``quiet`` ms (or after 5 s).
+QUIET_JS = """
+(quiet) => new Promise((resolve) => {
+  let timer = setTimeout(done, quiet);
+  const observer = new MutationObserver(() => { clearTimeout(timer); timer = setTimeout(done, quiet); });
+  const limit = setTimeout(done, 5000);
+  function done() { observer.disconnect(); clearTimeout(limit); resolve(true); }
+  observer.observe(document.body, {subtree: true, childList: true, characterData: true});
+})
+"""
+
+
 def test_08_a_chinese_page_has_no_english_words(app, page):
     """Every tab in zh-CN, after one result each and with every accordion open: the visible text,
     placeholders, tooltips and screen-reader labels hold no English word except names."""
@@ -637,7 +649,9 @@ def test_08_a_chinese_page_has_no_english_words(app, page):
             for accordion in tab_page.locator("button.label-wrap:not(.open)").all():
                 if accordion.is_visible():
                     accordion.click()
-            tab_page.wait_for_timeout(800)  # assets/lang.js translates Gradio's own words after each render
+            # assets/lang.js translates Gradio's own words after each render: read the page once
+            # it has been still for 300 ms (at most 5 s).
+            tab_page.evaluate(QUIET_JS, 300)
             for shown in tab_page.evaluate(VISIBLE_TEXT_JS):
                 text = shown.split("  <")[0]  # "  <TAG.class>" says where a text node sits
                 for word in re.findall(r"[A-Za-z][A-Za-z0-9+\-]*", text):
