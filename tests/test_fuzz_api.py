@@ -83,14 +83,13 @@ histories = st.lists(
 )
 
 
-def call(base: str, api: str, data: list) -> tuple[int, str | None, object]:
+def call(http: httpx.Client, base: str, api: str, data: list) -> tuple[int, str | None, object]:
     """(HTTP status, SSE event name, its data) for one raw call."""
     body = json.dumps({"data": data}, ensure_ascii=True)  # lone surrogates travel as JSON escapes
-    with httpx.Client(timeout=30) as http:
-        r = http.post(f"{base}/gradio_api/call/{api}", content=body, headers={"content-type": "application/json"})
-        if r.status_code != 200:
-            return r.status_code, None, r.text
-        stream = http.get(f"{base}/gradio_api/call/{api}/{r.json()['event_id']}").text
+    r = http.post(f"{base}/gradio_api/call/{api}", content=body, headers={"content-type": "application/json"})
+    if r.status_code != 200:
+        return r.status_code, None, r.text
+    stream = http.get(f"{base}/gradio_api/call/{api}/{r.json()['event_id']}").text
     events = [line.removeprefix("event: ").strip() for line in stream.splitlines() if line.startswith("event:")]
     payloads = [line.removeprefix("data: ") for line in stream.splitlines() if line.startswith("data:")]
     return 200, events[-1], json.loads(payloads[-1])
@@ -101,11 +100,13 @@ def test_any_arguments_get_an_answer_or_a_clear_refusal(server, api):
     settings, base = server
     ratings = settings.data_dir / "feedback" / "ratings.jsonl"
 
+    http = httpx.Client(timeout=30)  # one keep-alive client, as a real caller would use
+
     @hsettings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(args=st.lists(values, max_size=13) | st.tuples(st.text(max_size=30), histories).map(list))
     def check(args):
         before = ratings.read_bytes() if ratings.exists() else b""
-        status, event, data = call(base, api, args)
+        status, event, data = call(http, base, api, args)
         assert status == 200, (status, data)
         if event == "error":
             message = (data or {}).get("error")
@@ -114,7 +115,7 @@ def test_any_arguments_get_an_answer_or_a_clear_refusal(server, api):
                 assert (ratings.read_bytes() if ratings.exists() else b"") == before  # nothing written
         else:
             assert event == "complete", (event, data)
-        with httpx.Client(timeout=5) as http:
-            assert http.get(f"{base}/healthz").json()["status"] == "ok"  # still serving
+        assert http.get(f"{base}/healthz", timeout=5).json()["status"] == "ok"  # still serving
 
-    check()
+    with http:
+        check()
