@@ -49,14 +49,17 @@ PREPARED_CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
 def model_cache(tmp_path_factory) -> Path:
     """One cache of converted / built embedded models for the whole session.
 
-    Seeded with the knowledge-base embeddings `make setup` already computed: each file is
-    named by the KB's content fingerprint and the model, so a seed is exactly what a test
-    would compute (about 9 s of E5 per KB otherwise). Tests that build an index of another
-    KB, or check that ``prepare`` writes these files, still compute and write their own.
+    Seeded with what `make setup` already built: the knowledge-base embeddings (each file
+    named by the KB's content fingerprint and the model, so exactly what a test would
+    compute: about 9 s of E5 per KB otherwise) and the tiny image pipeline (versioned, built
+    from a fixed seed). Tests that index another KB, check that ``prepare`` writes these
+    files, or build the pipeline (test_tiny_image.py) still compute their own.
     """
     cache = tmp_path_factory.mktemp("model-cache")
     for path in PREPARED_CACHE.glob("kb-*.npy"):
         shutil.copyfile(path, cache / path.name)
+    for folder in PREPARED_CACHE.glob("tiny-sd-v*"):  # the app reads only its own version
+        shutil.copytree(folder, cache / folder.name)
     return cache
 
 
