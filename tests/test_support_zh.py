@@ -407,6 +407,11 @@ def test_a_question_about_another_brand_goes_to_a_person(zh_support, message, na
         "I live in Chengdu, does the warranty apply?",
         "Can I use a Qinghe fridge abroad?",
         "Hi, is the SMS code free?",
+        # the customer's own device is context, not the product asked about
+        "华为手机上看不了安装视频",
+        "我用华为的手机扫码报修",
+        "The repair form crashes on my iPhone",
+        "My Samsung phone can't open the manual",
     ],
 )
 def test_own_brand_places_sounds_and_acronyms_are_not_another_brand(zh_support, message):

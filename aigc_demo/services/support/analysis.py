@@ -36,6 +36,11 @@ from aigc_demo.services.support.lexicon import Lexicon
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"[a-z0-9]+")  # "what's" → what, s (s is a stopword)
+# A brand right before a device word, or a device's own name, is what the customer uses
+# (华为手机上看不了视频, "on my Samsung phone", "iPhone"), not the product asked about.
+_DEVICE_AFTER_ZH = re.compile(r".{0,2}?(手机|平板|电脑|笔记本|浏览器|手表|系统)")
+_DEVICE_AFTER_EN = re.compile(r"\s*(phone|tablet|laptop|computer|pc|browser|watch|device|tv)s?\b", re.IGNORECASE)
+_DEVICE_NAME = re.compile(r"i(phone|pad|pod|mac|os)|macbook|android|windows|chromebook|galaxy|pixel|harmonyos")
 _NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*|[A-Z][a-z0-9]+")  # AirPods, iPhone, Coursera
 EN_STOP = frozenset(
     (
@@ -255,6 +260,7 @@ class Analyzer:
         Chinese: CC-CEDICT's brand names, in any spelling the KB lacks. English: a capitalised
         word inside a sentence (or a CamelCase one) that the KB does not have, in any form,
         and that is a known brand or no dictionary word at all (so not "Chengdu" or "Monday").
+        The customer's own device is context, not the subject (华为手机, "my iPhone").
         """
         if self.lexicon is None:
             return []
@@ -273,7 +279,8 @@ class Analyzer:
                 if word[0] == word[-1]:
                     continue  # reduplication is a sound or a tone (洗衣机滴滴叫), not 滴滴 the company
                 if len(word) >= 2 and lexicon.is_brand(word) and unknown(word) and word not in names:
-                    names.append(word)
+                    if not _DEVICE_AFTER_ZH.match(run, run.find(word) + len(word)):
+                        names.append(word)
         text = unicodedata.normalize("NFKC", text)
         for match in _NAME_TOKEN.finditer(text):
             token = match.group()
@@ -283,6 +290,8 @@ class Analyzer:
             lower = token.lower()
             if not (inside or camel) or len(lower) < 3 or lower in EN_STOP or token.isupper():
                 continue  # a sentence's first word, or an acronym (SMS, VIP)
+            if _DEVICE_NAME.fullmatch(lower) or _DEVICE_AFTER_EN.match(text, match.end()):
+                continue  # the customer's own phone or computer: context, not the subject
             if (
                 (lexicon.is_brand(lower) or lower not in lexicon.english_words)
                 and unknown(lower)
