@@ -389,6 +389,7 @@ def test_questions_about_roles_are_not_refused(zh_support, message):
         ("美的空调移机怎么收费", "美的"),
         ("What's the AirPods warranty?", "AirPods"),
         ("How long is the Gree air conditioner warranty?", "Gree"),
+        ("天猫是7天无理由退货，京东那边是多少天？", "京东"),  # another shop's policy, not where it was bought
     ],
 )
 def test_a_question_about_another_brand_goes_to_a_person(zh_support, message, name):
@@ -412,6 +413,9 @@ def test_a_question_about_another_brand_goes_to_a_person(zh_support, message, na
         "我用华为的手机扫码报修",
         "The repair form crashes on my iPhone",
         "My Samsung phone can't open the manual",
+        # ...and so is where they bought it
+        "我在京东买的空调坏了能保修吗",
+        "I ordered it on Amazon, is the warranty valid?",
     ],
 )
 def test_own_brand_places_sounds_and_acronyms_are_not_another_brand(zh_support, message):

@@ -38,7 +38,11 @@ log = logging.getLogger(__name__)
 _WORD = re.compile(r"[a-z0-9]+")  # "what's" → what, s (s is a stopword)
 # A brand right before a device word, or a device's own name, is what the customer uses
 # (华为手机上看不了视频, "on my Samsung phone", "iPhone"), not the product asked about.
-_DEVICE_AFTER_ZH = re.compile(r".{0,2}?(手机|平板|电脑|笔记本|浏览器|手表|系统)")
+# Likewise where it was bought (京东买的, 天猫旗舰店下单, "ordered it on Amazon").
+_DEVICE_AFTER_ZH = re.compile(r".{0,2}?(手机|平板|电脑|笔记本|浏览器|手表|系统|买|购|下单|下的单|旗舰店|自营)")
+_BOUGHT_BEFORE_EN = re.compile(
+    r"\b(bought|ordered|purchased|paid)\b(\s+\w+){0,2}\s+(on|from|at|via|through|with)\s*$", re.IGNORECASE
+)
 _DEVICE_AFTER_EN = re.compile(r"\s*(phone|tablet|laptop|computer|pc|browser|watch|device|tv)s?\b", re.IGNORECASE)
 _DEVICE_NAME = re.compile(r"i(phone|pad|pod|mac|os)|macbook|android|windows|chromebook|galaxy|pixel|harmonyos")
 _NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*|[A-Z][a-z0-9]+")  # AirPods, iPhone, Coursera
@@ -260,7 +264,8 @@ class Analyzer:
         Chinese: CC-CEDICT's brand names, in any spelling the KB lacks. English: a capitalised
         word inside a sentence (or a CamelCase one) that the KB does not have, in any form,
         and that is a known brand or no dictionary word at all (so not "Chengdu" or "Monday").
-        The customer's own device is context, not the subject (华为手机, "my iPhone").
+        The customer's own device and where they bought are context, not the subject
+        (华为手机, "my iPhone", 京东买的, "ordered it on Amazon").
         """
         if self.lexicon is None:
             return []
@@ -290,8 +295,12 @@ class Analyzer:
             lower = token.lower()
             if not (inside or camel) or len(lower) < 3 or lower in EN_STOP or token.isupper():
                 continue  # a sentence's first word, or an acronym (SMS, VIP)
-            if _DEVICE_NAME.fullmatch(lower) or _DEVICE_AFTER_EN.match(text, match.end()):
-                continue  # the customer's own phone or computer: context, not the subject
+            if (
+                _DEVICE_NAME.fullmatch(lower)
+                or _DEVICE_AFTER_EN.match(text, match.end())
+                or _BOUGHT_BEFORE_EN.search(before)
+            ):
+                continue  # the customer's own phone, or where they bought: context, not the subject
             if (
                 (lexicon.is_brand(lower) or lower not in lexicon.english_words)
                 and unknown(lower)
