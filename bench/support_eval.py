@@ -38,6 +38,8 @@ from bench.common import cpu, median, percentile, record
 DATA = ROOT / "bench" / "data"
 DEFAULT_QUESTIONS = DATA / "support_eval.jsonl"
 FEATURES = ("coverage", "unknown", "margin", "specificity", "dense", "agree")
+# The direction in which each signal may move the confidence.
+SIGNS = {"coverage": 1, "unknown": -1, "margin": 1, "specificity": 1, "dense": 1, "agree": 1}
 
 
 def kb_for(domain: str) -> Path:
@@ -183,15 +185,23 @@ def fit(rows: list[dict], max_right_handoff: float = 0.15) -> tuple[dict[str, fl
     # Each class weighs the same in total: answerable questions outnumber the rest.
     sw = np.where(y == 1, 0.5 / max(1, y.sum()), 0.5 / max(1, (1 - y).sum())) * len(y)
     xb = np.hstack([np.ones((len(x), 1)), x])
-    w = np.zeros(xb.shape[1])
-    for _ in range(200):  # Newton's method with a little L2, converges in a few steps
-        p = 1 / (1 + np.exp(-xb @ w))
-        grad = xb.T @ (sw * (p - y)) + 0.1 * w
-        hess = (xb * (sw * p * (1 - p))[:, None]).T @ xb + 0.1 * np.eye(len(w))
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
+    # Each signal may only push one way (more of the question that the KB never saw cannot
+    # make an answer likelier): a weight fitted with the wrong sign is held at 0 and the rest refitted.
+    free = np.ones(xb.shape[1], dtype=bool)
+    while True:
+        w = np.zeros(xb.shape[1])
+        for _ in range(200):  # Newton's method with a little L2, converges in a few steps
+            p = 1 / (1 + np.exp(-xb[:, free] @ w[free]))
+            grad = xb[:, free].T @ (sw * (p - y)) + 0.1 * w[free]
+            hess = (xb[:, free] * (sw * p * (1 - p))[:, None]).T @ xb[:, free] + 0.1 * np.eye(int(free.sum()))
+            step = np.linalg.solve(hess, grad)
+            w[free] -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        wrong = [i + 1 for i, f in enumerate(FEATURES) if free[i + 1] and w[i + 1] * SIGNS[f] < 0]
+        if not wrong:
             break
+        free[wrong] = False
     weights = {"bias": float(w[0]), **{f: float(v) for f, v in zip(FEATURES, w[1:], strict=True)}}
     p = 1 / (1 + np.exp(-xb @ w))
     candidates = [float(t) for t in np.linspace(0.05, 0.95, 91) if (p[y == 1] < t).mean() <= max_right_handoff]
@@ -284,7 +294,10 @@ def main() -> None:
     for r in rows:
         q = r["item"]["question"]
         if r["in_scope"] and ((r["rank"] or 99) > 3 or r["handoff"]):
-            misses.append(f"{r['domain']}/{r['kind']}: {q!r} → {r['top']} handoff={r['handoff']} {r['signals']}")
+            misses.append(
+                f"{r['domain']}/{r['kind']}: {q!r} → {r['top']} (expected {r['item']['expected']}, rank {r['rank']}) "
+                f"handoff={r['handoff']} {r['signals']}"
+            )
         elif not r["in_scope"] and not r["handoff"]:
             misses.append(f"{r['domain']}/{r['kind']}: {q!r} answered from {r['top'][:1]} {r['signals']}")
     if misses and args.misses:

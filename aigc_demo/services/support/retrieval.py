@@ -47,13 +47,13 @@ DENSE_WEIGHT = 2.0
 SAME_LANGUAGE_BONUS = 0.03
 # Fitted by `python bench/support_eval.py --fit` on the tuning split (see bench/RESULTS.md).
 CONFIDENCE_WEIGHTS = {
-    "bias": -3.943,
-    "coverage": 3.507,
-    "unknown": 0.305,
-    "margin": 0.744,
-    "specificity": 1.444,
-    "dense": 1.013,
-    "agree": 1.21,
+    "bias": -3.796,
+    "coverage": 3.826,
+    "unknown": 0.0,
+    "margin": 0.163,
+    "specificity": 1.276,
+    "dense": 1.187,
+    "agree": 1.354,
 }
 
 
@@ -260,15 +260,23 @@ class HybridIndex:
                     own_covered += mass * match
         if vector is None:
             vector = self.embedder.embed([f"{context} {query}" if context else query])[0]
-        dense = self.vectors @ vector
+        cosine = dense = self.vectors @ vector
         want_cjk = contains_cjk(query)
         same_lang = self.is_cjk == want_cjk
         trust = self.dense_trust["cjk" if want_cjk else "latin"]
-        # Compare with documents in the query's script: an English-only embedder puts
-        # any Chinese text nearer Chinese documents than English ones.
-        separation = dense_separation(dense[same_lang] if same_lang.sum() >= 3 else dense)
+        multilingual = bool(getattr(self.embedder, "multilingual", False))
+        if multilingual:
+            # Even a multilingual embedder puts a question nearer every document in its own
+            # language than in the other: rank each document against its own language's mean,
+            # so that an English entry can win a Chinese question on meaning.
+            dense = _language_centred(dense, self.is_cjk)
+            separation = dense_separation(dense)
+        else:
+            # Compare with documents in the query's script: an English-only embedder puts
+            # any Chinese text nearer Chinese documents than English ones.
+            separation = dense_separation(dense[same_lang] if same_lang.sum() >= 3 else dense)
         dense_norm = _minmax(dense)
-        if not getattr(self.embedder, "multilingual", False) and same_lang.any():
+        if not multilingual and same_lang.any():
             # A monolingual embedder's score between scripts is noise: those entries get a
             # neutral value and compete on keywords (and their translations) alone.
             dense_norm[~same_lang] = float(np.median(dense_norm[same_lang]))
@@ -312,7 +320,7 @@ class HybridIndex:
                 entry=self.kb.entries[i],
                 score=float(fused[i]),
                 keyword=float(keyword[i]),
-                dense=float(dense[i]),
+                dense=float(cosine[i]),
                 coverage=float(coverage[i]),
             )
             for i in order[:top_k]
@@ -333,6 +341,16 @@ def topic_key(entry: Entry) -> str:
 def _minmax(scores: np.ndarray) -> np.ndarray:
     lo, hi = float(scores.min()), float(scores.max())
     return (scores - lo) / (hi - lo) if hi > lo else np.zeros_like(scores)
+
+
+def _language_centred(scores: np.ndarray, is_cjk: np.ndarray) -> np.ndarray:
+    """Cosines with each document language's own mean subtracted (both need >= 3 documents)."""
+    if is_cjk.sum() < 3 or (~is_cjk).sum() < 3:
+        return scores
+    out = scores.copy()
+    for group in (is_cjk, ~is_cjk):
+        out[group] -= float(scores[group].mean())
+    return out
 
 
 def _standout(scores: np.ndarray, i: int) -> float:
