@@ -422,6 +422,30 @@ def test_own_brand_places_sounds_and_acronyms_are_not_another_brand(zh_support, 
     assert zh_support.index().analyzer.foreign_names(message) == []
 
 
+@pytest.mark.parametrize(
+    ("message", "product"),
+    [("你们卖洗碗机吗？", "洗碗机"), ("店里有售扫地机器人吗", "扫地机器人"), ("Do you sell spaceships?", "spaceships")],
+)
+def test_asking_for_a_product_the_kb_never_mentions_goes_to_a_person(zh_support, message, product):
+    reply = zh_support.chat(message)
+    assert reply["handoff"] and reply["handoff_reason"] == "not_covered" and reply["ticket"]
+    assert product in reply["answer"]
+    assert ("资料里没有" in reply["answer"]) == (message[0] > "~")  # the customer's language
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "你们卖空调吗",  # the KB's own product
+        "你们卖的空调保修几年",  # a question about what was sold, not whether it is
+        "Do you sell fridges that work abroad?",  # "fridge" is in the KB
+        "Do you sell air conditioners?",  # in the KB in Chinese: 空调
+    ],
+)
+def test_asking_for_a_product_the_kb_covers_is_searched(zh_support, message):
+    assert zh_support.index().analyzer.unknown_product(message) is None
+
+
 def test_a_brand_the_kb_mentions_is_not_foreign(tmp_path, fake_registry):
     from aigc_demo.config import Settings
     from aigc_demo.feedback.service import FeedbackService

@@ -318,6 +318,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "handoff_reason_commitment": ("needs a promise only staff can make", "需要人工承诺"),
     "handoff_reason_low_confidence": ("not in the knowledge base", "知识库中没有"),
     "handoff_reason_other_brand": ("about another company's product", "涉及其他品牌"),
+    "handoff_reason_not_covered": ("asks for a product the articles never mention", "询问资料中没有的商品"),
     "storage_failures": (
         "⚠️ **Records not saved since the app started:** {items}. Check the disk; see also /healthz.",
         "⚠️ **自启动以来有记录未能保存：** {items}。请检查磁盘；也可查看 /healthz。",

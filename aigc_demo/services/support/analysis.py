@@ -45,6 +45,13 @@ _BOUGHT_BEFORE_EN = re.compile(
 )
 _DEVICE_AFTER_EN = re.compile(r"\s*(phone|tablet|laptop|computer|pc|browser|watch|device|tv)s?\b", re.IGNORECASE)
 _DEVICE_NAME = re.compile(r"i(phone|pad|pod|mac|os)|macbook|android|windows|chromebook|galaxy|pixel|harmonyos")
+# "Do you sell X?" / 你们卖X吗: whether the shop has a product, the product named right after the verb.
+_STOCK_EN = re.compile(
+    r"\b(?:do|does|can|will)\s+(?:you|u|your\s+(?:store|shop))\s+(?:still\s+|also\s+)?(?:sell|stock|carry)\s+"
+    r"(?:any\s+|the\s+)?([a-z][a-z0-9 -]{1,40}?)\s*(?:[?.,!]|$|\b(?:in|at|on|online|here|now)\b)",
+    re.IGNORECASE,
+)
+_STOCK_ZH = re.compile(r"(?:卖|有售|出售|售卖)(?![的了过掉完])([\u4e00-\u9fff]{2,8}?)(?:吗|么|嘛|不|没|呢|$)")
 _NAME_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*|[A-Z][a-z0-9]+")  # AirPods, iPhone, Coursera
 EN_STOP = frozenset(
     (
@@ -308,6 +315,20 @@ class Analyzer:
             ):
                 names.append(token)
         return names
+
+    def unknown_product(self, text: str) -> str | None:
+        """The product in "Do you sell X?" / 你们卖X吗 when the KB never mentions it, in any
+        spelling or translation (spaceships, 宇宙飞船): a question the FAQ cannot answer,
+        however well its other words match an entry about selling."""
+        folded = normalize(text)
+        match = _STOCK_EN.search(folded) or _STOCK_ZH.search(folded)
+        if match is None:
+            return None
+        product = match.group(1).strip()
+        words = [u for u in self.units(product) if u.weight >= 0.5]
+        if not words or any(t in self.vocabulary for u in words for t in u.alternatives):
+            return None
+        return product
 
     def _word_unit(self, word: str) -> Unit:
         alternatives = {word: 1.0, "py:" + pinyin(word): FACTOR_PINYIN}

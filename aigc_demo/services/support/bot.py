@@ -208,7 +208,9 @@ class SupportService:
             # such as "Do you sell spaceships?" is not glued to the previous question).
             alone, joined = hits[0].signals, hits2[0].signals
             vague = alone.own_weight < ELLIPTICAL_WEIGHT
-            if confidence2 > confidence and (vague or joined.own_coverage >= alone.own_coverage):
+            # An entry that covers none of the message's own words is no answer to it, context or not.
+            covers = joined.own_coverage > 0 and joined.own_coverage >= alone.own_coverage
+            if confidence2 > confidence and (vague or covers):
                 found = Found(message, hits2, confidence2, context)
         return found
 
@@ -243,6 +245,8 @@ class SupportService:
             reason, answer, mode, refused = rule.handoff, rule.answer, rule.mode, rule.refused
         elif names := self.index().analyzer.foreign_names(text):
             reason = "other_brand"  # 格力's warranty is not ours, however alike the question
+        elif product := self.index().analyzer.unknown_product(text):
+            reason, names = "not_covered", [product]  # "Do you sell spaceships?" is no pre-order question
         elif (verified := self._verified_answer(text, messages)) is not None:
             answer, sources, confidence = verified
             mode = "verified"

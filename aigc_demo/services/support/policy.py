@@ -145,6 +145,10 @@ HANDOFF = {
         "so I'm passing it to a human colleague who can.",
         "zh": "这类承诺我无法代表商家做出，已为您转接有权限处理的人工客服。",
     },
+    "not_covered": {
+        "en": "Our help articles don't mention {names}, so I'm passing this to a human colleague who can check.",
+        "zh": "我们的资料里没有关于「{names}」的信息，已为您转接人工客服帮您确认。",
+    },
     "other_brand": {
         "en": "Our help articles don't cover {names}, only our own products and services, "
         "so I'm passing this to a human colleague.",
