@@ -390,6 +390,7 @@ def test_questions_about_roles_are_not_refused(zh_support, message):
         ("What's the AirPods warranty?", "AirPods"),
         ("How long is the Gree air conditioner warranty?", "Gree"),
         ("天猫是7天无理由退货，京东那边是多少天？", "京东"),  # another shop's policy, not where it was bought
+        ("网易云课堂的会员在你们这能用吗", "网易"),  # CC-CEDICT glosses it by its CamelCase name only
     ],
 )
 def test_a_question_about_another_brand_goes_to_a_person(zh_support, message, name):
@@ -444,6 +445,17 @@ def test_asking_for_a_product_the_kb_never_mentions_goes_to_a_person(zh_support,
 )
 def test_asking_for_a_product_the_kb_covers_is_searched(zh_support, message):
     assert zh_support.index().analyzer.unknown_product(message) is None
+
+
+def test_brands_come_from_the_dictionary_not_surnames_or_places():
+    from aigc_demo.services.support.lexicon import default_lexicon
+
+    lexicon = default_lexicon()
+    assert lexicon is not None
+    for brand in ["网易", "netease", "格力", "gree", "银联"]:
+        assert lexicon.is_brand(brand), brand
+    for other in ["麦卡锡主义", "mccarthyism", "北京", "beijing", "小米"]:
+        assert not lexicon.is_brand(other), other
 
 
 def test_a_brand_the_kb_mentions_is_not_foreign(tmp_path, fake_registry):

@@ -36,8 +36,12 @@ MAX_GLOSS_WORDS = 3
 _ARTICLES = frozenset(["to", "a", "an", "the", "sb", "sth"])
 # A gloss that names a business: "(brand)", "electronics company", "Apple Inc.", "payment platform".
 _BRAND_GLOSS = re.compile(
-    r"\b(brand|company|corporation|inc\.|ltd\.|manufacturer|e-commerce|online (shopping|payment))", re.IGNORECASE
+    r"\b(brand|company|corporation|inc\.|ltd\.|manufacturer|e-commerce|online (shopping|payment)|search engine"
+    r"|internet portal|social network)",
+    re.IGNORECASE,
 )
+# A proper noun glossed by one CamelCase name is a business, not a place or a person: 网易 /NetEase/.
+_CAMEL_NAME = re.compile(r"(?!Ma?c[A-Z])[A-Z][a-z]+[A-Z][A-Za-z]*")  # not McKinsey-style surnames
 _NAME = re.compile(r"[A-Z][A-Za-z]+")
 _NOT_A_NAME = frozenset(["inc", "ltd", "co", "corporation", "company", "group", "chinese", "prc", "the", "brand"])
 
@@ -94,14 +98,16 @@ class Lexicon:
                 if reading[:1].isupper():
                     names = {simplified}
                     for gloss in glosses.split("/"):  # "Samsung (South Korean electronics company)"
-                        if _BRAND_GLOSS.search(gloss):
+                        if _CAMEL_NAME.fullmatch(gloss.strip()):
+                            names.add(gloss.strip().lower())
+                        elif _BRAND_GLOSS.search(gloss):
                             head = [n.lower() for n in _NAME.findall(re.split(r"[,(]", gloss)[0])]
                             head = [n for n in head if n not in _NOT_A_NAME]
                             if (
                                 len(head) == 1 and len(head[0]) > 2
                             ):  # "Gree", "Apple Inc."; not "Time Warner" (time is a word)
                                 names.add(head[0])
-                    if len(names) == 1 and not _BRAND_GLOSS.search(glosses):
+                    if len(names) == 1 and not (_BRAND_GLOSS.search(glosses) or _CAMEL_NAME.fullmatch(glosses.strip())):
                         names = set()
                     for name in names:
                         brands[name] |= names
