@@ -65,6 +65,17 @@ def test_homophone_typo_matches_through_pinyin(zh_support):
     assert hits[0].entry.id == "warranty"
 
 
+def test_a_misspelt_word_finds_its_entry_but_another_real_word_does_not():
+    analyzer = Analyzer(default_lexicon())
+    docs = ["How long does a refund take? Refunds reach you in 3-5 days.", "Where is my receipt? In your account."]
+    analyzer.fit([analyzer.index_terms(d) for d in docs])
+    refund = next(u for u in analyzer.units("how long does a refnd take") if u.text.startswith("refn"))
+    assert "refund" in refund.alternatives  # no dictionary has "refnd"
+    # "recipe" is a word of its own, not a misspelt "receipt".
+    recipe = next(u for u in analyzer.units("a recipe for dumplings") if u.text.startswith("recip"))
+    assert list(recipe.alternatives) == [recipe.text]
+
+
 def test_traditional_question_finds_simplified_entry(zh_support):
     hits, _ = zh_support.index().search("冷氣移機怎麼收費")
     assert hits[0].entry.id == "move"

@@ -231,7 +231,11 @@ class Analyzer:
         units: list[Unit] = []
         for word in english_terms(text):
             unit = Unit(word, 1.0, {word: 1.0})
-            if word not in self.vocabulary and len(word) >= 4 and not word.isdigit():
+            typed = raw_words.get(word, word)
+            # A close spelling only for a word no dictionary has (refnd), not for another real
+            # word (recipe is not receipt).
+            real = self.lexicon is not None and typed in self.lexicon.english_words
+            if word not in self.vocabulary and len(word) >= 4 and not word.isdigit() and not real:
                 for close in difflib.get_close_matches(word, self._english_vocab, n=2, cutoff=0.8):
                     unit.alternatives.setdefault(close, FACTOR_SPELLING)
             if self.lexicon is not None:
