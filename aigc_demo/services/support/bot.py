@@ -205,7 +205,7 @@ class SupportService:
             hits2, confidence2 = index.search(message, top_k=top_k, context=context, vector=vectors[1])
             # Context may steer a vague message ("how much?"); a message with words of its own
             # keeps the context only if its top entry covers those words as well (a new topic
-            # such as "Do you sell spaceships?" is not glued to the previous question).
+            # such as "How fast does a spaceship fly?" is not glued to the previous question).
             alone, joined = hits[0].signals, hits2[0].signals
             vague = alone.own_weight < ELLIPTICAL_WEIGHT
             # An entry that covers none of the message's own words is no answer to it, context or not.

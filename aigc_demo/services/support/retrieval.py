@@ -5,6 +5,8 @@
   alternative in each entry (BM25, k1=1.2, b=0.75).
 * The dense ranker is the configured embedder (cosine similarity), trusted per script
   as far as it proves itself on the KB (does each question land nearest its own answer?).
+  A multilingual embedder's cosines are taken relative to the mean of the document's own
+  language, so that an entry in the other language competes on meaning.
 * Relative score fusion merges them: each ranker's scores min-max normalised, summed
   with a weight that shrinks when the embedder cannot separate the documents.
 * ``confidence`` (0..1) is a logistic model of "the top hit answers the question" over
