@@ -284,7 +284,7 @@ def main() -> None:
         f"**{total.get('parts', float('nan')):.2f}**; answers supported by their sources "
         f"**{total.get('supported', float('nan')):.2f}**; milliseconds per answer median {median(latencies):.1f}, "
         f"p95 {percentile(latencies, 0.95):.1f} ({cpu()}); index build {max(index_times, default=0):.1f} s. "
-        f"Embedder {settings.embed_model}; answer mode {args.answer_mode}, "
+        f"Embedder {settings.model_for('embed')}; answer mode {args.answer_mode}, "
         f"min confidence {args.min_confidence or settings.support_min_confidence}."
     )
     modes = collections.Counter(r["mode"] for r in rows if r["mode"])
