@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from aigc_demo.feedback.export import export, to_dpo, to_kto, to_sft
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,41 +98,25 @@ def test_filters_match_insights_until_session_variant(services, tmp_path):
 
 
 def test_cli_export_and_hub_error_without_token(rated, settings, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_TOKEN": "", "HF_HOME": str(tmp_path / "hf")}
     out = tmp_path / "dpo.jsonl"
-    run = subprocess.run(
-        [sys.executable, "-m", "aigc_demo", "export", "--format", "dpo", "--out", str(out)],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    run = run_cli("export", "--format", "dpo", "--out", str(out))  # in-process: no new interpreter
     assert run.returncode == 0 and "wrote 1 rows" in run.stdout
-    none = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aigc_demo",
-            "export",
-            "--format",
-            "csv",
-            "--out",
-            str(tmp_path / "n.csv"),
-            "--session",
-            "nobody",
-            "--until",
-            "2999-01-01",
-            "--variant",
-            "-",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    none = run_cli(
+        "export",
+        "--format",
+        "csv",
+        "--out",
+        str(tmp_path / "n.csv"),
+        "--session",
+        "nobody",
+        "--until",
+        "2999-01-01",
+        "--variant",
+        "-",
     )
     assert none.returncode == 0 and "wrote 0 rows" in none.stdout
+    # The real `python -m aigc_demo`, with no token anywhere (huggingface_hub reads HF_HOME at import).
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_TOKEN": "", "HF_HOME": str(tmp_path / "hf")}
     push = subprocess.run(
         [
             sys.executable,

@@ -6,8 +6,6 @@ import errno
 import logging
 import os
 import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,21 +13,13 @@ import pytest
 from aigc_demo.config import Settings
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.feedback.store import read_file
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.reliability
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "aigc_demo", "feedback", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return run_cli("feedback", *args)
 
 
 def _rated(service: FeedbackService, tab: str, rating: str, comment: str = "") -> None:

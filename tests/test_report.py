@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.ui.common import session_of
+from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,16 +42,8 @@ def test_report_content(services, settings, tmp_path):
 
 def test_report_cli_writes_html(services, tmp_path):
     services.text.generate("hi", session_id="cli1")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "r.html"
-    run = subprocess.run(
-        [sys.executable, "-m", "aigc_demo", "report", "--session", "cli1", "--out", str(out)],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    run = run_cli("report", "--session", "cli1", "--out", str(out))  # in-process: no new interpreter
     assert run.returncode == 0 and out.read_text().startswith("<!doctype html>")
 
 
