@@ -32,7 +32,7 @@ def test_report_content(services, settings, tmp_path):
     assert "**3** interactions, **2** rated outputs, like-rate **50%**" in md
     assert "| text | 2 | 1 | 0 | 1 | 0% |" in md
     assert "👎 (text) too generic \\| dull" in md
-    assert "low_confidence: Do you sell spaceships?" in md
+    assert "not_covered: Do you sell spaceships?" in md
     assert "Other session" not in md
     page = to_html(md, "Session ux1")
     assert "<table>" in page and "<b>polite</b>" not in page and "&lt;b&gt;polite&lt;/b&gt;" in page

@@ -9,7 +9,7 @@ the JSONL file stays the single source of truth and a later rating of the same o
   first, marked ``verified`` in its sources — at once, and again after a restart;
 * a 👎 on an answer that was served from a verified one revokes the verification;
 * an answer whose latest rating is 👎 — with its question, sources and comment — is a
-  **knowledge gap**, as is every low-confidence handoff: the list the support lead reads
+  **knowledge gap**, as is every handoff the FAQ could not answer (``GAP_REASONS``): the list the support lead reads
   to decide which FAQ entries to add or fix.
 """
 
@@ -27,6 +27,9 @@ VERIFIED_MIN_SIMILARITY = 0.8
 # Only a single answer from the knowledge base (or the model, checked against it) can be
 # verified: not a refusal, a greeting reply, or a multi-part answer that quotes the question.
 VERIFIABLE_MODES = {"extractive", "extractive-fallback", "llm", "verified", None}
+# Handoffs that show what the FAQ lacks: nothing in it answered (low_confidence), or the
+# customer asked about a product it never mentions (not_covered: "Do you sell drones?").
+GAP_REASONS = frozenset(["low_confidence", "not_covered"])
 
 
 @dataclass
@@ -84,7 +87,7 @@ class SupportLearning:
         for record in latest.values():
             self.apply(record, embed=False)
         for handoff in handoffs:
-            if handoff.get("reason") == "low_confidence":
+            if handoff.get("reason") in GAP_REASONS:
                 self._add_gap_from_handoff(handoff)
         self._embed_missing()
 
@@ -152,7 +155,7 @@ class SupportLearning:
             )
 
     def note_handoff(self, handoff: dict[str, Any]) -> None:
-        if handoff.get("reason") == "low_confidence":
+        if handoff.get("reason") in GAP_REASONS:
             self._add_gap_from_handoff(handoff)
 
     def _embed_missing(self) -> None:
