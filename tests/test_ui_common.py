@@ -85,6 +85,25 @@ def test_knowledge_gap_kinds_are_translated():
     assert gap_rows([gap], "en")[0][1] == "👎 answer"
 
 
+def test_a_tickets_reason_reads_in_the_page_language_in_its_summary_too():
+    from types import SimpleNamespace
+
+    from aigc_demo.ui.tables import ticket_rows
+
+    ticket = SimpleNamespace(
+        ticket="T-261130-ABCD",
+        ts="2026-11-30T03:22:00",
+        status="open",
+        reason="not_covered",
+        question="你们卖宇宙飞船吗？",
+        summary="原因：not_covered\n最后的问题：你们卖宇宙飞船吗？",
+    )
+    row = ticket_rows([ticket], "zh")[0]
+    assert row[3] == "询问资料中没有的商品"
+    assert row[5] == "原因：询问资料中没有的商品\n最后的问题：你们卖宇宙飞船吗？"
+    assert "not_covered" not in " ".join(map(str, row))
+
+
 def test_reuse_seed_takes_the_selected_image_of_a_batch():
     from aigc_demo.ui.tabs.image import reuse_seed
 

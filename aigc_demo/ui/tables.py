@@ -30,10 +30,19 @@ def ticket_rows(tickets: list[Any], lang: str = "en") -> list[list[Any]]:
             _word("ticket_status", t.status, lang),
             _word("handoff_reason", t.reason, lang),
             t.question[:120],
-            t.summary[:300],
+            _summary(t.summary, t.reason, lang)[:300],
         ]
         for t in tickets
     ]
+
+
+def _summary(summary: str, reason: str, lang: str) -> str:
+    """The stored summary, its first line's reason key ("原因：not_covered") in ``lang``'s words:
+    the record keeps the key, as the queue filters on it."""
+    first, sep, rest = summary.partition("\n")
+    if reason and first.endswith(reason):
+        first = first[: -len(reason)] + _word("handoff_reason", reason, lang)
+    return first + sep + rest
 
 
 def gap_rows(gaps: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]:
