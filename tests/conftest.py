@@ -178,10 +178,14 @@ class FakeEmbedder:
 
 @pytest.fixture
 def fake_registry(settings):
+    """Fakes for every model: the text kind's default and the other text models offered
+    (the Arena pits them against each other)."""
     from aigc_demo.models.registry import ModelRegistry
 
+    others = {("text", m): FakeTextBackend() for m in settings.text_model_choices if m != settings.model_for("text")}
     return ModelRegistry(
-        settings, preloaded={"text": FakeTextBackend(), "image": FakeImageBackend(), "embed": FakeEmbedder()}
+        settings,
+        preloaded={"text": FakeTextBackend(), "image": FakeImageBackend(), "embed": FakeEmbedder(), **others},
     )
 
 

@@ -52,11 +52,10 @@ def test_api_arena_battle_then_one_vote_per_pair(app, client):
     second vote on the pair returns the first; the record holds both sides' recipes."""
     battle = client.predict("为茶饮店写一句广告语", max_new_tokens=24, seed=3, api_name="/arena_text")
     assert set(battle) == {"pair_id", "a", "b"} and battle["a"]["text"] and battle["b"]["text"]
-    assert "precise" not in str(battle) and "creative" not in str(battle)
+    contestants = {"qwen2.5-coder-0.5b-T0.2", "qwen2.5-coder-0.5b-T1.0", "smollm2-135m-T0.7"}  # the defaults
+    assert not any(name in str(battle) for name in contestants)
     vote = client.predict(battle["pair_id"], "a", "style", "A 更有创意", api_name="/arena_vote")
-    assert (
-        vote["saved"] and vote["first_vote"] and {vote["a_model"], vote["b_model"]} == {"precise-T0.2", "creative-T1.0"}
-    )
+    assert vote["saved"] and vote["first_vote"] and {vote["a_model"], vote["b_model"]} < contestants
     again = client.predict(battle["pair_id"], "b", api_name="/arena_vote")
     assert again["record_id"] == vote["record_id"] and again["choice"] == "a" and not again["first_vote"]
     stored = [r for r in read_stream(app[0].data_dir / "feedback", "arena").records if r.get("type") == "arena_vote"]
@@ -71,7 +70,7 @@ def test_api_round_trip_writes_three_valid_records(app, client):
     text = client.predict("What is 2 + 2?", max_new_tokens=24, temperature=0, api_name="/generate_text")
     assert "4" in text["text"]
     assert text["usage"]["completion_tokens"] >= 1 and text["timings"]["total_ms"] > 0
-    assert text["model"] == "packaged:smollm2-135m-instruct" and text["done"] is True
+    assert text["model"] == "packaged:qwen2.5-coder-0.5b-instruct" and text["done"] is True  # the default
 
     image = client.predict("a red fox", steps=2, width=64, height=64, seed=11, num_images=2, api_name="/generate_image")
     assert image["seed"] == 11 and len(image["images"]) == 2

@@ -38,7 +38,7 @@ def test_generate_text_returns_usage_timings_and_registers_output(services):
     assert result["text"] == "Echo (7): Hello there"
     assert result["usage"] == {"prompt_tokens": 2, "completion_tokens": 4}
     assert set(result["timings"]) == {"ttft_ms", "total_ms", "tokens_per_s"}
-    assert result["model"] == "packaged:smollm2-135m-instruct"
+    assert result["model"] == "packaged:qwen2.5-coder-0.5b-instruct"
     assert services.feedback.outputs.get(result["output_id"]).output["text"] == result["text"]
 
 
@@ -298,7 +298,7 @@ def test_rating_record_has_every_documented_key(services):
     assert line["reasons"] == ["great"]
     assert line["tab"] == "text" and line["session_id"] == "s1"
     assert line["params"]["seed"] == 3
-    assert line["model"] == {"id": "packaged:smollm2-135m-instruct", "backend": "fake", "profile": "offline"}
+    assert line["model"] == {"id": "packaged:qwen2.5-coder-0.5b-instruct", "backend": "fake", "profile": "offline"}
     assert line["output"]["text"] == result["text"]
 
 

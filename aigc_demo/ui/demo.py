@@ -109,10 +109,13 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
             Also a plain ``GET /healthz`` (see launch_options), which skips the queue.
             """
             failures = {name: dict(f) for name, f in services.feedback.failures.items()}
+            problems = services.registry.problems()
             return without_paths(
                 {
-                    # "degraded": a record (rating, handoff, event) could not be stored since start.
-                    "status": "degraded" if failures else "ok",
+                    # "degraded": a record (rating, handoff, event) could not be stored since start,
+                    # or a default model cannot serve (its packages are missing, its load failed).
+                    "status": "degraded" if failures or problems else "ok",
+                    "model_problems": problems,
                     "version": __version__,
                     "profile": profile,
                     "models": services.registry.status(),
