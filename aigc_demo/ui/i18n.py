@@ -158,6 +158,15 @@ STRINGS: dict[str, tuple[str, str]] = {
         "对话模式会带上整段对话；续写模式只读取本次提示词。",
     ),
     "continue_answer": ("▶ Continue the answer", "▶ 继续写"),
+    # Text models by a human name (ids stay the values: API, records, AIGC_TEXT_MODELS)
+    "model_qwen_coder_05b": ("Qwen2.5-Coder 0.5B · Chinese & English", "Qwen2.5-Coder 0.5B（中文 / 英文）"),
+    "model_smollm2_135m": ("SmolLM2 135M · fast, English only", "SmolLM2 135M（快速，仅英文）"),
+    "model_gemma3_270m": ("Gemma 3 270M · base model, continues text", "Gemma 3 270M（基础模型，只会续写）"),
+    "small_model_note": (
+        "ℹ️ A small model running on this server's CPU: fluent, but it makes factual slips and "
+        "sometimes repeats itself — check facts before you use an answer.",
+        "ℹ️ 这是在本机 CPU 上运行的小模型：表达流畅，但可能出现事实错误或重复——使用前请核对事实。",
+    ),
     "loading_model": ("⏳ Loading `{model}` (first use only)…", "⏳ 正在加载 `{model}`（仅首次）……"),
     "stats_tokens": ("{n} tokens", "{n} 个 token"),
     "stats_first": ("first token {s:.2f}s", "首 token {s:.2f} 秒"),
@@ -190,6 +199,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "arena_reason_detail": ("more detail", "更具体"),
     "arena_drawing": ("⏳ Two contestants are answering…", "⏳ 两位选手正在作答……"),
     "arena_ready": ("Both answers are in: which is better?", "两个回答都已生成：哪个更好？"),
+    "arena_placeholder_both": (
+        "⚠️ Both sides are the offline placeholder image model (abstract noise, not pictures): this vote "
+        "compares steps and guidance only. The host can set `AIGC_IMAGE_MODEL` to a real model.",
+        "⚠️ 两边都是离线占位图像模型（抽象噪声，不是真实图片）：这次投票只比较步数和引导系数。"
+        "主持人可设置 `AIGC_IMAGE_MODEL` 使用真实模型。",
+    ),
     "arena_first": ("Start a battle first.", "请先开始一场对战。"),
     "arena_saved": (
         "✅ Vote saved: **{choice}**. Thank you! Who was who:",
@@ -460,6 +475,26 @@ def table(rows: list[list[Any]], columns: list[str], lang: str) -> Any:
 def label(prefix: str, name: str) -> Any:
     """A choice label: translated if the name is a known one (``style_Watercolor``), else as written."""
     return T(f"{prefix}_{name}") if f"{prefix}_{name}" in STRINGS else name
+
+
+# Packaged text models (ids without an engine prefix) → their name's key above.
+MODEL_LABELS = {
+    "packaged:qwen2.5-coder-0.5b-instruct": "model_qwen_coder_05b",
+    "packaged:smollm2-135m-instruct": "model_smollm2_135m",
+    "packaged:gemma3-270m": "model_gemma3_270m",
+}
+
+
+def model_label(model_id: str) -> Any:
+    """A text model's name for a dropdown: a human name for a packaged one; any other id (a Hub
+    id, one with an explicit engine prefix) as it is, so two engines of one model stay apart."""
+    key = MODEL_LABELS.get(model_id)
+    return T(key) if key else model_id
+
+
+def is_small_model(model_id: str) -> bool:
+    """The packaged models are all small enough that a note on their limits is owed."""
+    return any(model_id.endswith(known) for known in MODEL_LABELS)
 
 
 def tr(key: str, lang: str = "en", **fields: Any) -> str:

@@ -144,7 +144,10 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
                 output = services.feedback.find_output(getattr(pair, side).output_id)
                 images[side] = output.output.get("path") if output else None
             ready = [gr.update(interactive=True)] * len(votes)
-            yield pair.pair_id, "", "", images["a"], images["b"], tr("arena_ready", lang), *ready
+            status = tr("arena_ready", lang)
+            if services.image.is_placeholder:  # both sides: the image contestants share the model
+                status += "\n\n" + tr("arena_placeholder_both", lang)
+            yield pair.pair_id, "", "", images["a"], images["b"], status, *ready
             return
         yield None, "", "", None, None, tr("arena_drawing", lang), *locked
         with stop_flags.start(session) as flag, PACER.stream() as due:

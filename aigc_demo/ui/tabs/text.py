@@ -18,7 +18,7 @@ from aigc_demo.errors import AigcError
 from aigc_demo.services.text import PRESETS
 from aigc_demo.ui.common import Services, StopFlags, scroll_to, session_of, toggle_stop, user_errors
 from aigc_demo.ui.feedback import build_rating_widget
-from aigc_demo.ui.i18n import T, label, lang_of, tr
+from aigc_demo.ui.i18n import T, is_small_model, label, lang_of, model_label, tr
 
 # Coalesce tokens: ~12 UI updates/s look smooth, and each update re-sends the whole text,
 # so fewer updates keep the serving overhead small (bench/text_stream.py measures it). With
@@ -89,7 +89,16 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                     min_width=200,  # on a phone each box takes its own row instead of two cut-off halves
                 )
                 choices = services.registry.text_choices()
-                ui["model"] = gr.Dropdown(choices=choices, value=choices[0], label=T("model"), scale=3, min_width=200)
+                ui["model"] = gr.Dropdown(
+                    choices=[(model_label(m), m) for m in choices],
+                    value=choices[0],
+                    label=T("model"),
+                    scale=3,
+                    min_width=200,
+                )
+            ui["model_note"] = gr.Markdown(
+                T("small_model_note"), visible=is_small_model(choices[0]), elem_classes=["model-note"]
+            )
             ui["prompt"] = gr.Textbox(
                 label=T("prompt"),
                 placeholder=T("text_placeholder"),
@@ -329,6 +338,14 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         apply_preset,
         [ui["preset"]],
         [ui["temperature"], ui["max_new_tokens"], ui["top_p"]],
+        api_visibility="private",
+        queue=False,
+    )
+
+    ui["model"].change(
+        lambda model: gr.update(visible=is_small_model(model or "")),
+        [ui["model"]],
+        [ui["model_note"]],
         api_visibility="private",
         queue=False,
     )
