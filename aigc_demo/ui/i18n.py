@@ -159,7 +159,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "continue_answer": ("▶ Continue the answer", "▶ 继续写"),
     # Text models by a human name (ids stay the values: API, records, AIGC_TEXT_MODELS)
-    "model_qwen_coder_05b": ("Qwen2.5-Coder 0.5B · Chinese & English", "Qwen2.5-Coder 0.5B（中文 / 英文）"),
+    "model_qwen_coder_05b": ("Qwen2.5-Coder 0.5B · Chinese", "Qwen2.5-Coder 0.5B（中文）"),
     "model_smollm2_135m": ("SmolLM2 135M · fast, English only", "SmolLM2 135M（快速，仅英文）"),
     "model_gemma3_270m": ("Gemma 3 270M · base model, continues text", "Gemma 3 270M（基础模型，只会续写）"),
     "small_model_note": (
