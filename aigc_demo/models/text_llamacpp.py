@@ -48,6 +48,7 @@ from aigc_demo.models.streaming import Utf8Decoder, VisibleText
 log = logging.getLogger(__name__)
 
 TOP_K = 50  # transformers' generation default, so both engines sample alike
+REPEAT_WINDOW = 64  # tokens the repeat penalty looks back on (llama.cpp's default)
 PREFILL_CHUNK = 128  # prompt tokens per step while other answers stream
 
 
@@ -86,6 +87,7 @@ class _Sequence:
     temperature: float
     top_p: float
     seed: int
+    repeat_penalty: float = 1.0
     out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)  # bytes | _Done | BaseException
     cancelled: bool = False
     slot: _Slot | None = None
@@ -255,6 +257,7 @@ class LlamaCppTextBackend:
             temperature=request.temperature,
             top_p=request.top_p,
             seed=request.seed & 0xFFFFFFFF,
+            repeat_penalty=request.repeat_penalty,
         )
         with self._cond:
             if self._closed:
@@ -469,10 +472,17 @@ class LlamaCppTextBackend:
         from llama_cpp._internals import LlamaSampler
 
         sampler = LlamaSampler()
+        penalise = seq.repeat_penalty != 1.0
+        if seq.temperature <= 0 and not penalise:
+            sampler.add_greedy()
+            return sampler
+        # top-k first: the penalty then looks at 50 candidates, not the whole vocabulary
+        sampler.add_top_k(TOP_K)
+        if penalise:
+            sampler.add_penalties(self._model.n_vocab(), REPEAT_WINDOW, seq.repeat_penalty, 0.0, 0.0)
         if seq.temperature <= 0:
             sampler.add_greedy()
         else:
-            sampler.add_top_k(TOP_K)
             sampler.add_top_p(seq.top_p, 1)
             sampler.add_temp(seq.temperature)
             sampler.add_dist(seq.seed)

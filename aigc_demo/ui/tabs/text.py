@@ -359,9 +359,9 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     def generate_text(
         prompt: str,
         preset: str = "free",
-        max_new_tokens: int = 256,
-        temperature: float = 0.7,
-        top_p: float = 0.95,
+        max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
         seed: int = -1,
         stop: str = "",
         system: str = "",
@@ -376,6 +376,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         A client's ``predict`` returns the final result; ``submit`` iterates the partial ones.
 
         preset: free, marketing, product, summary, translate, email, social, slogan, poem.
+        max_new_tokens, temperature, top_p: left out = the preset's (as the page sets them).
         mode: chat (template + chat format) or continue (raw continuation, for base models).
         model: one of the Text tab's models; empty = the default.
         history: the conversation so far, [{"role": "user"|"assistant", "content": ...}] (chat mode).
