@@ -197,45 +197,6 @@ def test_llamacpp_batches_a_newcomer_instead_of_queueing_it(llama):
     assert rest and long_stats.completion_tokens == 300 and long_stats.finish_reason == "length"
 
 
-def test_llamacpp_prompt_lookup_drafts_keep_the_answer_token_for_token(llama):
-    """Speculative decoding from the prompt changes the speed, never the greedy answer: each
-    token is still the model's own, a rejected draft leaves nothing in the cache, and two
-    answers drafting at once (the repeat penalty on) match what each writes alone."""
-    text = "The quick brown fox jumps over the lazy dog near the river bank at noon."
-    asks = [
-        TextRequest(
-            messages=[{"role": "user", "content": f"Repeat this sentence exactly, twice: {text}"}],
-            max_new_tokens=60,
-            temperature=0,
-        ),
-        TextRequest(
-            messages=[{"role": "user", "content": f"Summarize in one line: {text} {text}"}],
-            max_new_tokens=40,
-            temperature=0,
-            repeat_penalty=1.1,
-        ),
-        # Lists whose n-grams recur but whose next words differ: drafts rejected.
-        TextRequest(
-            messages=[{"role": "user", "content": "List five fruits, one per line, each with its colour."}],
-            max_new_tokens=60,
-            temperature=0,
-        ),
-    ]
-    alone = ["".join(llama.stream(r)) for r in asks]
-    drafting = LlamaCppTextBackend("draft", path=packaged.smollm2_gguf(), parallel=2, n_ctx=512, draft_tokens=6)
-    drafting.load()
-    try:
-        assert ["".join(drafting.stream(r)) for r in asks] == alone
-        proposed, kept = drafting.draft_stats
-        assert 0 < kept < proposed  # drafts were tried, some kept, some not
-        assert ["".join(drafting.stream(r)) for r in asks] == alone  # the reused cache is clean
-        streams = [drafting.stream(r) for r in asks[:2]]
-        firsts = [next(g) for g in streams]  # both decoding in the same batches now
-        assert [f + "".join(g) for f, g in zip(firsts, streams, strict=True)] == alone[:2]
-    finally:
-        drafting.close()
-
-
 def test_llamacpp_request_waits_for_a_free_slot_and_reuses_its_cache():
     """With every slot busy a request waits (nothing is evicted); then it reuses the slot's prompt cache."""
     backend = LlamaCppTextBackend("one-slot", path=packaged.smollm2_gguf(), parallel=1, n_ctx=512)

@@ -50,12 +50,6 @@ log = logging.getLogger(__name__)
 TOP_K = 50  # transformers' generation default, so both engines sample alike
 REPEAT_WINDOW = 64  # tokens the repeat penalty looks back on (llama.cpp's default)
 PREFILL_CHUNK = 128  # prompt tokens per step while other answers stream
-# Prompt-lookup drafting (off unless asked for): the tokens that followed the last
-# LOOKUP_NGRAM tokens where they last appeared in the prompt or answer are checked in the
-# same decode as the next token. Only while at most DRAFT_MAX_RUNNING answers stream: each
-# draft token is a row of compute the other answers wait for.
-LOOKUP_NGRAM = (3, 2)
-DRAFT_MAX_RUNNING = 2
 
 
 def physical_cores() -> int:
@@ -119,15 +113,8 @@ class LlamaCppTextBackend:
         n_threads: int = 0,
         n_threads_batch: int = 0,
         n_batch: int = 512,
-        draft_tokens: int = 0,
     ) -> None:
-        """``draft_tokens`` > 0 turns on prompt-lookup speculative decoding with drafts of up
-        to that many tokens (see LOOKUP_NGRAM). The answer stays the one the model would
-        write token by token: each token is still sampled from its own logits, in order, by
-        the same sampler, and a draft is kept only as far as it matches."""
         self.model_id = model_id
-        self.draft_tokens = draft_tokens
-        self.draft_stats = (0, 0)  # draft tokens proposed, and kept (for benchmarks)
         self.path = str(path)
         self.n_ctx = n_ctx
         self.parallel = parallel
@@ -409,16 +396,12 @@ class LlamaCppTextBackend:
         for seq in [s for s in self._running if s.cancelled]:
             self._finish(seq, None)
         batch.n_tokens = 0
-        rows: list[tuple[_Sequence, int, list[int]]] = []  # (answer, its first logits row, draft)
+        rows: list[tuple[_Sequence, int]] = []
         # One token for every answer in progress, then prompt chunks in arrival order. While
         # answers are streaming, a long prompt goes in smaller chunks so they keep moving.
-        drafting = self.draft_tokens > 0 and len(self._running) <= DRAFT_MAX_RUNNING
         for seq in self._running:
             if seq.pending is not None:
-                draft = self._draft(seq) if drafting else []
-                rows.append((seq, self._feed(seq, seq.pending, logits=True), draft))
-                for token in draft:
-                    self._feed(seq, token, logits=True)
+                rows.append((seq, self._feed(seq, seq.pending, logits=True)))
         budget = self.n_batch if not rows else max(PREFILL_CHUNK, self.n_batch // 4)
         for seq in self._running:
             room = min(budget, self.n_batch) - batch.n_tokens
@@ -430,61 +413,30 @@ class LlamaCppTextBackend:
                 row = self._feed(seq, token, logits=last and offset == len(chunk) - 1)
             seq.sent += len(chunk)
             if last:
-                rows.append((seq, row, []))
+                rows.append((seq, row))
         if batch.n_tokens == 0:
             return
         rc = lib.llama_decode(self._ctx.ctx, batch)  # ctypes releases the GIL meanwhile
         if rc != 0:
             raise RuntimeError(f"llama_decode returned {rc}")
-        for seq, row, draft in rows:
+        for seq, row in rows:
             if seq.cancelled:
                 continue
-            seq.pending, slot = None, seq.slot
-            kept = 0  # draft tokens that turned out to be the model's own next tokens
-            for i in range(len(draft) + 1):
-                token = self._sample(seq, row + i)
-                if token in self._eog_set:
-                    self._finish(seq, _Done("eos"))
-                    break
-                seq.generated += 1
-                seq.out.put(self._piece(token))
-                if seq.generated >= seq.max_new:
-                    self._finish(seq, _Done("length"))
-                    break
-                if i < len(draft) and token == draft[i]:
-                    kept += 1  # already in the cache at its position: read on
-                    continue
-                seq.pending = token
-                break
-            if draft:
-                self.draft_stats = (self.draft_stats[0] + len(draft), self.draft_stats[1] + kept)
-                if kept < len(draft) and slot is not None:  # drop the cache cells of the rejected tail
-                    end = len(slot.cached) - (len(draft) - kept)
-                    self._lib.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, end, -1)
-                    del slot.cached[end:]
-
-    def _sample(self, seq: _Sequence, row: int) -> int:
-        if seq.generated < seq.min_new:
-            logits = self._fast.logits_ith(self._ctx.ctx, row)
-            for token in self._eog:
-                logits[token] = float("-inf")
-        return int(self._fast.sample(seq.sampler.sampler, self._ctx.ctx, row))
-
-    def _draft(self, seq: _Sequence) -> list[int]:
-        """Prompt lookup: what followed the last few tokens where they last appeared before."""
-        assert seq.slot is not None and seq.pending is not None
-        room = min(self.draft_tokens, seq.max_new - seq.generated - 1, self.n_batch // 4)
-        if room <= 0:
-            return []
-        context = [*seq.slot.cached, seq.pending]
-        for n in LOOKUP_NGRAM:
-            if len(context) <= n:
+            if seq.generated < seq.min_new:
+                logits = self._fast.logits_ith(self._ctx.ctx, row)
+                for token in self._eog:
+                    logits[token] = float("-inf")
+            token = self._fast.sample(seq.sampler.sampler, self._ctx.ctx, row)
+            seq.pending = None
+            if token in self._eog_set:
+                self._finish(seq, _Done("eos"))
                 continue
-            tail = context[-n:]
-            for start in range(len(context) - n - 1, -1, -1):
-                if context[start : start + n] == tail:
-                    return context[start + n : start + n + room]
-        return []
+            seq.generated += 1
+            seq.out.put(self._piece(token))
+            if seq.generated >= seq.max_new:
+                self._finish(seq, _Done("length"))
+            else:
+                seq.pending = token
 
     def _feed(self, seq: _Sequence, token: int, *, logits: bool) -> int:
         """Add ``token`` at the next position of ``seq``'s slot; return its batch row."""
