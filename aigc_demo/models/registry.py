@@ -289,6 +289,13 @@ class ModelRegistry:
 
         threading.Thread(target=load, name=f"preload-{kind}", daemon=True).start()
 
+    def generating(self) -> bool:
+        """Is a loaded text model writing an answer (or loading one) right now?"""
+        with self._locks_guard:
+            loading = any(kind == "text" for kind, _ in self._preloading - set(self._models))
+        busy = any(getattr(m, "busy", False) for (kind, _), m in list(self._models.items()) if kind == "text")
+        return loading or busy
+
     def info(self, kind: Kind, model_id: str | None = None) -> dict[str, str]:
         """What a record stores about the model: id, backend, profile (never a key or URL)."""
         key = self._key(kind, model_id)

@@ -218,6 +218,11 @@ class LlamaCppTextBackend:
 
         atexit.register(close_at_exit)
 
+    @property
+    def busy(self) -> bool:
+        """Answers being written or waiting (background start-up work waits for none)."""
+        return bool(self._running or self._waiting)
+
     def close(self) -> None:
         with self._cond:
             self._closed = True

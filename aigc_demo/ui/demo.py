@@ -65,7 +65,6 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
     services = build_services(settings, registry=registry)
     if settings.preload:  # overlaps the model loads with building and serving the page
         services.registry.preload("text")
-        services.support.preload()
     examples = _examples()
     profile = settings.effective_profile
     with gr.Blocks(title="AIGC Demo Studio") as demo:
@@ -130,6 +129,13 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
     # of generations cannot turn ratings, support answers or health checks away.
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=None)
     admission.install(demo, settings)
+    if settings.preload:
+        # The support index is pure-Python work that holds the GIL: started at once it cost a
+        # warm start 3 s before the page was served. It waits for the page and for any answer
+        # being written (bench/first_minute.py).
+        services.support.preload(
+            lambda: bool(getattr(demo, "is_running", False)) and not services.registry.generating()
+        )
     demo.services = services  # for tests and the CLI; not used by the UI
     demo.health = health
     return demo

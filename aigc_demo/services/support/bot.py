@@ -25,6 +25,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from aigc_demo.services.support.handoffs import HandoffQueue
 from aigc_demo.services.support.kb import KnowledgeBase, load_kb
 from aigc_demo.services.support.knowledge import KnowledgeFiles
 from aigc_demo.services.support.learning import SupportLearning
+from aigc_demo.services.support.lexicon import default_lexicon
 from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
 from aigc_demo.services.validation import clean_history, clean_text
 from aigc_demo.variants import apply, assign
@@ -48,6 +50,7 @@ from aigc_demo.variants import apply, assign
 log = logging.getLogger(__name__)
 
 MAX_HISTORY_MESSAGES = 20
+PRELOAD_PATIENCE = 30.0  # seconds a background start-up stage waits for a quiet server
 MAX_HISTORY_ITEM_CHARS = 8000  # an answer with its sources fits; a pasted megabyte does not
 # A message whose own words weigh less than two full words ("how much?", "多少钱")
 # leans on the conversation for its topic.
@@ -113,14 +116,31 @@ class SupportService:
                     self._index = self._build_index(self.kb_dirs())
         return self._index
 
-    def preload(self) -> None:
+    def preload(self, ready: Callable[[], bool] | None = None) -> None:
         """Build the index in the background, so the first customer does not wait for the
         embedder, the dictionary and the KB's vectors (seconds; more on a first start that
         has no prepared cache, as on a fresh Space). A failure is logged; the first question
-        tries again and shows the error."""
+        tries again and shows the error.
+
+        ``ready()``: may the next stage start? (The app: the page is served and no answer is
+        being written.) It is asked before each stage (dictionary, embedder, index), so the
+        work never delays the page or competes with a generation; after PRELOAD_PATIENCE
+        seconds of a busy server a stage starts anyway. A question asked meanwhile builds
+        the index itself.
+        """
+
+        def when_ready() -> None:
+            deadline = time.monotonic() + PRELOAD_PATIENCE
+            while ready is not None and not ready() and time.monotonic() < deadline and self._index is None:
+                time.sleep(0.05)
 
         def build() -> None:
             try:
+                when_ready()
+                default_lexicon(self.settings.cache_dir)
+                when_ready()
+                self.registry.get("embed")
+                when_ready()
                 self.index()
             except Exception as exc:  # noqa: BLE001 - a background warm-up must not kill the thread silently
                 log.warning("support index not preloaded: %s", exc)
