@@ -222,12 +222,20 @@ def test_a_new_topic_after_a_question_is_not_glued_to_it(real_support):
     assert result["handoff"] and result["handoff_reason"] == "low_confidence"
 
 
-def test_the_support_index_is_built_at_start_when_models_preload(settings, fake_registry):
+def test_the_support_index_is_built_at_start_when_the_server_is_quiet(settings, fake_registry):
     import time
 
     from aigc_demo.ui.demo import create_demo
 
+    writing = [True]
+    fake_registry.generating = lambda: writing[0]
     demo = create_demo(settings.model_copy(update={"preload": True}), registry=fake_registry)
+    time.sleep(0.5)
+    assert not demo.services.support.is_ready  # it waits for the page to be served…
+    demo.is_running = True
+    time.sleep(0.5)
+    assert not demo.services.support.is_ready  # …and for the answer being written
+    writing[0] = False
     deadline = time.monotonic() + 30
     while not demo.services.support.is_ready and time.monotonic() < deadline:
         time.sleep(0.02)
