@@ -238,6 +238,17 @@ def test_llamacpp_warms_idle_slots_with_the_common_chat_prefix():
             backend.stream(TextRequest(messages=[{"role": "user", "content": "你好"}], max_new_tokens=8, temperature=0))
         )
         assert text and "\ufffd" not in text
+        # A conversation with its own system prompt keeps its cache through idle warm-ups,
+        # so its next turn computes only the new words.
+        own = TextRequest(
+            messages=[{"role": "system", "content": "你是茶馆店员。"}, {"role": "user", "content": "推荐一款绿茶"}],
+            max_new_tokens=8,
+            temperature=0,
+        )
+        "".join(backend.stream(own))
+        asked = backend.encode(own)
+        time.sleep(0.5)  # idle: the warmer runs
+        assert any(slot.cached[: len(asked)] == asked for slot in backend._slots)
     finally:
         backend.close()
 

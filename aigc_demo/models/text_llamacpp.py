@@ -312,15 +312,21 @@ class LlamaCppTextBackend:
         return self._model.tokenize(head.encode("utf-8"), add_bos=False, special=True) if head else []
 
     def _warm_one_slot(self) -> bool:
-        """While idle, compute the common chat prefix into one cold slot; False when all are warm.
+        """While idle, compute the common chat prefix into one cold slot; False when none is left.
 
         A tester's first question then only computes its own words: ten testers arriving at
         once on a fresh server otherwise each pay for the same system text.
         """
         if not self._prefix:
             return False
+        # Only a slot whose cache is empty or a start of the prefix: one that holds another
+        # conversation (its own system prompt, as every preset has) keeps it for its next turn.
         cold = next(
-            (sl for sl in self._slots if not sl.busy and _common_prefix(sl.cached, self._prefix) < len(self._prefix)),
+            (
+                sl
+                for sl in self._slots
+                if not sl.busy and _common_prefix(sl.cached, self._prefix) == len(sl.cached) < len(self._prefix)
+            ),
             None,
         )
         if cold is None:
