@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,14 +34,7 @@ def one_start(preload: bool, tokens: int) -> dict:
     import httpx
     from gradio_client import Client
 
-    t0 = time.perf_counter()
-    server.proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py")],
-        env=server.env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=open(server.data / "server.log", "w"),
-    )
+    t0 = server.spawn()
     try:
         while True:
             if server.proc.poll() is not None:

@@ -58,10 +58,8 @@ class Server:
         }
         self.url = f"http://127.0.0.1:{self.port}/"
 
-    def start(self) -> float:
-        """Start the server; return seconds from process start to the first text answer."""
-        from gradio_client import Client
-
+    def spawn(self) -> float:
+        """Start ``python app.py``; return the perf_counter time it was started at."""
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py")],
@@ -70,6 +68,13 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=open(self.data / "server.log", "w"),
         )
+        return t0
+
+    def start(self) -> float:
+        """Start the server; return seconds from process start to the first text answer."""
+        from gradio_client import Client
+
+        t0 = self.spawn()
         deadline = t0 + 600
         while True:
             if self.proc.poll() is not None:
