@@ -1,11 +1,14 @@
 """Text answers as a user gets them, scored automatically, per model side by side.
 
-    python bench/text_quality.py [--split test|tune|all] [--models ID,ID] [--seeds 1] [--show 6]
+    python bench/text_quality.py [--split test|tune|holdout|all] [--models ID,ID] [--seeds 1] [--show 6]
 
 Prompts: ``bench/data/text_quality.jsonl`` — 100 inputs over every preset of the Text tab,
 72 % Chinese, written blind (by a helper that saw only the presets and this file's format,
 never the code or any model's answers) and committed before any model ran on them. Its
 ``tune`` split is where presets and sampling are chosen; ``test`` is only reported.
+``bench/data/text_quality_holdout.jsonl`` (split ``holdout``, 64 prompts, 73 % Chinese) was
+written later the same way, after the presets were settled, by another blind helper: a
+check on data nobody had looked at when ``test`` had been seen many times.
 
 Each prompt goes through the app's own ``TextService`` (the preset's template, system prompt,
 temperature and length, the model's chat template, the engine the app would use), with a
@@ -43,6 +46,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench.common import record
 
 DATA = ROOT / "bench" / "data" / "text_quality.jsonl"
+HOLDOUT = ROOT / "bench" / "data" / "text_quality_holdout.jsonl"
 HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 LATIN = re.compile(r"[A-Za-z]")
 MIN_ZH_SHARE, MAX_ZH_IN_EN = 0.60, 0.05
@@ -50,7 +54,8 @@ MAX_REPEAT, NGRAM, LINE_REPEATS = 0.25, 6, 3
 
 
 def load(split: str) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    path = HOLDOUT if split == "holdout" else DATA
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [r for r in rows if split == "all" or r["split"] == split]
 
 
@@ -88,7 +93,7 @@ def score(row: dict[str, Any], text: str, finish: str) -> dict[str, bool]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--split", default="test", choices=["test", "tune", "all"])
+    parser.add_argument("--split", default="test", choices=["test", "tune", "holdout", "all"])
     parser.add_argument("--models", default="", help="comma-separated text model ids (default: the offline choices)")
     parser.add_argument("--seeds", type=int, default=1, help="runs per prompt, seeds 1..N")
     parser.add_argument("--show", type=int, default=6, help="sample answers per model in the notes")
