@@ -11,6 +11,7 @@ import collections
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -117,9 +118,11 @@ def _feedback(settings: Settings, action: str, *, as_json: bool = False) -> int:
         from aigc_demo.feedback.service import FeedbackService
 
         service = FeedbackService(settings.data_dir)
-        records = service.read("ratings").records
+        ratings_read, events_read = service.read("ratings"), service.read("events")
+        records = ratings_read.records
+        skipped = ratings_read.damaged + events_read.damaged
         generated: dict[str, set[str]] = collections.defaultdict(set)
-        for e in service.read("events").records:
+        for e in events_read.records:
             generated[str(e.get("tab"))].add(str(e.get("output_id", "")))
         # The latest rating of each output (and image), as Insights, reports and exports count them.
         latest = latest_ratings(records)
@@ -137,8 +140,11 @@ def _feedback(settings: Settings, action: str, *, as_json: bool = False) -> int:
                 "generated": len(generated[tab]),
             }
         if as_json:
-            print(json.dumps({"ratings": len(records), "latest": len(latest), "tabs": tabs}, ensure_ascii=False))
+            summary = {"ratings": len(records), "latest": len(latest), "tabs": tabs, "skipped_lines": skipped}
+            print(json.dumps(summary, ensure_ascii=False))
             return 0
+        if skipped:
+            print(f"⚠️ {skipped} stored lines not read (damaged, too long or of an unexpected shape): run `verify`")
         print(
             f"{len(records)} ratings, {len(latest)} after re-ratings; "
             f"{sum(map(len, generated.values()))} generations logged in {folder}"
@@ -148,8 +154,11 @@ def _feedback(settings: Settings, action: str, *, as_json: bool = False) -> int:
             covered = f"{t['rated_outputs']}/{t['generated']} rated" if t["generated"] else "-"
             print(f"  {tab:8s} 👍 {t['up']:5d}  👎 {t['down']:5d}  like-rate {rate:>4s}  coverage {covered}")
         return 0
+    from aigc_demo.feedback.schema import shape_check
+
     for path in files:
-        result = read_file(path)
+        stream = re.split(r"[.-]", path.name, maxsplit=1)[0]
+        result = read_file(path, validate=shape_check(stream))
         line = f"{path.name}: {len(result.records)} valid records"
         if result.torn_tail:
             if action == "repair":
@@ -161,6 +170,10 @@ def _feedback(settings: Settings, action: str, *, as_json: bool = False) -> int:
             status = 1
             numbers = ", ".join(str(n) for _, n in result.corrupt_lines[:20])
             line += f"; CORRUPT lines {numbers} (not repaired automatically: inspect them)"
+        if result.skipped:
+            status = 1
+            shown = ", ".join(f"{n} ({why})" for _, n, why in result.skipped[:20])
+            line += f"; SKIPPED by readers: lines {shown}"
         print(line)
     return status
 

@@ -49,6 +49,7 @@ class FeedbackRecord:
     variant: str | None = None
     app_version: str = ""
     idempotency_key: str | None = None  # the client's key for this click: a retry returns this record
+    amends: str | None = None  # the id of the rating this one updates (a reason or comment added later)
     id: str = field(default_factory=new_id)
     ts: str = field(default_factory=utc_now)
     schema: int = SCHEMA_VERSION
@@ -185,3 +186,85 @@ class HandoffUpdate(StreamRecord):
     status: Literal["open", "resolved"]
     resolution: str = ""
     kb_entry: str = ""  # the KB entry the resolution was saved as, if any
+
+
+# -- what readers may rely on ----------------------------------------------------------------
+#
+# A line with a valid checksum can still have a shape no reader expects (written by hand, by
+# another tool, or by an attacker with access to the files). Readers skip such a record —
+# counted and shown by ``verify``, ``stats`` and Insights — instead of failing on it: one bad
+# line must not take down support answers or the admin views. Fields that are present must
+# have these types; the required ones must be present.
+
+_TEXT, _MAP, _LIST, _OPT_TEXT, _OPT_LIST = (str,), (dict,), (list,), (str, type(None)), (list, type(None))
+SHAPES: dict[str, tuple[tuple[str, ...], dict[str, tuple[type, ...]]]] = {
+    "ratings": (
+        ("tab", "output_id", "rating", "output"),
+        {
+            "tab": _TEXT,
+            "output_id": _TEXT,
+            "rating": _TEXT,
+            "model": _MAP,
+            "params": _MAP,
+            "output": _MAP,
+            "comment": _TEXT,
+            "reasons": _LIST,
+            "prompt": _OPT_TEXT,
+            "messages": _OPT_LIST,
+            "sources": _OPT_LIST,
+            "session_id": _TEXT,
+            "ts": _TEXT,
+            "idempotency_key": _OPT_TEXT,
+        },
+    ),
+    "events": (
+        ("type",),
+        {
+            "type": _TEXT,
+            "output_id": _TEXT,
+            "pair_id": _TEXT,
+            "tab": _TEXT,
+            "model": _MAP,
+            "params": _MAP,
+            "output": _MAP,
+            "messages": _OPT_LIST,
+            "sources": _OPT_LIST,
+            "a": _MAP,
+            "b": _MAP,
+            "ts": _TEXT,
+            "session_id": _TEXT,
+        },
+    ),
+    "arena": (
+        ("pair_id", "choice"),
+        {"pair_id": _TEXT, "choice": _TEXT, "a": _MAP, "b": _MAP, "reasons": _LIST, "comment": _TEXT, "ts": _TEXT},
+    ),
+    "handoffs": (
+        ("messages",),
+        {"ticket": _TEXT, "messages": _LIST, "sources": _LIST, "reason": _TEXT, "summary": _TEXT, "ts": _TEXT},
+    ),
+    "handoff_updates": (("ticket", "status"), {"ticket": _TEXT, "status": _TEXT, "resolution": _TEXT, "ts": _TEXT}),
+}
+
+
+def check_shape(stream: str, record: dict[str, Any]) -> str | None:
+    """None when ``record`` has the shape readers of ``stream`` expect, else why not."""
+    required, types = SHAPES.get(stream, ((), {}))
+    for name in required:
+        if name not in record:
+            return f"missing {name}"
+    for name, allowed in types.items():
+        if name in record and not isinstance(record[name], allowed):
+            return f"{name} is {type(record[name]).__name__}"
+    for name in ("messages", "sources"):
+        items = record.get(name) or []
+        if not all(isinstance(m, dict) for m in items):
+            return f"{name} holds a non-object"
+    for message in record.get("messages") or []:
+        if not (isinstance(message.get("role"), str) and isinstance(message.get("content"), str)):
+            return "a message without text role and content"
+    return None
+
+
+def shape_check(stream: str) -> Callable[[dict[str, Any]], str | None]:
+    return lambda record: check_shape(stream, record)

@@ -16,6 +16,7 @@ sync lock.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 import logging
 import os
@@ -23,16 +24,23 @@ import re
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from aigc_demo import __version__
 from aigc_demo.errors import InvalidInput, NotFound, StorageError
 from aigc_demo.feedback.pii import scrub
-from aigc_demo.feedback.schema import RATINGS, FeedbackRecord, GeneratedOutput, GenerationEvent, utc_now
-from aigc_demo.feedback.store import JsonlStore, ReadResult, read_stream
+from aigc_demo.feedback.schema import (
+    RATINGS,
+    FeedbackRecord,
+    GeneratedOutput,
+    GenerationEvent,
+    shape_check,
+    utc_now,
+)
+from aigc_demo.feedback.store import JsonlStore, ReadResult, StreamIndex, Tail, read_stream
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +95,9 @@ class FeedbackService:
         )
         self._stores: dict[str, JsonlStore] = {}
         self._stores_lock = threading.Lock()
-        self._keyed: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-        self._keyed_lock = threading.Lock()
+        self._indexes: dict[str, StreamIndex] = {}
+        self._key_locks: dict[str, threading.Lock] = {}
         self.failures: dict[str, dict[str, Any]] = {}  # stream → {count, last_ts, error} since start
-        self._idempotency_lock = threading.Lock()
-        self.listeners: list[Callable[[FeedbackRecord], None]] = []
-        self._missing: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Any) -> FeedbackService:
@@ -142,7 +147,7 @@ class FeedbackService:
 
     def read(self, name: str) -> ReadResult:
         """Every process's files of a stream, rotations included, in time order."""
-        result = read_stream(self.folder, name)
+        result = read_stream(self.folder, name, validate=shape_check(name))
         result.records.sort(key=lambda r: (str(r.get("ts", "")), r.get("seq", 0)))
         return result
 
@@ -162,18 +167,52 @@ class FeedbackService:
         return output.output_id
 
     def find_output(self, output_id: str) -> GeneratedOutput | None:
-        """An output from memory, or — after a restart — from the events log."""
+        """An output from memory, or — after a restart, or from another replica — from the events log."""
         output = self.outputs.get(output_id)
-        if output is not None or not OUTPUT_ID.match(output_id or "") or output_id in self._missing:
-            return output  # ids are uuid4 hex: anything else cannot be in the log, so skip the scan
+        if output is not None or not OUTPUT_ID.match(output_id or ""):
+            return output  # ids are uuid4 hex: anything else cannot be in the log
+        event = self.lookup("events", "output_id", output_id)
+        if event is None or event.get("type") != "generation":
+            return None
         fields = {f.name for f in dataclasses.fields(GeneratedOutput)}
-        for event in reversed(self.read("events").records):
-            if event.get("type") == "generation" and event.get("output_id") == output_id:
-                return self.outputs.add(GeneratedOutput(**{k: v for k, v in event.items() if k in fields}))
-        if len(self._missing) > 10_000:
-            self._missing.clear()
-        self._missing.add(output_id)  # repeated bad ids cost no more file scans
-        return None
+        return self.outputs.add(GeneratedOutput(**{k: v for k, v in event.items() if k in fields}))
+
+    # Which fields of which streams are looked up by value (everything else is read whole,
+    # by the admin views and the CLI).
+    INDEXED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "events": ("output_id", "pair_id"),
+        "ratings": ("idempotency_key", "id"),
+        "arena": ("pair_id",),
+    }
+
+    def lookup(self, stream: str, field: str, value: str) -> dict[str, Any] | None:
+        """The first record of ``stream`` whose ``field`` is ``value``, from every writer's
+        files, through an index that reads only what was appended since the last lookup."""
+        with self._stores_lock:
+            index = self._indexes.get(stream)
+            if index is None:
+                index = self._indexes[stream] = StreamIndex(
+                    self.folder, stream, self.INDEXED[stream], validate=shape_check(stream)
+                )
+        return index.get(field, value)
+
+    @contextmanager
+    def keyed_write(self, stream: str) -> Iterator[None]:
+        """Hold the stream's key lock — a thread lock and a ``flock`` shared by every process on
+        this data dir — around "look the key up, append if new", so one idempotency key or one
+        Arena pair has one record even when two replicas get it at once. The lookup inside
+        reads the other writers' appends first (``lookup`` refreshes the index)."""
+        with self._stores_lock:
+            lock = self._key_locks.setdefault(stream, threading.Lock())
+        with lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with open(self.folder / f"{stream}.keys.lock", "a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                yield
+
+    def tail(self, stream: str) -> Tail:
+        """A reader of what is appended to ``stream`` from now on (its first poll returns the history)."""
+        return Tail(self.folder, stream, validate=shape_check(stream))
 
     def rate(
         self,
@@ -185,12 +224,18 @@ class FeedbackService:
         session_id: str = "",
         item: int | None = None,
         idempotency_key: str | None = None,
+        amends: str | None = None,
     ) -> FeedbackRecord:
         """Append a rating; raise InvalidInput / NotFound / StorageError with a clear message.
 
         With ``idempotency_key`` (one per click or API call), a retry — after a timeout, a
         dropped connection or a restart — returns the record already stored and writes
         nothing; the same key with another rating or output is refused.
+
+        ``amends``: the id of an earlier rating of the same output (and image) that this one
+        updates — a reason or a comment added after the click. It is a new record (the file
+        stays append-only); every count takes the latest rating of an output, so it replaces
+        the earlier one there, and the record says which one it replaces.
         """
         for name, value in (("output_id", output_id), ("rating", rating), ("comment", comment)):
             if value is not None and not isinstance(value, str):
@@ -201,40 +246,33 @@ class FeedbackService:
             raise InvalidInput("reasons must be a list of words", zh="理由必须是文字列表")
         key = _idempotency_key(idempotency_key)
 
+        if amends is not None:
+            earlier = self.lookup("ratings", "id", amends) if isinstance(amends, str) else None
+            same_item = earlier is not None and earlier.get("item") == (
+                item if item is not None and item >= 0 else None
+            )
+            if earlier is None or earlier.get("output_id") != (output_id or "").strip() or not same_item:
+                raise InvalidInput(
+                    "amends must be the record_id of an earlier rating of the same output",
+                    zh="amends 必须是同一输出之前一条评分的 record_id",
+                )
+
         def store() -> FeedbackRecord:
-            return self._new_rating(output_id, rating, comment, reasons, session_id, item, key)
+            return self._new_rating(output_id, rating, comment, reasons, session_id, item, key, amends)
 
         if key is None:
             return store()
-        with self._idempotency_lock:
-            stored = self.keyed("ratings", "idempotency_key")
-            if key in stored:
-                done = FeedbackRecord.from_dict(stored[key])
+        with self.keyed_write("ratings"):
+            earlier = self.lookup("ratings", "idempotency_key", key)
+            if earlier is not None:
+                done = FeedbackRecord.from_dict(earlier)
                 if done.output_id != (output_id or "").strip() or done.rating != (rating or "").strip().lower():
                     raise InvalidInput(
                         "idempotency_key was already used for another rating; send a new key for a new rating",
                         zh="idempotency_key 已用于另一条评分；新的评分请使用新的 key",
                     )
                 return done
-            record = store()
-            stored[key] = record.to_dict()
-            return record
-
-    def keyed(self, stream: str, field: str) -> dict[str, dict[str, Any]]:
-        """The records of ``stream`` by their ``field`` (ratings by idempotency key, Arena
-        votes by pair), for "at most one record per key". Read from the files once, so a
-        retry after a restart finds its record; then the caller adds what it writes, under
-        its own lock around the check and the append."""
-        with self._keyed_lock:
-            index = self._keyed.get((stream, field))
-            if index is None:
-                index = {}
-                for record in self.read(stream).records:
-                    value = record.get(field)
-                    if isinstance(value, str) and value:
-                        index.setdefault(value, record)  # the first one wins, as it did when written
-                self._keyed[(stream, field)] = index
-            return index
+            return store()
 
     def _new_rating(
         self,
@@ -245,6 +283,7 @@ class FeedbackService:
         session_id: str,
         item: int | None,
         key: str | None,
+        amends: str | None = None,
     ) -> FeedbackRecord:
         """Validate the values and append one rating record (``rate`` has checked the types)."""
         rating = (rating or "").strip().lower()
@@ -298,23 +337,14 @@ class FeedbackService:
             variant=output.variant,
             app_version=__version__,
             idempotency_key=key,
+            amends=amends,
         )
         try:
             stored = self.append("ratings", record.to_dict())
         except StorageError as exc:
             # "rating not saved: the disk is full"
             raise StorageError(f"rating {exc.message}", zh=f"评分未保存：{exc.zh or exc.message}") from exc
-        saved = FeedbackRecord.from_dict(stored)
-        for listener in list(self.listeners):
-            try:
-                listener(saved)
-            except Exception:
-                log.exception("rating listener failed")
-        return saved
-
-    def on_rating(self, listener: Callable[[FeedbackRecord], None]) -> None:
-        """Call ``listener(record)`` after each saved rating (closing the loop in-process)."""
-        self.listeners.append(listener)
+        return FeedbackRecord.from_dict(stored)
 
     def read_ratings(self) -> list[FeedbackRecord]:
         return [FeedbackRecord.from_dict(r) for r in self.read("ratings").records]

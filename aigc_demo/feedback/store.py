@@ -88,6 +88,15 @@ def decode_line(raw: bytes) -> dict[str, Any] | None:
     return record
 
 
+MAX_LINE_BYTES = 4 * 1024 * 1024
+"""The longest line a reader decodes (and a writer writes): a record is a rating with its
+conversation, kilobytes; a line past this is damage or an attack, and decoding a 1 GB line
+would cost gigabytes of RAM, so readers skip it (counted) without holding it in memory."""
+
+Validator = Callable[[dict[str, Any]], str | None]
+"""A record → None when its shape is what readers expect, else why not (``schema.check_shape``)."""
+
+
 @dataclass
 class ReadResult:
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -95,41 +104,83 @@ class ReadResult:
     """Files whose last line was incomplete or corrupt (a crash mid-append); it was skipped."""
     corrupt_lines: list[tuple[str, int]] = field(default_factory=list)
     """(file, 1-based line) of complete lines that do not decode, last or not: real damage."""
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)
+    """(file, line, why) of lines that decode but are not read: too long, or an unexpected shape."""
 
     @property
     def torn_tail(self) -> bool:
         return bool(self.torn_tails)
 
+    @property
+    def damaged(self) -> int:
+        """Complete lines not read, whatever the reason (what a person should look at)."""
+        return len(self.corrupt_lines) + len(self.skipped)
+
     def merge(self, other: ReadResult) -> None:
         self.records.extend(other.records)
         self.torn_tails.extend(other.torn_tails)
         self.corrupt_lines.extend(other.corrupt_lines)
+        self.skipped.extend(other.skipped)
 
 
-def read_file(path: Path) -> ReadResult:
-    """Every valid record of one file, in order; damage is counted, never raised."""
+def scan_lines(handle: Any, start: int = 0, max_line: int = MAX_LINE_BYTES) -> Iterator[tuple[int, int, bytes | None]]:
+    """(offset, length, line) of every line from ``start``, streamed: the line is None when
+    it is longer than ``max_line`` (it is skipped through in chunks, never held whole). The
+    last line may lack its newline (a torn tail, or an append still being written)."""
+    handle.seek(start)
+    offset = start
+    while True:
+        raw = handle.readline(max_line + 1)
+        if not raw:
+            return
+        if len(raw) > max_line and not raw.endswith(b"\n"):
+            length = len(raw)
+            while not raw.endswith(b"\n"):
+                raw = handle.readline(1 << 20)
+                if not raw:
+                    break
+                length += len(raw)
+            yield offset, length, None
+            offset += length
+            continue
+        yield offset, len(raw), raw
+        offset += len(raw)
+
+
+def read_file(path: Path, *, validate: Validator | None = None, max_line: int = MAX_LINE_BYTES) -> ReadResult:
+    """Every valid record of one file, in order, read line by line; damage is counted, never raised."""
     result = ReadResult()
     try:
-        data = Path(path).read_bytes()
+        handle = open(path, "rb")  # closed below; a missing file is an empty stream
     except FileNotFoundError:
         return result
     except OSError as exc:
         log.error("cannot read %s: %s", path, exc)
         result.corrupt_lines.append((str(path), 0))
         return result
-    lines = data.splitlines(keepends=True)
-    for number, raw in enumerate(lines, start=1):
-        record = decode_line(raw) if raw.endswith(b"\n") else None
-        if record is not None:
-            result.records.append(record)
-        elif number == len(lines) and not raw.endswith(b"\n"):
-            # Only a line without its newline is a crashed append (a record and its newline go
-            # down in one write). The next append cuts it, so it is never buried.
-            result.torn_tails.append(str(path))
-        elif raw.strip():
-            # A complete line that does not decode is damage wherever it is, last or not: it
-            # is reported the same before and after later appends, for a person to look at.
-            result.corrupt_lines.append((str(path), number))
+    with handle:
+        number = 0
+        try:
+            for _offset, _length, raw in scan_lines(handle, 0, max_line):
+                number += 1
+                if raw is None:
+                    result.skipped.append((str(path), number, "too_long"))
+                elif not raw.endswith(b"\n"):
+                    # Only a line without its newline is a crashed append (a record and its newline go
+                    # down in one write). The next append cuts it, so it is never buried.
+                    result.torn_tails.append(str(path))
+                elif (record := decode_line(raw)) is None:
+                    # A complete line that does not decode is damage wherever it is, last or not: it
+                    # is reported the same before and after later appends, for a person to look at.
+                    if raw.strip():
+                        result.corrupt_lines.append((str(path), number))
+                elif validate is not None and (why := validate(record)) is not None:
+                    result.skipped.append((str(path), number, why))
+                else:
+                    result.records.append(record)
+        except OSError as exc:
+            log.error("cannot read %s: %s", path, exc)
+            result.corrupt_lines.append((str(path), number + 1))
     return result
 
 
@@ -142,11 +193,115 @@ def stream_files(directory: Path, name: str) -> list[Path]:
     return sorted(found)
 
 
-def read_stream(directory: Path, name: str) -> ReadResult:
+def read_stream(directory: Path, name: str, *, validate: Validator | None = None) -> ReadResult:
     result = ReadResult()
     for path in stream_files(directory, name):
-        result.merge(read_file(path))
+        result.merge(read_file(path, validate=validate))
     return result
+
+
+@dataclass
+class _Cursor:
+    path: Path  # where the file is now (rotation renames it; the inode stays)
+    offset: int = 0  # just past the last complete line read
+    lines: int = 0
+
+
+class Tail:
+    """Reads only what was appended to a stream's files since the last call, by any process.
+
+    Files are followed by inode, so a rotation (a rename) loses nothing and reads nothing
+    twice; a line without its newline yet (an append in progress, or a torn tail) is read
+    again next time. ``poll`` costs a directory listing and one ``stat`` per file when
+    nothing is new, so it can run before every keyed write or lookup.
+    """
+
+    def __init__(self, directory: Path, name: str, *, validate: Validator | None = None) -> None:
+        self.directory = Path(directory)
+        self.name = name
+        self.validate = validate
+        self._cursors: dict[tuple[int, int], _Cursor] = {}
+        self.skipped = 0
+        self.lock = threading.Lock()  # one poll at a time; callers may hold it across their own use
+
+    def poll(self) -> list[tuple[tuple[int, int], int, int, dict[str, Any]]]:
+        """New valid records as (file key, offset, length, record), in file order."""
+        found: list[tuple[tuple[int, int], int, int, dict[str, Any]]] = []
+        for path in stream_files(self.directory, self.name):
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # renamed meanwhile: found under its new name next time
+                continue
+            key = (st.st_dev, st.st_ino)
+            cursor = self._cursors.setdefault(key, _Cursor(path))
+            cursor.path = path
+            if st.st_size < cursor.offset:  # replaced in place by hand: read it again
+                cursor.offset = cursor.lines = 0
+            if st.st_size == cursor.offset:
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    for offset, length, raw in scan_lines(handle, cursor.offset):
+                        if raw is not None and not raw.endswith(b"\n"):
+                            break  # not finished yet: read it next time
+                        cursor.offset, cursor.lines = offset + length, cursor.lines + 1
+                        record = decode_line(raw) if raw is not None else None
+                        if record is None or (self.validate is not None and self.validate(record) is not None):
+                            self.skipped += 1
+                            continue
+                        found.append((key, offset, length, record))
+            except FileNotFoundError:
+                continue
+        return found
+
+    def path_of(self, key: tuple[int, int]) -> Path | None:
+        cursor = self._cursors.get(key)
+        return cursor.path if cursor else None
+
+
+class StreamIndex:
+    """Where each record of a stream is, by the values of some fields: a lookup is a dict
+    hit and one ``pread``, never a scan of the history.
+
+    Only locations are kept in memory (a few hundred bytes per record, however large the
+    record), and the index follows every writer's appends through a :class:`Tail`, so a
+    miss is true as of the call: an unknown id costs a directory listing, not a read of
+    a 200 MB history. The first value of a field wins, as it did when it was written.
+    """
+
+    def __init__(self, directory: Path, name: str, fields: tuple[str, ...], *, validate: Validator | None = None):
+        self.fields = fields
+        self.tail = Tail(directory, name, validate=validate)
+        self._where: dict[str, dict[str, tuple[tuple[int, int], int, int]]] = {f: {} for f in fields}
+
+    def refresh(self) -> list[dict[str, Any]]:
+        """Take in what was appended since the last call; return those records."""
+        with self.tail.lock:
+            new = self.tail.poll()
+            for key, offset, length, record in new:
+                for name in self.fields:
+                    value = record.get(name)
+                    if isinstance(value, str) and value:
+                        self._where[name].setdefault(value, (key, offset, length))
+        return [record for *_, record in new]
+
+    def get(self, field_name: str, value: str, *, refresh: bool = True) -> dict[str, Any] | None:
+        if refresh:
+            self.refresh()
+        where = self._where[field_name].get(value)
+        if where is None:
+            return None
+        key, offset, length = where
+        path = self.tail.path_of(key)
+        try:
+            with open(path, "rb") as handle:  # type: ignore[arg-type]
+                handle.seek(offset)
+                return decode_line(handle.read(length))
+        except (OSError, TypeError):  # the file was deleted by hand
+            return None
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._where.values())
 
 
 @dataclass
@@ -212,6 +367,11 @@ class JsonlStore:
 
         Raises StorageError ("not saved: …") if it is not on disk.
         """
+        if len(encode_line(record)) > MAX_LINE_BYTES:  # readers would skip it: refuse it now, truthfully
+            raise StorageError(
+                f"not saved: the record is over {MAX_LINE_BYTES // 1024 // 1024} MB",
+                zh=f"未保存：记录超过 {MAX_LINE_BYTES // 1024 // 1024} MB",
+            )
         mine = _Pending(record)
         self._ensure_writer()
         self._queue.put(mine)

@@ -303,9 +303,8 @@ class ArenaService:
                 f"Unknown pair_id {pid[:40]!r}: vote on a pair this app made (/arena_text, /arena_image).",
                 zh="未知的对战 ID：只能为本应用生成的对战投票（/arena_text、/arena_image）。",
             )
-        with self._vote_lock:
-            voted = self.feedback.keyed("arena", "pair_id")
-            earlier = voted.get(pid)
+        with self._vote_lock, self.feedback.keyed_write("arena"):
+            earlier = self.feedback.lookup("arena", "pair_id", pid)
             if earlier is not None:
                 return earlier, False
             record = ArenaVote(
@@ -322,9 +321,7 @@ class ArenaService:
                 session_id=session_id or pair.session_id,
                 variant=pair.variant,
             )
-            stored = self.feedback.append("arena", record.to_dict())
-            voted[pid] = stored
-            return stored, True
+            return self.feedback.append("arena", record.to_dict()), True
 
     def votes(self) -> list[dict[str, Any]]:
         return [r for r in self.feedback.read("arena").records if r.get("type") == "arena_vote"]
@@ -334,11 +331,17 @@ class ArenaService:
             pair = self._pairs.get(pair_id)
         if pair is not None or not pair_id:
             return pair
-        for event in reversed(self.feedback.read("events").records):  # after a restart
-            if event.get("type") == "arena_pair" and event.get("pair_id") == pair_id:
-                data = {k: event[k] for k in ("pair_id", "kind", "prompt", "session_id", "variant", "ts")}
-                return Pair(**data, a=Side(**event["a"]), b=Side(**event["b"]))
-        return None
+        event = self.feedback.lookup("events", "pair_id", pair_id)  # after a restart, or another replica's
+        if event is None or event.get("type") != "arena_pair":
+            return None
+        try:
+            data: dict[str, Any] = {
+                k: event.get(k) for k in ("pair_id", "kind", "prompt", "session_id", "variant", "ts")
+            }
+            return Pair(**data, a=Side(**event["a"]), b=Side(**event["b"]))
+        except (KeyError, TypeError):  # a record of an unexpected shape cannot be voted on
+            log.warning("arena pair %s has an unexpected shape", pair_id[:40])
+            return None
 
     # -- helpers ---------------------------------------------------------------------------
 

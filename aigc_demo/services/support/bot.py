@@ -91,7 +91,7 @@ class SupportService:
         self.knowledge = KnowledgeFiles(settings)
         self.resolved_dir = self.knowledge.resolved_dir
         self.handoffs = HandoffQueue(feedback, self.resolved_dir)
-        feedback.on_rating(self._on_rating)
+        self._ratings_tail = feedback.tail("ratings")
 
     @property
     def is_ready(self) -> bool:
@@ -111,7 +111,9 @@ class SupportService:
                 if self._index is None:
                     embedder = self.registry.get("embed")
                     learning = SupportLearning(embedder)
-                    learning.load(self.feedback.read("ratings").records, self.feedback.read("handoffs").records)
+                    with self._ratings_tail.lock:
+                        ratings = [record for *_, record in self._ratings_tail.poll()]
+                    learning.load(ratings, self.feedback.read("handoffs").records)
                     self.learning = learning
                     self._index = self._build_index(self.kb_dirs())
         return self._index
@@ -195,12 +197,19 @@ class SupportService:
 
     # -- learning from ratings -------------------------------------------------------------
 
-    def _on_rating(self, record: Any) -> None:
-        if self.learning is not None and record.tab == "support":
-            self.learning.apply(record.to_dict())
+    def follow_ratings(self) -> None:
+        """Learn from the ratings appended since the last look — this process's and any other
+        replica's on the same data dir — so a 👍 on one replica is a verified answer on all."""
+        if self.learning is None:
+            return
+        with self._ratings_tail.lock:
+            new = [record for *_, record in self._ratings_tail.poll()]
+        for record in new:
+            self.learning.apply(record)
 
     def knowledge_gaps(self) -> list[dict[str, Any]]:
         self.index()
+        self.follow_ratings()
         assert self.learning is not None
         return self.learning.knowledge_gaps()
 
@@ -378,6 +387,7 @@ class SupportService:
             return None
         if history and sum(u.weight for u in self.index().analyzer.units(text)) < ELLIPTICAL_WEIGHT:
             return None  # a vague follow-up ("how long?") means the conversation's topic, not a stored question
+        self.follow_ratings()
         found = self.learning.match(text)
         if found is None:
             return None

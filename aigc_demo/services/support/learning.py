@@ -69,7 +69,7 @@ def similarity(
 
 
 class SupportLearning:
-    """Verified answers and knowledge gaps, rebuilt from ratings and kept current by listeners."""
+    """Verified answers and knowledge gaps, rebuilt from ratings and kept current as new ones are appended."""
 
     def __init__(self, embedder: Any | None) -> None:
         self.embedder = embedder

@@ -155,11 +155,8 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     def show(token, tab, since, until, session, variant, request: gr.Request):
         guard(token)
         lang = lang_of(request)
-        data = report(
-            feedback.read("ratings").records,
-            feedback.read("events").records,
-            **filters(tab, since, until, session, variant),
-        )
+        ratings, events = feedback.read("ratings"), feedback.read("events")
+        data = report(ratings.records, events.records, **filters(tab, since, until, session, variant))
         t = data["totals"]
         ci = tr("insights_ci", lang)
 
@@ -192,6 +189,8 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         if failures:  # e.g. handoffs not stored on a full disk: customers were told to call instead
             items = "; ".join(f"{name} ×{f['count']} ({f['error'][:120]})" for name, f in failures.items())
             totals = tr("storage_failures", lang, items=items) + "\n\n" + totals
+        if ratings.damaged + events.damaged:
+            totals = tr("skipped_records", lang, n=ratings.damaged + events.damaged) + "\n\n" + totals
         if data["variant_comparison"]:
             totals += "\n\n**A/B:** " + "; ".join(data["variant_comparison"])
         gaps = gap_rows(services.support.knowledge_gaps(), lang)
