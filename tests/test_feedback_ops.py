@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from aigc_demo.config import Settings
+from aigc_demo.errors import InvalidInput
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.feedback.store import read_file
 from tests.conftest import run_cli
@@ -118,13 +119,13 @@ def test_ui_rating_reports_a_full_disk_and_the_app_keeps_going(services, monkeyp
     real_write = os.write
     monkeypatch.setattr(os, "write", lambda fd, data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
     message, saved = rate_and_report(services.feedback, oid, "up", "my comment")
-    assert (message, saved) == ("⚠️ Rating not saved: the disk is full", False)
+    assert (message, saved) == ("⚠️ Rating not saved: the disk is full", None)
     assert services.feedback.ratings.read().records == []
     monkeypatch.setattr(os, "write", real_write)
     message, saved = rate_and_report(services.feedback, oid, "up", "my comment")
     assert saved and message.startswith("👍 Saved")
     assert [r.comment for r in services.feedback.read_ratings()] == ["my comment"]
-    assert rate_and_report(services.feedback, None, "up") == ("Generate something first, then rate it.", False)
+    assert rate_and_report(services.feedback, None, "up") == ("Generate something first, then rate it.", None)
 
 
 class _FakeHubApi:
@@ -218,3 +219,22 @@ def test_a_failed_event_write_does_not_fail_the_generation(services, monkeypatch
     monkeypatch.setattr(services.feedback, "append", full)
     assert services.text.generate("hi")["text"]
     assert "not saved: the disk is full" in caplog.text
+
+
+def test_words_added_after_the_click_update_that_rating(services):
+    """Issue 25.1: a reason or comment given after 👍 is stored as an update of the same rating."""
+    from aigc_demo.feedback.insights import latest_ratings
+
+    feedback = services.feedback
+    oid = services.text.generate("写一句奶茶店的口号")["output_id"]
+    first = feedback.rate(oid, "up")
+    later = feedback.rate(oid, "up", "口号很顺口", reasons=["great"], amends=first.id)
+    assert (later.amends, later.reasons, later.comment) == (first.id, ["great"], "口号很顺口")
+    latest = latest_ratings(feedback.read("ratings").records)
+    assert [(r["id"], r["comment"]) for r in latest] == [(later.id, "口号很顺口")]
+    other = services.text.generate("再写一句")["output_id"]
+    with pytest.raises(InvalidInput, match="amends"):
+        feedback.rate(other, "up", amends=first.id)  # a rating of another output
+    with pytest.raises(InvalidInput, match="amends"):
+        feedback.rate(oid, "up", amends="0" * 32)
+    assert len(feedback.read("ratings").records) == 2

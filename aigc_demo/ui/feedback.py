@@ -1,8 +1,10 @@
 """The one rating widget every tab uses, and the ``/rate`` API.
 
 👍 / 👎 stay disabled until there is an output to rate; reason chips and a comment
-are optional. A rating is only reported as saved after the store's fsync; a failure
-says "not saved" and why, and the user's comment stays in the box to retry.
+are optional, before or after the click: a reason ticked or a comment written after 👍
+is saved as an update of that rating (a record that ``amends`` it), so the words a tester
+adds last are never lost. A rating is only reported as saved after the store's fsync; a
+failure says "not saved" and why, and the user's comment stays in the box to retry.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ class RatingWidget:
     comment: gr.Textbox
     status: gr.Markdown
     item: gr.State  # which image of a batch is selected (None: the whole output)
+    saved: gr.State  # the rating on screen as stored: {record_id, rating, reasons, comment} or None
 
     def reset(self, output_id: str | None) -> tuple[Any, ...]:
-        """Updates for (output_id, item, up, down, reasons, comment, status) after a new output."""
+        """Updates for (output_id, item, up, down, reasons, comment, status, saved) after a new output."""
         enabled = bool(output_id)
         return (
             output_id,
@@ -39,6 +42,7 @@ class RatingWidget:
             gr.update(value=[]),
             gr.update(value=""),
             gr.update(value=""),
+            None,
         )
 
     def unchanged(self) -> tuple[Any, ...]:
@@ -46,7 +50,7 @@ class RatingWidget:
 
     @property
     def components(self) -> list[Any]:
-        return [self.output_id, self.item, self.up, self.down, self.reasons, self.comment, self.status]
+        return [self.output_id, self.item, self.up, self.down, self.reasons, self.comment, self.status, self.saved]
 
 
 def saved_message(rating: str, lang: str = "en") -> str:
@@ -64,10 +68,11 @@ def rate_and_report(
     item: int | None = None,
     lang: str = "en",
     idempotency_key: str | None = None,
-) -> tuple[str, bool]:
-    """Store a rating from the UI; return (message for the user, saved?). Never raises."""
+    amends: str | None = None,
+) -> tuple[str, Any]:
+    """Store a rating from the UI; return (message for the user, the stored record or None). Never raises."""
     if not output_id:
-        return tr("rate_first", lang), False
+        return tr("rate_first", lang), None
     try:
         record = feedback.rate(
             output_id,
@@ -77,15 +82,23 @@ def rate_and_report(
             session_id=session_id,
             item=item,
             idempotency_key=idempotency_key or None,
+            amends=amends,
         )
     except AigcError as exc:
         reason = exc.localized(lang).removeprefix("rating not saved: ").removeprefix("评分未保存：")
         gr.Warning(tr("rate_not_saved", lang, reason=reason))
-        return "⚠️ " + tr("rate_not_saved", lang, reason=reason), False
-    message = saved_message(rating, lang)
+        return "⚠️ " + tr("rate_not_saved", lang, reason=reason), None
+    message = saved_message(rating, lang) if amends is None else tr("rate_updated", lang, icon=ICONS[rating])
     if record.item is not None:
         message += tr("rate_image_n", lang, n=record.item + 1)
-    return message, True
+    return message, record
+
+
+ICONS = {"up": "👍", "down": "👎"}
+
+
+def _saved_state(record: Any) -> dict[str, Any]:
+    return {"record_id": record.id, "rating": record.rating, "reasons": list(record.reasons), "comment": record.comment}
 
 
 def highlight(rating: str | None) -> tuple[Any, Any]:
@@ -109,11 +122,19 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
     status = gr.Markdown(elem_classes=["rating-status"])
     item = gr.State(None)
     click_key = gr.Textbox(visible=False)  # a fresh idempotency key per click, written by CLICK_KEY_JS
-    widget = RatingWidget(output_id, up, down, reasons, comment, status, item)
+    widget = RatingWidget(output_id, up, down, reasons, comment, status, item, gr.State(None))
 
     def make_handler(rating: str):
-        def handler(oid: str | None, index: int | None, chosen: list[str], text: str, key: str, request: gr.Request):
-            message, saved = rate_and_report(
+        def handler(
+            oid: str | None,
+            index: int | None,
+            chosen: list[str],
+            text: str,
+            key: str,
+            saved: dict[str, Any] | None,
+            request: gr.Request,
+        ):
+            message, record = rate_and_report(
                 feedback,
                 oid,
                 rating,
@@ -123,23 +144,54 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
                 item=index,
                 lang=lang_of(request),
                 idempotency_key=key,
+                amends=saved["record_id"] if saved else None,  # a change of mind replaces the earlier one
             )
-            if not saved:  # the reasons and the comment stay, to retry
-                return message, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            # They belong to the rating just saved: a later 👍 / 👎 must not carry them again.
-            # The chosen thumb stays highlighted (and clickable, to change one's mind).
-            return message, [], "", *highlight(rating)
+            if record is None:  # the reasons and the comment stay, to retry
+                return message, gr.skip(), gr.skip(), gr.skip()
+            # The reasons and the comment stay on screen: they are this rating's, and what is
+            # added to them from now on updates it. The chosen thumb stays highlighted.
+            return message, _saved_state(record), *highlight(rating)
 
-        return user_errors(handler, outputs=5)
+        return user_errors(handler, outputs=4)
 
+    def amend(oid: str | None, index: int | None, chosen: list[str], text: str, saved: Any, request: gr.Request):
+        """A reason or comment changed after the click: store it as an update of that rating."""
+        if not saved or not oid:
+            return gr.skip(), gr.skip()  # not rated yet: the click will take them along
+        if sorted(chosen or []) == sorted(saved["reasons"]) and (text or "").strip() == saved["comment"]:
+            return gr.skip(), gr.skip()  # nothing new (a blur without an edit)
+        message, record = rate_and_report(
+            feedback,
+            oid,
+            saved["rating"],
+            text,
+            reasons=chosen,
+            session_id=session_of(request),
+            item=index,
+            lang=lang_of(request),
+            amends=saved["record_id"],
+        )
+        return message, (_saved_state(record) if record is not None else gr.skip())
+
+    saved = widget.saved
     for button, rating in ((up, "up"), (down, "down")):
         button.click(
             make_handler(rating),
-            [output_id, item, reasons, comment, click_key],
-            [status, reasons, comment, up, down],
+            [output_id, item, reasons, comment, click_key, saved],
+            [status, saved, up, down],
             api_visibility="private",
             concurrency_limit=None,  # never wait behind a generation
             js=CLICK_KEY_JS,
+        )
+    amend_handler = user_errors(amend, outputs=2)
+    for event in (reasons.input, comment.blur, comment.submit):
+        event(
+            amend_handler,
+            [output_id, item, reasons, comment, saved],
+            [status, saved],
+            api_visibility="private",
+            concurrency_limit=None,
+            trigger_mode="always_last",
         )
     return widget
 
@@ -149,7 +201,7 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
 CLICK_KEY_JS = """(...args) => {
   const key = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
     : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
-  const inputs = args.slice(0, 5);
+  const inputs = args.slice(0, 6);
   inputs[4] = key;
   return inputs;
 }"""
