@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -27,3 +28,18 @@ def test_run_returns_results_propagates_errors_and_nests():
         compute.run(lambda: (_ for _ in ()).throw(ValueError("boom")))
     # A job that calls run() again (a load inside a generation) runs inline instead of deadlocking.
     assert compute.run(lambda: compute.run(lambda: 7)) == 7
+
+
+def _nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_generation_runs_below_the_server_threads():
+    """Issue 25.12: model work yields the cores to the threads that answer requests."""
+    here = _nice()
+    assert compute.run(_nice) >= compute.GENERATION_NICE
+    started: list[int] = []
+    t = threading.Thread(target=lambda: started.append(_nice()))
+    compute.run(lambda: (t.start(), t.join()))  # threads it starts (a thread team) run low too
+    assert started == [compute.run(_nice)]
+    assert _nice() == here  # the caller's thread is untouched

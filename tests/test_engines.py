@@ -440,3 +440,14 @@ def test_queue_lets_several_testers_stream_at_once(tmp_path):
         results = [job.result(timeout=60) for job in jobs]
     assert all(r["done"] for r in results)
     assert peak[0] >= 3, peak[0]
+
+
+def test_llamacpp_decodes_below_the_server_threads(llama):
+    """Issue 25.12: the decode loop (and the thread team it starts) yields to request threads."""
+    import os
+
+    from aigc_demo.models.compute import GENERATION_NICE
+
+    tid = llama._thread.native_id
+    assert os.getpriority(os.PRIO_PROCESS, tid) >= GENERATION_NICE
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < GENERATION_NICE

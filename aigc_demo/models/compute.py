@@ -14,16 +14,39 @@ single-threaded — the first :func:`submit` imports torch, starts the compute t
 then lowers torch's default to one thread — which makes no team at all: a query's embedding on a
 request thread, a stray tensor op anywhere. On 2 cores two heavy jobs at once would only
 share the cores, so queueing them costs little throughput and keeps each one fast.
+
+Generation also runs *below the server's priority* (:func:`lower_priority`, nice
+``GENERATION_NICE``): on 2 cores a text or image job otherwise takes both cores from the
+threads that answer ratings, support questions and page loads, which then ran ~30× slower
+during a flood. Linux gives each thread its own nice value and new threads inherit it, so
+the compute thread and llama.cpp's decode thread lower themselves before their first job and
+the thread teams they start (OpenMP, ggml) run low too. With nothing else to do they
+still get every core; they yield only while the server has work.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+GENERATION_NICE = 10  # CFS weight 110 against the server's 1024: ~90 % of the cores for requests when both want them
+
+
+def lower_priority(nice: int = GENERATION_NICE) -> None:
+    """Run the calling thread (and the threads it starts from now on) at ``nice``."""
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        if current < nice:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (OSError, AttributeError) as exc:  # not Linux, or a sandbox that forbids it: keep going
+        log.info("generation priority unchanged: %s", exc)
+
 
 _local = threading.local()
 _start_lock = threading.Lock()
@@ -43,6 +66,7 @@ def _executor_started() -> ThreadPoolExecutor:
 
             def init() -> None:
                 _local.compute = True
+                lower_priority()
                 torch.set_num_threads(THREADS)  # this thread's own setting: kept when others change theirs...
                 # ...once torch has initialised this thread's setting, which it does lazily on the
                 # first get (from the process-wide default, lowered to 1 just below): do it now.

@@ -43,6 +43,7 @@ from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError, ModelLoadError
 from aigc_demo.models import packaged
 from aigc_demo.models.base import FinishReason, GenerationStats, TextRequest, flatten_messages, split_prefill
+from aigc_demo.models.compute import lower_priority
 from aigc_demo.models.streaming import Utf8Decoder, VisibleText
 
 log = logging.getLogger(__name__)
@@ -345,6 +346,7 @@ class LlamaCppTextBackend:
         return True
 
     def _loop(self) -> None:
+        lower_priority()  # below the server's threads; llama.cpp's thread team inherits it
         warm = True
         while True:
             with self._cond:
