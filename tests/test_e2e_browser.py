@@ -170,17 +170,20 @@ def test_02_generate_text_and_rate_it(app, page):
     assert "lang=en" in page.url and output.inner_text().strip().endswith("tea shop")
 
 
-def test_02b_a_second_rating_does_not_carry_the_first_ones_reasons(app, page):
+def test_02b_a_reason_and_comment_added_after_the_thumb_update_that_rating(app, page):
     settings, _ = app
+    first = [r for r in records(settings) if r["tab"] == "text"][-1]  # the 👍 of test_02, without words
     rating = page.locator(".rating").locator("visible=true").first
     rating.get_by_label("great").check()
     rating.get_by_placeholder("Optional comment").fill("great slogan")
-    page.locator(".rate-up").locator("visible=true").first.click()
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.rating textarea')].some(t => t.offsetParent && t.value === '')",
-        timeout=10_000,
-    )
-    assert not rating.get_by_label("great").is_checked()  # saved with the 👍, then cleared
+    page.locator("#text-stats").click()  # the comment box loses focus: the words are saved
+    page.get_by_text("with your reasons and comment").locator("visible=true").first.wait_for(timeout=10_000)
+    text = [r for r in records(settings) if r["tab"] == "text"]
+    assert (text[-1]["rating"], text[-1]["reasons"], text[-1]["comment"]) == ("up", ["great"], "great slogan")
+    # The chip (on input) and then the comment (on blur) each updated the rating before: a chain back to the 👍.
+    chain = [r for r in text if r["output_id"] == first["output_id"]]
+    assert [r.get("amends") for r in chain] == [None, *[r["id"] for r in chain[:-1]]]
+    assert rating.get_by_label("great").is_checked()  # what is on screen is what is stored
     # The saved thumb is highlighted (primary), not greyed like a disabled button; it stays clickable.
     up = page.locator(".rate-up").locator("visible=true").first
     page.wait_for_function(
@@ -189,14 +192,53 @@ def test_02b_a_second_rating_does_not_carry_the_first_ones_reasons(app, page):
     assert up.is_enabled() and "primary" not in (
         page.locator(".rate-down").locator("visible=true").first.get_attribute("class") or ""
     )
-    page.locator(".rate-down").locator("visible=true").first.click()
-    page.wait_for_timeout(500)
+    page.locator(".rate-down").locator("visible=true").first.click()  # a change of mind
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.rate-down')]"
+        ".some(b => b.offsetParent && b.classList.contains('primary'))"
+    )
     text = [r for r in records(settings) if r["tab"] == "text"]
-    assert [(r["rating"], r["comment"], r.get("reasons") or []) for r in text[-2:]] == [
-        ("up", "great slogan", ["great"]),
-        ("down", "", []),
-    ]
+    assert (text[-1]["rating"], text[-1]["amends"]) == ("down", text[-2]["id"])
     assert "record" not in page.locator(".rating-status").locator("visible=true").first.inner_text()
+
+
+def test_02d_a_reload_keeps_the_session_and_the_conversation(app, page):
+    """Issue 25.2: a reload used to start a new session code and lose the conversation."""
+    settings, url = app
+    zh = page.context.browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True)
+    try:
+        phone = zh.new_page()
+        phone.goto(url + "?lang=zh")
+        phone.locator("#text-prompt textarea").fill("写一句茶饮店的口号")
+        phone.locator("#text-generate").click()
+        phone.locator("#text-stats").get_by_text("✅").wait_for(timeout=30_000)
+        code = phone.locator("#session-line code").inner_text().strip()
+        assert code.startswith("b-") and f"session={code}" in phone.url
+        phone.reload()
+        phone.locator("#text-output .message-row.bot-row").first.wait_for(timeout=30_000)
+        assert "写一句茶饮店的口号" in phone.locator("#text-output").inner_text()
+        assert phone.locator("#session-line code").inner_text().strip() == code
+        phone.goto(url + "?lang=zh")  # even a plain visit of the address, in this browser
+        phone.locator("#text-output .message-row.bot-row").first.wait_for(timeout=30_000)
+        phone.locator("#text-prompt textarea").fill("再短一点")
+        phone.locator("#text-generate").click()
+        phone.locator("#text-stats").get_by_text("✅").wait_for(timeout=30_000)
+        shot(phone, "02d-reloaded-conversation-zh-phone")
+        events = [e for e in records(settings, "events") if e.get("type") == "generation" and e["tab"] == "text"]
+        last = events[-1]
+        assert last["session_id"] == code and events[-2]["session_id"] == code
+        assert [m["content"] for m in last["messages"] if m["role"] == "user"][-2:] == [
+            "写一句茶饮店的口号",
+            "再短一点",
+        ]
+        other = page.context.browser.new_context(locale="zh-CN").new_page()  # another browser: its own session
+        other.goto(url + "?lang=zh")
+        other.locator("#session-line code").wait_for(timeout=30_000)
+        assert other.locator("#session-line code").inner_text().strip() not in ("", code)
+        assert "写一句茶饮店的口号" not in other.locator("#text-output").inner_text()
+        other.context.close()
+    finally:
+        zh.close()
 
 
 def test_02c_a_chinese_conversation_on_a_phone_continue_retry_and_a_new_chat(app, page):
@@ -390,6 +432,14 @@ def test_05_chat_with_support_like_an_answer_and_try_xss(app, page):
     page.locator("#support-chat").get_by_text(payload).wait_for(timeout=30_000)  # shown as text
     page.wait_for_timeout(500)
     no_xss(page)
+    # A customer's Markdown image is shown as typed, and nothing is fetched from elsewhere.
+    remote: list[str] = []
+    page.on("request", lambda r: remote.append(r.url) if "tracker.example" in r.url else None)
+    pixel = "运费多少？![t](https://tracker.example/p.png)"
+    box.fill(pixel)
+    page.locator("#support-send").click()
+    page.locator("#support-chat").get_by_text("tracker.example/p.png").first.wait_for(timeout=30_000)
+    assert page.locator("#support-chat img[src*='tracker.example']").count() == 0 and remote == []
     shot(page, "05-support")
 
 

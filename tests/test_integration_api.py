@@ -62,6 +62,9 @@ def test_api_arena_battle_then_one_vote_per_pair(app, client):
     assert len(stored) == 1 and stored[0]["a"]["output"]["text"] == battle["a"]["text"]
     images = client.predict("雨后的江南小镇", seed=5, width=64, height=64, api_name="/arena_image")
     assert Image.open(images["a"]["image"]).size == (64, 64) and images["a"]["output_id"] != images["b"]["output_id"]
+    for bad in ({"x": 1}, "r" * 600):  # issue 25.11: the reason is short text, or refused before anything is stored
+        with pytest.raises(Exception, match="reason"):
+            client.predict(images["pair_id"], "both_bad", bad, api_name="/arena_vote")
     assert client.predict(images["pair_id"], "both_bad", api_name="/arena_vote")["saved"]
 
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from aigc_demo.config import Settings
+from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.registry import ModelRegistry
 from tests.conftest import PUBLIC_ENDPOINTS, FakeEmbedder, FakeImageBackend, FakeTextBackend, free_port, serve_app
 
@@ -266,3 +267,39 @@ def test_unknown_endpoints_and_oversized_bodies_get_a_clear_answer(server):
         big = http.post(f"{base}/gradio_api/call/generate_text", json={"data": ["字" * 1_200_000]})
         assert big.status_code == 413 and "请求过大" in big.json()["error"]
         assert http.get(f"{base}/healthz").status_code == 200  # and the server keeps serving
+
+
+def test_the_queue_free_routes_reach_no_queued_handler_and_leak_nothing(server, capfd):
+    """Issue 25.7: /gradio_api/run and /gradio_api/api skipped the queue, its caps and the error shaping."""
+    settings, base = server
+    with httpx.Client(timeout=30) as http:
+        config = http.get(f"{base}/config").json()
+        deps = config["dependencies"]
+        queued = next(d for d in deps if d.get("api_name") == "generate_text")
+        for route in ("run", "api"):
+            direct = http.post(f"{base}/gradio_api/{route}/generate_text", json={"data": ["你好"]})
+            assert direct.status_code == 404 and "/gradio_api/call/generate_text" in direct.json()["error"]
+            by_index = http.post(f"{base}/gradio_api/{route}/predict", json={"data": [], "fn_index": queued["id"]})
+            assert by_index.status_code == 404 and "绕过排队" in by_index.json()["error"]
+        # A queue-free handler (the page's instant ones) with a wrong argument count: a clear 422,
+        # not Gradio's 500 {"error": null} with the raw inputs printed to the log.
+        instant = next(d for d in deps if d.get("queue") is False and d.get("inputs"))
+        wrong = http.post(
+            f"{base}/gradio_api/run/predict", json={"data": ["s3cret-token"] * 9, "fn_index": instant["id"]}
+        )
+        assert wrong.status_code == 422 and "arguments" in wrong.json()["error"]
+        nosuch = http.post(f"{base}/gradio_api/run/nosuch", json={"data": []})
+        assert nosuch.status_code == 404
+    assert "s3cret-token" not in capfd.readouterr().err
+    assert list((Path(settings.data_dir) / "feedback").glob("events*.jsonl")) == [] or not any(
+        e.get("prompt") == "你好" for e in FeedbackService(settings.data_dir).read("events").records
+    )
+
+
+def test_no_view_loads_remote_images(server):
+    """Issue 25.10: Markdown from models, KB articles or customers cannot make a browser fetch a remote URL."""
+    _, base = server
+    with httpx.Client(timeout=10) as http:
+        for path in ("/", "/gradio_api/info", "/healthz"):
+            policy = http.get(base + path).headers.get("content-security-policy", "")
+            assert "img-src 'self' data: blob:" in policy and "media-src 'self'" in policy, path

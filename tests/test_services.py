@@ -518,3 +518,13 @@ def test_concurrent_retries_with_one_key_store_one_record(services):
             )
         )
     assert len(ids) == 1 and len(services.feedback.read("ratings").records) == 1
+
+
+@pytest.mark.parametrize("blank", ["\u200b\u200b", "\u200d \ufeff", "\u2060\n\u200c"])
+def test_a_prompt_of_zero_width_characters_only_is_empty(services, blank):
+    """Issue 25.11: zero-width and format characters alone counted as a prompt."""
+    with pytest.raises(InvalidInput, match="empty"):
+        services.text.generate(blank)
+    with pytest.raises(InvalidInput, match="empty"):
+        services.support.chat(blank)
+    assert services.text.generate("你好\u200d")["text"]  # with something visible it is a prompt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import unicodedata
 
 from aigc_demo.errors import InvalidInput
 
@@ -33,6 +34,7 @@ NAMES_ZH = {
     "comment": "评论",
     "item": "图片序号",
     "continue_output_id": "续写的回答 ID",
+    "reason": "理由",
 }
 
 
@@ -59,6 +61,12 @@ def valid_unicode(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def visible(text: str) -> bool:
+    """Does ``text`` hold a character that shows? Zero-width spaces, joiners and other format
+    characters (Unicode category Cf) alone are an empty prompt, though ``str.strip`` keeps them."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
+
+
 def clean_text(value: object, *, name: str, max_chars: int, required: bool = True) -> str:
     if value is None:
         value = ""
@@ -66,7 +74,7 @@ def clean_text(value: object, *, name: str, max_chars: int, required: bool = Tru
         raise InvalidInput(f"{name} must be text, got {type(value).__name__}", zh=f"{_zh(name)}必须是文本")
     # NUL bytes break tokenizers and log files; they are never meaningful input.
     text = valid_unicode(value).replace("\x00", "").strip()
-    if required and not text:
+    if required and not visible(text):
         raise InvalidInput(f"{name} is empty: type something first.", zh=f"{_zh(name)}为空：请先输入内容。")
     if len(text) > max_chars:
         raise InvalidInput(

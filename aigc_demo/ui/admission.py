@@ -16,6 +16,7 @@ Gradio's own "queue full" (HTTP 503) reaches them only as a fixed English senten
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Literal
 
@@ -123,6 +124,13 @@ class PublicErrors:
       message (Gradio answers 500 Internal Server Error).
     - A request body over ``AIGC_MAX_REQUEST_MB``: 413 with a message, before anything reads
       it (uploads go to ``/gradio_api/upload``, capped by Gradio's ``max_file_size``).
+    - ``POST /gradio_api/run/…`` and ``/gradio_api/api/…`` run a function *without the queue*,
+      so they would skip the admission rules above and every concurrency limit, and Gradio
+      answers a bad call with ``500 {"error": null}`` and prints the raw inputs (a token
+      among them) to the log. The page uses them only for its instant, queue-free handlers
+      (a gallery click, a preset's sliders). So: a queued function there is refused with 404
+      and the route to use instead; a call whose argument count does not match is refused
+      with 422 before Gradio sees it; only a well-formed call of a queue-free handler passes.
     """
 
     def __init__(self, app: Any, *, demo: gr.Blocks, max_bytes: int) -> None:
@@ -136,6 +144,11 @@ class PublicErrors:
             name = path.removeprefix("/gradio_api/call/").strip("/")
             if name not in self._public():
                 return await JSONResponse({"error": UNKNOWN_ENDPOINT}, status_code=404)(scope, receive, send)
+        if path.startswith(("/gradio_api/run/", "/gradio_api/api/")):
+            body, refusal = await self._direct_call(path, scope, receive)
+            if refusal is not None:
+                return await refusal(scope, receive, send)
+            receive = _replay(body)
         if not path.startswith("/gradio_api/upload"):
             length = dict(scope.get("headers") or []).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_bytes:
@@ -144,12 +157,61 @@ class PublicErrors:
             receive = _bounded(receive, self.max_bytes)
         return await self.app(scope, receive, send)
 
+    async def _direct_call(self, path: str, scope: Any, receive: Any) -> tuple[bytes, JSONResponse | None]:
+        """Read a direct call's body (bounded) and refuse it unless it is a well-formed call of
+        a queue-free handler; return the body to replay to Gradio."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"", JSONResponse({"error": "client disconnected"}, status_code=400)
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                return b"", JSONResponse({"error": too_large(size, self.max_bytes)}, status_code=413)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        name = path.split("/", 3)[3].strip("/")
+        try:
+            data = json.loads(body or b"{}")
+            fn_index = data.get("fn_index") if isinstance(data, dict) else None
+            fns = self.demo.fns
+            fn = fns[fn_index] if isinstance(fn_index, int) else next(f for f in fns.values() if f.api_name == name)
+        except (ValueError, KeyError, StopIteration, AttributeError):
+            return body, JSONResponse({"error": UNKNOWN_ENDPOINT}, status_code=404)
+        if fn.queue is not False:
+            hint = f"/gradio_api/call/{fn.api_name}" if fn.api_name in self._public() else "gradio_client"
+            message = (
+                f"This route skips the queue; call this endpoint through {hint}. / 此路径绕过排队，请通过 {hint} 调用。"
+            )
+            return body, JSONResponse({"error": message}, status_code=404)
+        args = data.get("data")
+        if not isinstance(args, list) or len(args) != len(fn.inputs):
+            message = f"data must be a list of {len(fn.inputs)} arguments / data 必须是 {len(fn.inputs)} 个参数的列表"
+            return body, JSONResponse({"error": message}, status_code=422)
+        return body, None
+
     def _public(self) -> set[str]:
         return {str(fn.api_name) for fn in self.demo.fns.values() if fn.api_name and fn.api_visibility != "private"}
 
 
 def too_large(size: int, limit: int) -> str:
     return f"request too large: {size:,} bytes; the limit is {limit:,} / 请求过大：{size:,} 字节，上限为 {limit:,} 字节"
+
+
+def _replay(body: bytes) -> Any:
+    """A ``receive`` that hands the already-read body on once, then waits like the real one."""
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return replay
 
 
 def _bounded(receive: Any, limit: int) -> Any:
@@ -168,3 +230,34 @@ def _bounded(receive: Any, limit: int) -> Any:
         return message
 
     return wrapped
+
+
+# Images, audio, video and frames may come from this server only (and data:/blob: URLs, which
+# Gradio uses for uploads and previews). Model answers, KB articles and customers' messages are
+# Markdown that the Chatbot renders: an ``![](https://…)`` in any of them — or a forged
+# assistant turn in an API call's history, shown later in an operator's ticket view — would
+# make every viewer's browser fetch a remote URL (a tracking pixel, an IP leak). The browser
+# enforces this for every view at once; scripts and styles are left to Gradio's own sanitiser.
+CONTENT_POLICY = (
+    b"img-src 'self' data: blob:; media-src 'self' data: blob:; frame-src 'self'; "
+    b"object-src 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+class NoRemoteContent:
+    """ASGI middleware: the ``Content-Security-Policy`` above on every response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_policy(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"content-security-policy"]
+                message = {**message, "headers": [*headers, (b"content-security-policy", CONTENT_POLICY)]}
+            await send(message)
+
+        return await self.app(scope, receive, with_policy)

@@ -37,7 +37,26 @@ GENERIC_ERROR = "Something went wrong on our side; the team has the details in t
 
 
 # What a tab's ``build`` may return: a function to run when the page loads, and its outputs.
-OnLoad = tuple[Callable[..., Any], list[Any]]
+OnLoad = tuple[Callable[..., Any], list[Any]] | tuple[Callable[..., Any], list[Any], list[Any]]
+"""What a tab runs when the page loads: (fn, outputs) or (fn, outputs, inputs)."""
+
+
+def remembered(component: Any, store: Any, pack: Callable[[Any], Any]) -> None:
+    """Keep ``component``'s value (via ``pack``) in the browser's ``store`` (a gr.BrowserState),
+    with the session code it belongs to, whenever it changes."""
+
+    def save(value: Any, request: gr.Request) -> dict[str, Any]:
+        return {"session": session_of(request), "value": pack(value)}
+
+    component.change(save, [component], [store], api_visibility="private", queue=False)
+
+
+def recalled(saved: Any, request: gr.Request | None) -> Any:
+    """What ``remembered`` stored, if it belongs to this page's session (a shared laptop in a
+    user-testing session must not show the previous participant's conversation); else None."""
+    if isinstance(saved, dict) and saved.get("session") and saved.get("session") == session_of(request):
+        return saved.get("value")
+    return None
 
 
 @dataclass

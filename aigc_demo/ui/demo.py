@@ -99,8 +99,8 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
             )
 
         demo.load(show_meta, None, [meta_line, session_line], api_visibility="private", queue=False)
-        for fn, outputs in on_load:
-            demo.load(fn, None, outputs, api_visibility="private", queue=False)
+        for fn, outputs, *inputs in on_load:
+            demo.load(fn, inputs[0] if inputs else None, outputs, api_visibility="private", queue=False)
 
         def health() -> dict:
             """Which models are loaded, the profile, the data dir and the app version.
@@ -175,7 +175,10 @@ def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[st
         max_bytes = int(settings.max_request_mb * 1024 * 1024)
         app_kwargs = {
             "routes": [_health_route(health)],
-            "middleware": [Middleware(admission.PublicErrors, demo=demo, max_bytes=max_bytes)],
+            "middleware": [
+                Middleware(admission.NoRemoteContent),
+                Middleware(admission.PublicErrors, demo=demo, max_bytes=max_bytes),
+            ],
         }
     return {
         "server_name": settings.host,
@@ -184,7 +187,7 @@ def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[st
         "css_paths": [ASSETS_DIR / "style.css"],
         "head": "".join(
             "<script>" + (ASSETS_DIR / name).read_text(encoding="utf-8") + "</script>"
-            for name in ("lang.js", "shortcuts.js")
+            for name in ("session.js", "lang.js", "shortcuts.js")
         ),
         "i18n": I18N,
         # Only the generated-images folder is served, never a user-chosen path.

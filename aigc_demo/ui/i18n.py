@@ -88,6 +88,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "rate_first": ("Generate something first, then rate it.", "请先生成内容，再评分。"),
     "rate_not_saved": ("Rating not saved: {reason}", "评分未保存：{reason}"),
     "rate_saved": ("{icon} Saved — thank you!", "{icon} 已保存，谢谢！"),
+    "rate_updated": (
+        "{icon} Saved, with your reasons and comment — thank you!",
+        "{icon} 已保存（含理由和评论），谢谢！",
+    ),
     "reason_inaccurate": ("inaccurate", "不准确"),
     "reason_off-topic": ("off-topic", "答非所问"),
     "reason_unsafe": ("unsafe", "不安全"),
@@ -334,6 +338,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "handoff_reason_low_confidence": ("not in the knowledge base", "知识库中没有"),
     "handoff_reason_other_brand": ("about another company's product", "涉及其他品牌"),
     "handoff_reason_not_covered": ("asks for a product the articles never mention", "询问资料中没有的商品"),
+    "skipped_records": (
+        "⚠️ {n} stored lines were not read (damaged, too long or of an unexpected shape): "
+        "`python -m aigc_demo feedback verify` lists them.",
+        "⚠️ 有 {n} 行记录未被读取（损坏、过长或格式不符）：运行 `python -m aigc_demo feedback verify` 查看。",
+    ),
     "storage_failures": (
         "⚠️ **Records not saved since the app started:** {items}. Check the disk; see also /healthz.",
         "⚠️ **自启动以来有记录未能保存：** {items}。请检查磁盘；也可查看 /healthz。",

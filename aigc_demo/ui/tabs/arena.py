@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from aigc_demo.services.arena import REASONS
+from aigc_demo.services.validation import clean_text
 from aigc_demo.ui.common import Services, StopFlags, scroll_to, session_of, user_errors
 from aigc_demo.ui.i18n import T, lang_of, tr
 from aigc_demo.ui.tabs.text import PACER
@@ -254,7 +255,8 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     ) -> dict:
         """Vote on a pair: choice is a, b, tie or both_bad. Returns {saved, record_id, a_model,
         b_model, choice, first_vote}; voting again on a pair returns the first vote."""
-        reasons = [r.strip() for r in reason.split(",")] if isinstance(reason, str) and reason else None
+        reason = clean_text(reason, name="reason", max_chars=500, required=False)  # text, and short
+        reasons = [r.strip() for r in reason.split(",")] if reason else None
         record, new = arena.vote(pair_id, choice, reasons=reasons, comment=comment, session_id=session_of(request))
         return {
             "saved": True,

@@ -193,7 +193,9 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
 
     def select_image(paths: list[str], evt: gr.SelectData, request: gr.Request):
         path = paths[evt.index] if 0 <= evt.index < len(paths) else None
-        return evt.index, tr("image_selected", lang_of(request), n=evt.index + 1), path, *highlight(None)
+        # Another image is another rating: the reasons and comment of the previous one go.
+        shown = tr("image_selected", lang_of(request), n=evt.index + 1)
+        return evt.index, shown, path, *highlight(None), [], "", None
 
     def select_history(history: list, evt: gr.SelectData):
         item = history[evt.index] if 0 <= evt.index < len(history or []) else None
@@ -287,7 +289,16 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     ui["gallery"].select(
         select_image,
         [ui["result_paths"]],
-        [rating.item, rating.status, ui["selected_path"], rating.up, rating.down],
+        [
+            rating.item,
+            rating.status,
+            ui["selected_path"],
+            rating.up,
+            rating.down,
+            rating.reasons,
+            rating.comment,
+            rating.saved,
+        ],
         api_visibility="private",
         queue=False,
     )

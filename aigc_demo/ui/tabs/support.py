@@ -17,7 +17,7 @@ import gradio as gr
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS
 from aigc_demo.services.support.bot import md_escape
-from aigc_demo.ui.common import Services, is_admin, session_of, user_errors
+from aigc_demo.ui.common import OnLoad, Services, is_admin, recalled, remembered, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
 from aigc_demo.ui.i18n import T, lang_of, table, tr
 from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
@@ -48,9 +48,30 @@ def _md_escape(text: str) -> str:
     return text.replace("[", "\\[").replace("]", "\\]").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def build(services: Services, examples: list[str]) -> None:
+def build(services: Services, examples: list[str]) -> OnLoad:
     ui = _render(services, examples)
     _wire(services, ui)
+    # The conversation survives a reload (kept in the browser, for this session): what is
+    # shown, what the bot is sent next, and which answer each 👍 / 👎 rates.
+    saved = gr.BrowserState(None, storage_key="aigc-support-conversation")
+    state = gr.State(None)
+    for part in (ui["chatbot"], ui["history"], ui["ids"]):
+        part.change(
+            lambda chat, history, ids: {"chat": chat, "history": history, "ids": ids},
+            [ui["chatbot"], ui["history"], ui["ids"]],
+            [state],
+            api_visibility="private",
+            queue=False,
+        )
+    remembered(state, saved, lambda value: value)
+
+    def restore(value: Any, request: gr.Request) -> tuple[Any, Any, Any]:
+        got = recalled(value, request)
+        if not isinstance(got, dict) or not got.get("chat"):
+            return gr.skip(), gr.skip(), gr.skip()
+        return got["chat"], got.get("history") or [], got.get("ids") or {}
+
+    return restore, [ui["chatbot"], ui["history"], ui["ids"]], [saved]
 
 
 def _render(services: Services, examples: list[str]) -> dict[str, Any]:
@@ -145,7 +166,8 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     def respond(message, chat, history, ids, request: gr.Request):
         chat = list(chat or [])
         # The user's text is shown literally: markup typed into the box is not rendered.
-        shown = {"role": "user", "content": html.escape(str(message or "").strip(), quote=False)}
+        # The customer's words are shown as typed: no Markdown image, link or HTML of theirs renders.
+        shown = {"role": "user", "content": md_escape(str(message or "").strip())}
         if not support.is_ready:
             support.validate(message)
             loading = {"role": "assistant", "content": tr("kb_loading", lang_of(request))}
@@ -171,13 +193,13 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             rating = "down"
         else:
             return "", None, gr.skip(), gr.skip()  # un-liking: the previous record stands; ratings are append-only
-        message, saved = rate_and_report(
+        message, record = rate_and_report(
             feedback, oid, rating, comment or "", reasons=reasons, session_id=session_of(request), lang=lang_of(request)
         )
-        if not saved:
+        if record is None:
             return message, None, gr.skip(), gr.skip()
         # The reasons and comment went with this answer's rating, not with the next one.
-        return message, (oid, rating), [], ""
+        return message, (oid, rating, record.id), [], ""
 
     def add_comment(last, comment, reasons, request: gr.Request):
         lang = lang_of(request)
@@ -185,11 +207,20 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             return tr("rate_answer_first", lang), comment, gr.skip()
         if not (comment or "").strip():
             return tr("type_comment", lang), comment, gr.skip()
-        oid, rating = last
-        message, saved = rate_and_report(
-            feedback, oid, rating, comment, reasons=reasons, session_id=session_of(request), lang=lang
+        oid, rating, *earlier = last  # (an older page sends two fields: then a plain re-rating)
+        message, record = rate_and_report(
+            feedback,
+            oid,
+            rating,
+            comment,
+            reasons=reasons,
+            session_id=session_of(request),
+            lang=lang,
+            amends=earlier[0] if earlier else None,  # an update of that rating, not a second one
         )
-        return (message + tr("with_comment", lang), "", []) if saved else (message, comment, gr.skip())
+        if record is None:
+            return message, comment, gr.skip()
+        return message + ("" if earlier else tr("with_comment", lang)), "", []
 
     def clear():
         # Both 🗑 (the Chatbot's own clear) and "New conversation" reset what the server is
@@ -291,12 +322,10 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
     def open_ticket(token, number):
         guard(token)
         ticket = support.handoffs.get(number or "")
-        # What customers typed is shown as text to the operator (no links or images; the
-        # Chatbot sanitises HTML); the bot's own answers keep their Markdown.
-        transcript = [
-            {"role": m["role"], "content": md_escape(m["content"]) if m["role"] == "user" else m["content"]}
-            for m in ticket.messages
-        ]
+        # Every turn of a transcript is shown as text to the operator: the customer's, and the
+        # "assistant" ones too, since an API caller can send any history (a forged answer with a
+        # remote image). The page's content policy blocks remote loads as well.
+        transcript = [{"role": m["role"], "content": md_escape(m["content"])} for m in ticket.messages]
         return gr.update(value=transcript, visible=True), ticket.question, ticket.resolution
 
     def pick(token, evt: gr.SelectData):

@@ -16,7 +16,17 @@ import gradio as gr
 
 from aigc_demo.errors import AigcError
 from aigc_demo.services.text import PRESETS
-from aigc_demo.ui.common import Services, StopFlags, scroll_to, session_of, toggle_stop, user_errors
+from aigc_demo.ui.common import (
+    OnLoad,
+    Services,
+    StopFlags,
+    recalled,
+    remembered,
+    scroll_to,
+    session_of,
+    toggle_stop,
+    user_errors,
+)
 from aigc_demo.ui.feedback import build_rating_widget
 from aigc_demo.ui.i18n import T, is_small_model, label, lang_of, model_label, tr
 
@@ -69,9 +79,18 @@ INPUT_KEYS = (
 )
 
 
-def build(services: Services, examples: list[str]) -> None:
+def build(services: Services, examples: list[str]) -> OnLoad:
     ui = _render(services, examples)
     _wire(services, ui)
+    # The conversation survives a reload of the page (kept in the browser, for this session).
+    saved = gr.BrowserState(None, storage_key="aigc-text-conversation")
+    remembered(ui["turns"], saved, lambda turns: turns)
+
+    def restore(value: Any, request: gr.Request) -> tuple[Any, Any]:
+        turns = recalled(value, request)
+        return (turns, turns) if isinstance(turns, list) and turns else (gr.skip(), gr.skip())
+
+    return restore, [ui["chat"], ui["turns"]], [saved]
 
 
 def _render(services: Services, examples: list[str]) -> dict[str, Any]:
