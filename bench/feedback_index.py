@@ -155,7 +155,7 @@ def replicas(calls: int) -> list[str]:
     firsts = sum(f for f, _ in results)
     return [
         f"| calls, two processes | {calls} ({seconds:.1f} s) |",
-        f"| keys sent / stored / stored twice | {len(keys)} / {len(ratings)} / **{dup_keys}** |",
+        f"| idempotency keys in play / stored / stored twice | {len(keys)} / {len(ratings)} / **{dup_keys}** |",
         f"| pairs voted / votes stored / pairs with two votes | {len({v['pair_id'] for v in votes})} / "
         f"{len(votes)} / **{dup_votes}** |",
         f"| votes reported as first, both replicas together (must equal votes stored) | {firsts} |",

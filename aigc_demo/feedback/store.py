@@ -226,7 +226,10 @@ class Tail:
 
     def poll(self) -> list[tuple[tuple[int, int], int, int, dict[str, Any]]]:
         """New valid records as (file key, offset, length, record), in file order."""
-        found: list[tuple[tuple[int, int], int, int, dict[str, Any]]] = []
+        return list(self.each())
+
+    def each(self) -> Iterator[tuple[tuple[int, int], int, int, dict[str, Any]]]:
+        """The same, one at a time: a first pass over a long history never holds it whole."""
         for path in stream_files(self.directory, self.name):
             try:
                 st = path.stat()
@@ -249,10 +252,9 @@ class Tail:
                         if record is None or (self.validate is not None and self.validate(record) is not None):
                             self.skipped += 1
                             continue
-                        found.append((key, offset, length, record))
+                        yield key, offset, length, record
             except FileNotFoundError:
                 continue
-        return found
 
     def path_of(self, key: tuple[int, int]) -> Path | None:
         cursor = self._cursors.get(key)
@@ -274,16 +276,17 @@ class StreamIndex:
         self.tail = Tail(directory, name, validate=validate)
         self._where: dict[str, dict[str, tuple[tuple[int, int], int, int]]] = {f: {} for f in fields}
 
-    def refresh(self) -> list[dict[str, Any]]:
-        """Take in what was appended since the last call; return those records."""
+    def refresh(self) -> int:
+        """Take in what was appended since the last call; return how many records that was."""
+        count = 0
         with self.tail.lock:
-            new = self.tail.poll()
-            for key, offset, length, record in new:
+            for key, offset, length, record in self.tail.each():
+                count += 1
                 for name in self.fields:
                     value = record.get(name)
                     if isinstance(value, str) and value:
                         self._where[name].setdefault(value, (key, offset, length))
-        return [record for *_, record in new]
+        return count
 
     def get(self, field_name: str, value: str, *, refresh: bool = True) -> dict[str, Any] | None:
         if refresh:
