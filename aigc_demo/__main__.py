@@ -114,7 +114,7 @@ def _feedback(settings: Settings, action: str, *, as_json: bool = False) -> int:
         return 0
     status = 0
     if action == "stats":
-        from aigc_demo.feedback.insights import latest_ratings
+        from aigc_demo.feedback.insights import generations, latest_ratings
         from aigc_demo.feedback.service import FeedbackService
 
         service = FeedbackService(settings.data_dir)
@@ -122,7 +122,7 @@ def _feedback(settings: Settings, action: str, *, as_json: bool = False) -> int:
         records = ratings_read.records
         skipped = ratings_read.damaged + events_read.damaged
         generated: dict[str, set[str]] = collections.defaultdict(set)
-        for e in events_read.records:
+        for e in generations(events_read.records):  # counted as Insights and the report count them
             generated[str(e.get("tab"))].add(str(e.get("output_id", "")))
         # The latest rating of each output (and image), as Insights, reports and exports count them.
         latest = latest_ratings(records)

@@ -241,6 +241,27 @@ def test_02d_a_reload_keeps_the_session_and_the_conversation(app, page):
         zh.close()
 
 
+def test_02e_a_long_paste_is_named_not_cut_and_an_empty_battle_leaves_no_spinner_text(app, page):
+    """Issue 25.5: a 10,000-character paste was cut to 4,000 silently; the Arena kept "⏳ answering"."""
+    _, url = app
+    zh = page.context.browser.new_context(locale="zh-CN")
+    try:
+        tab = zh.new_page()
+        tab.goto(url + "?lang=zh")
+        box = tab.locator("#text-prompt textarea")
+        box.fill("字" * 10_000)
+        tab.locator("#text-generate").click()
+        tab.locator("[data-testid='toast-body']").get_by_text("上限为 4000").wait_for(timeout=10_000)
+        assert len(box.input_value()) == 10_000  # nothing lost: the user shortens it
+        tab.get_by_role("tab", name=re.compile("竞技")).click()
+        tab.locator("#arena-start").click()
+        tab.locator("[data-testid='toast-body']").get_by_text("提示词为空").wait_for(timeout=10_000)
+        tab.wait_for_timeout(500)
+        assert "⏳" not in tab.locator("#arena-result").inner_text()
+    finally:
+        zh.close()
+
+
 def test_02c_a_chinese_conversation_on_a_phone_continue_retry_and_a_new_chat(app, page):
     """zh-CN at 390×844: two turns (the second sent with the first), a cut answer continued,
     ↻ retry with a fresh seed, and 🗑 new conversation — each checked in the generation log."""

@@ -29,15 +29,38 @@ def test_report_content(services, settings, tmp_path):
     fb.rate(s["output_id"], "up", "<b>polite</b>")
     md = session_report("ux1", fb.read("ratings").records, fb.read("events").records, fb.read("handoffs").records)
     assert "# Session report: ux1" in md
-    assert "**3** interactions, **2** rated outputs, like-rate **50%**" in md
+    assert "**3** generations, **2** rated outputs, like-rate **50%**" in md
     assert "| text | 2 | 1 | 0 | 1 | 0% |" in md
     assert "👎 (text) too generic \\| dull" in md
-    assert "not_covered: Do you sell spaceships?" in md
+    assert "not\\_covered: Do you sell spaceships?" in md  # the code, Markdown-escaped, without a label
     assert "Other session" not in md
     page = to_html(md, "Session ux1")
     assert "<table>" in page and "<b>polite</b>" not in page and "&lt;b&gt;polite&lt;/b&gt;" in page
     empty = session_report("nobody", fb.read("ratings").records, fb.read("events").records, [])
-    assert "No interactions recorded" in empty
+    assert "No generations recorded" in empty
+
+
+def test_the_report_speaks_the_page_language(services):
+    """Issue 25.4: the session report was English with raw reason keys on a Chinese page."""
+    fb = services.feedback
+    t = services.text.generate("写一句口号", session_id="zh1")
+    services.support.chat("你们卖火星飞船吗？", session_id="zh1")
+    fb.rate(t["output_id"], "down", "太普通")
+    labels = {"not_covered": "询问资料中没有的商品", "low_confidence": "知识库中没有"}
+    md = session_report(
+        "zh1",
+        fb.read("ratings").records,
+        fb.read("events").records,
+        fb.read("handoffs").records,
+        lang="zh",
+        reason_label=lambda key: labels.get(key, key),
+    )
+    assert "# 会话报告：zh1" in md and "**2** 次生成，**1** 条已评价" in md
+    assert "| 文本 | 1 | 1 | 0 | 1 | 0% |" in md and "👎 (文本) 太普通" in md
+    handoff_line = next(line for line in md.splitlines() if "火星飞船" in line)
+    assert handoff_line.split(":")[0].split("：")[0] in ("- 询问资料中没有的商品", "- 知识库中没有")
+    english = [w for w in ("Session report", "generations", "Comments", "Worst", "None.") if w in md]
+    assert english == []
 
 
 def test_report_cli_writes_html(services, tmp_path):

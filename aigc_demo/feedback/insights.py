@@ -76,6 +76,20 @@ class Rate:
         }
 
 
+def generations(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outputs that take 👍/👎, once each: the one definition of "a generation" that
+    Insights, ``feedback stats`` and the session report count (an Arena pair event, or an
+    event of a tab without ratings, is not one)."""
+    seen: set[str] = set()
+    out = []
+    for e in events:
+        oid = str(e.get("output_id") or "")
+        if e.get("type", "generation") == "generation" and e.get("tab") in RATED_TABS and oid not in seen:
+            seen.add(oid)
+            out.append(e)
+    return out
+
+
 def latest_ratings(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The last rating of each (output, image) — records must be in time order."""
     latest: dict[tuple[str, Any], dict[str, Any]] = {}
@@ -145,11 +159,7 @@ def report(ratings: list[dict[str, Any]], events: list[dict[str, Any]], **filter
     """Everything the Insights tab shows, as plain rows (no UI types)."""
     ratings = filter_records(ratings, **filters)
     # Outputs that take 👍/👎 (other event types, such as an Arena pair, are not outputs at all).
-    events = [
-        e
-        for e in filter_records(events, **filters)
-        if e.get("type", "generation") == "generation" and e.get("tab") in RATED_TABS
-    ]
+    events = generations(filter_records(events, **filters))
     latest = latest_ratings(ratings)
     up = sum(r.get("rating") == "up" for r in latest)
     lo, hi = wilson(up, len(latest))

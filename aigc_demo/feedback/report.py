@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aigc_demo.feedback.arena import by_kind
-from aigc_demo.feedback.insights import latest_ratings, like_rates, wilson
+from aigc_demo.feedback.insights import generations, latest_ratings, like_rates, wilson
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -31,33 +32,111 @@ def _cell(text: Any, limit: int = 120) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text or "").replace("\n", " ")[:limit])
 
 
+# The report's own words, per language (a facilitator in a Chinese session reads it in Chinese).
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Session report: {code}",
+        "empty": "No generations recorded for this session code.",
+        "summary": "From {start} to {end} UTC: **{gen}** generations, **{rated}** rated outputs, like-rate {rate}, "
+        "**{handoffs}** support handoffs.",
+        "rate": "**{rate:.0%}** (95 % CI {lo:.0%}–{hi:.0%})",
+        "per_tab": "Per tab",
+        "tab_head": "| tab | generations | rated | 👍 | 👎 | like-rate | latency p50 / p95 (s) |",
+        "comments": "Comments",
+        "worst": "Worst outputs (👎)",
+        "worst_head": "| tab | prompt | output | reasons | comment |",
+        "handoffs": "Support handoffs",
+        "arena": "Arena votes",
+        "board_head": "| contestant | rating | 95 % interval | battles | wins | ties |",
+        "votes_head": "| kind | prompt | A | B | vote | comment |",
+        "none": "None.",
+        "tab_text": "text",
+        "tab_image": "image",
+        "tab_support": "support",
+        "tab_arena": "arena",
+        "choice_a": "A",
+        "choice_b": "B",
+        "choice_tie": "tie",
+        "choice_both_bad": "both bad",
+        "kind_text": "text",
+        "kind_image": "image",
+    },
+    "zh": {
+        "title": "会话报告：{code}",
+        "empty": "这个会话代码没有生成记录。",
+        "summary": "{start} 至 {end}（UTC）：**{gen}** 次生成，**{rated}** 条已评价，好评率 {rate}，"
+        "**{handoffs}** 次转人工。",
+        "rate": "**{rate:.0%}**（95% 置信区间 {lo:.0%}–{hi:.0%}）",
+        "per_tab": "各标签页",
+        "tab_head": "| 标签页 | 生成 | 已评价 | 👍 | 👎 | 好评率 | 延迟 p50 / p95（秒） |",
+        "comments": "评论",
+        "worst": "最差的输出（👎）",
+        "worst_head": "| 标签页 | 提示词 | 输出 | 理由 | 评论 |",
+        "handoffs": "转人工",
+        "arena": "竞技场投票",
+        "board_head": "| 选手 | 评分 | 95% 区间 | 对战 | 胜 | 平 |",
+        "votes_head": "| 类型 | 提示词 | A | B | 投票 | 评论 |",
+        "none": "无。",
+        "tab_text": "文本",
+        "tab_image": "图像",
+        "tab_support": "客服",
+        "tab_arena": "竞技场",
+        "choice_a": "A",
+        "choice_b": "B",
+        "choice_tie": "平局",
+        "choice_both_bad": "都不好",
+        "kind_text": "文本",
+        "kind_image": "图像",
+    },
+}
+
+
 def session_report(
     code: str,
     ratings: list[dict[str, Any]],
     events: list[dict[str, Any]],
     handoffs: list[dict[str, Any]],
     votes: list[dict[str, Any]] | None = None,
+    *,
+    lang: str = "en",
+    reason_label: Callable[[str], str] | None = None,
 ) -> str:
+    """The report in ``lang``; ``reason_label`` names a handoff reason code ("low_confidence")
+    for people (the UI's catalogue has the words); without it the code is shown."""
+    words = WORDS.get(lang, WORDS["en"])
+
+    def w(key: str, **fields: Any) -> str:
+        return words[key].format(**fields) if fields else words[key]
+
+    def named(prefix: str, value: Any) -> str:
+        return words.get(f"{prefix}_{value}", str(value))
+
+    reason_of = reason_label or str
     votes = [v for v in votes or [] if v.get("session_id") == code and v.get("type") == "arena_vote"]
     ratings = [r for r in ratings if r.get("session_id") == code]
-    events = [e for e in events if e.get("session_id") == code and e.get("type", "generation") == "generation"]
+    events = generations(e for e in events if e.get("session_id") == code)
     handoffs = [h for h in handoffs if h.get("session_id") == code]
     latest = latest_ratings(ratings)
-    lines = [f"# Session report: {_cell(code, 80)}", ""]
+    lines = ["# " + w("title", code=_cell(code, 80)), ""]
     if not events and not ratings and not votes:
-        return "\n".join([*lines, "No interactions recorded for this session code."]) + "\n"
+        return "\n".join([*lines, w("empty")]) + "\n"
     times = sorted(str(e.get("ts", "")) for e in events) or sorted(str(r.get("ts", "")) for r in ratings)
     up = sum(r.get("rating") == "up" for r in latest)
     lo, hi = wilson(up, len(latest))
     lines += [
-        f"From {times[0][:16].replace('T', ' ')} to {times[-1][:16].replace('T', ' ')} UTC: "
-        f"**{len(events)}** interactions, **{len(latest)}** rated outputs, like-rate "
-        + (f"**{up / len(latest):.0%}** (95 % CI {lo:.0%}–{hi:.0%})" if latest else "–")
-        + f", **{len(handoffs)}** support handoffs.",
+        w(
+            "summary",
+            start=times[0][:16].replace("T", " "),
+            end=times[-1][:16].replace("T", " "),
+            gen=len(events),
+            rated=len(latest),
+            rate=w("rate", rate=up / len(latest), lo=lo, hi=hi) if latest else "–",
+            handoffs=len(handoffs),
+        ),
         "",
-        "## Per tab",
+        "## " + w("per_tab"),
         "",
-        "| tab | interactions | rated | 👍 | 👎 | like-rate | latency p50 / p95 (s) |",
+        w("tab_head"),
         "|---|---|---|---|---|---|---|",
     ]
     rates = {r.group: r for r in like_rates(ratings, "tab")}
@@ -66,53 +145,54 @@ def session_report(
         rate = rates.get(tab)
         n_events = sum(e.get("tab") == tab for e in events)
         lines.append(
-            f"| {tab} | {n_events} | {rate.n if rate else 0} | {rate.up if rate else 0} | {rate.down if rate else 0} | "
+            f"| {named('tab', tab)} | {n_events} | {rate.n if rate else 0} | {rate.up if rate else 0} | "
+            f"{rate.down if rate else 0} | "
             f"{f'{rate.rate:.0%}' if rate and rate.n else '–'} | "
             + (f"{_pct(lat, 0.5):.2f} / {_pct(lat, 0.95):.2f}" if lat else "–")
             + " |"
         )
     comments = [r for r in latest if r.get("comment")]
-    lines += ["", "## Comments", ""]
+    lines += ["", "## " + w("comments"), ""]
     lines += [
-        f"- {'👍' if r.get('rating') == 'up' else '👎'} ({r.get('tab')}) {_cell(r.get('comment'), 300)}"
+        f"- {'👍' if r.get('rating') == 'up' else '👎'} ({named('tab', r.get('tab'))}) {_cell(r.get('comment'), 300)}"
         for r in comments
-    ] or ["None."]
+    ] or [w("none")]
     worst = [r for r in latest if r.get("rating") == "down"]
-    lines += ["", "## Worst outputs (👎)", ""]
+    lines += ["", "## " + w("worst"), ""]
     if worst:
-        lines += ["| tab | prompt | output | reasons | comment |", "|---|---|---|---|---|"]
+        lines += [w("worst_head"), "|---|---|---|---|---|"]
         for r in worst[:20]:
             out = (r.get("output") or {}).get("text") or (r.get("output") or {}).get("path") or ""
             lines.append(
-                f"| {r.get('tab')} | {_cell(r.get('prompt'))} | {_cell(out)} | "
+                f"| {named('tab', r.get('tab'))} | {_cell(r.get('prompt'))} | {_cell(out)} | "
                 f"{_cell(', '.join(r.get('reasons') or []))} | {_cell(r.get('comment'))} |"
             )
     else:
-        lines.append("None.")
-    lines += ["", "## Support handoffs", ""]
+        lines.append(w("none"))
+    lines += ["", "## " + w("handoffs"), ""]
     for h in handoffs:
         question = next(
             (m.get("content", "") for m in reversed(h.get("messages") or []) if m.get("role") == "user"), ""
         )
-        lines.append(f"- {h.get('reason')}: {_cell(question, 200)}")  # reason: one of the bot's own codes
+        lines.append(f"- {_cell(reason_of(str(h.get('reason'))), 80)}: {_cell(question, 200)}")
     if not handoffs:
-        lines.append("None.")
-    lines += ["", "## Arena votes", ""]
+        lines.append(w("none"))
+    lines += ["", "## " + w("arena"), ""]
     if votes:
-        lines += ["| contestant | rating | 95 % interval | battles | wins | ties |", "|---|---|---|---|---|---|"]
+        lines += [w("board_head"), "|---|---|---|---|---|---|"]
         for st in [st for table in by_kind(votes).values() for st in table]:
             lines.append(
                 f"| {_cell(st.model)} | {st.rating:.0f} | {st.ci_low:.0f}–{st.ci_high:.0f} | "
                 f"{st.battles} | {st.wins} | {st.ties} |"
             )
-        lines += ["", "| kind | prompt | A | B | vote | comment |", "|---|---|---|---|---|---|"]
+        lines += ["", w("votes_head"), "|---|---|---|---|---|---|"]
         for v in votes[-20:]:
             lines.append(
-                f"| {v.get('kind')} | {_cell(v.get('prompt'))} | {_cell(v['a'].get('contestant'))} | "
-                f"{_cell(v['b'].get('contestant'))} | {v.get('choice')} | {_cell(v.get('comment'))} |"
+                f"| {named('kind', v.get('kind'))} | {_cell(v.get('prompt'))} | {_cell(v['a'].get('contestant'))} | "
+                f"{_cell(v['b'].get('contestant'))} | {named('choice', v.get('choice'))} | {_cell(v.get('comment'))} |"
             )
     else:
-        lines.append("None.")
+        lines.append(w("none"))
     return "\n".join(lines) + "\n"
 
 

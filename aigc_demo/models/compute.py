@@ -35,7 +35,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-GENERATION_NICE = 10  # CFS weight 110 against the server's 1024: ~90 % of the cores for requests when both want them
+# CFS weight 110 against the server's 1024: ~90 % of the cores for requests when both want them.
+# AIGC_GENERATION_NICE=0 turns it off (bench/flood.py compares the two).
+GENERATION_NICE = int(os.environ.get("AIGC_GENERATION_NICE", "10"))
 
 
 def lower_priority(nice: int = GENERATION_NICE) -> None:

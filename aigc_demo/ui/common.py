@@ -86,6 +86,11 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
     toast and every output is left as it was (``gr.skip()``): the user's input and the
     previous result stay on screen, and no component shows a red error badge. Without
     it (API endpoints), it becomes ``gr.Error``, which clients receive as an error.
+
+    The message is in the page's language, which only the request tells: a handler that
+    does not take one (``request: gr.Request``) gets one anyway — the wrapper declares an
+    extra ``gr.Request`` parameter, which Gradio fills, and drops it before calling ``fn``.
+    (Handlers without it used to answer a Chinese page in English.)
     """
 
     def handle(exc: Exception, args: tuple, kwargs: dict) -> tuple[Any, ...]:
@@ -97,29 +102,62 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
         request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
         raise to_gr_error(exc, lang_of(request) if request is not None else "en") from None
 
+    signature = inspect.signature(fn)
+    hints = {**getattr(fn, "__annotations__", {})}
+    added = not any(h in (gr.Request, "gr.Request", "gr.Request | None") for h in hints.values())
+
+    def split(args: tuple, kwargs: dict) -> tuple[tuple, dict, tuple]:
+        """(args for fn, kwargs for fn, args that carry the request for ``handle``)."""
+        if not added:
+            return args, kwargs, args
+        kwargs = dict(kwargs)
+        request = kwargs.pop(EXTRA_REQUEST, None)
+        if request is None and args and isinstance(args[-1], gr.Request):
+            args, request = args[:-1], args[-1]
+        return args, kwargs, (*args, request)
+
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            args, kwargs, seen = split(args, kwargs)
             try:
                 yield from fn(*args, **kwargs)
             except gr.Error:
                 raise
             except Exception as exc:  # noqa: BLE001 - the edge
-                yield handle(exc, args, kwargs)
+                yield handle(exc, seen, kwargs)
 
-        return gen_wrapper
+        wrapped: Callable[..., Any] = gen_wrapper
+    else:
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the edge
-            return handle(exc, args, kwargs)
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            args, kwargs, seen = split(args, kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the edge
+                return handle(exc, seen, kwargs)
 
-    return wrapper
+        wrapped = wrapper
+    if added and not any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values()):
+        extra = inspect.Parameter(
+            EXTRA_REQUEST, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request
+        )
+        params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        if not any(p.kind is p.KEYWORD_ONLY for p in params):
+            wrapped.__signature__ = signature.replace(parameters=[*params, extra])  # type: ignore[attr-defined]
+            wrapped.__annotations__ = {**hints, EXTRA_REQUEST: gr.Request}
+        else:
+            added = False
+    else:
+        added = False
+    return wrapped
+
+
+EXTRA_REQUEST = "aigc_request"
 
 
 def is_admin(settings: Settings, token: str | None) -> bool:

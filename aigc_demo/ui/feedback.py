@@ -118,7 +118,7 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
             reasons = gr.CheckboxGroup(
                 [(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, scale=4
             )
-        comment = gr.Textbox(show_label=False, placeholder=T("rate_comment"), max_length=2000, lines=1)
+        comment = gr.Textbox(show_label=False, placeholder=T("rate_comment"), lines=1)
     status = gr.Markdown(elem_classes=["rating-status"])
     item = gr.State(None)
     click_key = gr.Textbox(visible=False)  # a fresh idempotency key per click, written by CLICK_KEY_JS

@@ -305,6 +305,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "kb_add": ("Add to the knowledge base", "添加到知识库"),
     "kb_replace": ("Replace it", "替换知识库"),
     "wrong_token": ("Wrong or missing admin token.", "管理员令牌错误或缺失。"),
+    "kb_summary": (
+        "📚 **{n} entries** from {files} · {verified} verified answers",
+        "📚 **{n} 条**，来自 {files} · {verified} 条已验证回答",
+    ),
+    "kb_skipped": ("⚠️ Skipped:", "⚠️ 已跳过："),
     "choose_files": ("Choose one or more knowledge files first.", "请先选择一个或多个知识库文件。"),
     "new_conversation": ("🗑 New conversation", "🗑 新对话"),
     "suggested": ("Suggested questions", "常见问题"),

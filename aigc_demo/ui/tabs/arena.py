@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from aigc_demo.errors import AigcError
 from aigc_demo.services.arena import REASONS
 from aigc_demo.services.validation import clean_text
 from aigc_demo.ui.common import Services, StopFlags, scroll_to, session_of, user_errors
@@ -43,7 +44,6 @@ def _render(services: Services) -> dict[str, Any]:
             show_label=False,
             placeholder=T("arena_placeholder"),
             lines=1,
-            max_length=services.settings.max_prompt_chars,
             scale=4,
             min_width=200,
             elem_id="arena-prompt",
@@ -77,7 +77,7 @@ def _render(services: Services) -> dict[str, Any]:
             )
     with gr.Accordion(T("arena_why"), open=False):
         ui["reasons"] = gr.CheckboxGroup([(T(f"arena_reason_{r}"), r) for r in REASONS], show_label=False)
-        ui["comment"] = gr.Textbox(show_label=False, placeholder=T("rate_comment"), max_length=2000, lines=1)
+        ui["comment"] = gr.Textbox(show_label=False, placeholder=T("rate_comment"), lines=1)
     ui["result"] = gr.Markdown(elem_id="arena-result")
     ui["pair_id"] = gr.State(None)
     return ui
@@ -150,14 +150,21 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
                 status += "\n\n" + tr("arena_placeholder_both", lang)
             yield pair.pair_id, "", "", images["a"], images["b"], status, *ready
             return
+        services.text.build_request(prompt)  # an empty or too long prompt: its message, and no "⏳" left behind
         yield None, "", "", None, None, tr("arena_drawing", lang), *locked
-        with stop_flags.start(session) as flag, PACER.stream() as due:
-            for update in arena.text_battle(prompt, session_id=session, should_stop=flag.is_set):
-                if update.pair is not None:
-                    ready = [gr.update(interactive=True)] * len(votes)
-                    yield update.pair.pair_id, update.a, update.b, None, None, tr("arena_ready", lang), *ready
-                elif due():
-                    yield gr.skip(), update.a, update.b, gr.skip(), gr.skip(), gr.skip(), *[gr.skip()] * len(votes)
+        try:
+            with stop_flags.start(session) as flag, PACER.stream() as due:
+                for update in arena.text_battle(prompt, session_id=session, should_stop=flag.is_set):
+                    if update.pair is not None:
+                        ready = [gr.update(interactive=True)] * len(votes)
+                        yield update.pair.pair_id, update.a, update.b, None, None, tr("arena_ready", lang), *ready
+                    elif due():
+                        skips = [gr.skip()] * len(votes)
+                        yield gr.skip(), update.a, update.b, gr.skip(), gr.skip(), gr.skip(), *skips
+        except AigcError:
+            # The toast says what went wrong; the status line must not go on saying "answering…".
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", *[gr.skip()] * len(votes)
+            raise
 
     outputs = [ui["pair_id"], ui["a_text"], ui["b_text"], ui["a_image"], ui["b_image"], ui["result"], *votes]
     handler = user_errors(battle, outputs=len(outputs))

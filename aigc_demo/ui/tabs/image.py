@@ -44,14 +44,12 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             ui["prompt"] = gr.Textbox(
                 label=T("prompt"),
                 lines=3,
-                max_length=s.max_prompt_chars,
                 placeholder=T("image_placeholder"),
                 elem_id="image-prompt",
             )
             ui["negative_prompt"] = gr.Textbox(
                 label=T("negative_prompt"),
                 lines=1,
-                max_length=s.max_prompt_chars,
                 placeholder=T("negative_placeholder"),
             )
             with gr.Row():

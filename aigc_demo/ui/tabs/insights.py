@@ -241,17 +241,20 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         gr.Info(tr("rows_exported", lang_of(request), n=n))
         return [str(out)]
 
-    def do_report(token, session):
+    def do_report(token, session, request: gr.Request):
         guard(token)
         code = (session or "").strip()
         if not code:
             raise AigcError(tr("need_session"), zh=tr("need_session", "zh"))
+        lang = lang_of(request)
         text = session_report(
             code,
             feedback.read("ratings").records,
             feedback.read("events").records,
             feedback.read("handoffs").records,
             services.arena.votes(),
+            lang=lang,
+            reason_label=lambda key: tr(f"handoff_reason_{key}", lang) if f"handoff_reason_{key}" in STRINGS else key,
         )
         folder = Path(tempfile.mkdtemp(prefix="report-"))
         safe = "".join(c for c in code if c.isalnum() or c in "-_")[:40] or "session"

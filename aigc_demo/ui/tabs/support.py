@@ -93,7 +93,6 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
         ui["message"] = gr.Textbox(
             show_label=False,
             placeholder=T("support_placeholder"),
-            max_length=services.settings.max_prompt_chars,
             scale=6,
             autofocus=True,
         )
@@ -106,7 +105,6 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             show_label=False,
             placeholder=T("support_reason_placeholder"),
             scale=6,
-            max_length=2000,
         )
         ui["add_comment"] = gr.Button(T("add_comment"), scale=1, min_width=100, size="sm")
         ui["clear"] = gr.Button(T("new_conversation"), scale=1, min_width=100, size="sm")
@@ -150,7 +148,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                 label=T("handoff_queue"), height=260, visible=False, sanitize_html=True, elem_id="ticket-transcript"
             )
             ui["ticket_question"] = gr.Textbox(label=T("answer_question"), lines=1)
-            ui["resolution"] = gr.Textbox(label=T("resolution"), lines=3, max_length=4000)
+            ui["resolution"] = gr.Textbox(label=T("resolution"), lines=3)
             ui["save_answer"] = gr.Checkbox(label=T("save_as_answer"), value=True)
             ui["resolve"] = gr.Button(T("resolve"), variant="primary")
             ui["ticket_status"] = gr.Markdown()
@@ -277,14 +275,15 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     )
 
 
-def _kb_summary(services: Services, kb: Any) -> str:
+def _kb_summary(services: Services, kb: Any, lang: str = "en") -> str:
     files = sorted({e.source for e in kb.entries})
     learning = services.support.learning
     verified = learning.verified_count if learning is not None else 0
-    text = f"📚 **{len(kb.entries)} entries** from {', '.join(files)} · {verified} verified answers"
+    comma = "、" if lang == "zh" else ", "
+    text = tr("kb_summary", lang, n=len(kb.entries), files=comma.join(files), verified=verified)
     if kb.problems:
         shown = "\n".join(f"- {html.escape(p, quote=False)}" for p in kb.problems[:20])
-        text += f"\n\n⚠️ Skipped:\n{shown}"
+        text += "\n\n" + tr("kb_skipped", lang) + "\n" + shown
     return text
 
 
@@ -295,23 +294,23 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
         if not is_admin(settings, token):
             raise AigcError(tr("wrong_token"), zh=tr("wrong_token", "zh"))
 
-    def load(token, files, mode):
+    def load(token, files, mode, request: gr.Request):
         guard(token)
         if not files:
             raise AigcError(tr("choose_files"), zh=tr("choose_files", "zh"))
         paths = [Path(f if isinstance(f, str) else f.name) for f in files]
         kb = support.install_files(paths, replace=mode == "replace")
-        return _kb_summary(services, kb)
+        return _kb_summary(services, kb, lang_of(request))
 
-    def reset(token):
+    def reset(token, request: gr.Request):
         guard(token)
-        return _kb_summary(services, support.reset_uploads())
+        return _kb_summary(services, support.reset_uploads(), lang_of(request))
 
     def gaps(token, request: gr.Request):
         guard(token)
         lang = lang_of(request)
         rows = gap_rows(support.knowledge_gaps(), lang) or [["", tr("no_gaps", lang), "", "", "", ""]]
-        return gr.update(value=table(rows, GAP_COLUMNS, lang), visible=True), _kb_summary(services, support.kb)
+        return gr.update(value=table(rows, GAP_COLUMNS, lang), visible=True), _kb_summary(services, support.kb, lang)
 
     def list_tickets(token, status, request: gr.Request):
         guard(token)
@@ -341,7 +340,7 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
         message = tr("resolved_ok", lang, ticket=ticket.ticket)
         if ticket.kb_entry:
             message += tr("resolved_saved", lang, entry=ticket.kb_entry)
-        return message, _kb_summary(services, support.kb)
+        return message, _kb_summary(services, support.kb, lang)
 
     def open_tickets(token, request: gr.Request):
         return list_tickets(token, "open", request)

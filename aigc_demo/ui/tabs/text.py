@@ -118,11 +118,12 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
             ui["model_note"] = gr.Markdown(
                 T("small_model_note"), visible=is_small_model(choices[0]), elem_classes=["model-note"]
             )
+            # No max_length on any text box: the browser would cut a long paste silently; the
+            # server names the limit instead, and the text stays in the box to shorten.
             ui["prompt"] = gr.Textbox(
                 label=T("prompt"),
                 placeholder=T("text_placeholder"),
                 lines=5,
-                max_length=s.max_prompt_chars,
                 autofocus=True,
                 elem_id="text-prompt",
             )
@@ -142,7 +143,7 @@ def _render(services: Services, examples: list[str]) -> dict[str, Any]:
                 ui["top_p"] = gr.Slider(0.05, 1.0, value=free.top_p, step=0.05, label=T("top_p"))
                 ui["seed"] = gr.Number(value=-1, precision=0, label=T("seed_random"))
                 ui["stop_strings"] = gr.Textbox(label=T("stop_strings"), placeholder=T("stop_placeholder"))
-                ui["system"] = gr.Textbox(label=T("system_prompt"), lines=2, max_length=s.max_prompt_chars)
+                ui["system"] = gr.Textbox(label=T("system_prompt"), lines=2)
                 ui["mode"] = gr.Radio(
                     [(T("mode_chat"), "chat"), (T("mode_continue"), "continue")],
                     value="chat",
