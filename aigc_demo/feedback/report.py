@@ -120,7 +120,9 @@ def session_report(
     lines = ["# " + w("title", code=_cell(code, 80)), ""]
     if not events and not ratings and not votes:
         return "\n".join([*lines, w("empty")]) + "\n"
-    times = sorted(str(e.get("ts", "")) for e in events) or sorted(str(r.get("ts", "")) for r in ratings)
+    # The session's span: its generations, else its ratings, else its Arena votes (a session
+    # that only voted has no generation of a rated tab).
+    times = sorted(str(r.get("ts", "")) for r in events or ratings or votes)
     up = sum(r.get("rating") == "up" for r in latest)
     lo, hi = wilson(up, len(latest))
     lines += [
