@@ -157,3 +157,30 @@ def test_health_is_public_so_it_names_no_path_and_shows_storage_failures(setting
     assert health["status"] == "degraded" and health["storage_failures"]["handoffs"]["count"] == 1
     assert "no space left" in health["storage_failures"]["handoffs"]["error"]
     assert str(settings.data_dir) not in str(health)
+
+
+def test_a_handler_without_a_request_still_answers_in_the_page_language(monkeypatch):
+    """Issue 25.4: a handler that took no gr.Request answered a Chinese page in English."""
+    import inspect
+
+    import gradio as gr
+
+    from aigc_demo.errors import AigcError
+    from aigc_demo.ui.common import user_errors
+
+    shown: list[str] = []
+    monkeypatch.setattr(gr, "Warning", lambda message: shown.append(message))
+
+    def guard(token):
+        raise AigcError("Wrong or missing admin token.", zh="管理员令牌错误或缺失。")
+
+    wrapped = user_errors(guard, outputs=1)
+    assert list(inspect.signature(wrapped).parameters) == ["token", "aigc_request"]  # Gradio fills the request
+    wrapped("bad", gr.Request(query_params={"lang": "zh"}, headers={}))
+    wrapped("bad")  # called without one (a test, a script): English, and the argument is not taken for it
+    assert shown == ["管理员令牌错误或缺失。", "Wrong or missing admin token."]
+
+    def kept(request: gr.Request):
+        return request
+
+    assert list(inspect.signature(user_errors(kept, outputs=1)).parameters) == ["request"]
