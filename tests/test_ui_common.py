@@ -157,6 +157,11 @@ def test_health_is_public_so_it_names_no_path_and_shows_storage_failures(setting
     assert health["status"] == "degraded" and health["storage_failures"]["handoffs"]["count"] == 1
     assert "no space left" in health["storage_failures"]["handoffs"]["error"]
     assert str(settings.data_dir) not in str(health)
+    monkeypatch.undo()  # space freed (issue 25.11: /healthz stayed degraded)
+    assert demo.services.support.chat("转人工", session_id="s2")["handoff"]
+    health = demo.health()
+    assert health["status"] == "ok" and health["storage_failures"]["handoffs"]["count"] == 1
+    assert health["storage_failures"]["handoffs"]["failing"] is False
 
 
 def test_a_handler_without_a_request_still_answers_in_the_page_language(monkeypatch):

@@ -133,17 +133,22 @@ class FeedbackService:
     def append(self, name: str, record: dict[str, Any]) -> dict[str, Any]:
         """Scrub (if on) and append durably; raises StorageError when not saved.
 
-        Every failure is also counted per stream (``failures``), so an operator sees in
+        Every failure is also counted per stream (``failures``; ``failing`` until the next
+        append of that stream succeeds), so an operator sees in
         ``/healthz`` and Insights that, say, handoffs are not being stored — a log line alone
         is easy to miss while customers are told a colleague will read their conversation.
         """
         try:
-            return self.store(name).append(scrub(record) if self.scrub_pii else record)
+            stored = self.store(name).append(scrub(record) if self.scrub_pii else record)
         except StorageError as exc:
             with self._stores_lock:
                 seen = self.failures.setdefault(name, {"count": 0})
-                seen.update(count=seen["count"] + 1, last_ts=utc_now(), error=exc.message)
+                seen.update(count=seen["count"] + 1, last_ts=utc_now(), error=exc.message, failing=True)
             raise
+        if self.failures.get(name, {}).get("failing"):  # space was freed: writing works again
+            with self._stores_lock:
+                self.failures[name].update(failing=False, recovered_ts=utc_now())
+        return stored
 
     def read(self, name: str) -> ReadResult:
         """Every process's files of a stream, rotations included, in time order."""

@@ -111,9 +111,10 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
             problems = services.registry.problems()
             return without_paths(
                 {
-                    # "degraded": a record (rating, handoff, event) could not be stored since start,
-                    # or a default model cannot serve (its packages are missing, its load failed).
-                    "status": "degraded" if failures or problems else "ok",
+                    # "degraded": a stream (ratings, handoffs, events) is failing to store — until
+                    # its next append succeeds; the counts stay listed after that — or a default
+                    # model cannot serve (its packages are missing, its load failed).
+                    "status": "degraded" if any(f.get("failing") for f in failures.values()) or problems else "ok",
                     "model_problems": problems,
                     "version": __version__,
                     "profile": profile,
