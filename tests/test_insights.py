@@ -74,7 +74,7 @@ def test_report_filters_and_totals():
             prompt="p",
             output={"text": "t"},
         ),
-        _r("c", "image", "down", ts="2026-11-02T11:00:00Z", session_id="s2", output={"path": "/x.png"}),
+        _r("c", "image", "down", ts="2026-11-02T11:00:00Z", session_id="s2", output={"path": "/srv/images/x.png"}),
     ]
     events = [
         {"tab": t, "output_id": o, "ts": ts, "session_id": s}
@@ -89,7 +89,8 @@ def test_report_filters_and_totals():
     assert everything["totals"]["generations"] == 4 and everything["totals"]["ratings"] == 3
     assert everything["totals"]["up"] == 1 and everything["totals"]["sessions"] == 3
     assert [d["day"] for d in everything["daily"]] == ["2026-11-01", "2026-11-02"]
-    assert [d["output"] for d in everything["downvotes"]] == ["/x.png", "t"]  # newest first
+    # newest first; an image by its file name, never the server's absolute path
+    assert [d["output"] for d in everything["downvotes"]] == ["🖼 x.png", "t"]
     only_s1 = report(ratings, events, session="s1")
     assert only_s1["totals"]["ratings"] == 2 and only_s1["coverage"] == {"text": {"generated": 2, "rated": 2}}
     since = report(ratings, events, since="2026-11-02", tab="text")

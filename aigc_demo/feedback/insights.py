@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aigc_demo.feedback.schema import shown_output
 from aigc_demo.tabs import tab_names
 
 # Tabs whose outputs take 👍/👎 (Arena answers are judged by votes, on their own leaderboard).
@@ -179,7 +180,7 @@ def report(ratings: list[dict[str, Any]], events: list[dict[str, Any]], **filter
             "when": str(r.get("ts", ""))[:16].replace("T", " "),
             "tab": r.get("tab"),
             "prompt": str(r.get("prompt") or "")[:200],
-            "output": str((r.get("output") or {}).get("text") or (r.get("output") or {}).get("path") or "")[:300],
+            "output": shown_output(r.get("output"))[:300],
             "comment": r.get("comment", ""),
             "reasons": ", ".join(r.get("reasons") or []),
             "sources": ", ".join(str(s.get("id")) for s in r.get("sources") or []),

@@ -15,6 +15,7 @@ from typing import Any
 
 from aigc_demo.feedback.arena import by_kind
 from aigc_demo.feedback.insights import generations, latest_ratings, like_rates, wilson
+from aigc_demo.feedback.schema import shown_output
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -164,7 +165,7 @@ def session_report(
     if worst:
         lines += [w("worst_head"), "|---|---|---|---|---|"]
         for r in worst[:20]:
-            out = (r.get("output") or {}).get("text") or (r.get("output") or {}).get("path") or ""
+            out = shown_output(r.get("output"))
             lines.append(
                 f"| {named('tab', r.get('tab'))} | {_cell(r.get('prompt'))} | {_cell(out)} | "
                 f"{_cell(', '.join(r.get('reasons') or []))} | {_cell(r.get('comment'))} |"

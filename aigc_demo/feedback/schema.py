@@ -24,6 +24,17 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def shown_output(output: Any) -> str:
+    """What an admin view shows of an output: its text, or an image's file name (never the
+    server's absolute path, which says nothing to a reader and tells an outsider the layout)."""
+    if not isinstance(output, dict):
+        return ""
+    if output.get("text"):
+        return str(output["text"])
+    path = str(output.get("path") or "")
+    return "🖼 " + path.replace("\\", "/").rsplit("/", 1)[-1] if path else ""
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
