@@ -369,6 +369,31 @@ def test_storage_failure_is_reported(services, monkeypatch):
     assert info.value.message == "rating not saved: the disk is full"
 
 
+def test_an_image_job_on_a_full_disk_says_so_and_leaves_no_file(services, monkeypatch):
+    import errno
+
+    from PIL import Image as PILImage
+
+    saved = {"n": 0}
+    real_save = PILImage.Image.save
+
+    def second_fails(self, fp, *args, **kwargs):
+        saved["n"] += 1
+        if saved["n"] == 2:
+            fp.write(b"\x89PNG partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(PILImage.Image, "save", second_fails)
+    registered = []
+    monkeypatch.setattr(services.feedback, "register", registered.append)
+    with pytest.raises(AigcError) as info:
+        services.image.generate("一只狐狸", seed=3, num_images=2, width=64, height=64)
+    assert "disk is full" in info.value.message and "磁盘已满" in info.value.zh
+    assert not [p for p in services.image.out_dir.rglob("*") if p.is_file()]  # no 0-byte or half-written PNG
+    assert registered == []  # nothing registered that could be rated
+
+
 def test_stopping_keeps_and_registers_the_partial_answer(services):
     updates = []
     for update in services.text.stream("one two three four five six", seed=1, should_stop=lambda: len(updates) >= 2):

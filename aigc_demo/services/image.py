@@ -202,10 +202,14 @@ class ImageService:
             session_id=session_id,
             variant=variant.name if variant else None,
         )
-        files = [
-            self._save(img, params, params.seed + i, model_info["id"], output.output_id, i)
-            for i, img in enumerate(images)
-        ]
+        files: list[dict[str, Any]] = []
+        try:
+            for i, img in enumerate(images):
+                files.append(self._save(img, params, params.seed + i, model_info["id"], output.output_id, i))
+        except AigcError:
+            for saved in files:  # all or nothing: a half-saved batch is not an output
+                Path(saved["path"]).unlink(missing_ok=True)
+            raise
         output.output = {"images": files, **files[0]}
         self.feedback.register(output)
         return {
@@ -253,7 +257,6 @@ class ImageService:
     ) -> dict[str, Any]:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         folder = self.out_dir / day
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{output_id}-{index}.png"
         recipe = {
             "prompt": params.prompt,
@@ -272,7 +275,22 @@ class ImageService:
         info = PngImagePlugin.PngInfo()
         info.add_itxt("parameters", a1111_parameters(recipe))
         info.add_itxt("aigc", json.dumps(recipe, ensure_ascii=False))
-        image.save(path, pnginfo=info)
+        # Written beside its final name and renamed into place, so a full disk (or a crash)
+        # never leaves a truncated PNG that the gallery, the feed or a later export would show.
+        partial = path.with_suffix(".part")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with partial.open("wb") as handle:
+                image.save(handle, format="PNG", pnginfo=info)
+            partial.replace(path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            log.error("could not save %s: %s", path.name, exc.strerror or exc)
+            raise AigcError(
+                "The image was made but could not be saved: the server's disk is full or not writable. "
+                "Nothing was recorded; please tell the host.",
+                zh="图片已生成，但无法保存：服务器磁盘已满或不可写。本次未做任何记录，请告知主持人。",
+            ) from None
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return {"path": str(path), "sha256": digest, "width": image.width, "height": image.height, "seed": seed}
 
