@@ -199,6 +199,17 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(10, ge=1, le=2048)
     """Largest uploaded file (a PNG to read settings from, a knowledge-base file)."""
 
+    upload_quota_mb: int = Field(50, ge=1)
+    """Upload bytes one client may send per hour (uploads need no login: a quota keeps one
+    client from filling the disk); beyond it HTTP 429 with a message."""
+
+    upload_total_mb: int = Field(500, ge=1)
+    """Upload bytes all clients together may send per hour: the bound that holds even when a
+    client changes its address."""
+
+    upload_max_age_h: float = Field(24, gt=0)
+    """Uploaded and cached files older than this are deleted (checked hourly, and at shutdown)."""
+
     arena: str = ""
     """Arena contestants, a JSON list: [{"name", "kind": "text"|"image", then for text model, system,
     preset, temperature, top_p, max_new_tokens; for images steps, guidance_scale, style,

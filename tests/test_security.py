@@ -35,6 +35,8 @@ def server(tmp_path_factory, model_cache):
         preload=False,
         text_concurrency=1,  # one text generation at a time, so a few callers fill the queue
         admin_token="s3cret-token",
+        upload_quota_mb=1,  # small budgets, so a test can spend them
+        upload_total_mb=3,
     )
     slow = FakeTextBackend(delay=0.05)  # 0.05 s a word: a dozen words keep the queue full
     registry = ModelRegistry(settings, preloaded={"text": slow, "image": FakeImageBackend(), "embed": FakeEmbedder()})
@@ -294,6 +296,23 @@ def test_the_queue_free_routes_reach_no_queued_handler_and_leak_nothing(server, 
     assert list((Path(settings.data_dir) / "feedback").glob("events*.jsonl")) == [] or not any(
         e.get("prompt") == "你好" for e in FeedbackService(settings.data_dir).read("events").records
     )
+
+
+def test_anonymous_uploads_have_an_hourly_quota_per_client_and_in_total(server):
+    """Issue 25.11: 9 MB uploads were accepted at 55 MB/s with no quota."""
+    _, base = server
+
+    def upload(client: str, size: int) -> httpx.Response:
+        files = {"files": ("kb.txt", b"x" * size, "text/plain")}
+        with httpx.Client(timeout=30) as http:
+            return http.post(f"{base}/gradio_api/upload", files=files, headers={"X-Forwarded-For": client})
+
+    assert upload("10.0.0.1", 600_000).status_code == 200
+    refused = upload("10.0.0.1", 600_000)  # over this client's 1 MB an hour
+    assert refused.status_code == 429 and "上传已达上限" in refused.json()["error"]
+    assert all(upload(f"10.0.0.{i}", 900_000).status_code == 200 for i in (2, 3))
+    over_total = upload("10.0.0.9", 900_000)  # a fresh address, but everyone together is past 3 MB
+    assert over_total.status_code == 429 and "3 MB" in over_total.json()["error"]
 
 
 def test_no_view_loads_remote_images(server):

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections import deque
 from typing import Any, Literal
 
 import gradio as gr
@@ -133,8 +136,9 @@ class PublicErrors:
       with 422 before Gradio sees it; only a well-formed call of a queue-free handler passes.
     """
 
-    def __init__(self, app: Any, *, demo: gr.Blocks, max_bytes: int) -> None:
+    def __init__(self, app: Any, *, demo: gr.Blocks, max_bytes: int, uploads: UploadQuota | None = None) -> None:
         self.app, self.demo, self.max_bytes = app, demo, max_bytes
+        self.uploads = uploads
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -149,6 +153,14 @@ class PublicErrors:
             if refusal is not None:
                 return await refusal(scope, receive, send)
             receive = _replay(body)
+        if path.startswith("/gradio_api/upload") and self.uploads is not None:
+            headers = dict(scope.get("headers") or [])
+            length = headers.get(b"content-length")
+            client = _client_of(scope, headers)
+            over = self.uploads.admit(client, int(length) if length is not None and length.isdigit() else 0)
+            if over is not None:
+                return await JSONResponse({"error": over}, status_code=429)(scope, receive, send)
+            receive = self.uploads.metered(client, receive)
         if not path.startswith("/gradio_api/upload"):
             length = dict(scope.get("headers") or []).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_bytes:
@@ -194,6 +206,81 @@ class PublicErrors:
 
     def _public(self) -> set[str]:
         return {str(fn.api_name) for fn in self.demo.fns.values() if fn.api_name and fn.api_visibility != "private"}
+
+
+class UploadQuota:
+    """Upload bytes per client and for everyone together, over a sliding hour.
+
+    Gradio's upload route needs no login and keeps what it receives, so without a bound one
+    client could fill the disk at network speed. A request is refused (429) when its declared
+    size would pass either budget; bytes are counted as they stream, and a body that passes a
+    budget midway is cut off. The per-client key is the peer address (the first
+    ``X-Forwarded-For`` hop behind a proxy, as on a Space); the total holds even when a client
+    forges that header.
+    """
+
+    WINDOW_S = 3600.0
+
+    def __init__(self, *, per_client: int, total: int) -> None:
+        self.per_client, self.total = per_client, total
+        self._sent: deque[tuple[float, str, int]] = deque()  # oldest first
+        self._mine: dict[str, int] = {}
+        self._everyone = 0
+        self._lock = threading.Lock()
+
+    def used(self, client: str | None = None) -> int:
+        with self._lock:
+            self._prune(time.monotonic())
+            return self._everyone if client is None else self._mine.get(client, 0)
+
+    def admit(self, client: str, size: int) -> str | None:
+        """A refusal message, or None when ``size`` more bytes fit both budgets."""
+        with self._lock:
+            self._prune(time.monotonic())
+            over_mine = self._mine.get(client, 0) + size > self.per_client
+            over_all = self._everyone + size > self.total
+        if not (over_mine or over_all):
+            return None
+        mb = (self.per_client if over_mine else self.total) // (1024 * 1024)
+        return (
+            f"Upload limit reached ({mb} MB per hour); try again later. / 上传已达上限（每小时 {mb} MB），请稍后再试。"
+        )
+
+    def add(self, client: str, size: int) -> bool:
+        """Count ``size`` bytes; False once a budget is passed (the caller stops reading)."""
+        now = time.monotonic()
+        with self._lock:
+            self._prune(now)
+            self._sent.append((now, client, size))
+            self._mine[client] = self._mine.get(client, 0) + size
+            self._everyone += size
+            return self._mine[client] <= self.per_client and self._everyone <= self.total
+
+    def metered(self, client: str, receive: Any) -> Any:
+        async def wrapped() -> Any:
+            message = await receive()
+            if message["type"] == "http.request" and not self.add(client, len(message.get("body", b""))):
+                log.warning("upload cut off: the hourly upload budget is spent")
+                return {"type": "http.disconnect"}
+            return message
+
+        return wrapped
+
+    def _prune(self, now: float) -> None:
+        while self._sent and self._sent[0][0] < now - self.WINDOW_S:
+            _, client, size = self._sent.popleft()
+            self._everyone -= size
+            self._mine[client] -= size
+            if self._mine[client] <= 0:
+                del self._mine[client]
+
+
+def _client_of(scope: Any, headers: dict[bytes, bytes]) -> str:
+    forwarded = headers.get(b"x-forwarded-for", b"").split(b",")[0].strip()
+    if forwarded:
+        return forwarded.decode("latin-1")
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
 
 
 def too_large(size: int, limit: int) -> str:

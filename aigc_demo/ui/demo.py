@@ -67,7 +67,10 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
         services.registry.preload("text")
     examples = _examples()
     profile = settings.effective_profile
-    with gr.Blocks(title="AIGC Demo Studio") as demo:
+    # Uploads and the copies Gradio caches for display are deleted once they are a day old
+    # (the images themselves live in the data dir and stay).
+    clean_up = (3600, int(settings.upload_max_age_h * 3600))
+    with gr.Blocks(title="AIGC Demo Studio", delete_cache=clean_up) as demo:
         with gr.Row(elem_classes=["app-header"]):
             gr.Markdown("# AIGC Demo Studio", elem_classes=["app-title"])
             # Plain links; assets/lang.js keeps the other URL parameters when switching.
@@ -178,7 +181,15 @@ def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[st
             "routes": [_health_route(health)],
             "middleware": [
                 Middleware(admission.NoRemoteContent),
-                Middleware(admission.PublicErrors, demo=demo, max_bytes=max_bytes),
+                Middleware(
+                    admission.PublicErrors,
+                    demo=demo,
+                    max_bytes=max_bytes,
+                    uploads=admission.UploadQuota(
+                        per_client=settings.upload_quota_mb * 1024 * 1024,
+                        total=settings.upload_total_mb * 1024 * 1024,
+                    ),
+                ),
             ],
         }
     return {
