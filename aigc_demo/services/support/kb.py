@@ -1,7 +1,7 @@
 """Load a knowledge base from a directory of CSV / JSONL / Markdown / TXT files.
 
 Q&A files (CSV, JSONL) need ``question`` and ``answer``; ``id``, ``category`` and
-``url`` are optional. Markdown and text are chunked by headings and paragraphs. A bad
+``url`` are optional. Markdown and text are chunked by headings (in text: title lines) and paragraphs. A bad
 file or line is reported (file, line, problem) and skipped; good ones still load, so
 one typo never takes the support tab down.
 """
@@ -75,6 +75,8 @@ def load_kb(*directories: Path) -> KnowledgeBase:
             _load_jsonl(path, text, kb)
         elif suffix == ".csv":
             _load_csv(path, text, kb)
+        elif suffix == ".txt":
+            _load_markdown(path, titles_as_headings(text), kb)
         else:
             _load_markdown(path, text, kb)
     _dedupe_ids(kb)
@@ -128,6 +130,33 @@ def _load_csv(path: Path, text: str, kb: KnowledgeBase) -> None:
 
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+# A numbered title line of a plain-text document: 第五条 / 第二章 / 三、 / 5. / 5.2 / Article 5 …
+_NUMBERED_TITLE = re.compile(
+    r"^\s*(第[一二三四五六七八九十百零〇\d]+[条章节部分款]|[一二三四五六七八九十]+[、.．]|"
+    r"[（(][一二三四五六七八九十\d]+[)）]|\d+(\.\d+)*[.、．)）]?\s|(article|section|chapter|part)\s+\d+)",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"[。！？!?；;，,：:]\s*$")
+
+
+def titles_as_headings(text: str) -> str:
+    """Plain-text policies mark sections with title lines ("第五条 押金与退还", "3. Late
+    payment") rather than ``#``. A short numbered line that is not a sentence, a short line
+    between a blank line and its body, or the document's own title line becomes a heading,
+    so each section is its own entry titled by its name (without this a policy was one run
+    of 800-character chunks, all titled by the file name)."""
+    lines = text.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        following = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        before = lines[i - 1].strip() if i else ""
+        short = 0 < len(stripped) <= 40 and not _SENTENCE_END.search(stripped)
+        numbered = short and _NUMBERED_TITLE.match(stripped) is not None and bool(following)
+        framed = short and not before and len(following) > len(stripped)
+        document_title = short and not any(x.strip() for x in lines[:i]) and not following
+        out.append(f"## {stripped}" if numbered or framed or document_title else line)
+    return "\n".join(out)
 
 
 def _load_markdown(path: Path, text: str, kb: KnowledgeBase) -> None:
