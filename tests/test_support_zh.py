@@ -549,3 +549,25 @@ def test_the_dictionary_is_read_once_then_loaded_from_the_cache(tmp_path, monkey
     monkeypatch.setattr(module, "_BUILT", {})
     module.default_lexicon(tmp_path)
     assert len(builds) == 2  # the rebuilt file was written back
+
+
+def test_a_general_request_gets_a_scope_reply_not_a_ticket(zh_support, monkeypatch):
+    """Issue 26: a poem or the weather asked of the support bot got a human ticket (or an entry)."""
+    embedder = zh_support.index().embedder
+    monkeypatch.setattr(embedder, "multilingual", True, raising=False)  # the guard needs a multilingual embedder
+    poem = zh_support.chat("帮我写一首诗，关于大海")
+    assert poem["answer_mode"] == "off-topic" and poem["refused"] and not poem["handoff"] and not poem["ticket"]
+    assert "超出了我的服务范围" in poem["answer"] and poem["sources"] == []
+    hello = zh_support.chat("hello there, how are you today?")
+    assert hello["answer_mode"] == "small-talk" and not hello["handoff"] and "automated assistant" in hello["answer"]
+    # A question the KB answers is the KB's business, guard or not.
+    assert zh_support.chat("空调滤网多久清洗一次？")["sources"][0]["id"] == "filter"
+    assert not zh_support.feedback.read("handoffs").records
+
+
+def test_the_scope_guard_has_no_opinion_with_an_english_only_embedder(zh_support):
+    from aigc_demo.services.support.scope import ScopeGuard
+
+    index = zh_support.index()
+    vector = index.embed_queries(["帮我写一首诗"])[0]
+    assert ScopeGuard().kind(vector, index.vectors, index.embedder) is None  # the fake is not multilingual

@@ -44,6 +44,7 @@ from aigc_demo.services.support.knowledge import KnowledgeFiles
 from aigc_demo.services.support.learning import SupportLearning
 from aigc_demo.services.support.lexicon import default_lexicon
 from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
+from aigc_demo.services.support.scope import ScopeGuard
 from aigc_demo.services.validation import clean_history, clean_text
 from aigc_demo.variants import apply, assign
 
@@ -55,6 +56,7 @@ MAX_HISTORY_ITEM_CHARS = 8000  # an answer with its sources fits; a pasted megab
 # A message whose own words weigh less than two full words ("how much?", "多少钱")
 # leans on the conversation for its topic.
 ELLIPTICAL_WEIGHT = 2.0
+SCOPE_GUARD = True  # bench/support_eval.py --ablate scope measures what it is worth
 _LETTER = re.compile(r"[A-Za-z]")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]()<>!#|~])")
 
@@ -85,6 +87,7 @@ class SupportService:
         self.feedback = feedback
         self.settings = settings
         self._index: HybridIndex | None = None
+        self._scope = ScopeGuard()
         self.learning: SupportLearning | None = None
         self._lock = threading.Lock()
         self._rebuild_lock = threading.Lock()
@@ -243,6 +246,13 @@ class SupportService:
                 found = Found(message, hits2, confidence2, context)
         return found
 
+    def _out_of_scope(self, message: str) -> str | None:
+        if not SCOPE_GUARD:
+            return None
+        index = self.index()
+        vector = index.embed_queries([message])[0]
+        return self._scope.kind(vector, index.vectors, index.embedder)
+
     def _search_parts(self, message: str) -> list[Found]:
         """Each question of a multi-part message, searched on its own."""
         parts = policy.split_parts(message)
@@ -291,7 +301,10 @@ class SupportService:
                     found = max(confident, key=lambda f: f.confidence)
                 confidence = found.confidence
                 sources = [h.as_source(i) for i, h in enumerate(found.hits[:3], start=1)]
-                if confidence < threshold:
+                if confidence < threshold and (scope := self._out_of_scope(text)) is not None:
+                    # Small talk or a general request: a polite word on what the bot does, no ticket.
+                    answer, mode, refused, sources = policy.SCOPE_REPLY[scope][lang], scope, True, []
+                elif confidence < threshold:
                     reason = "low_confidence"
                 else:
                     answer, mode = self._answer(

@@ -183,6 +183,21 @@ SMALL_TALK_REPLY = {
     "en": "You're welcome! Ask me about an order, shipping, returns or anything else — or type “human” for a person.",
     "zh": "不客气！您可以继续问我订单、配送、退换货等问题；如需人工服务请输入“人工”。",
 }
+# Replies of the scope guard (scope.py): a message nearer a general request than any entry.
+SCOPE_REPLY = {
+    "small-talk": {
+        "en": "Hello! I'm the automated assistant: I answer from our help articles. "
+        "Just describe your question — or type “human” for a person.",
+        "zh": "您好！我是智能客服（机器人），会根据帮助文档解答您的问题，请直接描述您的问题；"
+        "如需人工服务请输入“人工”。",
+    },
+    "off-topic": {
+        "en": "Sorry, that's outside what I can help with: I only answer questions about our services, "
+        "from our help articles. Type “human” if you need a person.",
+        "zh": "抱歉，这个问题超出了我的服务范围：我只能根据帮助文档解答与我们服务相关的问题；"
+        "如需人工服务请输入“人工”。",
+    },
+}
 NOTHING_TO_SEARCH = {
     "en": "Could you describe your question in a few words? For example: “How long does a refund take?”",
     "zh": "能用一句话描述一下您的问题吗？例如：“退款多久到账？”",
