@@ -342,6 +342,8 @@ def leave_domain_out(args: argparse.Namespace) -> str:
             finally:
                 retrieval.CONFIDENCE_WEIGHTS = shipped_weights
                 args.min_confidence = None
+    with contextlib.redirect_stdout(io.StringIO()):  # what a tenth, unseen KB would ship with
+        all_weights, all_threshold = fit([r for v in shipped.values() for r in v], args.max_right_handoff)
     rows = [r for d in held for r in held[d]]
     blind_rows = [r for d in held if d in blind for r in held[d]]
     by_kind: dict[str, list[dict]] = collections.defaultdict(list)
@@ -368,6 +370,11 @@ def leave_domain_out(args: argparse.Namespace) -> str:
         "",
         f"{len(rows)} questions; t = the threshold fitted without that domain. Milliseconds per answer "
         f"median {median(latencies):.1f}, p95 {percentile(latencies, 0.95):.1f} ({cpu()}).",
+    ]
+    lines += [
+        "",
+        f"Fitted on all nine (--max-right-handoff {args.max_right_handoff}): CONFIDENCE_WEIGHTS = "
+        f"{json.dumps({k: round(v, 3) for k, v in all_weights.items()})}, threshold {all_threshold:.2f}",
     ]
     misses = [
         f"{r['domain']}/{r['kind']}: {r['item']['question']!r} → {r['top']} (expected {r['item']['expected']}, "

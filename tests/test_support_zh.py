@@ -571,3 +571,13 @@ def test_the_scope_guard_has_no_opinion_with_an_english_only_embedder(zh_support
     index = zh_support.index()
     vector = index.embed_queries(["帮我写一首诗"])[0]
     assert ScopeGuard().kind(vector, index.vectors, index.embedder) is None  # the fake is not multilingual
+
+
+def test_a_demand_for_a_manager_or_a_regulator_goes_to_a_person(zh_support):
+    demands = ["你们这什么破服务，叫你们经理出来！", "再不解决我就打12315投诉你们", "I want to speak to your manager"]
+    for message in demands:
+        result = zh_support.chat(message)
+        assert result["handoff"] and result["handoff_reason"] == "frustration" and result["ticket"]
+        assert "破服务" not in result["answer"]  # the insult is not quoted back
+    # Asking how to complain is a question for the KB, not an escalation.
+    assert zh_support.chat("空调滤网多久清洗一次？")["handoff_reason"] is None

@@ -40,6 +40,14 @@ FRUSTRATION = re.compile(
     r"|没用|垃圾|生气|气死|投诉|太差|什么破|这破|不满意|骗人|骗子|太坑|坑人|受够|离谱|无语|太过分|搞什么|要疯|崩溃",
     re.IGNORECASE,
 )
+# A demand to go over the bot's head: a manager, a regulator, the press, a lawyer. Whatever
+# the KB says about complaints, this customer wants a person (how to complain stays a question).
+ESCALATION = re.compile(
+    r"\b(manager|supervisor|your boss|someone in charge|regulator\w*|lawyer|attorney|sue you|"
+    r"(report|complain about) you|better business bureau|consumer (council|protection))\b"
+    r"|经理|主管|领导|负责人|老板出来|12315|消协|消费者协会|工商局|市场监管|监管部门|曝光|媒体|律师|起诉|告你们|举报你们",
+    re.IGNORECASE,
+)
 ANXIETY = re.compile(
     r"\b(urgent|asap|worried|anxious|panic\w*|help me|emergency|desperate)\b|急死|着急|急用|很急|好急|担心|"
     r"怎么办啊|慌|懵|快点|赶紧|救命",
@@ -231,6 +239,8 @@ def before_retrieval(text: str, folded: str, earlier: list[str], lang: str) -> R
     if FINANCE.search(folded):
         return Rule(answer=OFF_TOPIC[lang], mode="refused", refused=True)
     if mood(folded) == "angry" and any(FRUSTRATION.search(m) for m in earlier):
+        return Rule(handoff="frustration")
+    if ESCALATION.search(folded):
         return Rule(handoff="frustration")
     if COMMITMENT.search(folded):
         return Rule(handoff="commitment")
