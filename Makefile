@@ -12,8 +12,11 @@ PREPARED := $(VENV)/.prepared
 setup: $(PREPARED)
 
 # llama.cpp compiles from source on the first set-up of a machine (see requirements-llamacpp.txt);
-# if that fails the app still runs, on the transformers engine, and says so.
-LLAMACPP_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# if that fails the app still runs, on the transformers engine, and says so. -march=native
+# would switch on ggml's AMX kernels on a Xeon that has AMX, and they die of SIGILL on the first
+# prompt (tile instructions in worker threads): build without them.
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMACPP_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF "-DCMAKE_C_FLAGS=$(NO_AMX)" "-DCMAKE_CXX_FLAGS=$(NO_AMX)"
 
 $(STAMP): requirements.txt requirements-offline.txt requirements-dev.txt requirements-llamacpp.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +24,7 @@ $(STAMP): requirements.txt requirements-offline.txt requirements-dev.txt require
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements-offline.txt
 	@echo "llama.cpp: installing (the first set-up of a machine compiles it: ~15 min on 2 cores; then cached)"
-	@CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" $(BIN)/pip install --quiet -r requirements-llamacpp.txt \
+	@CMAKE_ARGS='$(LLAMACPP_CMAKE_ARGS)' $(BIN)/pip install --quiet -r requirements-llamacpp.txt \
 	  || echo "!!! llama.cpp could not be built: text runs on the slower transformers engine, its tests are SKIPPED !!!"
 	touch $@
 

@@ -264,6 +264,33 @@ def test_llamacpp_long_prompt_is_cut_to_the_window():
         backend.close()
 
 
+@pytest.mark.parametrize("amx", [True, False])
+def test_a_llamacpp_build_with_amx_kernels_loads_without_the_repacked_buffers(monkeypatch, amx):
+    # The AMX kernels die of SIGILL on the first prompt (seen on a Xeon with AMX under KVM);
+    # they are reached only through the extra weight buffers, so those stay off for such a build.
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info()
+    shown = info.replace(b"AMX_INT8 = 1 | ", b"") + (b"AMX_INT8 = 1 | " if amx else b"")
+    monkeypatch.setattr(llama_cpp, "llama_print_system_info", lambda: shown)
+    backend = LlamaCppTextBackend("small", path=packaged.smollm2_gguf(), parallel=1, n_ctx=256)
+    used = {}
+    real = llama_cpp._internals.LlamaModel
+
+    def spy(*, path_model, params, verbose):
+        used["extra"] = params.use_extra_bufts
+        return real(path_model=path_model, params=params, verbose=verbose)
+
+    monkeypatch.setattr(llama_cpp._internals, "LlamaModel", spy)
+    backend.load()
+    try:
+        assert used["extra"] is (not amx)
+        text = "".join(backend.stream(TextRequest(prompt="word " * 100, max_new_tokens=4, temperature=0)))
+        assert text
+    finally:
+        backend.close()
+
+
 def test_llamacpp_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="GGUF file not found"):
         LlamaCppTextBackend("gguf:x", path=tmp_path / "nope.gguf").load()

@@ -174,6 +174,13 @@ class LlamaCppTextBackend:
         _backend_init(llama_cpp)
         llama_cpp._logger.set_verbose(log.isEnabledFor(logging.DEBUG))  # llama.cpp's own chatter
         mparams = llama_cpp.llama_model_default_params()
+        if b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info():
+            # A build with ggml's AMX kernels (a native build on a Xeon with AMX) dies of
+            # SIGILL on the first prompt: the kernels run tile instructions in worker threads
+            # the kernel has not enabled them for. They are reached only through the repacked
+            # "extra" weight buffers, so plain buffers keep the process alive; `make setup`
+            # builds without AMX, which keeps the repacking too.
+            mparams.use_extra_bufts = False
         try:
             self._model = _internals.LlamaModel(path_model=self.path, params=mparams, verbose=False)
         except ValueError as exc:
