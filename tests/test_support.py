@@ -37,6 +37,10 @@ def test_kb_loader_reports_bad_lines_and_keeps_good_ones(tmp_path):
     assert "a.jsonl, line 3: missing answer" in problems
     assert "d.csv, line 1: the header needs 'question' and 'answer'" in problems
     assert "e.txt: not UTF-8" in problems
+    zh = "\n".join(p.in_language("zh") for p in kb.problems)  # what a Chinese page shows
+    assert "a.jsonl 第 2 行：JSON 格式错误" in zh and "a.jsonl 第 3 行：缺少 answer" in zh
+    assert "d.csv 第 1 行：表头需要 question 和 answer 两列" in zh and "e.txt：不是 UTF-8 文本" in zh
+    assert not any(word in zh for word in ("invalid", "missing", "header", "not UTF-8"))
 
 
 def test_a_plain_text_policy_is_split_at_its_title_lines(tmp_path):

@@ -18,6 +18,50 @@ from pathlib import Path
 SUPPORTED = (".jsonl", ".csv", ".md", ".markdown", ".txt")
 MAX_FIELD_CHARS = 8000
 
+# What can be wrong with a knowledge file, in each language the page speaks; a Problem
+# carries its key and fields, and the page renders it in the reader's language.
+PROBLEM_TEXTS: dict[str, tuple[str, str]] = {
+    "not_directory": (
+        "{path}: not a directory (set AIGC_SUPPORT_KB to a folder of knowledge files)",
+        "{path}：不是文件夹（请把 AIGC_SUPPORT_KB 设为存放知识文件的文件夹）",
+    ),
+    "not_utf8": (
+        "{file}: not UTF-8 text (byte {byte}); save it as UTF-8",
+        "{file}：不是 UTF-8 文本（第 {byte} 字节）；请另存为 UTF-8",
+    ),
+    "unreadable": ("{file}: cannot read ({reason})", "{file}：无法读取（{reason}）"),
+    "not_object": (
+        "{file}, line {line}: expected an object with question and answer",
+        "{file} 第 {line} 行：应为包含 question 和 answer 的对象",
+    ),
+    "missing": ("{file}, line {line}: missing {fields}", "{file} 第 {line} 行：缺少 {fields}"),
+    "bad_json": ("{file}, line {line}: invalid JSON ({reason})", "{file} 第 {line} 行：JSON 格式错误（{reason}）"),
+    "csv_header": (
+        "{file}, line 1: the header needs 'question' and 'answer' columns",
+        "{file} 第 1 行：表头需要 question 和 answer 两列",
+    ),
+    "duplicate_id": (
+        "{file}: duplicate id {id!r}; renamed to {new_id}",
+        "{file}：编号 {id!r} 重复，已改为 {new_id}",
+    ),
+}
+
+
+class Problem(str):
+    """One problem with a knowledge file: reads as English text (logs, the API), and
+    ``in_language("zh")`` renders it for a Chinese page."""
+
+    key: str
+    fields: dict[str, object]
+
+    def __new__(cls, key: str, **fields: object) -> Problem:
+        made = super().__new__(cls, PROBLEM_TEXTS[key][0].format(**fields))
+        made.key, made.fields = key, fields
+        return made
+
+    def in_language(self, lang: str) -> str:
+        return PROBLEM_TEXTS[self.key][1 if lang == "zh" else 0].format(**self.fields)
+
 
 @dataclass
 class Entry:
@@ -36,7 +80,7 @@ class Entry:
 @dataclass
 class KnowledgeBase:
     entries: list[Entry] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     fingerprint: str = ""
 
 
@@ -56,7 +100,7 @@ def load_kb(*directories: Path) -> KnowledgeBase:
     for directory in directories:
         directory = Path(directory)
         if not directory.is_dir():
-            kb.problems.append(f"{directory}: not a directory (set AIGC_SUPPORT_KB to a folder of knowledge files)")
+            kb.problems.append(Problem("not_directory", path=directory))
             continue
         files.extend(knowledge_files(directory))
     for path in files:
@@ -64,10 +108,10 @@ def load_kb(*directories: Path) -> KnowledgeBase:
             raw = path.read_bytes()
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            kb.problems.append(f"{path.name}: not UTF-8 text (byte {exc.start}); save it as UTF-8")
+            kb.problems.append(Problem("not_utf8", file=path.name, byte=exc.start))
             continue
         except OSError as exc:
-            kb.problems.append(f"{path.name}: cannot read ({exc.strerror})")
+            kb.problems.append(Problem("unreadable", file=path.name, reason=exc.strerror))
             continue
         digest.update(path.name.encode() + b"\0" + raw)
         suffix = path.suffix.lower()
@@ -86,13 +130,13 @@ def load_kb(*directories: Path) -> KnowledgeBase:
 
 def _add(kb: KnowledgeBase, path: Path, line: int, row: dict, fallback_id: str) -> None:
     if not isinstance(row, dict):
-        kb.problems.append(f"{path.name}, line {line}: expected an object with question and answer")
+        kb.problems.append(Problem("not_object", file=path.name, line=line))
         return
     question = str(row.get("question") or "").strip()
     answer = str(row.get("answer") or "").strip()
     missing = [name for name, value in (("question", question), ("answer", answer)) if not value]
     if missing:
-        kb.problems.append(f"{path.name}, line {line}: missing {' and '.join(missing)}")
+        kb.problems.append(Problem("missing", file=path.name, line=line, fields=" and ".join(missing)))
         return
     kb.entries.append(
         Entry(
@@ -113,7 +157,7 @@ def _load_jsonl(path: Path, text: str, kb: KnowledgeBase) -> None:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            kb.problems.append(f"{path.name}, line {number}: invalid JSON ({exc.msg})")
+            kb.problems.append(Problem("bad_json", file=path.name, line=number, reason=exc.msg))
             continue
         _add(kb, path, number, row, f"{path.stem}-{number}")
 
@@ -122,7 +166,7 @@ def _load_csv(path: Path, text: str, kb: KnowledgeBase) -> None:
     reader = csv.DictReader(text.splitlines())
     fields = {f.strip().lower() for f in reader.fieldnames or []}
     if not {"question", "answer"} <= fields:
-        kb.problems.append(f"{path.name}, line 1: the header needs 'question' and 'answer' columns")
+        kb.problems.append(Problem("csv_header", file=path.name))
         return
     for row in reader:
         cleaned = {str(k).strip().lower(): v for k, v in row.items() if k is not None}
@@ -199,7 +243,9 @@ def _dedupe_ids(kb: KnowledgeBase) -> None:
     for entry in kb.entries:
         if entry.id in seen:
             seen[entry.id] += 1
-            kb.problems.append(f"{entry.source}: duplicate id {entry.id!r}; renamed to {entry.id}-{seen[entry.id]}")
+            kb.problems.append(
+                Problem("duplicate_id", file=entry.source, id=entry.id, new_id=f"{entry.id}-{seen[entry.id]}")
+            )
             entry.id = f"{entry.id}-{seen[entry.id]}"
         else:
             seen[entry.id] = 1

@@ -67,8 +67,9 @@ class KnowledgeFiles:
             check = load_kb(staged)
             if not check.entries:
                 details = "; ".join(check.problems[:5]) or "no question/answer entries found"
+                details_zh = "；".join(p.in_language("zh") for p in check.problems[:5]) or "没有找到问答条目"
                 raise InvalidInput(
-                    f"Nothing loaded from the upload: {details}", zh=f"上传的文件中没有可用内容：{details}"
+                    f"Nothing loaded from the upload: {details}", zh=f"上传的文件中没有可用内容：{details_zh}"
                 )
             self.uploads_dir.mkdir(parents=True, exist_ok=True)
             if replace:

@@ -17,6 +17,7 @@ import gradio as gr
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS
 from aigc_demo.services.support.bot import md_escape
+from aigc_demo.services.support.kb import Problem
 from aigc_demo.ui.common import OnLoad, Services, is_admin, recalled, remembered, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
 from aigc_demo.ui.i18n import T, lang_of, table, tr
@@ -275,6 +276,10 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
     )
 
 
+def _in_language(problem: str, lang: str) -> str:
+    return problem.in_language(lang) if isinstance(problem, Problem) else problem
+
+
 def _kb_summary(services: Services, kb: Any, lang: str = "en") -> str:
     files = sorted({e.source for e in kb.entries})
     learning = services.support.learning
@@ -282,7 +287,7 @@ def _kb_summary(services: Services, kb: Any, lang: str = "en") -> str:
     comma = "、" if lang == "zh" else ", "
     text = tr("kb_summary", lang, n=len(kb.entries), files=comma.join(files), verified=verified)
     if kb.problems:
-        shown = "\n".join(f"- {html.escape(p, quote=False)}" for p in kb.problems[:20])
+        shown = "\n".join(f"- {html.escape(_in_language(p, lang), quote=False)}" for p in kb.problems[:20])
         text += "\n\n" + tr("kb_skipped", lang) + "\n" + shown
     return text
 
