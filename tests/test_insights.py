@@ -91,9 +91,25 @@ def test_report_filters_and_totals():
     assert [d["day"] for d in everything["daily"]] == ["2026-11-01", "2026-11-02"]
     # newest first; an image by its file name, never the server's absolute path
     assert [d["output"] for d in everything["downvotes"]] == ["🖼 x.png", "t"]
+    # ... while the admin's thumbnail gallery still finds the file (no table column shows it)
+    assert [d["image"] for d in everything["downvotes"]] == ["/srv/images/x.png", ""]
     only_s1 = report(ratings, events, session="s1")
     assert only_s1["totals"]["ratings"] == 2 and only_s1["coverage"] == {"text": {"generated": 2, "rated": 2}}
     since = report(ratings, events, since="2026-11-02", tab="text")
     assert since["totals"]["ratings"] == 1 and since["totals"]["down"] == 1
     until = report(ratings, events, until="2026-11-01")
     assert until["totals"]["ratings"] == 1
+
+
+def test_the_downvoted_image_gallery_finds_the_files(tmp_path):
+    from aigc_demo.feedback.insights import report
+    from aigc_demo.ui.tabs.insights import downvoted_images
+
+    png = tmp_path / "x.png"
+    png.write_bytes(b"\x89PNG")
+    ratings = [
+        _r("c", "image", "down", comment="blurry", output={"path": str(png)}),
+        _r("e", "image", "down", output={"path": str(tmp_path / "gone.png")}),
+    ]
+    rows = report(ratings, [])["downvotes"]
+    assert downvoted_images(rows) == [(str(png), "blurry")]  # the deleted one is left out

@@ -181,6 +181,8 @@ def report(ratings: list[dict[str, Any]], events: list[dict[str, Any]], **filter
             "tab": r.get("tab"),
             "prompt": str(r.get("prompt") or "")[:200],
             "output": shown_output(r.get("output"))[:300],
+            # Not a table column: where the image lies, for the admin's thumbnail gallery.
+            "image": _image_path(r),
             "comment": r.get("comment", ""),
             "reasons": ", ".join(r.get("reasons") or []),
             "sources": ", ".join(str(s.get("id")) for s in r.get("sources") or []),
@@ -206,6 +208,11 @@ def report(ratings: list[dict[str, Any]], events: list[dict[str, Any]], **filter
         "coverage": coverage(ratings, events),
         "downvotes": downvotes,
     }
+
+
+def _image_path(record: dict[str, Any]) -> str:
+    output = record.get("output")
+    return str(output.get("path") or "") if record.get("tab") == "image" and isinstance(output, dict) else ""
 
 
 def compare_variants(records: Iterable[dict[str, Any]], tab: str | None = None) -> list[str]:

@@ -72,6 +72,15 @@ def arena_rows(votes: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]
     ]
 
 
+def downvoted_images(downvotes: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The gallery of 👎 images: (file, caption) for those still on disk, newest first."""
+    return [
+        (row["image"], row["comment"] or row["reasons"] or row["prompt"][:60])
+        for row in downvotes
+        if row.get("image", "").endswith(".png") and Path(row["image"]).is_file()
+    ][:24]
+
+
 def trend_plot(lang: str, value: Any = None) -> Any:
     """The trend plot's data with its axis titles in ``lang``."""
     x_title, y_title = tr("axis_day", lang), tr("axis_like_rate", lang)
@@ -212,11 +221,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
 
             return table([[cell(c, r[c]) for c in cols] for r in rows], cols, lang)
 
-        images = [
-            (row["output"], row["comment"] or row["reasons"] or row["prompt"][:60])
-            for row in data["downvotes"]
-            if row["tab"] == "image" and row["output"].endswith(".png") and Path(row["output"]).is_file()
-        ][:24]
+        images = downvoted_images(data["downvotes"])
         return (
             totals,
             as_table(data["by_tab"], RATE_COLUMNS, tabs_in="group"),
