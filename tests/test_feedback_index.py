@@ -135,9 +135,17 @@ def test_a_record_of_an_unexpected_shape_is_skipped_and_reported(services):
     path = next((feedback.folder).glob("ratings*.jsonl"))
     _forge(path, {"tab": "support", "output_id": "f" * 32, "rating": "up", "output": "not a dict", "seq": 99})
     _forge(path, {"tab": "support", "output_id": "e" * 32, "rating": "up", "output": {}, "messages": ["x"]})
+    # Text fields inside the objects too: a number where text belongs broke the parquet export.
+    _forge(path, {"tab": "support", "output_id": "d" * 32, "rating": "up", "output": {"text": 123}})
+    _forge(path, {"tab": "support", "output_id": "c" * 32, "rating": "up", "output": {}, "sources": [{"id": 5}]})
     read = feedback.read("ratings")
     assert len(read.records) == 1
-    assert [why for *_, why in read.skipped] == ["output is str", "messages holds a non-object"]
+    assert [why for *_, why in read.skipped] == [
+        "output is str",
+        "messages holds a non-object",
+        "output.text is int",
+        "sources.id is int",
+    ]
     restarted = build_services(services.settings, registry=services.registry)
     assert restarted.support.chat("How long does delivery take?")["sources"][0].get("verified") is True
 

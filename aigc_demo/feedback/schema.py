@@ -274,7 +274,26 @@ def check_shape(stream: str, record: dict[str, Any]) -> str | None:
     for message in record.get("messages") or []:
         if not (isinstance(message.get("role"), str) and isinstance(message.get("content"), str)):
             return "a message without text role and content"
+    # Fields that readers (exports, tables, training data) take as text, inside the objects.
+    for name, keys in _NESTED_TEXT.items():
+        value = record.get(name)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            wrong = next((k for k in keys if item.get(k) is not None and not isinstance(item[k], str)), None)
+            if wrong is not None:
+                return f"{name}.{wrong} is {type(item[wrong]).__name__}"
+    if not all(isinstance(reason, str) for reason in record.get("reasons") or []):
+        return "reasons holds a non-text"
     return None
+
+
+_NESTED_TEXT = {
+    "output": ("text", "path", "finish_reason"),
+    "model": ("id", "backend", "precision"),
+    "sources": ("id", "title", "snippet", "url", "source"),
+}
 
 
 def shape_check(stream: str) -> Callable[[dict[str, Any]], str | None]:
