@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     """Load the default text model and build the support index in the background at
     start-up, so the first answers do not wait for them (warm start: bench/serve.py)."""
 
+    loop_guard: bool = True
+    """End a text answer where the model starts repeating a line, a sentence or a short run, and
+    keep what came before (services/loops.py); off = stream whatever the model writes."""
+
     text_precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"
     """Text model weights. auto: half precision on a GPU; on a CPU int8 weights with bf16
     activations where the CPU has native bf16 (about 3x fp32's decode speed), else fp32."""
@@ -202,6 +206,12 @@ class Settings(BaseSettings):
     upload_quota_mb: int = Field(50, ge=1)
     """Upload bytes one client may send per hour (uploads need no login: a quota keeps one
     client from filling the disk); beyond it HTTP 429 with a message."""
+
+    proxy_hops: int = Field(default_factory=lambda: 1 if os.environ.get("SPACE_ID") else 0, ge=0, le=8)
+    """Proxies in front of the app that append the caller's address to X-Forwarded-For (1 on
+    a Space, 0 elsewhere). The per-client upload quota keys on the entry that many hops from
+    the right; with 0 it takes the connection's own address, since a caller can write anything
+    into the header itself."""
 
     upload_total_mb: int = Field(500, ge=1)
     """Upload bytes all clients together may send per hour: the bound that holds even when a

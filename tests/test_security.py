@@ -37,6 +37,7 @@ def server(tmp_path_factory, model_cache):
         admin_token="s3cret-token",
         upload_quota_mb=1,  # small budgets, so a test can spend them
         upload_total_mb=3,
+        proxy_hops=1,  # as on a Space: one proxy appends the caller's address
     )
     slow = FakeTextBackend(delay=0.05)  # 0.05 s a word: a dozen words keep the queue full
     registry = ModelRegistry(settings, preloaded={"text": slow, "image": FakeImageBackend(), "embed": FakeEmbedder()})
@@ -310,6 +311,9 @@ def test_anonymous_uploads_have_an_hourly_quota_per_client_and_in_total(server):
     assert upload("10.0.0.1", 600_000).status_code == 200
     refused = upload("10.0.0.1", 600_000)  # over this client's 1 MB an hour
     assert refused.status_code == 429 and "上传已达上限" in refused.json()["error"]
+    # What the client writes left of the proxy's entry is no fresh budget (the replay got +27 MB so).
+    forged = upload("203.0.113.7, 10.0.0.1", 600_000)
+    assert forged.status_code == 429
     assert all(upload(f"10.0.0.{i}", 900_000).status_code == 200 for i in (2, 3))
     over_total = upload("10.0.0.9", 900_000)  # a fresh address, but everyone together is past 3 MB
     assert over_total.status_code == 429 and "3 MB" in over_total.json()["error"]
@@ -322,3 +326,18 @@ def test_no_view_loads_remote_images(server):
         for path in ("/", "/gradio_api/info", "/healthz"):
             policy = http.get(base + path).headers.get("content-security-policy", "")
             assert "img-src 'self' data: blob:" in policy and "media-src 'self'" in policy, path
+
+
+@pytest.mark.parametrize(
+    ("hops", "header", "client"),
+    [
+        (0, b"1.2.3.4", "127.0.0.1"),  # no proxy in front: the header is the caller's own words
+        (1, b"1.2.3.4, 10.0.0.1", "10.0.0.1"),  # one proxy appended the address it saw
+        (2, b"1.2.3.4, 10.0.0.1, 10.9.9.9", "10.0.0.1"),
+        (1, b"", "127.0.0.1"),
+    ],
+)
+def test_the_upload_quota_keys_on_the_address_our_proxies_saw(hops, header, client):
+    from aigc_demo.ui.admission import _client_of
+
+    assert _client_of({"client": ("127.0.0.1", 5000)}, {b"x-forwarded-for": header}, hops) == client

@@ -136,9 +136,11 @@ class PublicErrors:
       with 422 before Gradio sees it; only a well-formed call of a queue-free handler passes.
     """
 
-    def __init__(self, app: Any, *, demo: gr.Blocks, max_bytes: int, uploads: UploadQuota | None = None) -> None:
+    def __init__(
+        self, app: Any, *, demo: gr.Blocks, max_bytes: int, uploads: UploadQuota | None = None, proxy_hops: int = 0
+    ) -> None:
         self.app, self.demo, self.max_bytes = app, demo, max_bytes
-        self.uploads = uploads
+        self.uploads, self.proxy_hops = uploads, proxy_hops
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -156,7 +158,7 @@ class PublicErrors:
         if path.startswith("/gradio_api/upload") and self.uploads is not None:
             headers = dict(scope.get("headers") or [])
             length = headers.get(b"content-length")
-            client = _client_of(scope, headers)
+            client = _client_of(scope, headers, self.proxy_hops)
             over = self.uploads.admit(client, int(length) if length is not None and length.isdigit() else 0)
             if over is not None:
                 return await JSONResponse({"error": over}, status_code=429)(scope, receive, send)
@@ -214,9 +216,9 @@ class UploadQuota:
     Gradio's upload route needs no login and keeps what it receives, so without a bound one
     client could fill the disk at network speed. A request is refused (429) when its declared
     size would pass either budget; bytes are counted as they stream, and a body that passes a
-    budget midway is cut off. The per-client key is the peer address (the first
-    ``X-Forwarded-For`` hop behind a proxy, as on a Space); the total holds even when a client
-    forges that header.
+    budget midway is cut off. The per-client key is the peer address, or behind a proxy (as on
+    a Space, ``AIGC_PROXY_HOPS``) the address that proxy appended to ``X-Forwarded-For``: what a
+    client writes into that header itself earns it no fresh budget.
     """
 
     WINDOW_S = 3600.0
@@ -275,10 +277,13 @@ class UploadQuota:
                 del self._mine[client]
 
 
-def _client_of(scope: Any, headers: dict[bytes, bytes]) -> str:
-    forwarded = headers.get(b"x-forwarded-for", b"").split(b",")[0].strip()
-    if forwarded:
-        return forwarded.decode("latin-1")
+def _client_of(scope: Any, headers: dict[bytes, bytes], proxy_hops: int) -> str:
+    """Who is calling: the address our own proxies saw (``proxy_hops`` entries from the right of
+    X-Forwarded-For: each proxy appends the address it was called from, and anything to their
+    left is what the caller wrote), or the connection's address with no proxy in front."""
+    hops = [h.strip() for h in headers.get(b"x-forwarded-for", b"").split(b",") if h.strip()]
+    if proxy_hops and hops:
+        return hops[-min(proxy_hops, len(hops))].decode("latin-1")
     client = scope.get("client")
     return str(client[0]) if client else "?"
 

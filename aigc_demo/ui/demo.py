@@ -189,6 +189,7 @@ def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[st
                         per_client=settings.upload_quota_mb * 1024 * 1024,
                         total=settings.upload_total_mb * 1024 * 1024,
                     ),
+                    proxy_hops=settings.proxy_hops,
                 ),
             ],
         }
