@@ -1,6 +1,6 @@
 """Text answers as a user gets them, scored automatically, per model side by side.
 
-    python bench/text_quality.py [--split test|tune|holdout|all] [--models ID,ID] [--seeds 1] [--show 6]
+    python bench/text_quality.py [--split test|tune|holdout|holdout2|all] [--models ID,ID] [--seeds 1] [--show 6]
 
 Prompts: ``bench/data/text_quality.jsonl`` — 100 inputs over every preset of the Text tab,
 72 % Chinese, written blind (by a helper that saw only the presets and this file's format,
@@ -9,6 +9,9 @@ never the code or any model's answers) and committed before any model ran on the
 ``bench/data/text_quality_holdout.jsonl`` (split ``holdout``, 64 prompts, 73 % Chinese) was
 written later the same way, after the presets were settled, by another blind helper: a
 check on data nobody had looked at when ``test`` had been seen many times.
+``bench/data/text_quality_holdout2.jsonl`` (split ``holdout2``, 80 prompts, 75 % Chinese) was
+written the same way once ``holdout``'s failures had been read: the check for the loop guard
+and anything else chosen after that reading.
 
 Each prompt goes through the app's own ``TextService`` (the preset's template, system prompt,
 temperature and length, the model's chat template, the engine the app would use), with a
@@ -21,6 +24,11 @@ fixed seed per run, and the answer is checked:
 - **on topic**: at least one of the prompt's keywords (alternatives per concept) appears;
 - **length**: within the prompt's plausible range of characters;
 - **cut** (reported, not a failure): the answer stopped at the length limit.
+
+``--loop-guard both`` (the default) scores every answer twice from one generation: as the
+model wrote it, and as the loop guard (services/loops.py) would have ended it — the guard
+replayed over the streamed text — so the two columns differ only by the guard. ``on`` / ``off``
+score one of them.
 
 These thresholds were fixed before the first run and are not tuned on answers. A prompt
 *passes* when all four checks pass. Models run one after another, prompts interleaved per
@@ -46,7 +54,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench.common import record
 
 DATA = ROOT / "bench" / "data" / "text_quality.jsonl"
-HOLDOUT = ROOT / "bench" / "data" / "text_quality_holdout.jsonl"
+HOLDOUTS = {
+    "holdout": ROOT / "bench" / "data" / "text_quality_holdout.jsonl",
+    "holdout2": ROOT / "bench" / "data" / "text_quality_holdout2.jsonl",
+}
 HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 LATIN = re.compile(r"[A-Za-z]")
 MIN_ZH_SHARE, MAX_ZH_IN_EN = 0.60, 0.05
@@ -54,7 +65,7 @@ MAX_REPEAT, NGRAM, LINE_REPEATS = 0.25, 6, 3
 
 
 def load(split: str) -> list[dict[str, Any]]:
-    path = HOLDOUT if split == "holdout" else DATA
+    path = HOLDOUTS.get(split, DATA)
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [r for r in rows if split == "all" or r["split"] == split]
 
@@ -91,12 +102,28 @@ def score(row: dict[str, Any], text: str, finish: str) -> dict[str, bool]:
     return {**checks, "pass": all(checks.values()), "cut": finish == "length"}
 
 
+GUARDED = " +guard"
+
+
+def guarded(text: str, finish: str) -> tuple[str, str]:
+    """What the loop guard would have left of an answer streamed a few characters at a time."""
+    from aigc_demo.services.loops import LoopGuard
+
+    guard = LoopGuard()
+    for end in range(1, len(text) + 1):
+        at = guard.check(text[:end])
+        if at is not None:
+            return text[:at].rstrip(), "repetition"
+    return text, finish
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--split", default="test", choices=["test", "tune", "holdout", "all"])
+    parser.add_argument("--split", default="test", choices=["test", "tune", "holdout", "holdout2", "all"])
     parser.add_argument("--models", default="", help="comma-separated text model ids (default: the offline choices)")
     parser.add_argument("--seeds", type=int, default=1, help="runs per prompt, seeds 1..N")
     parser.add_argument("--show", type=int, default=6, help="sample answers per model in the notes")
+    parser.add_argument("--loop-guard", default="both", choices=["both", "on", "off"], help="score with / without it")
     parser.add_argument("--no-record", action="store_true", help="print, do not append to RESULTS.md")
     args = parser.parse_args()
 
@@ -107,29 +134,38 @@ def main() -> int:
 
     data = Path(tempfile.mkdtemp(prefix="bench-quality-"))
     settings = Settings(
-        profile="offline", data_dir=data, cache_dir=ROOT / "data" / "cache", preload=False, scrub_pii=False
+        profile="offline",
+        data_dir=data,
+        cache_dir=ROOT / "data" / "cache",
+        preload=False,
+        scrub_pii=False,
+        loop_guard=False,  # replayed below, so one generation gives both columns
     )
     registry = ModelRegistry(settings)
-    models = [m.strip() for m in args.models.split(",") if m.strip()] or registry.text_choices()
+    generators = [m.strip() for m in args.models.split(",") if m.strip()] or registry.text_choices()
+    kinds = {"both": ["", GUARDED], "on": [GUARDED], "off": [""]}[args.loop_guard]
+    models = [m + kind for m in generators for kind in kinds]
     service = TextService(registry, FeedbackService.from_settings(settings), settings)
     rows = load(args.split)
     results: dict[str, list[dict[str, Any]]] = defaultdict(list)
     tokens: dict[str, list[float]] = defaultdict(list)
-    for model in models:
+    for model in generators:
         registry.get("text", model)  # load outside the timings
     for seed in range(1, args.seeds + 1):
         for row in rows:
-            for model in models:
-                result = service.generate(row["input"], preset=row["preset"], model=model, seed=seed)
-                text = result["text"]
-                checks = score(row, text, result["finish_reason"])
-                results[model].append({**row, **checks, "seed": seed, "output": text})
-                if result["timings"]["tokens_per_s"]:
-                    tokens[model].append(result["timings"]["tokens_per_s"])
-                print(
-                    f"{row['id']} {model.split(':')[-1][:14]:14s} {'PASS' if checks['pass'] else 'fail'} {text[:70]!r}",
-                    flush=True,
-                )
+            for generator in generators:
+                result = service.generate(row["input"], preset=row["preset"], model=generator, seed=seed)
+                for kind in kinds:
+                    model = generator + kind
+                    text, finish = result["text"], result["finish_reason"]
+                    if kind == GUARDED:
+                        text, finish = guarded(text, finish)
+                    checks = score(row, text, finish)
+                    results[model].append({**row, **checks, "seed": seed, "output": text})
+                    if result["timings"]["tokens_per_s"]:
+                        tokens[model].append(result["timings"]["tokens_per_s"])
+                    verdict = "PASS" if checks["pass"] else "fail"
+                    print(f"{row['id']} {model.split(':')[-1][:20]:20s} {verdict} {text[:70]!r}", flush=True)
 
     def rate(items: list[dict[str, Any]], key: str = "pass") -> str:
         return f"{sum(i[key] for i in items) / len(items):.2f}" if items else "–"

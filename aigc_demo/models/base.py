@@ -20,10 +20,11 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-FinishReason = Literal["length", "stop", "eos", "cancelled", "stopped"]
+FinishReason = Literal["length", "stop", "eos", "cancelled", "stopped", "repetition"]
 """Why a text stream ended: ``length`` (max_new_tokens or the context window), ``stop`` (a
 stop string), ``eos`` (the model ended its answer), ``cancelled`` (the consumer closed the
-stream), ``stopped`` (the user pressed Stop; set by the service)."""
+stream), ``stopped`` (the user pressed Stop; set by the service), ``repetition`` (the model
+began repeating itself and the service's loop guard ended the answer before the repeat)."""
 
 
 @dataclass

@@ -20,6 +20,7 @@ from aigc_demo.models.base import GenerationStats, TextRequest
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.streaming import REPLACEMENT
 from aigc_demo.services.lang import contains_cjk
+from aigc_demo.services.loops import LoopGuard
 from aigc_demo.services.validation import choice, clean_history, clean_text, number, resolve_seed
 from aigc_demo.variants import apply, assign
 
@@ -266,17 +267,22 @@ class TextService:
         model = self.registry.get("text", model_id)
         stats = GenerationStats()
         started = time.perf_counter()
-        text = prefix
+        text, written, guard = prefix, "", LoopGuard()
         chunks = model.stream(request, stats)
         try:
             for chunk in chunks:
-                text += chunk.replace(REPLACEMENT, "")  # engines drop it already; records must never hold it
+                written += chunk.replace(REPLACEMENT, "")  # engines drop it already; records must never hold it
+                loop_at = guard.check(written) if self.settings.loop_guard else None
+                if loop_at is not None:  # the model began repeating itself: keep what came before
+                    text, stats.finish_reason = prefix + written[:loop_at].rstrip(), "repetition"
+                    break
+                text = prefix + written
                 yield TextUpdate(text=text, stats=stats)
                 if should_stop is not None and should_stop():
                     break
         finally:
             chunks.close()  # stops the model's worker at once if we left early
-        if should_stop is not None and should_stop():
+        if should_stop is not None and should_stop() and stats.finish_reason != "repetition":
             stats.finish_reason = "stopped"
         latency_ms = (time.perf_counter() - started) * 1000
         params.update(

@@ -178,6 +178,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "stats_total": ("{s:.1f}s total", "共 {s:.1f} 秒"),
     "stats_seed": ("seed {seed}", "种子 {seed}"),
     "stopped": ("⏹ stopped", "⏹ 已停止"),
+    "loop_cut": ("⟲ stopped where the model began repeating itself", "⟲ 模型开始重复，已在重复处停止"),
     "truncated": (
         "✂️ cut at the length limit (“Continue the answer” writes on)",
         "✂️ 已达长度上限被截断（点“继续写”接着写完）",

@@ -181,6 +181,8 @@ def _stats_line(stats: Any, model: str, done: bool, lang: str = "en") -> str:
     if done:
         if stats.finish_reason == "stopped":
             icon = tr("stopped", lang) + " · "
+        elif stats.finish_reason == "repetition":
+            icon = tr("loop_cut", lang) + " · "
         elif stats.finish_reason == "length":  # cut at the token limit: say so, and how to get the rest
             icon = tr("truncated", lang) + " · "
         else:
