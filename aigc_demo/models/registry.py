@@ -26,11 +26,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, overload
 
 from aigc_demo.config import Settings
@@ -107,20 +109,48 @@ def split_engine(kind: Kind, model_id: str) -> tuple[str | None, str]:
     raise ValueError(f"unknown engine prefix {prefix!r} (known: {', '.join(known)})")
 
 
+# Loads a GGUF as the engine does and decodes a 17-token prompt: a library that only starts
+# can still die on its first real prompt (an AMX build on a Xeon did, in the server).
+_PROBE = """
+import sys, llama_cpp
+from llama_cpp import _internals
+from aigc_demo.models.text_llamacpp import model_params
+llama_cpp.llama_backend_init()
+print(llama_cpp.llama_print_system_info().decode())
+if len(sys.argv) > 1:
+    model = _internals.LlamaModel(path_model=sys.argv[1], params=model_params(llama_cpp), verbose=False)
+    cparams = llama_cpp.llama_context_default_params()
+    cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = 64, 32, 32
+    ctx = _internals.LlamaContext(model=model, params=cparams, verbose=False)
+    batch = _internals.LlamaBatch(n_tokens=32, embd=0, n_seq_max=1, verbose=False)
+    batch.set_batch(model.tokenize(b"hello " * 16, True, False), n_past=0, logits_all=False)
+    ctx.decode(batch)
+"""
+
+
 @functools.cache
 def llamacpp_works() -> bool:
     """Is llama.cpp installed, and does its library run on this CPU?
 
-    Checked once, in a child process: a build made for another CPU dies of SIGILL, which
-    would take the whole server down if it happened here.
+    Checked once (~0.3 s), in a child process that decodes a short prompt with the smallest
+    packaged GGUF when it is installed: a build made for another CPU, or one whose kernels
+    this CPU or kernel refuses, dies of SIGILL, which would take the whole server down if it
+    happened here.
     """
     import importlib.util
 
     if importlib.util.find_spec("llama_cpp") is None:
         return False
-    probe = "import llama_cpp; llama_cpp.llama_backend_init(); print(llama_cpp.llama_print_system_info().decode())"
     try:
-        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False)
+        sample = [str(packaged.smollm2_gguf())]
+    except ModelLoadError:
+        sample = []  # no small GGUF to try: the library's start-up is all that is checked
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, *sample], capture_output=True, text=True, timeout=60, check=False, env=env
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         log.warning("llama.cpp probe failed (%s); using transformers", exc)
         return False

@@ -98,6 +98,22 @@ class _Sequence:
     generated: int = 0
 
 
+def model_params(llama_cpp: Any) -> Any:
+    """llama.cpp's model parameters as this engine (and the start-up probe) load a GGUF with.
+
+    A build with ggml's AMX kernels (a native build on a Xeon with AMX) dies of SIGILL on the
+    first prompt of eight tokens or more, even with the process's AMX permission requested: the
+    kernels run tile instructions in worker threads without a valid tile configuration. They
+    are reached only through the repacked "extra" weight buffers, so plain buffers keep the
+    process alive (measured: no slower for Q4_K on a Xeon, bench/RESULTS.md); `make setup`
+    builds without AMX, which keeps the repacking too.
+    """
+    params = llama_cpp.llama_model_default_params()
+    if b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info():
+        params.use_extra_bufts = False
+    return params
+
+
 class LlamaCppTextBackend:
     """A GGUF model served by one llama.cpp context and one scheduler thread."""
 
@@ -173,14 +189,7 @@ class LlamaCppTextBackend:
         self._fast = _HeldGil(llama_cpp)
         _backend_init(llama_cpp)
         llama_cpp._logger.set_verbose(log.isEnabledFor(logging.DEBUG))  # llama.cpp's own chatter
-        mparams = llama_cpp.llama_model_default_params()
-        if b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info():
-            # A build with ggml's AMX kernels (a native build on a Xeon with AMX) dies of
-            # SIGILL on the first prompt: the kernels run tile instructions in worker threads
-            # the kernel has not enabled them for. They are reached only through the repacked
-            # "extra" weight buffers, so plain buffers keep the process alive; `make setup`
-            # builds without AMX, which keeps the repacking too.
-            mparams.use_extra_bufts = False
+        mparams = model_params(llama_cpp)
         try:
             self._model = _internals.LlamaModel(path_model=self.path, params=mparams, verbose=False)
         except ValueError as exc:
