@@ -291,6 +291,21 @@ def test_the_queue_free_routes_reach_no_queued_handler_and_leak_nothing(server, 
             f"{base}/gradio_api/run/predict", json={"data": ["s3cret-token"] * 9, "fn_index": instant["id"]}
         )
         assert wrong.status_code == 422 and "arguments" in wrong.json()["error"]
+        # The right count, but a value a component refuses (a preset that is no choice): the
+        # replay got 500 {"error": null} and the value quoted in the log.
+        kinds = {c["id"]: c.get("type") for c in config["components"]}
+        picky = [
+            d for d in deps if d.get("queue") is False and any(kinds.get(i) == "dropdown" for i in d.get("inputs", []))
+        ]
+        assert picky
+        for dep in picky:
+            bad = http.post(
+                f"{base}/gradio_api/run/predict",
+                json={"data": ["s3cret-token"] * len(dep["inputs"]), "fn_index": dep["id"]},
+            )
+            assert bad.status_code in (200, 422), bad.text
+            if bad.status_code == 422:
+                assert "输入无效" in bad.json()["error"]
         nosuch = http.post(f"{base}/gradio_api/run/nosuch", json={"data": []})
         assert nosuch.status_code == 404
     assert "s3cret-token" not in capfd.readouterr().err

@@ -16,10 +16,14 @@ Gradio's own "queue full" (HTTP 503) reaches them only as a fixed English senten
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import sys
 import threading
 import time
+import traceback
+import types
 from collections import deque
 from typing import Any, Literal
 
@@ -133,7 +137,9 @@ class PublicErrors:
       among them) to the log. The page uses them only for its instant, queue-free handlers
       (a gallery click, a preset's sliders). So: a queued function there is refused with 404
       and the route to use instead; a call whose argument count does not match is refused
-      with 422 before Gradio sees it; only a well-formed call of a queue-free handler passes.
+      with 422 before Gradio sees it; only a well-formed call of a queue-free handler passes,
+      and if that handler or a component refuses a value, the answer is 422 with a message and
+      the log gets one line without the value (Gradio: 500 ``{"error": null}`` and the value).
     """
 
     def __init__(
@@ -141,6 +147,7 @@ class PublicErrors:
     ) -> None:
         self.app, self.demo, self.max_bytes = app, demo, max_bytes
         self.uploads, self.proxy_hops = uploads, proxy_hops
+        quiet_direct_call_errors()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -154,7 +161,11 @@ class PublicErrors:
             body, refusal = await self._direct_call(path, scope, receive)
             if refusal is not None:
                 return await refusal(scope, receive, send)
-            receive = _replay(body)
+            token = _DIRECT_CALL.set(path.rsplit("/", 1)[-1][:60])
+            try:
+                return await self.app(scope, _replay(body), _bad_input_not_500(send))
+            finally:
+                _DIRECT_CALL.reset(token)
         if path.startswith("/gradio_api/upload") and self.uploads is not None:
             headers = dict(scope.get("headers") or [])
             length = headers.get(b"content-length")
@@ -208,6 +219,58 @@ class PublicErrors:
 
     def _public(self) -> set[str]:
         return {str(fn.api_name) for fn in self.demo.fns.values() if fn.api_name and fn.api_visibility != "private"}
+
+
+# The route of the direct call being served, while it is (see _QuietTraceback).
+_DIRECT_CALL: contextvars.ContextVar[str | None] = contextvars.ContextVar("direct_call", default=None)
+BAD_INPUT = "bad input for this handler / 此处理函数的输入无效"
+
+
+def _bad_input_not_500(send: Any) -> Any:
+    """A direct call that Gradio answers ``500 {"error": null}`` (a value a component refuses,
+    an index out of range) was the caller's mistake: answer 422 with a message instead."""
+    failed = False
+
+    async def shaped(message: Any) -> None:
+        nonlocal failed
+        if message["type"] == "http.response.start" and message.get("status") == 500:
+            failed = True
+            body = json.dumps({"error": BAD_INPUT}, ensure_ascii=False).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 422, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if failed:
+            return  # Gradio's own body of the 500 is replaced above
+        await send(message)
+
+    return shaped
+
+
+class _QuietTraceback(types.SimpleNamespace):
+    """Stands in for ``traceback`` in ``gradio.routes``: a direct call that fails is logged as
+    one line naming the route and the error's type. Gradio prints the whole exception, and a
+    component's message quotes the value it refused (``Value: <what the caller sent> is not in
+    the list of choices``), so anyone could write into the log, a secret pasted in the wrong
+    field included."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(traceback, name)
+
+    def print_exc(self, *args: Any, **kwargs: Any) -> None:
+        route = _DIRECT_CALL.get()
+        if route is None:
+            return traceback.print_exc(*args, **kwargs)
+        error = sys.exc_info()[1]
+        log.warning("direct call to %s refused: %s", route, type(error).__name__)
+        return None
+
+
+def quiet_direct_call_errors() -> None:
+    import gradio.routes
+
+    if not isinstance(gradio.routes.traceback, _QuietTraceback):
+        gradio.routes.traceback = _QuietTraceback()  # type: ignore[assignment]
 
 
 class UploadQuota:
