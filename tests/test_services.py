@@ -394,6 +394,18 @@ def test_an_image_job_on_a_full_disk_says_so_and_leaves_no_file(services, monkey
     assert registered == []  # nothing registered that could be rated
 
 
+def test_an_image_folder_that_cannot_be_written_gets_the_same_clear_message(services):
+    # The replay made the day's folder a file: cleaning up the partial PNG raised too, and the
+    # user read the generic "something went wrong" instead of what to do.
+    from datetime import UTC, datetime
+
+    services.image.out_dir.mkdir(parents=True, exist_ok=True)
+    (services.image.out_dir / datetime.now(UTC).strftime("%Y-%m-%d")).write_bytes(b"not a folder")
+    with pytest.raises(AigcError) as info:
+        services.image.generate("一只狐狸", seed=3, width=64, height=64)
+    assert "磁盘已满或不可写" in info.value.zh
+
+
 def test_stopping_keeps_and_registers_the_partial_answer(services):
     updates = []
     for update in services.text.stream("one two three four five six", seed=1, should_stop=lambda: len(updates) >= 2):

@@ -7,6 +7,7 @@ reproduce it. Image ``i`` of a batch uses ``seed + i``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -208,7 +209,8 @@ class ImageService:
                 files.append(self._save(img, params, params.seed + i, model_info["id"], output.output_id, i))
         except AigcError:
             for saved in files:  # all or nothing: a half-saved batch is not an output
-                Path(saved["path"]).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    Path(saved["path"]).unlink(missing_ok=True)
             raise
         output.output = {"images": files, **files[0]}
         self.feedback.register(output)
@@ -284,7 +286,8 @@ class ImageService:
                 image.save(handle, format="PNG", pnginfo=info)
             partial.replace(path)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the folder itself may be what is broken
+                partial.unlink(missing_ok=True)
             log.error("could not save %s: %s", path.name, exc.strerror or exc)
             raise AigcError(
                 "The image was made but could not be saved: the server's disk is full or not writable. "
