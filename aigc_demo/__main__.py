@@ -246,22 +246,25 @@ def _arena(settings: Settings, args: argparse.Namespace) -> int:
 def _report(settings: Settings, args: argparse.Namespace) -> int:
     from aigc_demo.feedback.report import session_report, to_html
     from aigc_demo.feedback.service import FeedbackService
+    from aigc_demo.ui.i18n import STRINGS, tr
 
     service = FeedbackService(settings.data_dir)
+    lang = args.lang
     text = session_report(
         args.session,
         service.read("ratings").records,
         service.read("events").records,
         service.read("handoffs").records,
         service.read("arena").records,
+        lang=lang,
+        reason_label=lambda key: tr(f"handoff_reason_{key}", lang) if f"handoff_reason_{key}" in STRINGS else key,
     )
     if args.out is None:
         print(text)
         return 0
     out = Path(args.out)
-    out.write_text(
-        to_html(text, f"Session {args.session}") if out.suffix.lower() in (".html", ".htm") else text, encoding="utf-8"
-    )
+    title = ("会话 " if lang == "zh" else "Session ") + args.session
+    out.write_text(to_html(text, title) if out.suffix.lower() in (".html", ".htm") else text, encoding="utf-8")
     print(f"wrote {out}")
     return 0
 
@@ -290,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     rp = sub.add_parser("report", help="a user-testing session's report (Markdown, or HTML with --out x.html)")
     rp.add_argument("--session", required=True, help="the code from the participants' links (?session=CODE)")
     rp.add_argument("--out", help="write to this file (.md or .html) instead of printing")
+    rp.add_argument("--lang", choices=["zh", "en"], default="en", help="the report's language (zh: 中文)")
     args = parser.parse_args(argv)
     configure_logging()
     settings = settings_or_exit()

@@ -70,6 +70,15 @@ def test_report_cli_writes_html(services, tmp_path):
     assert run.returncode == 0 and out.read_text().startswith("<!doctype html>")
 
 
+def test_report_cli_in_chinese(services):
+    # The replay: the CLI's report was English only, with raw reason keys.
+    services.text.generate("写一句口号", session_id="cli2")
+    services.support.chat("你们卖火星飞船吗", session_id="cli2")
+    run = run_cli("report", "--session", "cli2", "--lang", "zh")
+    assert run.returncode == 0 and "# 会话报告：cli2" in run.stdout
+    assert "询问资料中没有的商品" in run.stdout and "Session report" not in run.stdout
+
+
 def test_a_report_shows_what_participants_typed_as_text(services):
     """No remote image is fetched and no live link made from a comment or a prompt (.md and .html)."""
     from aigc_demo.feedback.report import session_report, to_html
