@@ -265,10 +265,11 @@ class StreamIndex:
     """Where each record of a stream is, by the values of some fields: a lookup is a dict
     hit and one ``pread``, never a scan of the history.
 
-    Only locations are kept in memory (a few hundred bytes per record, however large the
-    record), and the index follows every writer's appends through a :class:`Tail`, so a
-    miss is true as of the call: an unknown id costs a directory listing, not a read of
-    a 200 MB history. The first value of a field wins, as it did when it was written.
+    Only locations are kept in memory (about 1.3 KB per record in CPython, however large the
+    record: measured on an 88k-record history), and the index follows every writer's appends
+    through a :class:`Tail`, so a miss is true as of the call: an unknown id costs a directory
+    listing, not a read of a 200 MB history. The first value of a field wins, as it did when
+    it was written.
     """
 
     def __init__(self, directory: Path, name: str, fields: tuple[str, ...], *, validate: Validator | None = None):
