@@ -40,8 +40,18 @@ DEFAULT_QUESTIONS = DATA / "support_eval.jsonl"
 # Knowledge bases and questions written blind (bench/data/BLIND_SPEC.md): never tuned on.
 BLIND_QUESTIONS = DATA / "support_blind.jsonl"
 FEATURES = ("coverage", "unknown", "margin", "specificity", "dense", "agree")
+CROSS_FEATURES = ("crossed", "crossed_dense")
 # The direction in which each signal may move the confidence.
-SIGNS = {"coverage": 1, "unknown": -1, "margin": 1, "specificity": 1, "dense": 1, "agree": 1}
+SIGNS = {
+    "coverage": 1,
+    "unknown": -1,
+    "margin": 1,
+    "specificity": 1,
+    "dense": 1,
+    "agree": 1,
+    "crossed": 0,  # either way: 0 = no sign is imposed
+    "crossed_dense": 1,
+}
 
 
 def kb_for(domain: str) -> Path:
@@ -233,7 +243,13 @@ def table(groups: dict[str, list[dict]], label: str) -> list[str]:
     return lines
 
 
-def fit(rows: list[dict], max_right_handoff: float = 0.15) -> tuple[dict[str, float], float]:
+def features(args: argparse.Namespace) -> tuple[str, ...]:
+    return FEATURES + (CROSS_FEATURES if getattr(args, "cross_features", False) else ())
+
+
+def fit(
+    rows: list[dict], max_right_handoff: float = 0.15, features: tuple[str, ...] = FEATURES
+) -> tuple[dict[str, float], float]:
     """Logistic regression of "the top hit is right" on the signals (each class weighing the
     same), then the threshold: the highest that hands off at most ``max_right_handoff`` of the
     right top hits — a customer whose answer was found should get it — so that as much as
@@ -241,7 +257,7 @@ def fit(rows: list[dict], max_right_handoff: float = 0.15) -> tuple[dict[str, fl
     import numpy as np
 
     usable = [r for r in rows if r["signals"]]
-    x = np.array([[r["signals"][f] for f in FEATURES] for r in usable], dtype=np.float64)
+    x = np.array([[r["signals"].get(f, 0.0) for f in features] for r in usable], dtype=np.float64)
     y = np.array([r["top1_right"] for r in usable], dtype=np.float64)
     # Each class weighs the same in total: answerable questions outnumber the rest.
     sw = np.where(y == 1, 0.5 / max(1, y.sum()), 0.5 / max(1, (1 - y).sum())) * len(y)
@@ -259,11 +275,11 @@ def fit(rows: list[dict], max_right_handoff: float = 0.15) -> tuple[dict[str, fl
             w[free] -= step
             if np.abs(step).max() < 1e-8:
                 break
-        wrong = [i + 1 for i, f in enumerate(FEATURES) if free[i + 1] and w[i + 1] * SIGNS[f] < 0]
+        wrong = [i + 1 for i, f in enumerate(features) if free[i + 1] and w[i + 1] * SIGNS[f] < 0]
         if not wrong:
             break
         free[wrong] = False
-    weights = {"bias": float(w[0]), **{f: float(v) for f, v in zip(FEATURES, w[1:], strict=True)}}
+    weights = {"bias": float(w[0]), **{f: float(v) for f, v in zip(features, w[1:], strict=True)}}
     p = 1 / (1 + np.exp(-xb @ w))
     candidates = [float(t) for t in np.linspace(0.05, 0.95, 91) if (p[y == 1] < t).mean() <= max_right_handoff]
     best_t = max(candidates, default=0.05)
@@ -333,7 +349,7 @@ def leave_domain_out(args: argparse.Namespace) -> str:
         for domain, its in grouped.items():
             others = [r for d, rows in shipped.items() if d != domain for r in rows]
             with contextlib.redirect_stdout(io.StringIO()):
-                weights, threshold = fit(others, args.max_right_handoff)
+                weights, threshold = fit(others, args.max_right_handoff, features(args))
             fitted[domain] = f"{threshold:.2f}"
             retrieval.CONFIDENCE_WEIGHTS = weights
             args.min_confidence = threshold
@@ -343,7 +359,9 @@ def leave_domain_out(args: argparse.Namespace) -> str:
                 retrieval.CONFIDENCE_WEIGHTS = shipped_weights
                 args.min_confidence = None
     with contextlib.redirect_stdout(io.StringIO()):  # what a tenth, unseen KB would ship with
-        all_weights, all_threshold = fit([r for v in shipped.values() for r in v], args.max_right_handoff)
+        all_weights, all_threshold = fit(
+            [r for v in shipped.values() for r in v], args.max_right_handoff, features(args)
+        )
     rows = [r for d in held for r in held[d]]
     blind_rows = [r for d in held if d in blind for r in held[d]]
     by_kind: dict[str, list[dict]] = collections.defaultdict(list)
@@ -416,6 +434,11 @@ def main() -> None:
         action="store_true",
         help="all nine domains (bench/data/support_eval.jsonl and the blind support_blind.jsonl), each scored "
         "with the weights and threshold fitted on the others",
+    )
+    parser.add_argument(
+        "--cross-features",
+        action="store_true",
+        help="fit with the cross-language signals too (crossed, crossed_dense), to measure what they are worth",
     )
     parser.add_argument(
         "--ablate",
@@ -501,7 +524,7 @@ def main() -> None:
     if misses and args.misses:
         report += "\n\nMisses:\n" + "\n".join(f"- {m}" for m in misses[: args.misses])
     if args.fit:
-        weights, threshold = fit(fit_rows, args.max_right_handoff)
+        weights, threshold = fit(fit_rows, args.max_right_handoff, features(args))
         report += (
             f"\n\nFitted on {len(fit_rows)} answers ({args.fit_embedders}): "
             f"CONFIDENCE_WEIGHTS = {json.dumps({k: round(v, 3) for k, v in weights.items()})}, "

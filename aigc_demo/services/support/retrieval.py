@@ -131,6 +131,10 @@ class Signals:
     specificity: float = 0.0
     dense: float = 0.0
     agree: float = 0.0
+    # The question and the top hit in different scripts (an English question, a Chinese-only
+    # entry): keyword coverage and agreement say little then, the embedding says more.
+    crossed: float = 0.0
+    crossed_dense: float = 0.0  # dense, counted again when crossed
     # Not a model input: how much of the message's *own* words (not the context's) the top
     # hit covers, and how many words it has (unit weights) — for choosing context or not.
     own_coverage: float = 0.0
@@ -138,9 +142,7 @@ class Signals:
 
     def confidence(self, weights: dict[str, float] | None = None) -> float:
         w = weights or CONFIDENCE_WEIGHTS
-        z = w["bias"] + sum(
-            w[name] * getattr(self, name) for name in ("coverage", "unknown", "margin", "specificity", "dense", "agree")
-        )
+        z = w["bias"] + sum(weight * getattr(self, name) for name, weight in w.items() if name != "bias")
         return 1.0 / (1.0 + math.exp(-z))
 
     def as_dict(self) -> dict[str, float]:
@@ -333,6 +335,8 @@ class HybridIndex:
             own_coverage=float(own_covered[order[0]] / own_total) if own_total else 0.0,
             own_weight=own_known,
         )
+        signals.crossed = float(bool(self.is_cjk[order[0]]) != want_cjk)
+        signals.crossed_dense = signals.crossed * signals.dense
         hits = [
             Hit(
                 entry=self.kb.entries[i],
