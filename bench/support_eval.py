@@ -39,8 +39,7 @@ DATA = ROOT / "bench" / "data"
 DEFAULT_QUESTIONS = DATA / "support_eval.jsonl"
 # Knowledge bases and questions written blind (bench/data/BLIND_SPEC.md): never tuned on.
 BLIND_QUESTIONS = DATA / "support_blind.jsonl"
-FEATURES = ("coverage", "unknown", "margin", "specificity", "dense", "agree")
-CROSS_FEATURES = ("crossed", "crossed_dense")
+FEATURES = ("coverage", "unknown", "margin", "specificity", "dense", "agree", "crossed")
 # The direction in which each signal may move the confidence.
 SIGNS = {
     "coverage": 1,
@@ -50,7 +49,6 @@ SIGNS = {
     "dense": 1,
     "agree": 1,
     "crossed": 0,  # either way: 0 = no sign is imposed
-    "crossed_dense": 1,
 }
 
 
@@ -244,7 +242,7 @@ def table(groups: dict[str, list[dict]], label: str) -> list[str]:
 
 
 def features(args: argparse.Namespace) -> tuple[str, ...]:
-    return FEATURES + (CROSS_FEATURES if getattr(args, "cross_features", False) else ())
+    return tuple(f for f in FEATURES if f not in getattr(args, "without", []))
 
 
 def fit(
@@ -436,9 +434,11 @@ def main() -> None:
         "with the weights and threshold fitted on the others",
     )
     parser.add_argument(
-        "--cross-features",
-        action="store_true",
-        help="fit with the cross-language signals too (crossed, crossed_dense), to measure what they are worth",
+        "--without",
+        action="append",
+        default=[],
+        choices=FEATURES,
+        help="fit without this signal, to measure what it is worth (e.g. --without crossed)",
     )
     parser.add_argument(
         "--ablate",
