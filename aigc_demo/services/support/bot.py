@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -263,88 +263,145 @@ class SupportService:
         return [Found(part, *index.search(part, vector=vector)) for part, vector in zip(parts, vectors, strict=True)]
 
     def chat(self, message: object, history: Any = None, *, session_id: str = "") -> dict[str, Any]:
+        """Answer one customer message, in four steps (as a diffusers pipeline reads):
+
+        1. **validate** the message and the conversation, and settle what the rules read;
+        2. **decide**: the first rule of :attr:`rules` with a decision wins (a refusal, another
+           company's brand, a product the KB never mentions, a verified answer, the search);
+        3. **phrase** the decision in the customer's language (a handoff's words, the mood);
+        4. **record** the output, and open the ticket of a handoff.
+        """
+        turn = self._validate_turn(message, history, session_id)  # 1
+        started = time.perf_counter()
+        decision = next(d for rule in self.rules for d in [rule(turn)] if d is not None)  # 2
+        answer = self._phrase(turn, decision)  # 3
+        return self._record(turn, decision, answer, (time.perf_counter() - started) * 1000)  # 4
+
+    @property
+    def rules(self) -> tuple[Callable[[Turn], Decision | None], ...]:
+        """The decision rules in order; adding a rule is one entry here and one method."""
+        return (
+            self._rule_policy,
+            self._rule_other_brand,
+            self._rule_not_covered,
+            self._rule_verified,
+            self._rule_search,
+        )
+
+    # -- 1. validate -----------------------------------------------------------------------
+
+    def _validate_turn(self, message: object, history: Any, session_id: str) -> Turn:
         text = self.validate(message)
         messages = normalize_history(history)
         variant = assign(self.settings.variant_table, "support", session_id)
         overrides = apply(variant, {}, ("answer_mode", "min_confidence"))
-        threshold = float(overrides.get("min_confidence", self.settings.support_min_confidence))
-        lang = _lang(text, messages)
-        folded = normalize(text)  # rules see simplified Chinese and lower case
-        started = time.perf_counter()
-        sources: list[dict[str, Any]] = []
-        confidence = 0.0
-        reason = ""
-        names: list[str] = []
-        refused = False
-        mode = "extractive"
-        feeling = policy.mood(folded)
-        earlier = [normalize(m["content"]) for m in messages if m["role"] == "user"]
-        rule = policy.before_retrieval(text, folded, earlier, lang)
-        if rule is not None:
-            reason, answer, mode, refused = rule.handoff, rule.answer, rule.mode, rule.refused
-        elif names := self.index().analyzer.foreign_names(text):
-            reason = "other_brand"  # 格力's warranty is not ours, however alike the question
-        elif product := self.index().analyzer.unknown_product(text):
-            reason, names = "not_covered", [product]  # "Do you sell spaceships?" is no pre-order question
-        elif (verified := self._verified_answer(text, messages)) is not None:
-            answer, sources, confidence = verified
-            mode = "verified"
-        else:
-            found = self._search(text, messages)
-            parts = self._search_parts(text)
-            confident = [f for f in parts if f.hits and f.confidence >= threshold]
-            if len({f.hits[0].entry.id for f in confident}) >= 2:
-                answer, sources = self._answer_parts(parts, threshold, lang)
-                confidence, mode = min(f.confidence for f in confident), "multi-part"
-            else:
-                if confident and max(f.confidence for f in confident) > found.confidence:
-                    found = max(confident, key=lambda f: f.confidence)
-                confidence = found.confidence
-                sources = [h.as_source(i) for i, h in enumerate(found.hits[:3], start=1)]
-                if confidence < threshold and (scope := self._out_of_scope(text)) is not None:
-                    # Small talk or a general request: a polite word on what the bot does, no ticket.
-                    answer, mode, refused, sources = policy.SCOPE_REPLY[scope][lang], scope, True, []
-                elif confidence < threshold:
-                    reason = "low_confidence"
-                else:
-                    answer, mode = self._answer(
-                        text, messages, found.hits[:3], answer_mode=overrides.get("answer_mode")
-                    )
-                    # An extractive answer is entry [1] word for word: the runners-up are not its
-                    # sources. A generated one may draw on each close entry.
-                    sources = sources[:1] if mode.startswith("extractive") else _relevant(sources)
-        handoff = bool(reason)
+        return Turn(
+            text=text,
+            folded=normalize(text),  # rules see simplified Chinese and lower case
+            messages=messages,
+            lang=_lang(text, messages),
+            threshold=float(overrides.get("min_confidence", self.settings.support_min_confidence)),
+            answer_mode=overrides.get("answer_mode"),
+            session_id=session_id,
+            variant=variant.name if variant else None,
+        )
+
+    # -- 2. decide: each rule returns a Decision, or None to pass the turn on ---------------
+
+    def _rule_policy(self, turn: Turn) -> Decision | None:
+        """Injections, demands for a manager, thanks and greetings (policy.py)."""
+        earlier = [normalize(m["content"]) for m in turn.messages if m["role"] == "user"]
+        rule = policy.before_retrieval(turn.text, turn.folded, earlier, turn.lang)
+        if rule is None:
+            return None
+        return Decision(reason=rule.handoff, answer=rule.answer, mode=rule.mode, refused=rule.refused)
+
+    def _rule_other_brand(self, turn: Turn) -> Decision | None:
+        """格力's warranty is not ours, however alike the question."""
+        names = self.index().analyzer.foreign_names(turn.text)
+        return Decision(reason="other_brand", names=list(names)) if names else None
+
+    def _rule_not_covered(self, turn: Turn) -> Decision | None:
+        """ "Do you sell spaceships?" is no pre-order question."""
+        product = self.index().analyzer.unknown_product(turn.text)
+        return Decision(reason="not_covered", names=[product]) if product else None
+
+    def _rule_verified(self, turn: Turn) -> Decision | None:
+        verified = self._verified_answer(turn.text, turn.messages)
+        if verified is None:
+            return None
+        answer, sources, confidence = verified
+        return Decision(answer=answer, sources=sources, confidence=confidence, mode="verified")
+
+    def _rule_search(self, turn: Turn) -> Decision:
+        """The knowledge base: part by part, or the best entry, or a scope reply, or a person."""
+        found = self._search(turn.text, turn.messages)
+        parts = self._search_parts(turn.text)
+        confident = [f for f in parts if f.hits and f.confidence >= turn.threshold]
+        if len({f.hits[0].entry.id for f in confident}) >= 2:
+            answer, sources = self._answer_parts(parts, turn.threshold, turn.lang)
+            return Decision(
+                answer=answer, sources=sources, confidence=min(f.confidence for f in confident), mode="multi-part"
+            )
+        if confident and max(f.confidence for f in confident) > found.confidence:
+            found = max(confident, key=lambda f: f.confidence)
+        sources = [h.as_source(i) for i, h in enumerate(found.hits[:3], start=1)]
+        if found.confidence < turn.threshold and (scope := self._out_of_scope(turn.text)) is not None:
+            # Small talk or a general request: a polite word on what the bot does, no ticket.
+            return Decision(
+                answer=policy.SCOPE_REPLY[scope][turn.lang], mode=scope, refused=True, confidence=found.confidence
+            )
+        if found.confidence < turn.threshold:
+            return Decision(reason="low_confidence", sources=sources, confidence=found.confidence)
+        answer, mode = self._answer(turn.text, turn.messages, found.hits[:3], answer_mode=turn.answer_mode)
+        # An extractive answer is entry [1] word for word: the runners-up are not its
+        # sources. A generated one may draw on each close entry.
+        sources = sources[:1] if mode.startswith("extractive") else _relevant(sources)
+        return Decision(answer=answer, sources=sources, confidence=found.confidence, mode=mode)
+
+    # -- 3. phrase -------------------------------------------------------------------------
+
+    def _phrase(self, turn: Turn, decision: Decision) -> str:
+        answer = decision.answer
+        if decision.reason:
+            joined = ("、" if turn.lang == "zh" else ", ").join(decision.names)
+            answer = policy.HANDOFF[decision.reason][turn.lang].format(names=joined)
+        feeling = policy.mood(turn.folded)
+        if feeling and not decision.refused:
+            answer = policy.ACKNOWLEDGE[feeling][turn.lang] + answer
+        return answer
+
+    # -- 4. record -------------------------------------------------------------------------
+
+    def _record(self, turn: Turn, decision: Decision, answer: str, latency_ms: float) -> dict[str, Any]:
+        handoff = bool(decision.reason)
         ticket = policy.new_ticket() if handoff else None
-        if handoff:
-            answer = policy.HANDOFF[reason][lang].format(names="、".join(names) if lang == "zh" else ", ".join(names))
-        if feeling and not refused:
-            answer = policy.ACKNOWLEDGE[feeling][lang] + answer
-        latency_ms = (time.perf_counter() - started) * 1000
-        conversation = [*messages, {"role": "user", "content": text}]
-        model_info = self.registry.info("text") if mode == "llm" else self.registry.info("embed")
+        feeling = policy.mood(turn.folded)
+        conversation = [*turn.messages, {"role": "user", "content": turn.text}]
+        model_info = self.registry.info("text") if decision.mode == "llm" else self.registry.info("embed")
         output = GeneratedOutput(
             tab="support",
             model=model_info,
             params={
-                "answer_mode": mode,
-                "confidence": round(confidence, 3),
-                "handoff_reason": reason or None,
+                "answer_mode": decision.mode,
+                "confidence": round(decision.confidence, 3),
+                "handoff_reason": decision.reason or None,
                 "mood": feeling,
                 "ticket": ticket,
             },
-            prompt=text,
+            prompt=turn.text,
             messages=conversation,
             output={"text": answer, "handoff": handoff},
-            sources=sources,
+            sources=decision.sources,
             latency_ms=round(latency_ms, 1),
-            session_id=session_id,
-            variant=variant.name if variant else None,
+            session_id=turn.session_id,
+            variant=turn.variant,
         )
         if handoff:
             assert ticket is not None
-            saved = self.handoffs.open(output, reason, ticket, lang)
-            answer += (policy.TICKET if saved else policy.TICKET_FAILED)[lang].format(
-                ticket=ticket, contact=self.settings.support_contact or policy.DEFAULT_CONTACT[lang]
+            saved = self.handoffs.open(output, decision.reason, ticket, turn.lang)
+            answer += (policy.TICKET if saved else policy.TICKET_FAILED)[turn.lang].format(
+                ticket=ticket, contact=self.settings.support_contact or policy.DEFAULT_CONTACT[turn.lang]
             )
             if not saved:
                 ticket = None
@@ -353,11 +410,11 @@ class SupportService:
             if self.learning is not None and saved:
                 self.learning.note_handoff(
                     {
-                        "reason": reason,
+                        "reason": decision.reason,
                         "output_id": output.output_id,
                         "ts": utc_now(),
                         "messages": conversation,
-                        "sources": sources,
+                        "sources": decision.sources,
                     }
                 )
         output.messages = [*conversation, {"role": "assistant", "content": answer}]
@@ -365,14 +422,14 @@ class SupportService:
         return {
             "output_id": output.output_id,
             "answer": answer,
-            "sources": sources,
+            "sources": decision.sources,
             "handoff": handoff,
-            "handoff_reason": reason or None,
+            "handoff_reason": decision.reason or None,
             "ticket": ticket,
-            "refused": refused,
+            "refused": decision.refused,
             "mood": feeling,
-            "confidence": round(confidence, 3),
-            "answer_mode": None if handoff else mode,
+            "confidence": round(decision.confidence, 3),
+            "answer_mode": None if handoff else decision.mode,
         }
 
     def _answer_parts(self, parts: list[Found], threshold: float, lang: str) -> tuple[str, list[dict[str, Any]]]:
@@ -445,6 +502,33 @@ class SupportService:
             temperature=0.0,
         )
         return "".join(model.stream(request)).strip()
+
+
+@dataclass
+class Turn:
+    """One customer message as the rules read it (step 1's result)."""
+
+    text: str
+    folded: str  # simplified Chinese, lower case
+    messages: list[dict[str, str]]
+    lang: str
+    threshold: float
+    answer_mode: str | None = None
+    session_id: str = ""
+    variant: str | None = None
+
+
+@dataclass
+class Decision:
+    """What a rule decided: a handoff (``reason`` set, phrased in step 3) or an answer."""
+
+    reason: str = ""  # a key of policy.HANDOFF; "" when the bot answers
+    answer: str = ""
+    mode: str = "extractive"
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    confidence: float = 0.0
+    refused: bool = False  # a refusal or scope reply: no acknowledgement of the mood
+    names: list[str] = field(default_factory=list)  # what the handoff message names
 
 
 @dataclass
