@@ -67,6 +67,8 @@ def test_stats_line_says_when_an_answer_was_cut_at_the_limit():
     assert _stats_line(stats, "m", True, "zh").startswith("✂️ 已达长度上限被截断")
     stats.finish_reason = "stop"
     assert _stats_line(stats, "m", True, "zh").startswith("✅")
+    stats.finish_reason = "repetition"  # the loop guard ended it: say so, it is no natural end
+    assert _stats_line(stats, "m", True, "zh").startswith("⟲ 模型开始重复，已在重复处停止")
 
 
 def test_knowledge_gap_kinds_are_translated():
