@@ -94,6 +94,16 @@ def test_cc_cedict_bridges_english_and_chinese(zh_support):
     assert "voltage-en" in [h.entry.id for h in hits]
 
 
+def test_an_entry_quoted_in_the_other_language_is_announced_in_the_customers(zh_support):
+    # Issue 26: "那新疆要多久?" was answered with an English entry, unannounced.
+    english = zh_support.chat("How long until I get my refund?")
+    assert not english["handoff"] and english["answer"].startswith("The following entry is written in Chinese:")
+    chinese = zh_support.chat("退款多久到账")
+    assert not chinese["handoff"] and "英文原文" not in chinese["answer"]  # same language: no note
+    result = zh_support.chat("冰箱在国外用变压器可以吗")
+    assert result["sources"][0]["id"] == "voltage-en" and result["answer"].startswith("以下资料为英文原文：")
+
+
 def test_follow_up_without_marker_words_uses_the_previous_question(zh_support):
     history = [{"role": "user", "content": "空调移机怎么弄"}, {"role": "assistant", "content": "……"}]
     hits, _, searched = zh_support.retrieve("多少钱", history)

@@ -71,6 +71,13 @@ def _lang(text: str, history: list[dict[str, str]] | None = None) -> str:
     return "zh"
 
 
+def _script(text: str) -> str:
+    """zh when Han characters are at least a third of the text's letters, else en."""
+    han = sum(contains_cjk(ch) for ch in text)
+    latin = len(_LETTER.findall(text))
+    return "zh" if han and han * 2 >= latin else "en"
+
+
 def md_escape(text: str) -> str:
     """A customer's words inside a Markdown answer stay words: no link, image or emphasis."""
     return _MD_SPECIAL.sub(r"\\\1", text)
@@ -366,6 +373,8 @@ class SupportService:
         if decision.reason:
             joined = ("、" if turn.lang == "zh" else ", ").join(decision.names)
             answer = policy.HANDOFF[decision.reason][turn.lang].format(names=joined)
+        elif not decision.refused and decision.mode != "llm" and _script(answer) != turn.lang:
+            answer = policy.OTHER_LANGUAGE[turn.lang] + answer  # a quoted entry in the other language
         feeling = policy.mood(turn.folded)
         if feeling and not decision.refused:
             answer = policy.ACKNOWLEDGE[feeling][turn.lang] + answer

@@ -125,6 +125,13 @@ GREETING = {
     "your account or warranty — or type “human” to reach a person.",
     "zh": "您好！我是流明商城智能客服，可以解答配送、退换货、退款、支付、账户和保修等问题；输入“人工”可转接人工客服。",
 }
+# Said before an entry quoted in the other language (only an English entry answers a Chinese
+# question, or the reverse): the customer knows why, instead of meeting a foreign text unannounced.
+OTHER_LANGUAGE = {
+    "zh": "以下资料为英文原文：\n\n",
+    "en": "The following entry is written in Chinese:\n\n",
+}
+
 ACKNOWLEDGE = {
     "angry": {
         "en": "I'm sorry about this — I understand how frustrating it is. ",
