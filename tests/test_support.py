@@ -279,3 +279,16 @@ def test_a_failed_preload_leaves_the_error_for_the_first_question(settings, fake
     assert "not preloaded" in caplog.text and not support.is_ready
     with pytest.raises(AigcError, match="knowledge base is empty"):
         support.chat("退款多久到账？")
+
+
+def test_every_handoff_reason_speaks_both_languages_to_both_readers():
+    # One table owns each reason: the customer's words, the team's label, the knowledge-gap flag.
+    from aigc_demo.services.support.learning import GAP_REASONS
+    from aigc_demo.services.support.policy import HANDOFF_REASONS
+    from aigc_demo.ui.i18n import tr
+
+    for key, reason in HANDOFF_REASONS.items():
+        assert set(reason.message) == set(reason.label) == {"en", "zh"}, key
+        assert reason.message["zh"].format(names="X") and reason.message["en"].format(names="X")
+        assert tr(f"handoff_reason_{key}", "zh") == reason.label["zh"]
+    assert GAP_REASONS == {"low_confidence", "not_covered"}

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import gradio as gr
 
-from aigc_demo.services.support.policy import GREETING
+from aigc_demo.services.support.policy import GREETING, HANDOFF_REASONS
 
 # key: (English, 中文). Messages may hold {named} fields, filled by tr().
 STRINGS: dict[str, tuple[str, str]] = {
@@ -338,12 +338,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "no_tickets": ("no tickets", "暂无工单"),
     "ticket_status_open": ("open", "待处理"),
     "ticket_status_resolved": ("resolved", "已解决"),
-    "handoff_reason_requested": ("asked for a person", "用户要求人工"),
-    "handoff_reason_frustration": ("customer frustrated", "用户不满"),
-    "handoff_reason_commitment": ("needs a promise only staff can make", "需要人工承诺"),
-    "handoff_reason_low_confidence": ("not in the knowledge base", "知识库中没有"),
-    "handoff_reason_other_brand": ("about another company's product", "涉及其他品牌"),
-    "handoff_reason_not_covered": ("asks for a product the articles never mention", "询问资料中没有的商品"),
+    # The team's name for each handoff reason lives with the reason (support/policy.py).
+    **{f"handoff_reason_{key}": (r.label["en"], r.label["zh"]) for key, r in HANDOFF_REASONS.items()},
     "skipped_records": (
         "⚠️ {n} stored lines were not read (damaged, too long or of an unexpected shape): "
         "`python -m aigc_demo feedback verify` lists them.",

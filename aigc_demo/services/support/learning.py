@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from aigc_demo.services.support.policy import HANDOFF_REASONS
 from aigc_demo.services.support.retrieval import contains_cjk, tokenize
 
 VERIFIED_MIN_SIMILARITY = 0.8
@@ -29,7 +30,7 @@ VERIFIED_MIN_SIMILARITY = 0.8
 VERIFIABLE_MODES = {"extractive", "extractive-fallback", "llm", "verified", None}
 # Handoffs that show what the FAQ lacks: nothing in it answered (low_confidence), or the
 # customer asked about a product it never mentions (not_covered: "Do you sell drones?").
-GAP_REASONS = frozenset(["low_confidence", "not_covered"])
+GAP_REASONS = frozenset(key for key, reason in HANDOFF_REASONS.items() if reason.knowledge_gap)
 
 
 @dataclass

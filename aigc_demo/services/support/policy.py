@@ -142,34 +142,76 @@ ACKNOWLEDGE = {
         "zh": "理解您很着急，我马上帮您处理。",
     },
 }
-HANDOFF = {
-    "low_confidence": {
-        "en": "I'm not sure I can answer that correctly, so I'm passing it to a human colleague.",
-        "zh": "这个问题我不确定能准确回答，已为您转接人工客服。",
-    },
-    "requested": {
-        "en": "I'm transferring you to a human colleague now.",
-        "zh": "正在为您转接人工客服。",
-    },
-    "frustration": {
-        "en": "I'm sorry this hasn't been resolved — I'm transferring you to a human colleague now.",
-        "zh": "很抱歉问题还没有解决，正在为您转接人工客服。",
-    },
-    "commitment": {
-        "en": "That is a commitment I can't make on the store's behalf, "
-        "so I'm passing it to a human colleague who can.",
-        "zh": "这类承诺我无法代表商家做出，已为您转接有权限处理的人工客服。",
-    },
-    "not_covered": {
-        "en": "Our help articles don't mention {names}, so I'm passing this to a human colleague who can check.",
-        "zh": "我们的资料里没有关于「{names}」的信息，已为您转接人工客服帮您确认。",
-    },
-    "other_brand": {
-        "en": "Our help articles don't cover {names}, only our own products and services, "
-        "so I'm passing this to a human colleague.",
-        "zh": "我们的资料里没有关于「{names}」的信息（只涵盖本店自己的产品和服务），已为您转接人工客服。",
-    },
+
+
+@dataclass(frozen=True)
+class HandoffReason:
+    """Why the bot hands a conversation to a person: what the customer reads, what the team
+    reads (Insights, tickets, reports), and whether it shows a gap in the knowledge base (the
+    list the support lead fills). Adding a reason is one entry in ``HANDOFF_REASONS``."""
+
+    key: str
+    message: dict[str, str]  # to the customer; {names} is filled with what the KB lacks
+    label: dict[str, str]  # to the team
+    knowledge_gap: bool = False
+
+
+HANDOFF_REASONS: dict[str, HandoffReason] = {
+    r.key: r
+    for r in [
+        HandoffReason(
+            "low_confidence",
+            {
+                "en": "I'm not sure I can answer that correctly, so I'm passing it to a human colleague.",
+                "zh": "这个问题我不确定能准确回答，已为您转接人工客服。",
+            },
+            {"en": "not in the knowledge base", "zh": "知识库中没有"},
+            knowledge_gap=True,
+        ),
+        HandoffReason(
+            "requested",
+            {"en": "I'm transferring you to a human colleague now.", "zh": "正在为您转接人工客服。"},
+            {"en": "asked for a person", "zh": "用户要求人工"},
+        ),
+        HandoffReason(
+            "frustration",
+            {
+                "en": "I'm sorry this hasn't been resolved — I'm transferring you to a human colleague now.",
+                "zh": "很抱歉问题还没有解决，正在为您转接人工客服。",
+            },
+            {"en": "customer frustrated", "zh": "用户不满"},
+        ),
+        HandoffReason(
+            "commitment",
+            {
+                "en": "That is a commitment I can't make on the store's behalf, "
+                "so I'm passing it to a human colleague who can.",
+                "zh": "这类承诺我无法代表商家做出，已为您转接有权限处理的人工客服。",
+            },
+            {"en": "needs a promise only staff can make", "zh": "需要人工承诺"},
+        ),
+        HandoffReason(
+            "not_covered",
+            {
+                "en": "Our help articles don't mention {names}, "
+                "so I'm passing this to a human colleague who can check.",
+                "zh": "我们的资料里没有关于「{names}」的信息，已为您转接人工客服帮您确认。",
+            },
+            {"en": "asks for a product the articles never mention", "zh": "询问资料中没有的商品"},
+            knowledge_gap=True,
+        ),
+        HandoffReason(
+            "other_brand",
+            {
+                "en": "Our help articles don't cover {names}, only our own products and services, "
+                "so I'm passing this to a human colleague.",
+                "zh": "我们的资料里没有关于「{names}」的信息（只涵盖本店自己的产品和服务），已为您转接人工客服。",
+            },
+            {"en": "about another company's product", "zh": "涉及其他品牌"},
+        ),
+    ]
 }
+HANDOFF = {key: reason.message for key, reason in HANDOFF_REASONS.items()}
 TICKET = {
     "en": " Your ticket number is **{ticket}**; they will see this conversation and reply here "
     "or by your account's contact details.",
