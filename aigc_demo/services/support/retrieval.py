@@ -248,9 +248,40 @@ class HybridIndex:
 
         ``context`` (the previous question, for a follow-up) is searched along with the
         query at half weight: it steers the ranking but cannot make a vague query look specific.
+        Three passes: keywords (BM25 over the query's units), the embedding, then the signals
+        the confidence model reads about the winner.
         """
         if not self.kb.entries:
             return [], 0.0
+        words = self._keyword_pass(query, context)
+        if vector is None:
+            vector = self.embedder.embed([f"{context} {query}" if context else query])[0]
+        meaning = self._dense_pass(vector, contains_cjk(query))
+        # Relative score fusion (min-max normalise each ranker, weighted sum): unlike
+        # rank fusion it keeps a clear winner's margin, which matters in a small KB.
+        # A ranker that cannot tell documents apart gets less say: an English-only
+        # embedder scores every Chinese query ~0.5 against everything.
+        fused = _minmax(words.scores) + DENSE_WEIGHT * meaning.trust * (0.25 + 0.75 * meaning.separation) * meaning.norm
+        # Prefer an answer in the asker's language when the KB has both.
+        fused[meaning.same_lang] += SAME_LANGUAGE_BONUS
+        order = np.argsort(-fused, kind="stable")[: max(top_k, 2)]
+        signals = self._signals(words, meaning, fused, int(order[0]), contains_cjk(query))
+        hits = [
+            Hit(
+                entry=self.kb.entries[i],
+                score=float(fused[i]),
+                keyword=float(words.scores[i]),
+                dense=float(meaning.cosine[i]),
+                coverage=float(words.coverage[i]),
+            )
+            for i in order[:top_k]
+        ]
+        hits[0].signals = signals
+        return hits, float(signals.confidence(None if meaning.multilingual else CONFIDENCE_WEIGHTS_MONOLINGUAL))
+
+    def _keyword_pass(self, query: str, context: str) -> _Keywords:
+        """BM25 over the query's units (the context's at half weight), and how much of the
+        query's weight each entry covers (its own words apart, for choosing context or not)."""
         units = self.analyzer.units(query)
         own_count = len(units)
         if context:
@@ -280,10 +311,18 @@ class HybridIndex:
                 own_known += unit.weight
                 if unit_idf is not None:
                     own_covered += mass * match
-        if vector is None:
-            vector = self.embedder.embed([f"{context} {query}" if context else query])[0]
+        return _Keywords(
+            scores=keyword,
+            coverage=covered / total if total else np.zeros(n, dtype=np.float32),
+            unknown=unknown / total if total else 1.0,
+            known_mass=known_mass,
+            own_coverage=own_covered / own_total if own_total else np.zeros(n, dtype=np.float32),
+            own_weight=own_known,
+        )
+
+    def _dense_pass(self, vector: np.ndarray, want_cjk: bool) -> _Dense:
+        """The embedding's scores, made comparable across the KB's languages."""
         cosine = dense = self.vectors @ vector
-        want_cjk = contains_cjk(query)
         same_lang = self.is_cjk == want_cjk
         trust = self.dense_trust["cjk" if want_cjk else "latin"]
         multilingual = bool(getattr(self.embedder, "multilingual", False))
@@ -297,59 +336,68 @@ class HybridIndex:
             # Compare with documents in the query's script: an English-only embedder puts
             # any Chinese text nearer Chinese documents than English ones.
             separation = dense_separation(dense[same_lang] if same_lang.sum() >= 3 else dense)
-        dense_norm = _minmax(dense)
+        norm = _minmax(dense)
         if not multilingual and same_lang.any():
             # A monolingual embedder's score between scripts is noise: those entries get a
             # neutral value and compete on keywords (and their translations) alone.
-            dense_norm[~same_lang] = float(np.median(dense_norm[same_lang]))
-        # Relative score fusion (min-max normalise each ranker, weighted sum): unlike
-        # rank fusion it keeps a clear winner's margin, which matters in a small KB.
-        # A ranker that cannot tell documents apart gets less say: an English-only
-        # embedder scores every Chinese query ~0.5 against everything.
-        fused = _minmax(keyword) + DENSE_WEIGHT * trust * (0.25 + 0.75 * separation) * dense_norm
-        # Prefer an answer in the asker's language when the KB has both.
-        fused[same_lang] += SAME_LANGUAGE_BONUS
-        order = np.argsort(-fused, kind="stable")[: max(top_k, 2)]
-        coverage = covered / total if total else np.zeros(n, dtype=np.float32)
+            norm[~same_lang] = float(np.median(norm[same_lang]))
+        return _Dense(cosine, dense, norm, same_lang, trust, separation, multilingual)
+
+    def _signals(self, words: _Keywords, meaning: _Dense, fused: np.ndarray, top: int, want_cjk: bool) -> Signals:
+        """What the confidence model reads about the winner ``top`` (all KB-independent)."""
+        keyword = words.scores
         # The runner-up is the best entry on *another topic*: in a bilingual KB the same
         # answer in the other language is no rival.
         ranked = np.argsort(-fused, kind="stable")
         rival = next((int(i) for i in ranked[1:] if self.topics[i] != self.topics[ranked[0]]), None)
-        first = float(keyword[order[0]])
+        first = float(keyword[top])
         second = float(keyword[rival]) if rival is not None else 0.0
-        signals = Signals(
-            coverage=float(coverage[order[0]]),
-            unknown=unknown / total if total else 1.0,
+        return Signals(
+            coverage=float(words.coverage[top]),
+            unknown=words.unknown,
             # The lead over the runner-up, as a share of the winner's score but at least of two
             # strong terms' worth: a lone weak match (a year, a digit) is no clear winner.
             margin=(first - second) / max(first, 2 * self.bm25.max_idf) if first > 0 else 0.0,
-            specificity=math.log1p(known_mass) / math.log1p(4 * self.bm25.max_idf),
-            dense=trust * _standout(dense, int(order[0])),
+            specificity=math.log1p(words.known_mass) / math.log1p(4 * self.bm25.max_idf),
+            dense=meaning.trust * _standout(meaning.dense, top),
             # Do the keyword ranker and the embedder, each alone, pick the top hit's topic?
             # (no keyword match at all: no opinion to agree with, and the embedder alone decided).
             agree=float(
-                (self.topics[int(np.argmax(keyword))] == self.topics[order[0]])
-                + trust * (self.topics[int(np.argmax(dense))] == self.topics[order[0]])
+                (self.topics[int(np.argmax(keyword))] == self.topics[top])
+                + meaning.trust * (self.topics[int(np.argmax(meaning.dense))] == self.topics[top])
             )
             / 2
             if keyword.max() > 0
             else 0.0,
-            own_coverage=float(own_covered[order[0]] / own_total) if own_total else 0.0,
-            own_weight=own_known,
+            crossed=float(bool(self.is_cjk[top]) != want_cjk),
+            own_coverage=float(words.own_coverage[top]),
+            own_weight=words.own_weight,
         )
-        signals.crossed = float(bool(self.is_cjk[order[0]]) != want_cjk)
-        hits = [
-            Hit(
-                entry=self.kb.entries[i],
-                score=float(fused[i]),
-                keyword=float(keyword[i]),
-                dense=float(cosine[i]),
-                coverage=float(coverage[i]),
-            )
-            for i in order[:top_k]
-        ]
-        hits[0].signals = signals
-        return hits, float(signals.confidence(None if multilingual else CONFIDENCE_WEIGHTS_MONOLINGUAL))
+
+
+@dataclass
+class _Keywords:
+    """The keyword pass over every entry."""
+
+    scores: np.ndarray
+    coverage: np.ndarray  # share of the query's weight each entry covers
+    unknown: float  # share of the query's weight no entry knows
+    known_mass: float
+    own_coverage: np.ndarray  # the same, of the message's own words (not the context's)
+    own_weight: float
+
+
+@dataclass
+class _Dense:
+    """The embedding pass over every entry."""
+
+    cosine: np.ndarray  # raw, as reported
+    dense: np.ndarray  # centred per language (multilingual embedder)
+    norm: np.ndarray  # 0..1, what the fusion adds
+    same_lang: np.ndarray
+    trust: float
+    separation: float
+    multilingual: bool
 
 
 _LANG_SUFFIX = re.compile(r"[-_.](en|zh|cn|zh-cn|zh-hans|zh-tw|tw|hk)$", re.IGNORECASE)
