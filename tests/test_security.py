@@ -356,3 +356,24 @@ def test_the_upload_quota_keys_on_the_address_our_proxies_saw(hops, header, clie
     from aigc_demo.ui.admission import _client_of
 
     assert _client_of({"client": ("127.0.0.1", 5000)}, {b"x-forwarded-for": header}, hops) == client
+
+
+def test_with_no_proxy_a_forged_forwarded_for_is_no_new_client(tmp_path, model_cache, monkeypatch):
+    """The re-check: uvicorn took X-Forwarded-For from 127.0.0.1 as the caller's address, so a
+    caller behind a local tunnel bought a fresh upload budget with each forged header."""
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)  # restored after the test
+    settings = Settings(
+        profile="offline", data_dir=tmp_path, cache_dir=model_cache, port=free_port(), preload=False,
+        upload_quota_mb=1, upload_total_mb=50, proxy_hops=0,
+    )  # fmt: skip
+    registry = ModelRegistry(settings, preloaded={"text": FakeTextBackend(), "embed": FakeEmbedder()})
+    with serve_app(settings, registry) as url, httpx.Client(timeout=30) as http:
+        codes = [
+            http.post(
+                f"{url}gradio_api/upload",
+                files={"files": ("kb.txt", b"x" * 400_000, "text/plain")},
+                headers={"X-Forwarded-For": f"10.0.0.{i}"},
+            ).status_code
+            for i in range(4)
+        ]
+    assert codes[:2] == [200, 200] and codes[3] == 429

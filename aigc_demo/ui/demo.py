@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -173,6 +174,12 @@ def _health_route(health: Callable[[], dict]) -> Route:
 def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[str, Any]:
     images = Path(settings.data_dir) / "images"
     images.mkdir(parents=True, exist_ok=True)
+    if settings.proxy_hops == 0:
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default and rewrites the caller's
+        # address with it, so behind a local tunnel anyone could name themselves afresh (and get
+        # a fresh upload budget). With no proxy of ours in front, the connection's address is the
+        # caller's; an explicit FORWARDED_ALLOW_IPS still wins.
+        os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
     app_kwargs: dict[str, Any] = {}
     health = getattr(demo, "health", None)  # set by build_demo
     if demo is not None and health is not None:
