@@ -40,7 +40,11 @@ def test_kb_loader_reports_bad_lines_and_keeps_good_ones(tmp_path):
     zh = "\n".join(p.in_language("zh") for p in kb.problems)  # what a Chinese page shows
     assert "a.jsonl 第 2 行：JSON 格式错误" in zh and "a.jsonl 第 3 行：缺少 answer" in zh
     assert "d.csv 第 1 行：表头需要 question 和 answer 两列" in zh and "e.txt：不是 UTF-8 文本" in zh
-    assert not any(word in zh for word in ("invalid", "missing", "header", "not UTF-8"))
+    assert not any(word in zh for word in ("invalid", "missing", "header", "not UTF-8", " and "))
+    both = next(p for p in load_kb_rows(tmp_path, '{"id": "y"}') if p.key == "missing")
+    assert str(both).endswith("missing question and answer") and both.in_language("zh").endswith(
+        "缺少 question 和 answer"
+    )
 
 
 def test_a_plain_text_policy_is_split_at_its_title_lines(tmp_path):
@@ -292,3 +296,10 @@ def test_every_handoff_reason_speaks_both_languages_to_both_readers():
         assert reason.message["zh"].format(names="X") and reason.message["en"].format(names="X")
         assert tr(f"handoff_reason_{key}", "zh") == reason.label["zh"]
     assert GAP_REASONS == {"low_confidence", "not_covered"}
+
+
+def load_kb_rows(tmp_path, line: str) -> list:
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "f.jsonl").write_text(line + "\n", encoding="utf-8")
+    return load_kb(folder).problems

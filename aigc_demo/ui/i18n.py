@@ -307,7 +307,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "kb_replace": ("Replace it", "替换知识库"),
     "wrong_token": ("Wrong or missing admin token.", "管理员令牌错误或缺失。"),
     "kb_summary": (
-        "📚 **{n} entries** from {files} · {verified} verified answers",
+        "📚 **{n} entries** from {files} · verified answers: {verified}",
         "📚 **{n} 条**，来自 {files} · {verified} 条已验证回答",
     ),
     "kb_skipped": ("⚠️ Skipped:", "⚠️ 已跳过："),

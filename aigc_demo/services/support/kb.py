@@ -35,7 +35,8 @@ PROBLEM_TEXTS: dict[str, tuple[str, str]] = {
         "{file} 第 {line} 行：应为包含 question 和 answer 的对象",
     ),
     "missing": ("{file}, line {line}: missing {fields}", "{file} 第 {line} 行：缺少 {fields}"),
-    "bad_json": ("{file}, line {line}: invalid JSON ({reason})", "{file} 第 {line} 行：JSON 格式错误（{reason}）"),
+    # Python's JSON message is English: a Chinese page gets the line without it.
+    "bad_json": ("{file}, line {line}: invalid JSON ({reason})", "{file} 第 {line} 行：JSON 格式错误"),
     "csv_header": (
         "{file}, line 1: the header needs 'question' and 'answer' columns",
         "{file} 第 1 行：表头需要 question 和 answer 两列",
@@ -55,12 +56,21 @@ class Problem(str):
     fields: dict[str, object]
 
     def __new__(cls, key: str, **fields: object) -> Problem:
-        made = super().__new__(cls, PROBLEM_TEXTS[key][0].format(**fields))
+        made = super().__new__(cls, _render(key, "en", fields))
         made.key, made.fields = key, fields
         return made
 
     def in_language(self, lang: str) -> str:
-        return PROBLEM_TEXTS[self.key][1 if lang == "zh" else 0].format(**self.fields)
+        return _render(self.key, lang, self.fields)
+
+
+def _render(key: str, lang: str, fields: dict[str, object]) -> str:
+    """A problem's text in ``lang``; a list field reads "a and b" / "a 和 b"."""
+    joined = {
+        k: (" 和 " if lang == "zh" else " and ").join(map(str, v)) if isinstance(v, list | tuple) else v
+        for k, v in fields.items()
+    }
+    return PROBLEM_TEXTS[key][1 if lang == "zh" else 0].format(**joined)
 
 
 @dataclass
@@ -136,7 +146,7 @@ def _add(kb: KnowledgeBase, path: Path, line: int, row: dict, fallback_id: str) 
     answer = str(row.get("answer") or "").strip()
     missing = [name for name, value in (("question", question), ("answer", answer)) if not value]
     if missing:
-        kb.problems.append(Problem("missing", file=path.name, line=line, fields=" and ".join(missing)))
+        kb.problems.append(Problem("missing", file=path.name, line=line, fields=missing))
         return
     kb.entries.append(
         Entry(
