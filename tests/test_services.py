@@ -401,9 +401,14 @@ def test_an_image_folder_that_cannot_be_written_gets_the_same_clear_message(serv
 
     services.image.out_dir.mkdir(parents=True, exist_ok=True)
     (services.image.out_dir / datetime.now(UTC).strftime("%Y-%m-%d")).write_bytes(b"not a folder")
+    day = services.image.out_dir / datetime.now(UTC).strftime("%Y-%m-%d")
     with pytest.raises(AigcError) as info:
         services.image.generate("一只狐狸", seed=3, width=64, height=64)
     assert "磁盘已满或不可写" in info.value.zh
+    assert services.feedback.failures["images"]["failing"]  # /healthz says degraded
+    day.unlink()  # the host frees the folder: the next image is saved and the flag clears
+    services.image.generate("一只狐狸", seed=3, width=64, height=64)
+    assert not services.feedback.failures["images"]["failing"]
 
 
 def test_stopping_keeps_and_registers_the_partial_answer(services):

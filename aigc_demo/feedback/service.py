@@ -141,14 +141,21 @@ class FeedbackService:
         try:
             stored = self.store(name).append(scrub(record) if self.scrub_pii else record)
         except StorageError as exc:
-            with self._stores_lock:
-                seen = self.failures.setdefault(name, {"count": 0})
-                seen.update(count=seen["count"] + 1, last_ts=utc_now(), error=exc.message, failing=True)
+            self.note_failure(name, exc.message)
             raise
+        self.note_success(name)
+        return stored
+
+    def note_failure(self, name: str, error: str) -> None:
+        """Count a failed write of ``name`` (a stream, or "images"): ``/healthz`` says degraded."""
+        with self._stores_lock:
+            seen = self.failures.setdefault(name, {"count": 0})
+            seen.update(count=seen["count"] + 1, last_ts=utc_now(), error=error, failing=True)
+
+    def note_success(self, name: str) -> None:
         if self.failures.get(name, {}).get("failing"):  # space was freed: writing works again
             with self._stores_lock:
                 self.failures[name].update(failing=False, recovered_ts=utc_now())
-        return stored
 
     def read(self, name: str) -> ReadResult:
         """Every process's files of a stream, rotations included, in time order."""

@@ -289,11 +289,13 @@ class ImageService:
             with contextlib.suppress(OSError):  # the folder itself may be what is broken
                 partial.unlink(missing_ok=True)
             log.error("could not save %s: %s", path.name, exc.strerror or exc)
+            self.feedback.note_failure("images", str(exc.strerror or exc))
             raise AigcError(
                 "The image was made but could not be saved: the server's disk is full or not writable. "
                 "Nothing was recorded; please tell the host.",
                 zh="图片已生成，但无法保存：服务器磁盘已满或不可写。本次未做任何记录，请告知主持人。",
             ) from None
+        self.feedback.note_success("images")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return {"path": str(path), "sha256": digest, "width": image.width, "height": image.height, "seed": seed}
 
