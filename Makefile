@@ -15,8 +15,12 @@ setup: $(PREPARED)
 # if that fails the app still runs, on the transformers engine, and says so. -march=native
 # would switch on ggml's AMX kernels on a Xeon that has AMX, and they die of SIGILL on the first
 # prompt (tile instructions in worker threads): build without them.
-NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
-LLAMACPP_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF "-DCMAKE_C_FLAGS=$(NO_AMX)" "-DCMAKE_CXX_FLAGS=$(NO_AMX)"
+# (Only where the compiler knows the flags: x86-64 with gcc >= 11 or clang >= 12.)
+AMX_OFF := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+ifeq ($(shell echo 'int x;' | $(CC) $(AMX_OFF) -x c -c -o /dev/null - 2>/dev/null && echo ok),ok)
+NO_AMX := "-DCMAKE_C_FLAGS=$(AMX_OFF)" "-DCMAKE_CXX_FLAGS=$(AMX_OFF)"
+endif
+LLAMACPP_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF $(NO_AMX)
 
 $(STAMP): requirements.txt requirements-offline.txt requirements-dev.txt requirements-llamacpp.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
