@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     """Support answers: extractive (quote the best entry), llm (generate, checked against sources),
     auto (llm on the gpu profile, extractive offline where the 135M model invents policies)."""
 
-    support_min_confidence: float = Field(0.33, ge=0.0, le=1.0)
+    support_min_confidence: float = Field(0.32, ge=0.0, le=1.0)
     """Below this confidence (the calibrated probability that the top entry answers the
     question) the bot hands off to a human instead of answering."""
 
