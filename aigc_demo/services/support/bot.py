@@ -36,6 +36,7 @@ from aigc_demo.feedback.schema import GeneratedOutput, utc_now
 from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.base import TextRequest
 from aigc_demo.models.registry import ModelRegistry
+from aigc_demo.services.lang import main_script
 from aigc_demo.services.support import policy
 from aigc_demo.services.support.analysis import normalize
 from aigc_demo.services.support.handoffs import HandoffQueue
@@ -69,13 +70,6 @@ def _lang(text: str, history: list[dict[str, str]] | None = None) -> str:
         if _LETTER.search(candidate):
             return "en"
     return "zh"
-
-
-def _script(text: str) -> str:
-    """zh when Han characters are at least a third of the text's letters, else en."""
-    han = sum(contains_cjk(ch) for ch in text)
-    latin = len(_LETTER.findall(text))
-    return "zh" if han and han * 2 >= latin else "en"
 
 
 def md_escape(text: str) -> str:
@@ -373,7 +367,7 @@ class SupportService:
         if decision.reason:
             joined = ("、" if turn.lang == "zh" else ", ").join(decision.names)
             answer = policy.HANDOFF[decision.reason][turn.lang].format(names=joined)
-        elif not decision.refused and decision.mode != "llm" and _script(answer) != turn.lang:
+        elif not decision.refused and decision.mode != "llm" and main_script(answer) != turn.lang:
             answer = policy.OTHER_LANGUAGE[turn.lang] + answer  # a quoted entry in the other language
         feeling = policy.mood(turn.folded)
         if feeling and not decision.refused:
