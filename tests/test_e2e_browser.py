@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,14 @@ def records(settings: Settings, stream: str = "ratings") -> list[dict]:
     return out
 
 
+def wait_for_records(settings: Settings, ready, timeout: float = 10.0) -> list[dict]:
+    """The ratings once `ready(rows)` holds, or as they are after `timeout` seconds (the assert says what is wrong)."""
+    deadline = time.monotonic() + timeout
+    while not ready(rows := records(settings)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return rows
+
+
 def no_xss(page) -> None:
     assert page.evaluate("window.__xss") is None
     assert page.dialogs == []
@@ -178,7 +187,9 @@ def test_02b_a_reason_and_comment_added_after_the_thumb_update_that_rating(app, 
     rating.get_by_placeholder("Optional comment").fill("great slogan")
     page.locator("#text-stats").click()  # the comment box loses focus: the words are saved
     page.get_by_text("with your reasons and comment").locator("visible=true").first.wait_for(timeout=10_000)
-    text = [r for r in records(settings) if r["tab"] == "text"]
+    # The chip's save already shows that message; the comment's save (on blur) may land a moment later.
+    text = wait_for_records(settings, lambda rows: rows and rows[-1]["tab"] == "text" and rows[-1]["comment"])
+    text = [r for r in text if r["tab"] == "text"]
     assert (text[-1]["rating"], text[-1]["reasons"], text[-1]["comment"]) == ("up", ["great"], "great slogan")
     # The chip (on input) and then the comment (on blur) each updated the rating before: a chain back to the 👍.
     chain = [r for r in text if r["output_id"] == first["output_id"]]
