@@ -22,6 +22,7 @@ acknowledged first; a question about another company's brand goes to a person.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -37,7 +38,7 @@ from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.base import TextRequest
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.lang import main_script
-from aigc_demo.services.support import policy
+from aigc_demo.services.support import expansion, policy
 from aigc_demo.services.support.analysis import normalize
 from aigc_demo.services.support.handoffs import HandoffQueue
 from aigc_demo.services.support.kb import KnowledgeBase, load_kb
@@ -164,7 +165,11 @@ class SupportService:
                 zh="客服知识库为空。请把 AIGC_SUPPORT_KB 设为包含 CSV / JSONL（question、answer）"
                 "或 Markdown 文件的目录，或在客服页（管理员）上传。",
             )
-        return HybridIndex(kb, self.registry.get("embed"), cache_dir=self.settings.cache_dir)
+        questions = None
+        if os.environ.get("AIGC_D2Q") == "1":
+            questions = expansion.cached(kb, self.registry.model_id("text"), self.settings.cache_dir)
+            log.info("generated questions: %s", "cached" if questions else "missing")
+        return HybridIndex(kb, self.registry.get("embed"), cache_dir=self.settings.cache_dir, questions=questions)
 
     # -- knowledge base management (admin): files in knowledge.py, the index here -------------
 

@@ -22,6 +22,7 @@ with unchanged files does not re-embed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from aigc_demo.services.lang import contains_cjk
+from aigc_demo.services.lang import contains_cjk, main_script
 from aigc_demo.services.support.analysis import Analyzer, Unit, idf, simple_terms
 from aigc_demo.services.support.kb import Entry, KnowledgeBase
 from aigc_demo.services.support.lexicon import Lexicon, default_lexicon
@@ -176,19 +177,36 @@ class Hit:
 
 class HybridIndex:
     def __init__(
-        self, kb: KnowledgeBase, embedder: Any, *, cache_dir: Path | None = None, lexicon: Lexicon | None = None
+        self,
+        kb: KnowledgeBase,
+        embedder: Any,
+        *,
+        cache_dir: Path | None = None,
+        lexicon: Lexicon | None = None,
+        questions: list[list[str]] | None = None,
     ) -> None:
         self.kb = kb
         self.embedder = embedder
-        self.analyzer = Analyzer(lexicon if lexicon is not None else default_lexicon(cache_dir))
-        self.analyzer.learn_vocabulary([e.text for e in kb.entries])
-        docs = [self.analyzer.index_terms(e.text) for e in kb.entries]
-        self.analyzer.fit(docs)
-        self.bm25 = BM25(docs)
-        self.is_cjk = np.array([contains_cjk(e.text) for e in kb.entries], dtype=bool)
+        self.is_cjk = np.array([is_chinese(e.text) for e in kb.entries], dtype=bool)
         self.topics = [topic_key(e) for e in kb.entries]
         self.vectors, question_vectors, answer_vectors = self._embed_entries(cache_dir)
         self.question_vectors = question_vectors
+        # Questions the text model wrote for each entry (expansion.py), or none.
+        self.generated = questions if questions is not None else [[] for _ in kb.entries]
+        if os.environ.get("AIGC_D2Q_ONLY_OTHER") == "1":
+            self.generated = [
+                [q for q in qs if main_script(q) != main_script(e.text)]
+                for e, qs in zip(kb.entries, self.generated, strict=True)
+            ]
+        self.generated_vectors, self.generated_owner = self._embed_generated(cache_dir)
+        if len(self.generated_owner) and os.environ.get("AIGC_D2Q_FILTER", "1") == "1":
+            self._drop_strays()
+        self.analyzer = Analyzer(lexicon if lexicon is not None else default_lexicon(cache_dir))
+        searchable = [self._searchable(e, qs) for e, qs in zip(kb.entries, self.generated, strict=True)]
+        self.analyzer.learn_vocabulary(searchable)
+        docs = [self.analyzer.index_terms(text) for text in searchable]
+        self.analyzer.fit(docs)
+        self.bm25 = BM25(docs)
         self.dense_trust = {
             script: self._calibrate(
                 question_vectors,
@@ -214,14 +232,50 @@ class HybridIndex:
                     return vectors[:n], vectors[n : 2 * n], vectors[2 * n :]
         vectors = self.embedder.embed(texts)
         if cache is not None:
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npy")  # one per writer
-                np.save(tmp, vectors)
-                tmp.replace(cache)
-            except OSError as exc:  # a read-only cache only costs time
-                log.warning("could not cache KB embeddings: %s", exc)
+            _save_vectors(cache, vectors)
         return vectors[:n], vectors[n : 2 * n], vectors[2 * n :]
+
+    @staticmethod
+    def _searchable(entry: Entry, generated: list[str]) -> str:
+        if os.environ.get("AIGC_D2Q_KEYWORDS", "1") == "0":
+            return entry.text
+        return "\n".join([entry.text, *generated])
+
+    def _embed_generated(self, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of the generated questions, and the entry each belongs to."""
+        flat = [q for qs in self.generated for q in qs]
+        owner = np.array([i for i, qs in enumerate(self.generated) for _ in qs], dtype=np.int64)
+        if not flat:
+            return np.zeros((0, 1), dtype=np.float32), owner
+        cache = None
+        if cache_dir is not None:
+            model = re.sub(r"[^A-Za-z0-9_.-]+", "_", getattr(self.embedder, "model_id", "embedder"))
+            digest = hashlib.sha256("\x1e".join("\x1f".join(qs) for qs in self.generated).encode()).hexdigest()[:16]
+            cache = Path(cache_dir) / f"kb-{self.kb.fingerprint}-{model}-generated-{digest}.npy"
+            if cache.exists():
+                vectors = np.load(cache)
+                if vectors.shape[0] == len(flat):
+                    return vectors, owner
+        vectors = self.embedder.embed(flat)
+        if cache is not None:
+            _save_vectors(cache, vectors)
+        return vectors, owner
+
+    def _drop_strays(self) -> None:
+        """Keep a generated question only if the entries alone already lead it back to its own
+        entry: a small model also writes generic ("有什么可以帮您？") or wrong questions, which
+        would pull unrelated messages to that entry (doc2query--, Gospodinov et al. 2023)."""
+        sims = (self.generated_vectors @ self.vectors.T + self.generated_vectors @ self.question_vectors.T) / 2
+        if bool(getattr(self.embedder, "multilingual", False)):
+            sims = np.stack([_language_centred(row, self.is_cjk) for row in sims])
+        topic = np.array([self.topics.index(t) for t in self.topics])  # one number per topic
+        kept = topic[sims.argmax(axis=1)] == topic[self.generated_owner]
+        flat = [q for qs in self.generated for q in qs]
+        self.generated = [[] for _ in self.kb.entries]
+        for q, owner, keep in zip(flat, self.generated_owner, kept, strict=True):
+            if keep:
+                self.generated[owner].append(q)
+        self.generated_vectors, self.generated_owner = self.generated_vectors[kept], self.generated_owner[kept]
 
     @staticmethod
     def _calibrate(questions: np.ndarray, answers: np.ndarray, mask: np.ndarray, *, multilingual: bool) -> float:
@@ -257,7 +311,7 @@ class HybridIndex:
         words = self._keyword_pass(query, context)
         if vector is None:
             vector = self.embedder.embed([f"{context} {query}" if context else query])[0]
-        meaning = self._dense_pass(vector, contains_cjk(query))
+        meaning = self._dense_pass(vector, is_chinese(query))
         # Relative score fusion (min-max normalise each ranker, weighted sum): unlike
         # rank fusion it keeps a clear winner's margin, which matters in a small KB.
         # A ranker that cannot tell documents apart gets less say: an English-only
@@ -274,7 +328,7 @@ class HybridIndex:
                 twin = max(twins, key=lambda i: fused[i])
                 fused[twin] = fused[best] + 1e-6
         order = np.argsort(-fused, kind="stable")[: max(top_k, 2)]
-        signals = self._signals(words, meaning, fused, int(order[0]), contains_cjk(query))
+        signals = self._signals(words, meaning, fused, int(order[0]), is_chinese(query))
         hits = [
             Hit(
                 entry=self.kb.entries[i],
@@ -335,7 +389,17 @@ class HybridIndex:
         # heading) alone: a customer's question is a paraphrase of the entry's question more
         # often than of its whole text. The mean of both, leave-domain-out: right 0.77 → 0.79,
         # answerable handed off 0.20 → 0.18 (the larger of the two: 0.78 / 0.19).
-        cosine = dense = (self.vectors @ vector + self.question_vectors @ vector) / 2
+        question = self.question_vectors @ vector
+        view = os.environ.get("AIGC_D2Q_VIEW", "max")
+        if len(self.generated_owner) and view != "off":
+            # A generated question is another way to ask the entry's question: the nearest counts.
+            generated = np.full(len(question), -1.0, dtype=np.float32)
+            np.maximum.at(generated, self.generated_owner, self.generated_vectors @ vector)
+            if view == "max":
+                question = np.maximum(question, generated)
+            else:
+                question = (question + np.where(generated > -1, generated, question)) / 2
+        cosine = dense = (self.vectors @ vector + question) / 2
         same_lang = self.is_cjk == want_cjk
         trust = self.dense_trust["cjk" if want_cjk else "latin"]
         multilingual = bool(getattr(self.embedder, "multilingual", False))
@@ -420,6 +484,22 @@ def topic_key(entry: Entry) -> str:
     """Entries on the same topic in two languages share it: the same link, or the same id
     without its language suffix (refund-time-en / refund-time-zh)."""
     return entry.url.strip() or _LANG_SUFFIX.sub("", entry.id)
+
+
+def is_chinese(text: str) -> bool:
+    if os.environ.get("AIGC_SCRIPT_MAIN") == "1":
+        return main_script(text) == "zh"
+    return contains_cjk(text)
+
+
+def _save_vectors(path: Path, vectors: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npy")  # one per writer
+        np.save(tmp, vectors)
+        tmp.replace(path)
+    except OSError as exc:  # a read-only cache only costs time
+        log.warning("could not cache KB embeddings: %s", exc)
 
 
 def _minmax(scores: np.ndarray) -> np.ndarray:
