@@ -174,14 +174,14 @@ def label_resolver(entries: list) -> Any:
 def same_language(item: dict, result: dict, entries: list) -> bool | None:
     """For an answered question whose KB has an entry in the question's language among the
     expected ones: is the answer in that language? None where it does not apply."""
-    from aigc_demo.services.lang import contains_cjk
+    from aigc_demo.services.lang import contains_cjk, is_chinese
     from aigc_demo.services.support import policy
 
     if result["handoff"] or result.get("refused") or not item["expected"]:
         return None
-    zh = contains_cjk(item["question"])
+    zh = is_chinese(item["question"])
     by_id = {e.id: e for e in entries}
-    if not any(contains_cjk(by_id[i].text) == zh for i in item["expected"] if i in by_id):
+    if not any(is_chinese(by_id[i].text) == zh for i in item["expected"] if i in by_id):
         return None  # only an entry in the other language answers it
     body = result["answer"].split("\n\n📚")[0]
     for note in policy.OTHER_LANGUAGE.values():  # the note is in the customer's language; the entry is not

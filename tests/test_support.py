@@ -327,7 +327,40 @@ def test_a_topic_the_kb_has_in_both_languages_is_answered_in_the_askers(tmp_path
         encoding="utf-8",
     )  # fmt: skip
     index = HybridIndex(load_kb(tmp_path), fake_registry.get("embed"))
-    hits, _ = index.search("Xinjiang shipping 要多久")  # the English words match the English entry
+    hits, _ = index.search("新疆 shipping 要多久呀")  # mostly Chinese; "shipping" matches the English entry
     assert hits[0].entry.id == "ship-zh"
     hits, _ = index.search("How long does shipping to Xinjiang take?")
     assert hits[0].entry.id == "ship-en"
+
+
+def test_an_entry_or_question_is_in_the_language_most_of_it_is_written_in(tmp_path, fake_registry):
+    # Issue 26: an English entry naming "(普通发票)" counted as Chinese, so a Chinese question could
+    # land on it and an English question with one Chinese word was answered as if Chinese.
+    import json
+
+    from aigc_demo.services.support.bot import _lang
+    from aigc_demo.services.support.kb import load_kb
+    from aigc_demo.services.support.retrieval import HybridIndex
+
+    (tmp_path / "faq.jsonl").write_text(
+        "\n".join(
+            json.dumps(row, ensure_ascii=False)
+            for row in [
+                {"id": "invoice-en", "question": "Can I get an invoice?",
+                 "answer": "Electronic invoices (普通发票) are emailed within 24 hours of delivery."},
+                {"id": "invoice-zh", "question": "可以开发票吗", "answer": "可以，普通发票签收后 24 小时内发邮箱。"},
+                {"id": "hours-en", "question": "When is support open?", "answer": "9:00-21:00 every day."},
+                {"id": "hours-zh", "question": "客服几点上班", "answer": "每天 9:00-21:00。"},
+            ]
+        ),
+        encoding="utf-8",
+    )  # fmt: skip
+    index = HybridIndex(load_kb(tmp_path), fake_registry.get("embed"))
+    assert index.is_cjk.tolist() == [False, True, False, True]
+    hits, _ = index.search("Can I get an invoice 发票 for my order?")
+    assert hits[0].entry.id == "invoice-en"
+    hits, _ = index.search("普通发票怎么开")
+    assert hits[0].entry.id == "invoice-zh"
+    assert _lang("Can I get an invoice 发票 for my order?") == "en"
+    assert _lang("我的iPhone订单怎么退款") == "zh" and _lang("iCloud同步失败") == "zh"
+    assert _lang("123", [{"role": "user", "content": "运费多少"}]) == "zh"

@@ -19,3 +19,8 @@ def main_script(text: str) -> str:
     a text is *written* in ("Electronic invoices (普通发票) are emailed" is English)."""
     han = len(_HAN.findall(text))
     return "zh" if han and han * 2 >= len(_LATIN.findall(text)) else "en"
+
+
+def is_chinese(text: str) -> bool:
+    """Written in Chinese (by its main script): "Can I get an invoice (发票)?" is English."""
+    return main_script(text) == "zh"

@@ -32,6 +32,7 @@ from typing import Any
 
 from aigc_demo.services.lang import CJK
 from aigc_demo.services.support.lexicon import Lexicon
+from aigc_demo.services.support.stemmer import stem
 
 log = logging.getLogger(__name__)
 
@@ -97,21 +98,6 @@ def normalize(text: str) -> str:
     if CJK.search(text):
         text = _t2s().convert(text)
     return text.lower()
-
-
-@lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    """Snowball's English stemmer, the same on both sides (and for CC-CEDICT's glosses):
-    renewal / renew → renew, cancellation → cancel, shipping / shipped → ship."""
-    return _snowball().stemWord(word)
-
-
-@lru_cache(maxsize=1)
-def _snowball() -> Any:
-    # snowballstemmer hands back PyStemmer's C implementation when it is installed.
-    import snowballstemmer
-
-    return snowballstemmer.stemmer("english")
 
 
 @lru_cache(maxsize=65536)

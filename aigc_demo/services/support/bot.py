@@ -22,7 +22,6 @@ acknowledged first; a question about another company's brand goes to a person.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -37,15 +36,15 @@ from aigc_demo.feedback.schema import GeneratedOutput, utc_now
 from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.base import TextRequest
 from aigc_demo.models.registry import ModelRegistry
-from aigc_demo.services.lang import main_script
-from aigc_demo.services.support import expansion, policy
+from aigc_demo.services.lang import contains_cjk, main_script
+from aigc_demo.services.support import policy
 from aigc_demo.services.support.analysis import normalize
 from aigc_demo.services.support.handoffs import HandoffQueue
 from aigc_demo.services.support.kb import KnowledgeBase, load_kb
 from aigc_demo.services.support.knowledge import KnowledgeFiles
 from aigc_demo.services.support.learning import SupportLearning
 from aigc_demo.services.support.lexicon import default_lexicon
-from aigc_demo.services.support.retrieval import Hit, HybridIndex, contains_cjk, tokenize
+from aigc_demo.services.support.retrieval import Hit, HybridIndex, tokenize
 from aigc_demo.services.support.scope import ScopeGuard
 from aigc_demo.services.validation import clean_history, clean_text
 from aigc_demo.variants import apply, assign
@@ -66,10 +65,8 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]()<>!#|~])")
 def _lang(text: str, history: list[dict[str, str]] | None = None) -> str:
     """zh or en: the message's script, else the conversation's, else Chinese (our users' first language)."""
     for candidate in [text, *(m["content"] for m in reversed(history or []) if m["role"] == "user")]:
-        if contains_cjk(candidate):
-            return "zh"
-        if _LETTER.search(candidate):
-            return "en"
+        if contains_cjk(candidate) or _LETTER.search(candidate):
+            return main_script(candidate)  # the script most of it is in, as the index reads it
     return "zh"
 
 
@@ -165,11 +162,7 @@ class SupportService:
                 zh="客服知识库为空。请把 AIGC_SUPPORT_KB 设为包含 CSV / JSONL（question、answer）"
                 "或 Markdown 文件的目录，或在客服页（管理员）上传。",
             )
-        questions = None
-        if os.environ.get("AIGC_D2Q") == "1":
-            questions = expansion.cached(kb, self.registry.model_id("text"), self.settings.cache_dir)
-            log.info("generated questions: %s", "cached" if questions else "missing")
-        return HybridIndex(kb, self.registry.get("embed"), cache_dir=self.settings.cache_dir, questions=questions)
+        return HybridIndex(kb, self.registry.get("embed"), cache_dir=self.settings.cache_dir)
 
     # -- knowledge base management (admin): files in knowledge.py, the index here -------------
 

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from aigc_demo.services.lang import contains_cjk
 from aigc_demo.services.support.policy import HANDOFF_REASONS
-from aigc_demo.services.support.retrieval import contains_cjk, tokenize
+from aigc_demo.services.support.retrieval import tokenize
 
 VERIFIED_MIN_SIMILARITY = 0.8
 # Only a single answer from the knowledge base (or the model, checked against it) can be

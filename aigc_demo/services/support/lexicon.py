@@ -26,6 +26,8 @@ from collections import defaultdict
 from collections.abc import Collection
 from pathlib import Path
 
+from aigc_demo.services.support.stemmer import stem
+
 log = logging.getLogger(__name__)
 
 _LINE = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/\s*$")
@@ -75,8 +77,6 @@ class Lexicon:
 
     @classmethod
     def from_cedict(cls, path: Path) -> Lexicon:
-        from aigc_demo.services.support.analysis import stem
-
         zh_to_en: dict[str, set[str]] = defaultdict(set)
         # English → Chinese only from one-word glosses ("/refund/", "/to sell/"): a word inside
         # a longer gloss ("to sell at a discount" for 处理) is a sense, not a translation.
@@ -214,10 +214,10 @@ def _read_or_build(path: Path, cache_dir: Path | None) -> Lexicon:
 
 def _cache_key(path: Path) -> str:
     """Changes with the dictionary file and with the code that reads it (this module, the stemmer)."""
-    from aigc_demo.services.support import analysis
+    from aigc_demo.services.support import stemmer
 
     digest = hashlib.sha256()
-    for source in (Path(__file__), Path(analysis.__file__)):
+    for source in (Path(__file__), Path(stemmer.__file__)):
         digest.update(source.read_bytes())
     stat = path.stat()
     digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
