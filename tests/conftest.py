@@ -30,7 +30,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 from aigc_demo.config import Settings
 from aigc_demo.models import packaged
-from aigc_demo.models.base import GenerationStats, TextRequest, split_prefill
+from aigc_demo.models.base import Embedder, GenerationStats, ImageBackend, TextBackend, TextRequest, split_prefill
 
 # The API a client may call; every other handler is UI-only (api_visibility="private").
 PUBLIC_ENDPOINTS = {
@@ -85,7 +85,7 @@ def settings(tmp_path) -> Settings:
     return Settings()
 
 
-class FakeTextBackend:
+class FakeTextBackend(TextBackend):
     """Echoes a deterministic reply word by word; honours the TextRequest contract."""
 
     backend = "fake"
@@ -133,7 +133,7 @@ class FakeTextBackend:
         stats.total_ms = (time.perf_counter() - start) * 1000
 
 
-class FakeImageBackend:
+class FakeImageBackend(ImageBackend):
     backend = "fake"
     placeholder = True
 
@@ -155,7 +155,7 @@ class FakeImageBackend:
         return images
 
 
-class FakeEmbedder:
+class FakeEmbedder(Embedder):
     """Hashed bag of retrieval tokens: deterministic, language-agnostic, no weights."""
 
     backend = "fake"

@@ -15,7 +15,7 @@ import torch
 
 from aigc_demo.errors import ModelLoadError
 from aigc_demo.models import packaged
-from aigc_demo.models.base import GenerationStats, TextRequest
+from aigc_demo.models.base import GenerationStats, ImageBackend, TextRequest
 from aigc_demo.models.embed import SentenceTransformerEmbedder
 from aigc_demo.models.image import Cancelled, DiffusersImageBackend
 from aigc_demo.models.registry import ModelRegistry, backend_factory
@@ -214,7 +214,7 @@ def test_registry_loads_once_under_concurrency(settings, monkeypatch):
     callers = threading.Barrier(5)  # every thread is calling get() ...
     all_asked = threading.Event()  # ... before the first load may finish
 
-    class Slow:
+    class Slow(ImageBackend):
         backend = "slow"
 
         def load(self):
@@ -246,7 +246,7 @@ def test_preload_loads_in_the_background_once_and_on_the_compute_thread(settings
 
     loads, release = [], threading.Event()
 
-    class Slow:
+    class Slow(ImageBackend):
         backend = "slow"
 
         def load(self):
@@ -267,7 +267,9 @@ def test_preload_loads_in_the_background_once_and_on_the_compute_thread(settings
 def test_preload_failure_is_recorded_not_raised(settings, monkeypatch):
     from aigc_demo.models import registry as reg
 
-    class Broken:
+    class Broken(ImageBackend):
+        backend = "broken"
+
         def load(self):
             raise ModelLoadError("no weights here")
 
@@ -451,3 +453,31 @@ def test_serving_text_on_llamacpp_never_imports_torch(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-2:] == ["llamacpp", "False"]
+
+
+def test_every_engine_declares_its_capabilities_through_its_protocol():
+    # Issue 27: the registry reads uses_torch, precision, busy, describe() and multilingual
+    # directly; an engine gets them by subclassing the Protocol of its kind (defaults) and overrides.
+    from aigc_demo.models import registry as reg
+    from aigc_demo.models.base import Embedder, TextBackend
+
+    protocols = {"text": TextBackend, "image": ImageBackend, "embed": Embedder}
+    for kind, engines in reg.ENGINES.items():
+        for name, factory in engines.items():
+            engine = factory.__self__  # a from_settings classmethod
+            assert protocols[kind] in engine.__mro__, (kind, name)  # subclassed, not only shaped alike
+            assert isinstance(engine.uses_torch, bool) and isinstance(engine.precision, str), (kind, name)
+    assert reg.ENGINES["text"]["llamacpp"].__self__.uses_torch is False
+    assert reg.ENGINES["embed"]["e5"].__self__.multilingual is True
+
+    class Minimal(TextBackend):  # an engine that declares nothing gets the common answers
+        backend = "minimal"
+
+    minimal = Minimal()
+    assert (minimal.uses_torch, minimal.precision, minimal.busy, minimal.describe(), minimal.parallel) == (
+        True,
+        "",
+        False,
+        "",
+        1,
+    )

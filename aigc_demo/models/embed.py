@@ -10,12 +10,13 @@ import numpy as np
 from aigc_demo.config import Settings
 from aigc_demo.errors import ModelLoadError
 from aigc_demo.models import compute, packaged
+from aigc_demo.models.base import Embedder
 from aigc_demo.models.device import pick_device
 
 SHORT_BATCH = 4
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(Embedder):
     backend = "sentence-transformers"
 
     def __init__(self, model_id: str, *, source: str | Path, device: str) -> None:

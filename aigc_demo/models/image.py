@@ -16,6 +16,7 @@ from typing import Any
 from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError, ModelLoadError
 from aigc_demo.models import compute, packaged
+from aigc_demo.models.base import ImageBackend
 from aigc_demo.models.device import pick_device, pick_dtype
 
 
@@ -23,7 +24,7 @@ class Cancelled(AigcError):
     """The user stopped the generation."""
 
 
-class DiffusersImageBackend:
+class DiffusersImageBackend(ImageBackend):
     backend = "diffusers"
 
     def __init__(

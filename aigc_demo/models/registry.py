@@ -266,7 +266,7 @@ class ModelRegistry:
             try:
                 engine, target = engine_for(self.settings, kind, model_id)
                 model = backend_factory(kind, engine)(self.settings, model_id, target)
-                if getattr(model, "uses_torch", True):
+                if model.uses_torch:
                     compute.run(model.load)  # the thread that will use it (models/compute.py)
                 else:  # an engine with its own threads (llama.cpp) or none (a remote server)
                     model.load()
@@ -292,7 +292,7 @@ class ModelRegistry:
                 "%s model %s loaded by %s in %.2fs",
                 kind,
                 model_id,
-                getattr(model, "backend", "?"),
+                model.backend,
                 self.load_seconds[key],
             )
             self._models[key] = model
@@ -323,22 +323,22 @@ class ModelRegistry:
         """Is a loaded text model writing an answer (or loading one) right now?"""
         with self._locks_guard:
             loading = any(kind == "text" for kind, _ in self._preloading - set(self._models))
-        busy = any(getattr(m, "busy", False) for (kind, _), m in list(self._models.items()) if kind == "text")
+        busy = any(m.busy for (kind, _), m in list(self._models.items()) if kind == "text")
         return loading or busy
 
     def info(self, kind: Kind, model_id: str | None = None) -> dict[str, str]:
         """What a record stores about the model: id, backend, profile (never a key or URL)."""
         key = self._key(kind, model_id)
         model = self._models.get(key)
-        backend = getattr(model, "backend", None)
+        backend = model.backend if model is not None else None
         if backend is None:
             try:
                 backend = engine_for(self.settings, kind, key[1])[0]
             except ValueError:
                 backend = "?"
         info = {"id": key[1], "backend": backend, "profile": self.settings.effective_profile}
-        if precision := getattr(model, "precision", None):
-            info["precision"] = precision
+        if model is not None and model.precision:
+            info["precision"] = model.precision
         return info
 
     def status(self) -> dict[str, Any]:
@@ -353,11 +353,11 @@ class ModelRegistry:
                 "load_seconds": round(self.load_seconds[key], 2) if key in self.load_seconds else None,
             }
             if model is not None:
-                out[kind]["backend"] = getattr(model, "backend", None)
-            if precision := getattr(model, "precision", None):
-                out[kind]["precision"] = precision
-            if describe := getattr(model, "describe", None):  # a remote engine: its host, never its key
-                out[kind]["server"] = describe()
+                out[kind]["backend"] = model.backend
+                if model.precision:
+                    out[kind]["precision"] = model.precision
+                if server := model.describe():  # a remote engine: its host, never its key
+                    out[kind]["server"] = server
         out["text"]["choices"] = self.text_choices()
         return out
 

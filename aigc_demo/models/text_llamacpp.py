@@ -42,7 +42,14 @@ from typing import Any
 from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError, ModelLoadError
 from aigc_demo.models import packaged
-from aigc_demo.models.base import FinishReason, GenerationStats, TextRequest, flatten_messages, split_prefill
+from aigc_demo.models.base import (
+    FinishReason,
+    GenerationStats,
+    TextBackend,
+    TextRequest,
+    flatten_messages,
+    split_prefill,
+)
 from aigc_demo.models.compute import lower_priority
 from aigc_demo.models.streaming import Utf8Decoder, VisibleText
 
@@ -114,7 +121,7 @@ def model_params(llama_cpp: Any) -> Any:
     return params
 
 
-class LlamaCppTextBackend:
+class LlamaCppTextBackend(TextBackend):
     """A GGUF model served by one llama.cpp context and one scheduler thread."""
 
     backend = "llamacpp"

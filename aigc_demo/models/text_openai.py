@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError, ModelLoadError
-from aigc_demo.models.base import FinishReason, GenerationStats, TextRequest
+from aigc_demo.models.base import FinishReason, GenerationStats, TextBackend, TextRequest
 from aigc_demo.models.streaming import VisibleText
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ CONNECT_TIMEOUT_S = 5.0
 MAX_SERVER_STOPS = 4  # OpenAI's own limit; the rest are applied here, on the stream
 
 
-class OpenAITextBackend:
+class OpenAITextBackend(TextBackend):
     backend = "openai"
     precision = "server"
     uses_torch = False  # loads and runs off the torch compute thread

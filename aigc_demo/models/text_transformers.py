@@ -21,7 +21,7 @@ from typing import Any
 from aigc_demo.config import Settings
 from aigc_demo.errors import ModelLoadError
 from aigc_demo.models import compute, packaged
-from aigc_demo.models.base import GenerationStats, TextRequest, flatten_messages, split_prefill
+from aigc_demo.models.base import GenerationStats, TextBackend, TextRequest, flatten_messages, split_prefill
 from aigc_demo.models.device import pick_device, pick_dtype
 from aigc_demo.models.streaming import VisibleText
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.03  # the consumer decodes new tokens at most ~33 times a second
 
 
-class TransformersTextBackend:
+class TransformersTextBackend(TextBackend):
     """A transformers causal LM, loaded from a local directory or a Hub id."""
 
     backend = "transformers"

@@ -161,7 +161,7 @@ class SupportLearning:
             self._add_gap_from_handoff(handoff)
 
     def _embed_missing(self) -> None:
-        if self.embedder is None or getattr(self.embedder, "multilingual", False):
+        if self.embedder is None or self.embedder.multilingual:
             return  # match() does not use the cosine of a multilingual embedder
         with self._lock:
             missing = [v for v in self._verified.values() if v.vector is None]
@@ -180,7 +180,7 @@ class SupportLearning:
         if not candidates:
             return None
         terms = set(tokenize(question))
-        use_cosine = self.embedder is not None and not getattr(self.embedder, "multilingual", False)
+        use_cosine = self.embedder is not None and not self.embedder.multilingual
         vector = self.embedder.embed([question])[0] if use_cosine and self.embedder is not None else None
 
         def score_of(c: Verified) -> float:

@@ -196,7 +196,7 @@ class HybridIndex:
                 question_vectors,
                 answer_vectors,
                 self.is_cjk == (script == "cjk"),
-                multilingual=bool(getattr(embedder, "multilingual", False)),
+                multilingual=embedder.multilingual,
             )
             for script in ("cjk", "latin")
         }
@@ -208,7 +208,7 @@ class HybridIndex:
         n = len(entries)
         cache = None
         if cache_dir is not None:
-            model = re.sub(r"[^A-Za-z0-9_.-]+", "_", getattr(self.embedder, "model_id", "embedder"))
+            model = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.embedder.model_id)
             cache = Path(cache_dir) / f"kb-{self.kb.fingerprint}-{model}-v2.npy"
             if cache.exists():
                 vectors = np.load(cache)
@@ -340,7 +340,7 @@ class HybridIndex:
         cosine = dense = (self.vectors @ vector + self.question_vectors @ vector) / 2
         same_lang = self.is_cjk == want_cjk
         trust = self.dense_trust["cjk" if want_cjk else "latin"]
-        multilingual = bool(getattr(self.embedder, "multilingual", False))
+        multilingual = self.embedder.multilingual
         if multilingual:
             # Even a multilingual embedder puts a question nearer every document in its own
             # language than in the other: rank each document against its own language's mean,

@@ -76,7 +76,7 @@ class ScopeGuard:
     def kind(self, vector: np.ndarray, entry_vectors: np.ndarray, embedder: Any) -> str | None:
         """``"small-talk"`` or ``"off-topic"`` when a general request is nearer ``vector`` than
         every entry; None when some entry is at least as near (then it is the KB's business)."""
-        if not len(entry_vectors) or not getattr(embedder, "multilingual", False):
+        if not len(entry_vectors) or not embedder.multilingual:
             return None  # an English-only embedder cannot judge Chinese small talk: no opinion
         prototypes, kinds = self._prototypes(embedder)
         near = prototypes @ vector
