@@ -217,7 +217,11 @@ def test_cli_arena_leaderboard_json(services, settings):
     assert {row["model"] for row in table} <= set(DEFAULT_TEXT)
     assert {"model", "rating", "ci_low", "ci_high", "battles", "wins"} <= set(table[0])
     assert {row["model"]: row["wins"] for row in table if row["wins"]} == wins
-    assert sum(row["battles"] for row in table) == 6 and table[0]["wins"] == max(wins.values())
+    assert sum(row["battles"] for row in table) == 6
+    # Ranked by Bradley-Terry rating, not by raw wins: with random pairs, one win in one battle
+    # may rank above two wins in three (it failed CI once). A model that never won is never first.
+    ratings = [row["rating"] for row in table]
+    assert ratings == sorted(ratings, reverse=True) and table[0]["wins"] > 0
 
 
 def test_a_session_report_has_an_arena_section(services):
