@@ -4,10 +4,11 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+DEPS := $(VENV)/.deps
 STAMP := $(VENV)/.installed
 PREPARED := $(VENV)/.prepared
 
-.PHONY: setup run test lint bench browser clean
+.PHONY: setup run test test-fast lint bench browser clean
 
 setup: $(PREPARED)
 
@@ -22,11 +23,15 @@ NO_AMX := "-DCMAKE_C_FLAGS=$(AMX_OFF)" "-DCMAKE_CXX_FLAGS=$(AMX_OFF)"
 endif
 LLAMACPP_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF $(NO_AMX)
 
-$(STAMP): requirements.txt requirements-offline.txt requirements-dev.txt requirements-llamacpp.txt
+# The Python packages (wheels only: nothing compiles), enough for `make lint`.
+$(DEPS): requirements.txt requirements-offline.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -r requirements-offline.txt
+	touch $@
+
+$(STAMP): $(DEPS) requirements-llamacpp.txt
 	@echo "llama.cpp: installing (the first set-up of a machine compiles it: ~15 min on 2 cores; then cached)"
 	@CMAKE_ARGS='$(LLAMACPP_CMAKE_ARGS)' $(BIN)/pip install --quiet -r requirements-llamacpp.txt \
 	  || echo "!!! llama.cpp could not be built: text runs on the slower transformers engine, its tests are SKIPPED !!!"
@@ -51,9 +56,15 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest
 
+# The inner loop (~30 s on 2 cores): no browser, no app server, no real-model or crash tests;
+# `make test` runs everything.
+FAST := not e2e and not integration and not reliability and not slow
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "$(FAST)"
+
 # The same checks as .pre-commit-config.yaml (rules and settings in pyproject.toml; versions
 # pinned in requirements-dev.txt). CI runs them before the tests.
-lint: setup
+lint: $(DEPS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -77,7 +77,6 @@ def isolated_env(tmp_path, monkeypatch, model_cache):
     monkeypatch.setenv("AIGC_PRELOAD", "false")  # tests load models when they need them
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
-    yield
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from aigc_demo.errors import AigcError
 from aigc_demo.services.support.bot import SupportService, is_supported, normalize_history
 from aigc_demo.services.support.kb import load_kb
 from aigc_demo.services.support.retrieval import tokenize
@@ -176,9 +177,8 @@ def test_support_check_rejects_invented_numbers():
 def test_support_with_fake_embedder(services):
     result = services.support.chat("How long does delivery take?")
     assert result["output_id"] and isinstance(result["handoff"], bool)
-    with pytest.raises(Exception) as info:
+    with pytest.raises(AigcError, match="message is empty"):
         services.support.chat("   ")
-    assert "message is empty" in str(info.value)
 
 
 @pytest.mark.slow

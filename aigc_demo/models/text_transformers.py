@@ -137,6 +137,8 @@ class TransformersTextBackend(TextBackend):
             def __call__(self, input_ids, scores, **kwargs):
                 return cancel.is_set()
 
+        first_token: GenerationStats = stats  # not Optional: the class below closes over it
+
         class _Collector(BaseStreamer):
             prompt_seen = False
 
@@ -145,8 +147,8 @@ class TransformersTextBackend(TextBackend):
                     self.prompt_seen = True
                     return
                 ids.extend(value.reshape(-1).tolist())  # list.extend is atomic under the GIL
-                if stats.ttft_ms is None:
-                    stats.ttft_ms = (time.perf_counter() - start) * 1000
+                if first_token.ttft_ms is None:
+                    first_token.ttft_ms = (time.perf_counter() - start) * 1000
                     arrived.set()
 
             def end(self):
