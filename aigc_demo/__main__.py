@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         return _report(settings, args)
     if args.command == "arena":
         return _arena(settings, args)
+    from aigc_demo.app_services import build_services
     from aigc_demo.models.registry import check_settings
     from aigc_demo.ui.demo import create_demo, launch_options
 
@@ -315,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     except AigcError as exc:
         print(exc.message, file=sys.stderr)
         return 2
-    demo = create_demo(settings)
-    demo.launch(**launch_options(settings, demo))
+    services = build_services(settings)
+    demo = create_demo(settings, services=services)
+    demo.launch(**launch_options(settings, demo, services))
     return 0
 
 

@@ -29,8 +29,8 @@ from bench.common import median, percentile, record
 
 
 def main() -> None:
+    from aigc_demo.app_services import build_services
     from aigc_demo.config import Settings
-    from aigc_demo.ui.demo import build_services
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)

@@ -35,9 +35,9 @@ PROMPT = "Write a detailed story about a lighthouse keeper who finds a message i
 def main() -> None:
     import torch
 
+    from aigc_demo.app_services import build_services
     from aigc_demo.config import Settings
     from aigc_demo.models.base import GenerationStats, TextRequest
-    from aigc_demo.ui.demo import build_services
     from aigc_demo.ui.tabs import text as text_tab
 
     parser = argparse.ArgumentParser()

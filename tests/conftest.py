@@ -190,7 +190,7 @@ def fake_registry(settings):
 
 @pytest.fixture
 def services(settings, fake_registry):
-    from aigc_demo.ui.demo import build_services
+    from aigc_demo.app_services import build_services
 
     return build_services(settings, registry=fake_registry)
 
@@ -198,10 +198,12 @@ def services(settings, fake_registry):
 @contextlib.contextmanager
 def serve_app(settings: Settings, registry=None) -> Iterator[str]:
     """The real app on ``settings.port`` for the duration of the block; yields its URL."""
+    from aigc_demo.app_services import build_services
     from aigc_demo.ui.demo import create_demo, launch_options
 
-    demo = create_demo(settings, registry=registry)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings, demo))
+    services = build_services(settings, registry=registry)
+    demo = create_demo(settings, services=services)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings, demo, services))
     try:
         yield f"http://127.0.0.1:{settings.port}/"
     finally:

@@ -141,7 +141,7 @@ def test_a_text_battle_is_blind_fair_and_its_vote_is_stored_once_with_both_recip
 
 
 def test_a_vote_after_a_restart_finds_its_pair(services, settings, fake_registry):
-    from aigc_demo.ui.demo import build_services
+    from aigc_demo.app_services import build_services
 
     *_, last = services.arena.text_battle("你好", session_id="s2")
     restarted = build_services(settings, registry=fake_registry)

@@ -443,9 +443,11 @@ def test_serving_text_on_llamacpp_never_imports_torch(tmp_path):
         pytest.skip("LLAMA.CPP IS NOT INSTALLED: nothing to check")
     script = (
         "import sys; from aigc_demo.__main__ import settings_or_exit; from aigc_demo.ui.demo import create_demo\n"
-        "demo = create_demo(settings_or_exit(engines=True))\n"
-        "r = demo.services.text.generate('你好', max_new_tokens=4, temperature=0)\n"
-        "print(demo.services.registry.info('text')['backend'], 'torch' in sys.modules)\n"
+        "from aigc_demo.app_services import build_services\n"
+        "settings = settings_or_exit(engines=True); services = build_services(settings)\n"
+        "demo = create_demo(settings, services=services)\n"
+        "r = services.text.generate('你好', max_new_tokens=4, temperature=0)\n"
+        "print(services.registry.info('text')['backend'], 'torch' in sys.modules)\n"
     )
     env = {**os.environ, "AIGC_DATA_DIR": str(tmp_path), "AIGC_PROFILE": "auto"}
     done = subprocess.run(

@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
+from aigc_demo.app_services import build_services
 from aigc_demo.feedback import store as store_module
 from aigc_demo.feedback.schema import GeneratedOutput
 from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.feedback.store import MAX_LINE_BYTES, StreamIndex, encode_line, read_file
-from aigc_demo.ui.demo import build_services
 
 
 def _output(text: str = "hello") -> GeneratedOutput:

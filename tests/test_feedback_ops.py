@@ -194,7 +194,7 @@ def test_hub_sync_without_token_or_network_keeps_data_local(monkeypatch, caplog,
 
 
 def test_every_generation_is_logged_and_rateable_after_a_restart(services, settings, fake_registry):
-    from aigc_demo.ui.demo import build_services
+    from aigc_demo.app_services import build_services
 
     text = services.text.generate("hello", seed=4, session_id="s9")
     image = services.image.generate("fox", width=64, height=64, seed=2)

@@ -65,7 +65,7 @@ def test_the_service_stops_a_looping_answer_and_records_what_came_before(service
 
 
 def test_the_guard_can_be_switched_off(tmp_path, fake_registry):
-    from aigc_demo.ui.demo import build_services
+    from aigc_demo.app_services import build_services
 
     settings = Settings(loop_guard=False)
     looping = "春风送暖入人家\n 春风送暖入人家\n 春风送暖入人家"

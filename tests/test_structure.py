@@ -66,3 +66,32 @@ def test_no_import_cycles():
     graph = import_graph()
     assert "aigc_demo.services.support.stemmer" in graph["aigc_demo.services.support.lexicon"]
     assert cycles(graph) == []
+
+
+def test_services_are_composed_without_the_ui(tmp_path):
+    # Issue 27: the composition root lives outside the UI, so a service, a benchmark or the CLI
+    # builds every service without importing Gradio.
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from aigc_demo.app_services import build_services\n"
+        "from aigc_demo.config import Settings\n"
+        f"services = build_services(Settings(data_dir={str(tmp_path)!r}, preload=False))\n"
+        "assert services.health()['status'] in ('ok', 'degraded')\n"
+        "print(sorted(m for m in sys.modules if m == 'gradio' or m.startswith('gradio.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=PACKAGE.parent,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+    assert "aigc_demo.ui" not in "".join(import_graph()["aigc_demo.app_services"])

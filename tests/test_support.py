@@ -247,22 +247,25 @@ def test_a_new_topic_after_a_question_is_not_glued_to_it(real_support):
 def test_the_support_index_is_built_at_start_when_the_server_is_quiet(settings, fake_registry):
     import time
 
+    from aigc_demo.app_services import build_services
     from aigc_demo.ui.demo import create_demo
 
     writing = [True]
     fake_registry.generating = lambda: writing[0]
-    demo = create_demo(settings.model_copy(update={"preload": True}), registry=fake_registry)
+    settings = settings.model_copy(update={"preload": True})
+    services = build_services(settings, registry=fake_registry)
+    demo = create_demo(settings, services=services)
     time.sleep(0.5)
-    assert not demo.services.support.is_ready  # it waits for the page to be served…
+    assert not services.support.is_ready  # it waits for the page to be served…
     demo.is_running = True
     time.sleep(0.5)
-    assert not demo.services.support.is_ready  # …and for the answer being written
+    assert not services.support.is_ready  # …and for the answer being written
     writing[0] = False
     deadline = time.monotonic() + 30
-    while not demo.services.support.is_ready and time.monotonic() < deadline:
+    while not services.support.is_ready and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert demo.services.support.is_ready  # built before anyone asked
-    assert demo.services.support.chat("退款多久到账？")["sources"]
+    assert services.support.is_ready  # built before anyone asked
+    assert services.support.chat("退款多久到账？")["sources"]
 
 
 def test_a_failed_preload_leaves_the_error_for_the_first_question(settings, fake_registry, tmp_path, caplog):

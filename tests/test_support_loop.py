@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from aigc_demo.app_services import build_services
 from aigc_demo.errors import InvalidInput
-from aigc_demo.ui.demo import build_services
 
 
 def test_upvoted_answer_is_served_first_and_marked_verified(services):

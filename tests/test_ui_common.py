@@ -128,8 +128,8 @@ def test_support_answer_labels_follow_the_page_language():
 
 
 def test_health_is_public_so_it_names_no_path_and_shows_storage_failures(settings, fake_registry, monkeypatch):
+    from aigc_demo.app_services import build_services, without_paths
     from aigc_demo.errors import StorageError
-    from aigc_demo.ui.demo import create_demo, without_paths
 
     assert without_paths(
         {
@@ -144,24 +144,24 @@ def test_health_is_public_so_it_names_no_path_and_shows_storage_failures(setting
         "hub": "Qwen/Qwen2.5-1.5B-Instruct",
         "url": "https://api.example.com/v1",
     }
-    demo = create_demo(settings, registry=fake_registry)
-    health = demo.health()
+    services = build_services(settings, registry=fake_registry)
+    health = services.health()
     assert health["status"] == "ok" and str(settings.data_dir) not in str(health)
-    store = demo.services.feedback.store("handoffs")
+    store = services.feedback.store("handoffs")
 
     def full_disk(record):
         raise StorageError(f"not saved: no space left on device ({settings.data_dir}/feedback/handoffs.jsonl)")
 
     monkeypatch.setattr(store, "append", full_disk)
-    reply = demo.services.support.chat("转人工", session_id="s1")
+    reply = services.support.chat("转人工", session_id="s1")
     assert reply["handoff"] and "ticket" not in reply["answer"].lower()
-    health = demo.health()
+    health = services.health()
     assert health["status"] == "degraded" and health["storage_failures"]["handoffs"]["count"] == 1
     assert "no space left" in health["storage_failures"]["handoffs"]["error"]
     assert str(settings.data_dir) not in str(health)
     monkeypatch.undo()  # space freed (issue 25.11: /healthz stayed degraded)
-    assert demo.services.support.chat("转人工", session_id="s2")["handoff"]
-    health = demo.health()
+    assert services.support.chat("转人工", session_id="s2")["handoff"]
+    health = services.health()
     assert health["status"] == "ok" and health["storage_failures"]["handoffs"]["count"] == 1
     assert health["storage_failures"]["handoffs"]["failing"] is False
 

@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
+from aigc_demo.app_services import build_services
 from aigc_demo.config import load_settings
 from aigc_demo.errors import SettingsError
 from aigc_demo.feedback.insights import compare_variants
-from aigc_demo.ui.demo import build_services
 from aigc_demo.variants import assign, parse_variants
 
 VARIANTS = {

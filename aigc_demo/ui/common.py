@@ -1,4 +1,4 @@
-"""What every tab shares: the services bundle and the error edge.
+"""What every tab shares: the error edge, the session code, remembered state.
 
 ``user_errors`` is the one place where exceptions meet the user: an ``AigcError``
 becomes ``gr.Error`` with its message (HTML-escaped: it may quote user input); any
@@ -16,19 +16,12 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from aigc_demo.config import Settings
 from aigc_demo.errors import AigcError
-from aigc_demo.feedback.service import FeedbackService
-from aigc_demo.models.registry import ModelRegistry
-from aigc_demo.services.arena import ArenaService
-from aigc_demo.services.image import ImageService
-from aigc_demo.services.support.bot import SupportService
-from aigc_demo.services.text import TextService
 from aigc_demo.ui.i18n import lang_of
 
 log = logging.getLogger("aigc_demo.ui")
@@ -57,17 +50,6 @@ def recalled(saved: Any, request: gr.Request | None) -> Any:
     if isinstance(saved, dict) and saved.get("session") and saved.get("session") == session_of(request):
         return saved.get("value")
     return None
-
-
-@dataclass
-class Services:
-    settings: Settings
-    registry: ModelRegistry
-    feedback: FeedbackService
-    text: TextService
-    image: ImageService
-    support: SupportService
-    arena: ArenaService
 
 
 def to_gr_error(exc: BaseException, lang: str = "en") -> gr.Error:

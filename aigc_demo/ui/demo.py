@@ -11,7 +11,6 @@ import importlib
 import json
 import logging
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,35 +22,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from aigc_demo import __version__
+from aigc_demo.app_services import Services, build_services
 from aigc_demo.config import ASSETS_DIR, Settings
-from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.registry import ModelRegistry
-from aigc_demo.services.arena import ArenaService
-from aigc_demo.services.image import ImageService
-from aigc_demo.services.support.bot import SupportService
-from aigc_demo.services.text import TextService
 from aigc_demo.tabs import TABS
 from aigc_demo.ui import admission
-from aigc_demo.ui.common import OnLoad, Services, session_of
+from aigc_demo.ui.common import OnLoad, session_of
 from aigc_demo.ui.feedback import build_rate_api
 from aigc_demo.ui.i18n import I18N, T, lang_of, tr
 
 log = logging.getLogger(__name__)
-
-
-def build_services(settings: Settings, *, registry: ModelRegistry | None = None) -> Services:
-    registry = registry or ModelRegistry(settings)
-    feedback = FeedbackService.from_settings(settings)
-    text, image = TextService(registry, feedback, settings), ImageService(registry, feedback, settings)
-    return Services(
-        settings=settings,
-        registry=registry,
-        feedback=feedback,
-        text=text,
-        image=image,
-        support=SupportService(registry, feedback, settings),
-        arena=ArenaService(text, image, feedback, settings),
-    )
 
 
 def _examples() -> dict[str, list[str]]:
@@ -62,8 +42,11 @@ def _examples() -> dict[str, list[str]]:
         return {}
 
 
-def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) -> gr.Blocks:
-    services = build_services(settings, registry=registry)
+def create_demo(
+    settings: Settings, *, services: Services | None = None, registry: ModelRegistry | None = None
+) -> gr.Blocks:
+    """The page over ``services`` (built here from ``settings`` and ``registry`` when not given)."""
+    services = services or build_services(settings, registry=registry)
     if settings.preload:  # overlaps the model loads with building and serving the page
         services.registry.preload("text")
     examples = _examples()
@@ -111,23 +94,7 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
 
             Also a plain ``GET /healthz`` (see launch_options), which skips the queue.
             """
-            failures = {name: dict(f) for name, f in services.feedback.failures.items()}
-            problems = services.registry.problems()
-            return without_paths(
-                {
-                    # "degraded": a stream (ratings, handoffs, events) is failing to store — until
-                    # its next append succeeds; the counts stay listed after that — or a default
-                    # model cannot serve (its packages are missing, its load failed).
-                    "status": "degraded" if any(f.get("failing") for f in failures.values()) or problems else "ok",
-                    "model_problems": problems,
-                    "version": __version__,
-                    "profile": profile,
-                    "models": services.registry.status(),
-                    "loaded": services.registry.loaded(),
-                    "support_index_ready": services.support.is_ready,
-                    "storage_failures": failures,
-                }
-            )
+            return services.health()
 
         gr.api(health, api_name="health", queue=False)
     # No global size: each group is capped on its own, fairly (ui/admission.py), so a flood
@@ -141,24 +108,7 @@ def create_demo(settings: Settings, *, registry: ModelRegistry | None = None) ->
         services.support.preload(
             lambda: bool(getattr(demo, "is_running", False)) and not services.registry.generating()
         )
-    demo.services = services  # for tests and the CLI; not used by the UI
-    demo.health = health
     return demo
-
-
-_PATH = re.compile(r"(?<![\w:/.\\])(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:]+){2,}[\\/]?")
-
-
-def without_paths(value: Any) -> Any:
-    """The health answer is public: filesystem paths (a local model directory, the data
-    folder in an error message) become "<path>"; ids such as ``packaged:tiny-sd`` stay."""
-    if isinstance(value, str):
-        return _PATH.sub("<path>", value)
-    if isinstance(value, dict):
-        return {k: without_paths(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [without_paths(v) for v in value]
-    return value
 
 
 def _health_route(health: Callable[[], dict]) -> Route:
@@ -171,7 +121,11 @@ def _health_route(health: Callable[[], dict]) -> Route:
     return Route("/healthz", endpoint, methods=["GET"])
 
 
-def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[str, Any]:
+def launch_options(
+    settings: Settings, demo: gr.Blocks | None = None, services: Services | None = None
+) -> dict[str, Any]:
+    """What ``demo.launch`` takes; with ``demo`` and its ``services``, also ``GET /healthz`` and
+    the middleware that keeps errors public-safe and uploads within quota."""
     images = Path(settings.data_dir) / "images"
     images.mkdir(parents=True, exist_ok=True)
     if settings.proxy_hops == 0:
@@ -181,11 +135,10 @@ def launch_options(settings: Settings, demo: gr.Blocks | None = None) -> dict[st
         # caller's; an explicit FORWARDED_ALLOW_IPS still wins.
         os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
     app_kwargs: dict[str, Any] = {}
-    health = getattr(demo, "health", None)  # set by build_demo
-    if demo is not None and health is not None:
+    if demo is not None and services is not None:
         max_bytes = int(settings.max_request_mb * 1024 * 1024)
         app_kwargs = {
-            "routes": [_health_route(health)],
+            "routes": [_health_route(services.health)],
             "middleware": [
                 Middleware(admission.NoRemoteContent),
                 Middleware(

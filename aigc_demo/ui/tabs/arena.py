@@ -11,10 +11,11 @@ from typing import Any
 
 import gradio as gr
 
+from aigc_demo.app_services import Services
 from aigc_demo.errors import AigcError
 from aigc_demo.services.arena import REASONS
 from aigc_demo.services.validation import clean_text
-from aigc_demo.ui.common import Services, StopFlags, scroll_to, session_of, user_errors
+from aigc_demo.ui.common import StopFlags, scroll_to, session_of, user_errors
 from aigc_demo.ui.i18n import T, lang_of, tr
 from aigc_demo.ui.tabs.text import PACER
 

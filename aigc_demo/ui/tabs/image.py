@@ -11,8 +11,9 @@ from typing import Any
 
 import gradio as gr
 
+from aigc_demo.app_services import Services
 from aigc_demo.services.image import read_recipe, size_presets
-from aigc_demo.ui.common import Services, StopFlags, scroll_to, session_of, toggle_stop, user_errors
+from aigc_demo.ui.common import StopFlags, scroll_to, session_of, toggle_stop, user_errors
 from aigc_demo.ui.feedback import build_rating_widget, highlight
 from aigc_demo.ui.i18n import T, label, lang_of, tr
 

@@ -13,13 +13,14 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from aigc_demo.app_services import Services
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.arena import by_kind
 from aigc_demo.feedback.export import FORMATS, export
 from aigc_demo.feedback.insights import filter_records, report
 from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.tabs import tab_names
-from aigc_demo.ui.common import OnLoad, Services, is_admin, scroll_to, user_errors
+from aigc_demo.ui.common import OnLoad, is_admin, scroll_to, user_errors
 from aigc_demo.ui.i18n import STRINGS, T, lang_of, table, tr
 from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
 

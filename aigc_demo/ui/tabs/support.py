@@ -14,11 +14,12 @@ from typing import Any
 
 import gradio as gr
 
+from aigc_demo.app_services import Services
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS
 from aigc_demo.services.support.bot import md_escape
 from aigc_demo.services.support.kb import Problem
-from aigc_demo.ui.common import OnLoad, Services, is_admin, recalled, remembered, session_of, user_errors
+from aigc_demo.ui.common import OnLoad, is_admin, recalled, remembered, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
 from aigc_demo.ui.i18n import T, lang_of, table, tr
 from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows

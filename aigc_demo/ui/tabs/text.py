@@ -14,11 +14,11 @@ from typing import Any
 
 import gradio as gr
 
+from aigc_demo.app_services import Services
 from aigc_demo.errors import AigcError
 from aigc_demo.services.text import PRESETS
 from aigc_demo.ui.common import (
     OnLoad,
-    Services,
     StopFlags,
     recalled,
     remembered,
