@@ -246,7 +246,7 @@ def _arena(settings: Settings, args: argparse.Namespace) -> int:
 def _report(settings: Settings, args: argparse.Namespace) -> int:
     from aigc_demo.feedback.report import session_report, to_html
     from aigc_demo.feedback.service import FeedbackService
-    from aigc_demo.ui.i18n import STRINGS, tr
+    from aigc_demo.ui.i18n import has, tr
 
     service = FeedbackService(settings.data_dir)
     lang = args.lang
@@ -257,7 +257,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         service.read("handoffs").records,
         service.read("arena").records,
         lang=lang,
-        reason_label=lambda key: tr(f"handoff_reason_{key}", lang) if f"handoff_reason_{key}" in STRINGS else key,
+        reason_label=lambda key: tr(f"handoff_reason_{key}", lang) if has(f"handoff_reason_{key}") else key,
     )
     if args.out is None:
         print(text)

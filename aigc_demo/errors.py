@@ -1,22 +1,53 @@
 """The one user-facing error type.
 
-Services raise :class:`AigcError` with a message that tells the user how to fix the
-problem; the UI turns it into ``gr.Error`` at the edge. Anything else is a bug: it is
-logged with its traceback and the user sees a generic message, never the traceback.
+Services raise :class:`AigcError` with a message key (aigc_demo/locales) that tells the user
+how to fix the problem; the UI turns it into ``gr.Error`` in the caller's language at the
+edge. Anything else is a bug: it is logged with its traceback and the user sees a generic
+message, never the traceback.
 """
 
 from __future__ import annotations
 
+from typing import Any
 
-class AigcError(Exception):
-    """An error whose message is safe and useful to show to the user."""
+from aigc_demo.locales import DEFAULT, has, message
 
-    def __init__(self, message: str, *, zh: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.zh = zh  # the same message in Chinese, for a zh page (ui/i18n.py)
+
+class Term:
+    """A word inside a message that is itself translated (a field's name): the catalogue's
+    ``name_<name>`` where it has one, else the name as written."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def localized(self, lang: str) -> str:
+        key = "name_" + "_".join(self.name.split())
+        return message(key, lang) if has(key) else self.name
+
+    def __str__(self) -> str:
+        return self.localized(DEFAULT)
+
+
+class AigcError(Exception):
+    """An error whose message is safe and useful to show to the user.
+
+    Raised with a catalogue key and its fields — ``InvalidInput("value_empty", name=Term("prompt"))``
+    — and rendered in the caller's language at the edge (``localized``). Text that is no
+    message of ours (a remote server's own words) may be passed as it is, with ``zh=`` for a
+    Chinese page.
+    """
+
+    def __init__(self, text: str, *, zh: str | None = None, **fields: Any) -> None:
+        self.key = text if has(text) else None
+        self.fields = fields
+        self.message = self.localized(DEFAULT) if self.key else text
+        self.zh = zh
+        super().__init__(self.message)
+
+    def localized(self, lang: str) -> str:
+        if self.key is not None:
+            shown = {k: v.localized(lang) if isinstance(v, Term) else v for k, v in self.fields.items()}
+            return message(self.key, lang, **shown)
         return self.zh if lang == "zh" and self.zh else self.message
 
 

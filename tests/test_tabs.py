@@ -9,8 +9,8 @@ import pytest
 
 from aigc_demo import variants
 from aigc_demo.feedback import export, insights
+from aigc_demo.locales import LOCALES
 from aigc_demo.tabs import TABS, tab_names
-from aigc_demo.ui.i18n import STRINGS
 
 
 def test_every_tab_has_its_module_and_its_words_in_both_languages():
@@ -19,7 +19,7 @@ def test_every_tab_has_its_module_and_its_words_in_both_languages():
         assert callable(module.build), tab.name
         keys = [f"tab_{tab.name}"] + ([f"filter_{tab.name}"] if tab.rated else [])
         for key in keys:
-            en, zh = STRINGS[key]
+            en, zh = LOCALES["en"][key], LOCALES["zh"][key]
             assert en and zh and en != zh, key
 
 

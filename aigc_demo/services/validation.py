@@ -6,40 +6,9 @@ import math
 import random
 import unicodedata
 
-from aigc_demo.errors import InvalidInput
+from aigc_demo.errors import InvalidInput, Term
 
 MAX_SEED = 2**32 - 1
-
-# Field names as a Chinese page shows them in messages.
-NAMES_ZH = {
-    "prompt": "提示词",
-    "negative prompt": "反向提示词",
-    "system prompt": "系统提示词",
-    "message": "问题",
-    "seed": "种子",
-    "steps": "步数",
-    "guidance scale": "引导系数",
-    "number of images": "张数",
-    "temperature": "温度",
-    "top_p": "Top-p",
-    "max_new_tokens": "最大生成长度",
-    "width": "宽度",
-    "height": "高度",
-    "preset": "场景",
-    "mode": "模式",
-    "model": "模型",
-    "style": "风格",
-    "output_id": "输出 ID",
-    "rating": "评分",
-    "comment": "评论",
-    "item": "图片序号",
-    "continue_output_id": "续写的回答 ID",
-    "reason": "理由",
-}
-
-
-def _zh(name: str) -> str:
-    return NAMES_ZH.get(name, name)
 
 
 def choice(value: object, *, name: str, default: str) -> str:
@@ -47,7 +16,7 @@ def choice(value: object, *, name: str, default: str) -> str:
     if value is None or value == "":
         return default
     if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text, got {type(value).__name__}", zh=f"{_zh(name)}必须是文本")
+        raise InvalidInput("value_not_text", name=Term(name), got=type(value).__name__)
     return value.strip() or default
 
 
@@ -71,36 +40,30 @@ def clean_text(value: object, *, name: str, max_chars: int, required: bool = Tru
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text, got {type(value).__name__}", zh=f"{_zh(name)}必须是文本")
+        raise InvalidInput("value_not_text", name=Term(name), got=type(value).__name__)
     # NUL bytes break tokenizers and log files; they are never meaningful input.
     text = valid_unicode(value).replace("\x00", "").strip()
     if required and not visible(text):
-        raise InvalidInput(f"{name} is empty: type something first.", zh=f"{_zh(name)}为空：请先输入内容。")
+        raise InvalidInput("value_empty", name=Term(name))
     if len(text) > max_chars:
-        raise InvalidInput(
-            f"{name} is {len(text)} characters long; the limit is {max_chars}.",
-            zh=f"{_zh(name)}有 {len(text)} 个字符，上限为 {max_chars}。",
-        )
+        raise InvalidInput("value_too_long", name=Term(name), length=len(text), limit=max_chars)
     return text
 
 
 def number(value: object, *, name: str, lo: float, hi: float, integer: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise InvalidInput(f"{name} must be a number, got {type(value).__name__}", zh=f"{_zh(name)}必须是数字")
+        raise InvalidInput("value_not_number", name=Term(name), got=type(value).__name__)
     try:
         num = float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
-        raise InvalidInput(f"{name} must be a number, got {str(value)[:30]!r}", zh=f"{_zh(name)}必须是数字") from None
+        raise InvalidInput("value_not_number", name=Term(name), got=repr(str(value)[:30])) from None
     if not math.isfinite(num):
-        raise InvalidInput(f"{name} must be a finite number, got {num}", zh=f"{_zh(name)}必须是有限的数字")
+        raise InvalidInput("value_not_finite", name=Term(name), got=num)
     if integer and num != int(num):
-        raise InvalidInput(f"{name} must be a whole number, got {num}", zh=f"{_zh(name)}必须是整数，当前为 {num}")
+        raise InvalidInput("value_not_whole", name=Term(name), got=num)
     if not lo <= num <= hi:
         shown = int(num) if integer else num
-        raise InvalidInput(
-            f"{name} must be between {lo:g} and {hi:g}, got {shown}",
-            zh=f"{_zh(name)}必须在 {lo:g} 到 {hi:g} 之间，当前为 {shown}",
-        )
+        raise InvalidInput("value_out_of_range", name=Term(name), lo=f"{lo:g}", hi=f"{hi:g}", got=shown)
     return int(num) if integer else num
 
 
@@ -123,10 +86,7 @@ def clean_history(history: object, *, max_messages: int, max_item_chars: int) ->
     if history is None or history == "":
         return []
     if not isinstance(history, (list, tuple)):
-        raise InvalidInput(
-            f"history must be a list of {{role, content}} messages, got {type(history).__name__}",
-            zh="history 必须是 {role, content} 消息列表",
-        )
+        raise InvalidInput("history_not_list", got=type(history).__name__)
     messages: list[dict[str, str]] = []
     for item in list(history)[-max_messages * 2 :]:  # pairs count double; trimmed again below
         if isinstance(item, dict) and item.get("role") in ("user", "assistant"):
@@ -142,8 +102,5 @@ def clean_history(history: object, *, max_messages: int, max_item_chars: int) ->
     for m in messages:
         m["content"] = valid_unicode(m["content"]).replace("\x00", "")
         if len(m["content"]) > max_item_chars:
-            raise InvalidInput(
-                f"a history message is {len(m['content'])} characters long; the limit is {max_item_chars}.",
-                zh=f"对话记录中有一条消息长 {len(m['content'])} 个字符，上限为 {max_item_chars}。",
-            )
+            raise InvalidInput("history_item_too_long", length=len(m["content"]), limit=max_item_chars)
     return messages

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aigc_demo.ui.i18n import STRINGS, tr
+from aigc_demo.ui.i18n import has, tr
 
 GAP_COLUMNS = ["when", "kind", "question", "answer", "comment", "sources"]
 TICKET_COLUMNS = ["ticket", "when", "status", "reason", "question", "summary"]
@@ -19,7 +19,7 @@ GAP_KINDS = {"downvoted": "gap_downvoted", "handoff: not in the knowledge base":
 def _word(prefix: str, value: str, lang: str) -> str:
     """``value`` in ``lang`` when ``<prefix>_<value>`` is a known string, else as stored."""
     key = f"{prefix}_{value}"
-    return tr(key, lang) if key in STRINGS else value
+    return tr(key, lang) if has(key) else value
 
 
 def ticket_rows(tickets: list[Any], lang: str = "en") -> list[list[Any]]:

@@ -26,6 +26,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aigc_demo.locales import DEFAULT, LOCALES
+
 # Patterns are matched against normalize()d text (simplified Chinese, lower case), and
 # every repetition is bounded, so each runs in linear time on any input.
 HUMAN_REQUEST = re.compile(
@@ -120,149 +122,60 @@ def new_ticket() -> str:
     return f"T-{datetime.now(UTC):%y%m%d}-{''.join(secrets.choice(alphabet) for _ in range(4))}"
 
 
-GREETING = {
-    "en": "Hi! I'm the Lumen Store assistant. Ask me about shipping, returns, refunds, payment, "
-    "your account or warranty — or type “human” to reach a person.",
-    "zh": "您好！我是流明商城智能客服，可以解答配送、退换货、退款、支付、账户和保修等问题；输入“人工”可转接人工客服。",
-}
+def phrases(key: str) -> dict[str, str]:
+    """One catalogue message in every language (aigc_demo/locales), as the rules pick by ``lang``."""
+    return {lang: messages.get(key, LOCALES[DEFAULT][key]) for lang, messages in LOCALES.items()}
+
+
+GREETING = phrases("support_greeting")
 # Said before an entry quoted in the other language (only an English entry answers a Chinese
 # question, or the reverse): the customer knows why, instead of meeting a foreign text unannounced.
-OTHER_LANGUAGE = {
-    "zh": "以下资料为英文原文：\n\n",
-    "en": "The following entry is written in Chinese:\n\n",
-}
-
-ACKNOWLEDGE = {
-    "angry": {
-        "en": "I'm sorry about this — I understand how frustrating it is. ",
-        "zh": "非常抱歉给您带来不好的体验，我理解您现在很生气。",
-    },
-    "anxious": {
-        "en": "I understand this is urgent — let me help right away. ",
-        "zh": "理解您很着急，我马上帮您处理。",
-    },
-}
+OTHER_LANGUAGE = phrases("support_other_language")
+ACKNOWLEDGE = {"angry": phrases("support_ack_angry"), "anxious": phrases("support_ack_anxious")}
 
 
 @dataclass(frozen=True)
 class HandoffReason:
-    """Why the bot hands a conversation to a person: what the customer reads, what the team
-    reads (Insights, tickets, reports), and whether it shows a gap in the knowledge base (the
-    list the support lead fills). Adding a reason is one entry in ``HANDOFF_REASONS``."""
+    """Why the bot hands a conversation to a person: what the customer reads (catalogue key
+    ``handoff_message_<key>``; ``{names}`` is filled with what the KB lacks), what the team
+    reads (``handoff_reason_<key>``: Insights, tickets, reports), and whether it shows a gap in
+    the knowledge base (the list the support lead fills). Adding a reason is one entry in
+    ``HANDOFF_REASONS`` and its two messages in each locale."""
 
     key: str
-    message: dict[str, str]  # to the customer; {names} is filled with what the KB lacks
-    label: dict[str, str]  # to the team
     knowledge_gap: bool = False
+
+    @property
+    def message(self) -> dict[str, str]:
+        return phrases(f"handoff_message_{self.key}")
+
+    @property
+    def label(self) -> dict[str, str]:
+        return phrases(f"handoff_reason_{self.key}")
 
 
 HANDOFF_REASONS: dict[str, HandoffReason] = {
     r.key: r
     for r in [
-        HandoffReason(
-            "low_confidence",
-            {
-                "en": "I'm not sure I can answer that correctly, so I'm passing it to a human colleague.",
-                "zh": "这个问题我不确定能准确回答，已为您转接人工客服。",
-            },
-            {"en": "not in the knowledge base", "zh": "知识库中没有"},
-            knowledge_gap=True,
-        ),
-        HandoffReason(
-            "requested",
-            {"en": "I'm transferring you to a human colleague now.", "zh": "正在为您转接人工客服。"},
-            {"en": "asked for a person", "zh": "用户要求人工"},
-        ),
-        HandoffReason(
-            "frustration",
-            {
-                "en": "I'm sorry this hasn't been resolved — I'm transferring you to a human colleague now.",
-                "zh": "很抱歉问题还没有解决，正在为您转接人工客服。",
-            },
-            {"en": "customer frustrated", "zh": "用户不满"},
-        ),
-        HandoffReason(
-            "commitment",
-            {
-                "en": "That is a commitment I can't make on the store's behalf, "
-                "so I'm passing it to a human colleague who can.",
-                "zh": "这类承诺我无法代表商家做出，已为您转接有权限处理的人工客服。",
-            },
-            {"en": "needs a promise only staff can make", "zh": "需要人工承诺"},
-        ),
-        HandoffReason(
-            "not_covered",
-            {
-                "en": "Our help articles don't mention {names}, "
-                "so I'm passing this to a human colleague who can check.",
-                "zh": "我们的资料里没有关于「{names}」的信息，已为您转接人工客服帮您确认。",
-            },
-            {"en": "asks for a product the articles never mention", "zh": "询问资料中没有的商品"},
-            knowledge_gap=True,
-        ),
-        HandoffReason(
-            "other_brand",
-            {
-                "en": "Our help articles don't cover {names}, only our own products and services, "
-                "so I'm passing this to a human colleague.",
-                "zh": "我们的资料里没有关于「{names}」的信息（只涵盖本店自己的产品和服务），已为您转接人工客服。",
-            },
-            {"en": "about another company's product", "zh": "涉及其他品牌"},
-        ),
+        HandoffReason("low_confidence", knowledge_gap=True),
+        HandoffReason("requested"),
+        HandoffReason("frustration"),
+        HandoffReason("commitment"),
+        HandoffReason("not_covered", knowledge_gap=True),
+        HandoffReason("other_brand"),
     ]
 }
 HANDOFF = {key: reason.message for key, reason in HANDOFF_REASONS.items()}
-TICKET = {
-    "en": " Your ticket number is **{ticket}**; they will see this conversation and reply here "
-    "or by your account's contact details.",
-    "zh": "您的工单号是 **{ticket}**，客服同事会看到本次对话，并在这里或通过您账户的联系方式回复您。",
-}
-TICKET_FAILED = {
-    "en": " I could not open a ticket just now, so please contact us directly: {contact}.",
-    "zh": "但工单暂时未能创建，请直接联系我们：{contact}。",
-}
-DEFAULT_CONTACT = {
-    "en": "the customer-service hotline on our help page",
-    "zh": "帮助页面上的客服热线",
-}
-REFUSAL = {
-    "en": "Sorry, I can only help with questions about our store's services, from our help articles — "
-    "I can't change how I work or act outside them. Ask me about an order, or type “human” for a person.",
-    "zh": "抱歉，我只能根据本店的帮助文档解答服务相关的问题，无法更改我的规则或执行文档以外的操作。"
-    "您可以问我订单、售后等问题，或输入“人工”转接人工客服。",
-}
-OFF_TOPIC = {
-    "en": "Sorry, I can't help with questions about the company's shares or finances — I can only answer "
-    "questions about our services. Type “human” if you need a person.",
-    "zh": "抱歉，关于公司股票、财务等问题我无法解答，我只能回答与本店服务相关的问题；如需人工服务请输入“人工”。",
-}
-SMALL_TALK_REPLY = {
-    "en": "You're welcome! Ask me about an order, shipping, returns or anything else — or type “human” for a person.",
-    "zh": "不客气！您可以继续问我订单、配送、退换货等问题；如需人工服务请输入“人工”。",
-}
+TICKET = phrases("support_ticket")
+TICKET_FAILED = phrases("support_ticket_failed")
+DEFAULT_CONTACT = phrases("support_default_contact")
+REFUSAL = phrases("support_refusal")
+OFF_TOPIC = phrases("support_off_topic")
+SMALL_TALK_REPLY = phrases("support_small_talk_reply")
 # Replies of the scope guard (scope.py): a message nearer a general request than any entry.
-SCOPE_REPLY = {
-    "small-talk": {
-        "en": "Hello! I'm the automated assistant: I answer from our help articles. "
-        "Just describe your question — or type “human” for a person.",
-        "zh": "您好！我是智能客服（机器人），会根据帮助文档解答您的问题，请直接描述您的问题；"
-        "如需人工服务请输入“人工”。",
-    },
-    "off-topic": {
-        "en": "Sorry, that's outside what I can help with: I only answer questions about our services, "
-        "from our help articles. Type “human” if you need a person.",
-        "zh": "抱歉，这个问题超出了我的服务范围：我只能根据帮助文档解答与我们服务相关的问题；"
-        "如需人工服务请输入“人工”。",
-    },
-}
-NOTHING_TO_SEARCH = {
-    "en": "Could you describe your question in a few words? For example: “How long does a refund take?”",
-    "zh": "能用一句话描述一下您的问题吗？例如：“退款多久到账？”",
-}
-UNANSWERED_PART = {
-    "en": "I'm not sure about “{part}” — a colleague will pick that part up.",
-    "zh": "关于“{part}”我不确定，这部分请人工客服为您解答。",
-}
+SCOPE_REPLY = {"small-talk": phrases("support_scope_small_talk"), "off-topic": phrases("support_scope_off_topic")}
+NOTHING_TO_SEARCH = phrases("support_nothing_to_search")
+UNANSWERED_PART = phrases("support_unanswered_part")
 
 
 _ANY_WORD = re.compile(r"[A-Za-z0-9\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")

@@ -21,7 +21,7 @@ from aigc_demo.feedback.insights import filter_records, report
 from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.tabs import tab_names
 from aigc_demo.ui.common import OnLoad, is_admin, scroll_to, user_errors
-from aigc_demo.ui.i18n import STRINGS, T, lang_of, table, tr
+from aigc_demo.ui.i18n import T, has, lang_of, table, tr
 from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
 
 RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
@@ -171,7 +171,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         ci = tr("insights_ci", lang)
 
         def tab_name(key: str) -> str:  # "support" → "客服" in zh; other values as stored
-            return tr(f"filter_{key}", lang) if f"filter_{key}" in STRINGS else key
+            return tr(f"filter_{key}", lang) if has(f"filter_{key}") else key
 
         rate = "–" if t["like_rate"] is None else f"{t['like_rate']:.0%} ({ci} {t['ci'][0]:.0%}–{t['ci'][1]:.0%})"
         cov = (
@@ -260,7 +260,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             feedback.read("handoffs").records,
             services.arena.votes(),
             lang=lang,
-            reason_label=lambda key: tr(f"handoff_reason_{key}", lang) if f"handoff_reason_{key}" in STRINGS else key,
+            reason_label=lambda key: tr(f"handoff_reason_{key}", lang) if has(f"handoff_reason_{key}") else key,
         )
         folder = Path(tempfile.mkdtemp(prefix="report-"))
         safe = "".join(c for c in code if c.isalnum() or c in "-_")[:40] or "session"
