@@ -28,6 +28,33 @@ class Term:
         return self.localized(DEFAULT)
 
 
+class Msg:
+    """A catalogue message used inside another one (why a write failed, inside "not saved: …")."""
+
+    def __init__(self, key: str, **fields: Any) -> None:
+        self.key, self.fields = key, fields
+
+    def localized(self, lang: str) -> str:
+        return message(self.key, lang, **_shown(self.fields, lang))
+
+
+class Items:
+    """A list inside a message, joined as each language writes lists ("a, b" / "a、b"); an item
+    that has a language of its own (a KB problem, a Msg) is shown in the message's."""
+
+    def __init__(self, items: Any, *, separator: str = "list_separator") -> None:
+        self.items, self.separator = list(items), separator
+
+    def localized(self, lang: str) -> str:
+        shown = [i.in_language(lang) if hasattr(i, "in_language") else _shown({"i": i}, lang)["i"] for i in self.items]
+        return message(self.separator, lang).join(map(str, shown))
+
+
+def _shown(fields: dict[str, Any], lang: str) -> dict[str, Any]:
+    """Fields as ``lang`` shows them: a Term, Msg, Items or AigcError in that language."""
+    return {k: v.localized(lang) if hasattr(v, "localized") else v for k, v in fields.items()}
+
+
 class AigcError(Exception):
     """An error whose message is safe and useful to show to the user.
 
@@ -46,8 +73,7 @@ class AigcError(Exception):
 
     def localized(self, lang: str) -> str:
         if self.key is not None:
-            shown = {k: v.localized(lang) if isinstance(v, Term) else v for k, v in self.fields.items()}
-            return message(self.key, lang, **shown)
+            return message(self.key, lang, **_shown(self.fields, lang))
         return self.zh if lang == "zh" and self.zh else self.message
 
 

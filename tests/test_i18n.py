@@ -33,7 +33,8 @@ def test_every_string_has_english_and_chinese():
         assert "." not in key, key  # the front end reads dots as nested keys
         assert en.strip() and zh.strip(), key
         assert not CJK.search(en), key
-        if key not in ("top_p", "col_up", "col_down", "name_top_p"):  # a few terms and symbols stay as they are
+        # A few terms and symbols stay as they are.
+        if key not in ("top_p", "col_up", "col_down", "name_top_p", "list_separator", "list_separator_clause"):
             assert CJK.search(zh), key
     assert set(I18N.translations_dict) >= {"en", "zh"}
 

@@ -389,7 +389,7 @@ def test_an_image_job_on_a_full_disk_says_so_and_leaves_no_file(services, monkey
     monkeypatch.setattr(services.feedback, "register", registered.append)
     with pytest.raises(AigcError) as info:
         services.image.generate("一只狐狸", seed=3, num_images=2, width=64, height=64)
-    assert "disk is full" in info.value.message and "磁盘已满" in info.value.zh
+    assert "disk is full" in info.value.message and "磁盘已满" in info.value.localized("zh")
     assert not [p for p in services.image.out_dir.rglob("*") if p.is_file()]  # no 0-byte or half-written PNG
     assert registered == []  # nothing registered that could be rated
 
@@ -404,7 +404,7 @@ def test_an_image_folder_that_cannot_be_written_gets_the_same_clear_message(serv
     day = services.image.out_dir / datetime.now(UTC).strftime("%Y-%m-%d")
     with pytest.raises(AigcError) as info:
         services.image.generate("一只狐狸", seed=3, width=64, height=64)
-    assert "磁盘已满或不可写" in info.value.zh
+    assert "磁盘已满或不可写" in info.value.localized("zh")
     assert services.feedback.failures["images"]["failing"]  # /healthz says degraded
     day.unlink()  # the host frees the folder: the next image is saved and the flag clears
     services.image.generate("一只狐狸", seed=3, width=64, height=64)

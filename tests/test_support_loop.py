@@ -90,7 +90,7 @@ def test_bad_uploads_are_refused_and_change_nothing(services, tmp_path, name, co
         services.support.install_files([path], replace=True)
     assert needle in info.value.message
     if name == "bad.jsonl":  # a Chinese page reads the file's problem in Chinese too
-        assert "bad.jsonl 第 1 行：JSON 格式错误" in info.value.zh
+        assert "bad.jsonl 第 1 行：JSON 格式错误" in info.value.localized("zh")
     assert [e.id for e in services.support.kb.entries] == before
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aigc_demo import __version__
-from aigc_demo.errors import InvalidInput, NotFound, StorageError
+from aigc_demo.errors import InvalidInput, NotFound, StorageError, Term
 from aigc_demo.feedback.pii import scrub
 from aigc_demo.feedback.schema import (
     RATINGS,
@@ -251,11 +251,11 @@ class FeedbackService:
         """
         for name, value in (("output_id", output_id), ("rating", rating), ("comment", comment)):
             if value is not None and not isinstance(value, str):
-                raise InvalidInput(f"{name} must be text, got {type(value).__name__}", zh=f"{name} 必须是文本")
+                raise InvalidInput("value_not_text", name=Term(name), got=type(value).__name__)
         if item is not None and (isinstance(item, bool) or not isinstance(item, int)):
-            raise InvalidInput(f"item must be a whole number, got {type(item).__name__}", zh="图片序号必须是整数")
+            raise InvalidInput("item_not_whole", got=type(item).__name__)
         if reasons is not None and not (isinstance(reasons, list) and all(isinstance(r, str) for r in reasons)):
-            raise InvalidInput("reasons must be a list of words", zh="理由必须是文字列表")
+            raise InvalidInput("reasons_not_words")
         key = _idempotency_key(idempotency_key)
 
         if amends is not None:
@@ -264,10 +264,7 @@ class FeedbackService:
                 item if item is not None and item >= 0 else None
             )
             if earlier is None or earlier.get("output_id") != (output_id or "").strip() or not same_item:
-                raise InvalidInput(
-                    "amends must be the record_id of an earlier rating of the same output",
-                    zh="amends 必须是同一输出之前一条评分的 record_id",
-                )
+                raise InvalidInput("bad_amends")
 
         def store() -> FeedbackRecord:
             return self._new_rating(output_id, rating, comment, reasons, session_id, item, key, amends)
@@ -279,10 +276,7 @@ class FeedbackService:
             if earlier is not None:
                 done = FeedbackRecord.from_dict(earlier)
                 if done.output_id != (output_id or "").strip() or done.rating != (rating or "").strip().lower():
-                    raise InvalidInput(
-                        "idempotency_key was already used for another rating; send a new key for a new rating",
-                        zh="idempotency_key 已用于另一条评分；新的评分请使用新的 key",
-                    )
+                    raise InvalidInput("idempotency_key_reused")
                 return done
             return store()
 
@@ -300,32 +294,19 @@ class FeedbackService:
         """Validate the values and append one rating record (``rate`` has checked the types)."""
         rating = (rating or "").strip().lower()
         if rating not in RATINGS:
-            raise InvalidInput(
-                f"rating must be 'up' or 'down', got {rating[:20]!r}", zh="评分只能是 up（👍）或 down（👎）"
-            )
+            raise InvalidInput("bad_rating", got=repr(rating[:20]))
         comment = (comment or "").strip()
         if len(comment) > MAX_COMMENT_CHARS:
-            raise InvalidInput(
-                f"comment is {len(comment)} characters; the limit is {MAX_COMMENT_CHARS}",
-                zh=f"评论有 {len(comment)} 个字符，上限为 {MAX_COMMENT_CHARS}",
-            )
+            raise InvalidInput("comment_too_long", length=len(comment), limit=MAX_COMMENT_CHARS)
         reasons = [r for r in (reasons or []) if r in REASONS]
         output = self.find_output((output_id or "").strip())
         if output is None:
-            raise NotFound(
-                f"Unknown output_id {str(output_id)[:64]!r}: rate an output this app generated "
-                "(the id is returned by /generate_text, /generate_image and /support_chat).",
-                zh="未知的输出 ID：只能评价本应用生成的内容"
-                "（ID 由 /generate_text、/generate_image、/support_chat 返回）。",
-            )
+            raise NotFound("unknown_output", oid=repr(str(output_id)[:64]))
         params, result = output.params, output.output
         if item is not None and item >= 0:
             images = output.output.get("images") or []
             if not 0 <= item < len(images):
-                raise InvalidInput(
-                    f"item must be between 0 and {max(len(images) - 1, 0)} for this output, got {item}",
-                    zh=f"图片序号必须在 0 到 {max(len(images) - 1, 0)} 之间，当前为 {item}",
-                )
+                raise InvalidInput("item_out_of_range", hi=max(len(images) - 1, 0), got=item)
             # Rate one image of a batch: the record describes that image alone.
             params = {**output.params, "seed": images[item].get("seed", output.params.get("seed"))}
             result = images[item]
@@ -355,7 +336,7 @@ class FeedbackService:
             stored = self.append("ratings", record.to_dict())
         except StorageError as exc:
             # "rating not saved: the disk is full"
-            raise StorageError(f"rating {exc.message}", zh=f"评分未保存：{exc.zh or exc.message}") from exc
+            raise StorageError("rating_not_saved", detail=exc) from exc
         return FeedbackRecord.from_dict(stored)
 
     def read_ratings(self) -> list[FeedbackRecord]:
@@ -369,10 +350,7 @@ def _idempotency_key(value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not IDEMPOTENCY_KEY.fullmatch(value):
-        raise InvalidInput(
-            "idempotency_key must be 8-128 letters, digits or . _ : - (e.g. a UUID)",
-            zh="idempotency_key 须为 8-128 个字母、数字或 . _ : -（例如 UUID）",
-        )
+        raise InvalidInput("bad_idempotency_key")
     return value
 
 

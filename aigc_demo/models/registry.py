@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, overload
 
 from aigc_demo.config import Settings
-from aigc_demo.errors import ModelLoadError, SettingsError
+from aigc_demo.errors import ModelLoadError, SettingsError, Term
 from aigc_demo.models import compute, packaged
 from aigc_demo.models.base import Embedder, ImageBackend, TextBackend
 from aigc_demo.models.device import pick_device
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["text", "image", "embed"]
 KINDS: tuple[Kind, ...] = ("text", "image", "embed")
-KIND_ZH = {"text": "文本", "image": "图像", "embed": "向量"}
 B = TypeVar("B")
 # (settings, model id as configured, the id without its engine prefix) -> an unloaded backend
 Factory = Callable[[Settings, str, str], B]
@@ -276,16 +275,15 @@ class ModelRegistry:
                 raise
             except Exception as exc:
                 log.exception("%s model failed to load", kind)
-                message = (
-                    f"The {kind} model {model_id!r} could not be prepared ({type(exc).__name__}). "
-                    f"Check AIGC_{kind.upper()}_MODEL; the server log has details."
+                error = ModelLoadError(
+                    "model_not_prepared",
+                    kind=Term(kind),
+                    model=repr(model_id),
+                    error=type(exc).__name__,
+                    setting=f"AIGC_{kind.upper()}_MODEL",
                 )
-                self._errors[key] = message
-                zh = (
-                    f"{KIND_ZH[kind]}模型 {model_id!r} 无法加载（{type(exc).__name__}）。"
-                    f"请检查 AIGC_{kind.upper()}_MODEL；详情见服务器日志。"
-                )
-                raise ModelLoadError(message, zh=zh) from exc
+                self._errors[key] = error.message
+                raise error from exc
             self.load_seconds[key] = time.perf_counter() - start
             self._errors.pop(key, None)
             log.info(

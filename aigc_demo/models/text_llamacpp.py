@@ -393,10 +393,7 @@ class LlamaCppTextBackend(TextBackend):
                 self._step()
             except Exception:
                 log.exception("llama.cpp step failed")
-                error = AigcError(
-                    "The text engine failed on this request; please try again.",
-                    zh="文本引擎处理本次请求时出错，请重试。",
-                )
+                error = AigcError("engine_failed")
                 for seq in list(self._running):
                     if seq.slot is not None:  # its cells may be half written: start that slot afresh
                         self._lib.llama_memory_seq_rm(self._ctx.memory, seq.slot.seq_id, -1, -1)

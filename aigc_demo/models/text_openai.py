@@ -75,10 +75,7 @@ class OpenAITextBackend(TextBackend):
         except ImportError as exc:
             raise ModelLoadError(f"The OpenAI client is not installed ({exc}); run `pip install openai`.") from exc
         if not self.base_url:
-            raise ModelLoadError(
-                f"{self.model_id!r} needs a server: set AIGC_OPENAI_BASE_URL (e.g. http://127.0.0.1:8000/v1).",
-                zh=f"{self.model_id!r} 需要一个推理服务：请设置 AIGC_OPENAI_BASE_URL（例如 http://127.0.0.1:8000/v1）。",
-            )
+            raise ModelLoadError("server_needed", model=repr(self.model_id))
         self._client = openai.OpenAI(
             base_url=self.base_url,
             api_key=self._api_key or "not-needed",  # local servers accept any key; the client wants one
@@ -137,11 +134,7 @@ class OpenAITextBackend(TextBackend):
             if server_reason is None and not visible.stopped:
                 # A stream that ends without a finish reason broke on the server (llama.cpp's
                 # server, for one, answers 200 and an empty stream when the prompt is too long).
-                raise AigcError(
-                    f"The text server at {self.describe()} ended the answer without finishing it; "
-                    "the prompt may be too long for it. Its log has the reason.",
-                    zh=f"文本推理服务 {self.describe()} 未完成回答就中断了，可能是输入过长，详情见服务日志。",
-                )
+                raise AigcError("server_cut_answer", where=self.describe())
             tail = visible.finish()
             if tail:
                 yield tail
@@ -162,37 +155,18 @@ class OpenAITextBackend(TextBackend):
 
         where = self.describe()
         if isinstance(exc, openai.APITimeoutError):
-            return AigcError(
-                f"The text server at {where} did not answer within {self.timeout_s:.0f} s. "
-                "It may be overloaded; try again.",
-                zh=f"文本推理服务 {where} 在 {self.timeout_s:.0f} 秒内没有响应，可能正忙，请稍后重试。",
-            )
+            return AigcError("server_timeout", where=where, s=f"{self.timeout_s:.0f}")
         if isinstance(exc, openai.APIConnectionError):
-            return AigcError(
-                f"The text server at {where} is not reachable. Is it running?",
-                zh=f"无法连接文本推理服务 {where}，请确认它正在运行。",
-            )
+            return AigcError("server_unreachable", where=where)
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            return AigcError(
-                f"The text server at {where} refused the API key (check AIGC_OPENAI_API_KEY).",
-                zh=f"文本推理服务 {where} 拒绝了 API 密钥（请检查 AIGC_OPENAI_API_KEY）。",
-            )
+            return AigcError("server_refused_key", where=where)
         if isinstance(exc, openai.NotFoundError):
-            return AigcError(
-                f"The text server at {where} does not serve the model {self.served_name!r}.",
-                zh=f"文本推理服务 {where} 上没有模型 {self.served_name!r}。",
-            )
+            return AigcError("server_no_model", where=where, model=repr(self.served_name))
         status = getattr(exc, "status_code", None)
         if status == 400 and "context" in str(getattr(exc, "message", "")).lower():
-            return AigcError(
-                "The prompt is too long for the text server's context window; shorten it or start a new conversation.",
-                zh="输入内容超出了文本推理服务的上下文长度，请缩短内容或开始新的对话。",
-            )
+            return AigcError("server_context_full")
         log.warning("text server error %s: %s", status, type(exc).__name__)
-        return AigcError(
-            f"The text server at {where} returned an error ({status or type(exc).__name__}); try again.",
-            zh=f"文本推理服务 {where} 返回错误（{status or type(exc).__name__}），请重试。",
-        )
+        return AigcError("server_error", where=where, status=status or type(exc).__name__)
 
 
 def _content(choice: Any) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from aigc_demo import __version__
 from aigc_demo.config import Settings
-from aigc_demo.errors import InvalidInput, NotFound, SettingsError, StorageError
+from aigc_demo.errors import InvalidInput, NotFound, SettingsError, StorageError, Term
 from aigc_demo.feedback.arena import CHOICES
 from aigc_demo.feedback.schema import ArenaPairEvent, ArenaVote, new_id, utc_now
 from aigc_demo.feedback.service import FeedbackService
@@ -154,11 +154,7 @@ class ArenaService:
         """Two different contestants of ``kind``, in random positions."""
         pool = [c for c in self.contestants if c.kind == kind]
         if len(pool) < 2:
-            raise InvalidInput(
-                f"the arena needs two {kind} contestants (AIGC_ARENA); it has {len(pool)}",
-                zh=f"竞技场需要至少两个{'文本' if kind == 'text' else '图像'}参赛配置（AIGC_ARENA），"
-                f"当前为 {len(pool)} 个",
-            )
+            raise InvalidInput("arena_needs_two", kind=Term(kind), n=len(pool))
         a, b = self._rng.sample(pool, 2)
         return a, b
 
@@ -290,19 +286,13 @@ class ArenaService:
         pid = choice(pair_id, name="pair_id", default="")
         picked = choice(vote, name="choice", default="").lower()
         if picked not in CHOICES:
-            raise InvalidInput(
-                f"choice must be one of {', '.join(CHOICES)}, got {picked[:20]!r}",
-                zh="投票只能是 a、b、tie（平局）或 both_bad（都不好）",
-            )
+            raise InvalidInput("bad_vote", choices=", ".join(CHOICES), got=repr(picked[:20]))
         note = clean_text(comment, name="comment", max_chars=2000, required=False)
         if reasons is not None and not (isinstance(reasons, list) and all(isinstance(r, str) for r in reasons)):
-            raise InvalidInput("reasons must be a list of words", zh="理由必须是文字列表")
+            raise InvalidInput("reasons_not_words")
         pair = self.find_pair(pid)
         if pair is None:
-            raise NotFound(
-                f"Unknown pair_id {pid[:40]!r}: vote on a pair this app made (/arena_text, /arena_image).",
-                zh="未知的对战 ID：只能为本应用生成的对战投票（/arena_text、/arena_image）。",
-            )
+            raise NotFound("unknown_pair", pid=repr(pid[:40]))
         with self._vote_lock, self.feedback.keyed_write("arena"):
             earlier = self.feedback.lookup("arena", "pair_id", pid)
             if earlier is not None:

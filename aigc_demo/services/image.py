@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from aigc_demo.config import ASSETS_DIR, Settings
-from aigc_demo.errors import AigcError, InvalidInput
+from aigc_demo.errors import AigcError, InvalidInput, Items, Term
 from aigc_demo.feedback.schema import GeneratedOutput
 from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.device import is_out_of_memory, release_gpu_memory, zero_gpu
@@ -144,10 +144,7 @@ class ImageService:
         s, d = self.settings, self.defaults
         style_name = str(style or "None")
         if style_name not in self.styles:
-            raise InvalidInput(
-                f"Unknown style {style_name[:40]!r}; choose one of: {', '.join(self.styles)}",
-                zh=f"未知风格 {style_name[:40]!r}；可选：{'、'.join(self.styles)}",
-            )
+            raise InvalidInput("unknown_style", name=repr(style_name[:40]), choices=Items(self.styles))
         user_prompt = clean_text(prompt, name="prompt", max_chars=s.max_prompt_chars)
         user_negative = clean_text(
             negative_prompt, name="negative prompt", max_chars=s.max_prompt_chars, required=False
@@ -234,10 +231,7 @@ class ImageService:
             release_gpu_memory()
             smaller = _smaller_side(max(params.width, params.height))
             raise AigcError(
-                f"Out of GPU memory at {params.width}×{params.height} × {params.num_images}. "
-                f"Try {smaller}×{smaller} or fewer images; the memory has been released.",
-                zh=f"显存不足（{params.width}×{params.height} × {params.num_images}）。请试试 {smaller}×{smaller} "
-                "或减少张数；显存已释放。",
+                "gpu_out_of_memory", width=params.width, height=params.height, n=params.num_images, smaller=smaller
             ) from None
 
     @zero_gpu(duration=lambda self, model, params, on_step: estimate_seconds(params))
@@ -290,11 +284,7 @@ class ImageService:
                 partial.unlink(missing_ok=True)
             log.error("could not save %s: %s", path.name, exc.strerror or exc)
             self.feedback.note_failure("images", str(exc.strerror or exc))
-            raise AigcError(
-                "The image was made but could not be saved: the server's disk is full or not writable. "
-                "Nothing was recorded; please tell the host.",
-                zh="图片已生成，但无法保存：服务器磁盘已满或不可写。本次未做任何记录，请告知主持人。",
-            ) from None
+            raise AigcError("image_not_saved") from None
         self.feedback.note_success("images")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return {"path": str(path), "sha256": digest, "width": image.width, "height": image.height, "seed": seed}
@@ -316,9 +306,7 @@ def read_recipe(path: str | Path, *, max_side: int, max_steps: int) -> dict[str,
         with Image.open(path) as img:
             chunks = dict(getattr(img, "text", None) or img.info or {})
     except (OSError, ValueError, Image.DecompressionBombError):
-        raise InvalidInput(
-            "that file is not an image this app can read", zh="无法读取这个文件：它不是可识别的图片"
-        ) from None
+        raise InvalidInput("not_an_image") from None
     recipe: dict[str, Any]
     if isinstance(chunks.get("aigc"), str):
         try:
@@ -336,10 +324,7 @@ def read_recipe(path: str | Path, *, max_side: int, max_steps: int) -> dict[str,
             return _within_limits(recipe, max_side=max_side, max_steps=max_steps)
     text = chunks.get("parameters")
     if not isinstance(text, str) or not text.strip():
-        raise InvalidInput(
-            "this image carries no generation settings (neither AUTOMATIC1111 “parameters” nor this app's)",
-            zh="这张图片没有记录生成参数（既没有 AUTOMATIC1111 的 parameters，也没有本应用的记录）",
-        )
+        raise InvalidInput("no_recipe")
     return _within_limits(parse_a1111(text[:20_000]), max_side=max_side, max_steps=max_steps)
 
 
@@ -423,8 +408,5 @@ def a1111_parameters(recipe: dict[str, Any]) -> str:
 def _side(value: object, name: str, cap: int) -> int:
     side = int(number(value, name=name, lo=64, hi=cap, integer=True))
     if side % 8:
-        raise InvalidInput(
-            f"{name} must be a multiple of 8, got {side} (try {side - side % 8 or 64})",
-            zh=f"{'宽度' if name == 'width' else '高度'}必须是 8 的倍数，当前为 {side}（可试 {side - side % 8 or 64}）",
-        )
+        raise InvalidInput("size_not_multiple_of_8", name=Term(name), got=side, try_=side - side % 8 or 64)
     return side

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aigc_demo.config import Settings
-from aigc_demo.errors import InvalidInput
+from aigc_demo.errors import InvalidInput, Items
 from aigc_demo.feedback.schema import GeneratedOutput
 from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.base import GenerationStats, TextRequest
@@ -174,10 +174,7 @@ class TextService:
         text = clean_text(prompt, name="prompt", max_chars=self.settings.max_prompt_chars)
         preset_key = choice(preset, name="preset", default="free")
         if preset_key not in PRESETS:
-            raise InvalidInput(
-                f"Unknown preset {preset_key[:40]!r}; choose one of: {', '.join(PRESETS)}",
-                zh=f"未知场景 {preset_key[:40]!r}；可选：{'、'.join(PRESETS)}",
-            )
+            raise InvalidInput("unknown_preset", name=repr(preset_key[:40]), choices=Items(PRESETS))
         chosen = PRESETS[preset_key]
 
         def given(value: object, default: float) -> object:
@@ -201,20 +198,14 @@ class TextService:
             repeat_penalty=chosen.repeat_penalty if mode != "continue" else 1.0,
         )
         if mode not in MODES:
-            raise InvalidInput(
-                f"mode must be 'chat' or 'continue', got {str(mode)[:20]!r}",
-                zh="模式只能是 chat（对话）或 continue（续写）",
-            )
+            raise InvalidInput("bad_mode", got=repr(str(mode)[:20]))
         system_text = clean_text(system, name="system prompt", max_chars=self.settings.max_prompt_chars, required=False)
         turns = clean_history(
             history, max_messages=MAX_HISTORY_MESSAGES, max_item_chars=4 * self.settings.max_prompt_chars
         )
         if mode == "continue":
             if turns:
-                raise InvalidInput(
-                    "history only applies in chat mode; raw continuation reads the prompt alone",
-                    zh="对话记录只用于对话模式；续写模式只读取提示词",
-                )
+                raise InvalidInput("history_in_continue")
             request.prompt, request.messages = text, None
             return request, preset_key
         user, preset_system = chosen.render(text)
@@ -334,10 +325,7 @@ class TextService:
         """
         earlier = self.feedback.find_output(output_id) if isinstance(output_id, str) else None
         if earlier is None or earlier.tab != "text":
-            raise InvalidInput(
-                "nothing to continue: that answer is unknown (generate it again)",
-                zh="无法继续：找不到这条回答（请重新生成）",
-            )
+            raise InvalidInput("nothing_to_continue")
         p = earlier.params
         written = str(earlier.output.get("text") or "")
         request = TextRequest(
@@ -387,13 +375,8 @@ def _parse_stop(stop: object) -> list[str]:
     elif isinstance(stop, (list, tuple)):
         items = [str(s) for s in stop]
     else:
-        raise InvalidInput(
-            f"stop must be text (use | between several), got {type(stop).__name__}",
-            zh="停止词必须是文本（多个用 | 分隔）",
-        )
+        raise InvalidInput("stop_not_text", got=type(stop).__name__)
     items = [s.replace("\\n", "\n") for s in items if s.strip()]
     if len(items) > 8 or any(len(s) > 100 for s in items):
-        raise InvalidInput(
-            "stop accepts at most 8 strings of up to 100 characters each", zh="停止词最多 8 个，每个不超过 100 个字符"
-        )
+        raise InvalidInput("stop_too_many")
     return items

@@ -156,12 +156,7 @@ class SupportService:
         for problem in kb.problems:
             log.warning("knowledge base: %s", problem)
         if not kb.entries:
-            raise AigcError(
-                "The support knowledge base is empty. Set AIGC_SUPPORT_KB to a folder with "
-                "CSV / JSONL (question, answer) or Markdown files, or upload one in the Support tab (admin).",
-                zh="客服知识库为空。请把 AIGC_SUPPORT_KB 设为包含 CSV / JSONL（question、answer）"
-                "或 Markdown 文件的目录，或在客服页（管理员）上传。",
-            )
+            raise AigcError("kb_empty")
         return HybridIndex(kb, self.registry.get("embed"), cache_dir=self.settings.cache_dir)
 
     # -- knowledge base management (admin): files in knowledge.py, the index here -------------

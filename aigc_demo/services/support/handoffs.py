@@ -108,18 +108,15 @@ class HandoffQueue:
         for ticket in self.tickets():
             if ticket.ticket == number.strip():
                 return ticket
-        raise InvalidInput(f"No ticket {number!r}", zh=f"没有工单 {number!r}")
+        raise InvalidInput("no_ticket", number=repr(number))
 
     def resolve(self, number: str, resolution: str, *, save_as_answer: bool = False, question: str = "") -> Ticket:
         """Mark a ticket resolved; optionally store the resolution as a new KB answer."""
         resolution = (resolution or "").strip()
         if not resolution:
-            raise InvalidInput("Write the resolution first.", zh="请先填写处理结果。")
+            raise InvalidInput("resolution_empty")
         if len(resolution) > MAX_RESOLUTION_CHARS:
-            raise InvalidInput(
-                f"The resolution is over {MAX_RESOLUTION_CHARS} characters.",
-                zh=f"处理结果超过 {MAX_RESOLUTION_CHARS} 字。",
-            )
+            raise InvalidInput("resolution_too_long", limit=MAX_RESOLUTION_CHARS)
         with self._lock:
             ticket = self.get(number)
             entry_id = ""
@@ -132,7 +129,7 @@ class HandoffQueue:
     def _save_entry(self, ticket: Ticket, question: str, answer: str) -> str:
         """Write the answer as a KB entry; resolving the ticket again replaces its entry."""
         if not question:
-            raise InvalidInput("The ticket has no question to answer.", zh="该工单没有可回答的问题。")
+            raise InvalidInput("ticket_no_question")
         self.resolved_kb_dir.mkdir(parents=True, exist_ok=True)
         entry_id = f"resolved-{ticket.ticket}"
         path = self.resolved_kb_dir / RESOLVED_KB_FILE

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from aigc_demo.config import Settings
-from aigc_demo.errors import InvalidInput
+from aigc_demo.errors import InvalidInput, Items, Msg
 from aigc_demo.services.support.kb import SUPPORTED, knowledge_files, load_kb
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -54,23 +54,14 @@ class KnowledgeFiles:
             for src in map(Path, files):
                 name = re.sub(r"[^\w.\-]+", "_", src.name)[:100]  # never trust a client's path
                 if src.suffix.lower() not in SUPPORTED:
-                    raise InvalidInput(
-                        f"{name}: unsupported file type; use {', '.join(SUPPORTED)}",
-                        zh=f"{name}：不支持的文件类型；请使用 {'、'.join(SUPPORTED)}",
-                    )
+                    raise InvalidInput("kb_unsupported_file", name=name, choices=Items(SUPPORTED))
                 if src.stat().st_size > MAX_UPLOAD_BYTES:
-                    raise InvalidInput(
-                        f"{name}: {src.stat().st_size // 1024} KB is over the 5 MB limit",
-                        zh=f"{name}：{src.stat().st_size // 1024} KB，超过 5 MB 上限",
-                    )
+                    raise InvalidInput("kb_file_too_big", name=name, kb=src.stat().st_size // 1024)
                 shutil.copyfile(src, staged / name)
             check = load_kb(staged)
             if not check.entries:
-                details = "; ".join(check.problems[:5]) or "no question/answer entries found"
-                details_zh = "；".join(p.in_language("zh") for p in check.problems[:5]) or "没有找到问答条目"
-                raise InvalidInput(
-                    f"Nothing loaded from the upload: {details}", zh=f"上传的文件中没有可用内容：{details_zh}"
-                )
+                details = Items(check.problems[:5], separator="list_separator_clause") if check.problems else None
+                raise InvalidInput("upload_nothing_loaded", details=details or Msg("upload_no_entries"))
             self.uploads_dir.mkdir(parents=True, exist_ok=True)
             if replace:
                 for old in self.uploads_dir.iterdir():

@@ -160,7 +160,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
 
     def guard(token: str) -> None:
         if not is_admin(settings, token):
-            raise AigcError(tr("wrong_token"), zh=tr("wrong_token", "zh"))
+            raise AigcError("wrong_token")
 
     def show(token, tab, since, until, session, variant, request: gr.Request):
         guard(token)
@@ -251,7 +251,7 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         guard(token)
         code = (session or "").strip()
         if not code:
-            raise AigcError(tr("need_session"), zh=tr("need_session", "zh"))
+            raise AigcError("need_session")
         lang = lang_of(request)
         text = session_report(
             code,

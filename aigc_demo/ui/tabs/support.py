@@ -298,12 +298,12 @@ def _wire_admin(services: Services, ui: dict[str, Any]) -> None:
 
     def guard(token: str) -> None:
         if not is_admin(settings, token):
-            raise AigcError(tr("wrong_token"), zh=tr("wrong_token", "zh"))
+            raise AigcError("wrong_token")
 
     def load(token, files, mode, request: gr.Request):
         guard(token)
         if not files:
-            raise AigcError(tr("choose_files"), zh=tr("choose_files", "zh"))
+            raise AigcError("choose_files")
         paths = [Path(f if isinstance(f, str) else f.name) for f in files]
         kb = support.install_files(paths, replace=mode == "replace")
         return _kb_summary(services, kb, lang_of(request))
