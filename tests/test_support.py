@@ -308,28 +308,31 @@ def load_kb_rows(tmp_path, line: str) -> list:
     return load_kb(folder).problems
 
 
-def test_a_topic_the_kb_has_in_both_languages_is_answered_in_the_askers(tmp_path, fake_registry):
-    # Issue 26: "那新疆要多久?" was answered from the English entry though a Chinese one exists.
+def index_of(tmp_path, fake_registry, rows: list[dict]):
+    """A HybridIndex over ``rows`` (a JSONL FAQ), on the fake embedder."""
     import json
 
-    from aigc_demo.services.support.kb import load_kb
     from aigc_demo.services.support.retrieval import HybridIndex
 
-    (tmp_path / "faq.jsonl").write_text(
-        "\n".join(
-            json.dumps(row, ensure_ascii=False)
-            for row in [
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
+    (tmp_path / "faq.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    return HybridIndex(load_kb(tmp_path), fake_registry.get("embed"))
+
+
+def test_a_topic_the_kb_has_in_both_languages_is_answered_in_the_askers(tmp_path, fake_registry):
+    # Issue 26: "那新疆要多久?" was answered from the English entry though a Chinese one exists.
+    index = index_of(
+        tmp_path,
+        fake_registry,
+        [
                 {"id": "ship-en", "question": "How long does shipping to Xinjiang take?",
                  "answer": "Standard shipping takes 3-5 business days; Xinjiang and Tibet 7-10 days."},
                 {"id": "ship-zh", "question": "配送时效", "answer": "一般 3-5 个工作日送达，偏远地区 7-10 天。"},
                 {"id": "invoice-en", "question": "Can I get an invoice?", "answer": "Yes, from the order page."},
                 {"id": "invoice-zh", "question": "可以开发票吗", "answer": "可以，在订单页申请。"},
                 {"id": "hours-en", "question": "When is support open?", "answer": "9:00-21:00 every day."},
-            ]
-        ),
-        encoding="utf-8",
+        ],
     )  # fmt: skip
-    index = HybridIndex(load_kb(tmp_path), fake_registry.get("embed"))
     hits, _ = index.search("新疆 shipping 要多久呀")  # mostly Chinese; "shipping" matches the English entry
     assert hits[0].entry.id == "ship-zh"
     hits, _ = index.search("How long does shipping to Xinjiang take?")
@@ -339,26 +342,19 @@ def test_a_topic_the_kb_has_in_both_languages_is_answered_in_the_askers(tmp_path
 def test_an_entry_or_question_is_in_the_language_most_of_it_is_written_in(tmp_path, fake_registry):
     # Issue 26: an English entry naming "(普通发票)" counted as Chinese, so a Chinese question could
     # land on it and an English question with one Chinese word was answered as if Chinese.
-    import json
-
     from aigc_demo.services.support.bot import _lang
-    from aigc_demo.services.support.kb import load_kb
-    from aigc_demo.services.support.retrieval import HybridIndex
 
-    (tmp_path / "faq.jsonl").write_text(
-        "\n".join(
-            json.dumps(row, ensure_ascii=False)
-            for row in [
+    index = index_of(
+        tmp_path,
+        fake_registry,
+        [
                 {"id": "invoice-en", "question": "Can I get an invoice?",
                  "answer": "Electronic invoices (普通发票) are emailed within 24 hours of delivery."},
                 {"id": "invoice-zh", "question": "可以开发票吗", "answer": "可以，普通发票签收后 24 小时内发邮箱。"},
                 {"id": "hours-en", "question": "When is support open?", "answer": "9:00-21:00 every day."},
                 {"id": "hours-zh", "question": "客服几点上班", "answer": "每天 9:00-21:00。"},
-            ]
-        ),
-        encoding="utf-8",
+        ],
     )  # fmt: skip
-    index = HybridIndex(load_kb(tmp_path), fake_registry.get("embed"))
     assert index.is_cjk.tolist() == [False, True, False, True]
     hits, _ = index.search("Can I get an invoice 发票 for my order?")
     assert hits[0].entry.id == "invoice-en"
