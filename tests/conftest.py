@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import io
 import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,21 +25,8 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 from aigc_demo.config import Settings
 from aigc_demo.models import packaged
-from aigc_demo.models.base import Embedder, GenerationStats, ImageBackend, TextBackend, TextRequest, split_prefill
+from tests.fakes import FakeEmbedder, FakeImageBackend, FakeTextBackend
 
-# The API a client may call; every other handler is UI-only (api_visibility="private").
-PUBLIC_ENDPOINTS = {
-    "/generate_text",
-    "/generate_image",
-    "/support_chat",
-    "/rate",
-    "/health",
-    "/arena_text",
-    "/arena_image",
-    "/arena_vote",
-}
-
-# What `make setup` prepared (python -m aigc_demo prepare): the default cache folder.
 PREPARED_CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
 
 
@@ -84,97 +66,6 @@ def settings(tmp_path) -> Settings:
     return Settings()
 
 
-class FakeTextBackend(TextBackend):
-    """Echoes a deterministic reply word by word; honours the TextRequest contract."""
-
-    backend = "fake"
-    model_id = "fake-text"
-    precision = ""
-    parallel = 1
-
-    def __init__(self, reply: str | None = None, delay: float = 0.0) -> None:
-        self.reply = reply
-        self.delay = delay
-        self.requests: list[TextRequest] = []
-
-    def load(self) -> None:
-        pass
-
-    def stream(self, request: TextRequest, stats: GenerationStats | None = None) -> Iterator[str]:
-        stats = stats if stats is not None else GenerationStats()
-        self.requests.append(request)
-        messages, prefill = split_prefill(request.messages or [])
-        source = request.prompt if request.prompt is not None else (messages or [{}])[-1].get("content", "")
-        reply = self.reply if self.reply is not None else f"Echo ({request.seed}): {source}"
-        all_words = reply.split(" ")
-        if prefill:  # continue the answer: the words after the ones already written
-            all_words = all_words[len(prefill.split(" ")) :] or ["(end)"]
-        words = all_words[: request.max_new_tokens]
-        # As real engines report it: the whole reply fits → "stop" (end of text); cut → "length".
-        stats.finish_reason = "stop" if len(words) == len(all_words) else "length"
-        stats.prompt_tokens = len(source.split())
-        start = time.perf_counter()
-        text = ""
-        for i, word in enumerate(words):
-            if self.delay:
-                time.sleep(self.delay)
-            chunk = word if i == 0 and not prefill else " " + word
-            text += chunk
-            stats.completion_tokens += 1
-            if stats.ttft_ms is None:
-                stats.ttft_ms = (time.perf_counter() - start) * 1000
-            stop_at = min((text.find(s) for s in request.stop if s and s in text), default=-1)
-            if stop_at >= 0:
-                stats.finish_reason = "stop"
-                yield chunk[: len(chunk) - (len(text) - stop_at)]
-                break
-            yield chunk
-        stats.total_ms = (time.perf_counter() - start) * 1000
-
-
-class FakeImageBackend(ImageBackend):
-    backend = "fake"
-    placeholder = True
-
-    def load(self) -> None:
-        pass
-
-    def generate(
-        self, *, prompt, negative_prompt="", steps, guidance_scale, width, height, seed, num_images=1, on_step=None
-    ):
-        from PIL import Image
-
-        for step in range(1, steps + 1):
-            if on_step is not None:
-                on_step(step, steps)
-        images = []
-        for i in range(num_images):
-            digest = hashlib.sha256(f"{prompt}|{seed + i}".encode()).digest()
-            images.append(Image.new("RGB", (width, height), tuple(digest[:3])))
-        return images
-
-
-class FakeEmbedder(Embedder):
-    """Hashed bag of retrieval tokens: deterministic, language-agnostic, no weights."""
-
-    backend = "fake"
-    model_id = "fake-embedder"
-    dimension = 256
-
-    def load(self) -> None:
-        pass
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        from aigc_demo.services.support.retrieval import tokenize
-
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for token in tokenize(text):
-                out[row, int(hashlib.md5(token.encode()).hexdigest(), 16) % self.dimension] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1, norms)
-
-
 @pytest.fixture
 def fake_registry(settings):
     """Fakes for every model: the text kind's default and the other text models offered
@@ -193,50 +84,6 @@ def services(settings, fake_registry):
     from aigc_demo.app_services import build_services
 
     return build_services(settings, registry=fake_registry)
-
-
-@contextlib.contextmanager
-def serve_app(settings: Settings, registry=None) -> Iterator[str]:
-    """The real app on ``settings.port`` for the duration of the block; yields its URL."""
-    from aigc_demo.app_services import build_services
-    from aigc_demo.ui.demo import create_demo, launch_options
-
-    services = build_services(settings, registry=registry)
-    demo = create_demo(settings, services=services)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_options(settings, demo, services))
-    try:
-        yield f"http://127.0.0.1:{settings.port}/"
-    finally:
-        demo.close()
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """``python -m aigc_demo ARGS`` in this process: its exit code, stdout and stderr.
-
-    What the module's ``__main__`` guard does (``raise SystemExit(main())``) without a new
-    interpreter (~0.15 s of imports each, more under load). Settings come from the
-    environment, as in a subprocess: ``isolated_env`` points them at the test's temp dir.
-    test_arena.py and test_export.py still run the real ``python -m aigc_demo``.
-    """
-    from aigc_demo.__main__ import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse and settings_or_exit exit like the real CLI
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            if isinstance(exc.code, str):
-                print(exc.code, file=sys.stderr)
-    return subprocess.CompletedProcess(["python", "-m", "aigc_demo", *args], code, out.getvalue(), err.getvalue())
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

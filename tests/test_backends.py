@@ -406,7 +406,7 @@ def test_one_dropdown_mixes_engines_and_a_new_engine_is_one_line(monkeypatch, ti
     from aigc_demo.feedback.service import FeedbackService
     from aigc_demo.models import registry as reg
     from aigc_demo.services.text import TextService
-    from tests.conftest import FakeTextBackend
+    from tests.fakes import FakeTextBackend
 
     class EchoEngine(FakeTextBackend):
         backend = "echo"

@@ -24,7 +24,8 @@ import pytest
 
 from aigc_demo.config import Settings
 from aigc_demo.models.registry import ModelRegistry
-from tests.conftest import FakeTextBackend, free_port, serve_app
+from tests.fakes import FakeTextBackend
+from tests.helpers import free_port, serve_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("AIGC_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")) / "e2e"

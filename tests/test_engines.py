@@ -23,7 +23,7 @@ from aigc_demo.models.base import GenerationStats, TextBackend, TextRequest
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.models.text_llamacpp import LlamaCppTextBackend
 from aigc_demo.models.text_openai import OpenAITextBackend
-from tests.conftest import free_port, serve_app
+from tests.helpers import free_port, serve_app
 
 requires_llamacpp = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None, reason="LLAMA.CPP IS NOT INSTALLED (make setup builds it)"
@@ -435,7 +435,7 @@ def test_queue_lets_several_testers_stream_at_once(tmp_path):
     """The queue must not serialise text requests to one: the engine decides what runs together."""
     from gradio_client import Client
 
-    from tests.conftest import FakeEmbedder, FakeImageBackend, FakeTextBackend
+    from tests.fakes import FakeEmbedder, FakeImageBackend, FakeTextBackend
 
     running, peak, lock = [0], [0], threading.Lock()
 

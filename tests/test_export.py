@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aigc_demo.feedback.export import export, to_dpo, to_kto, to_sft
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

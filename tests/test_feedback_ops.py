@@ -14,7 +14,7 @@ from aigc_demo.config import Settings
 from aigc_demo.errors import InvalidInput
 from aigc_demo.feedback.service import FeedbackService, GeneratedOutput
 from aigc_demo.feedback.store import read_file
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.reliability
 

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from aigc_demo.config import Settings
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.ui.common import GENERIC_ERROR
-from tests.conftest import FakeEmbedder, FakeImageBackend, FakeTextBackend, free_port, serve_app
+from tests.fakes import FakeEmbedder, FakeImageBackend, FakeTextBackend
+from tests.helpers import free_port, serve_app
 
 pytestmark = [pytest.mark.integration]
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from aigc_demo.config import Settings
 from aigc_demo.feedback.store import read_stream
-from tests.conftest import PUBLIC_ENDPOINTS, free_port, serve_app
+from tests.helpers import PUBLIC_ENDPOINTS, free_port, serve_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.ui.common import session_of
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,8 @@ import pytest
 from aigc_demo.config import Settings
 from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models.registry import ModelRegistry
-from tests.conftest import PUBLIC_ENDPOINTS, FakeEmbedder, FakeImageBackend, FakeTextBackend, free_port, serve_app
+from tests.fakes import FakeEmbedder, FakeImageBackend, FakeTextBackend
+from tests.helpers import PUBLIC_ENDPOINTS, free_port, serve_app
 
 pytestmark = [pytest.mark.integration]
 
