@@ -363,3 +363,33 @@ def test_an_entry_or_question_is_in_the_language_most_of_it_is_written_in(tmp_pa
     assert _lang("Can I get an invoice 发票 for my order?") == "en"
     assert _lang("我的iPhone订单怎么退款") == "zh" and _lang("iCloud同步失败") == "zh"
     assert _lang("123", [{"role": "user", "content": "运费多少"}]) == "zh"
+
+
+def test_a_new_rule_and_handoff_reason_is_one_method_one_entry_and_its_messages(settings, fake_registry, monkeypatch):
+    # Issue 27, the worked example of README › Contributing › "Add a support rule": a rule that
+    # hands a medical question to a person, with its own reason. Nothing else changes.
+    from aigc_demo.feedback.service import FeedbackService
+    from aigc_demo.locales import LOCALES
+    from aigc_demo.services.support import policy
+    from aigc_demo.services.support.bot import Decision, SupportService
+
+    monkeypatch.setitem(LOCALES["en"], "handoff_message_medical", "A nurse will answer that.")
+    monkeypatch.setitem(LOCALES["zh"], "handoff_message_medical", "这个问题将由护士为您解答。")
+    monkeypatch.setitem(LOCALES["en"], "handoff_reason_medical", "medical question")
+    monkeypatch.setitem(LOCALES["zh"], "handoff_reason_medical", "医疗问题")
+    monkeypatch.setitem(policy.HANDOFF_REASONS, "medical", policy.HandoffReason("medical"))
+    monkeypatch.setitem(policy.HANDOFF, "medical", policy.HANDOFF_REASONS["medical"].message)
+
+    class Clinic(SupportService):
+        @property
+        def rules(self):
+            return (self._rule_medical, *super().rules)
+
+        def _rule_medical(self, turn):
+            return Decision(reason="medical") if "发烧" in turn.text else None
+
+    bot = Clinic(fake_registry, FeedbackService(settings.data_dir), settings)
+    reply = bot.chat("孩子发烧了怎么办")
+    assert reply["handoff"] and reply["answer"].startswith("这个问题将由护士为您解答。")
+    assert bot.feedback.read("handoffs").records[-1]["reason"] == "medical"
+    assert not bot.chat("退款多久到账？")["handoff"]  # the other rules still run after it
