@@ -23,9 +23,20 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
+
 from aigc_demo.config import Settings
 from aigc_demo.models import packaged
 from tests.fakes import FakeEmbedder, FakeImageBackend, FakeTextBackend
+
+
+def _is_developer_setting(key: str) -> bool:
+    return key.startswith(("AIGC_", "OPENAI_")) or key == "GRADIO_SERVER_PORT"
+
+
+# The developer's own settings are gone before any fixture runs: a module- or session-scoped
+# server starts before the per-test ``isolated_env`` and would otherwise read them.
+for _key in [k for k in os.environ if _is_developer_setting(k)]:
+    del os.environ[_key]
 
 PREPARED_CACHE = Path(__file__).resolve().parents[1] / "data" / "cache"
 
@@ -51,7 +62,7 @@ def model_cache(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch, model_cache):
     for key in list(os.environ):
-        if key.startswith(("AIGC_", "OPENAI_")) or key == "GRADIO_SERVER_PORT":
+        if _is_developer_setting(key):  # a test may have set one
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("AIGC_CACHE_DIR", str(model_cache))

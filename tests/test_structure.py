@@ -95,3 +95,34 @@ def test_services_are_composed_without_the_ui(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
     assert "aigc_demo.ui" not in "".join(import_graph()["aigc_demo.app_services"])
+
+
+def test_a_developers_settings_never_reach_a_module_scoped_server(tmp_path):
+    # Issue 27: module-scoped servers started before the per-test isolating fixture and could read
+    # the developer's own AIGC_* environment. The suite's conftest now drops it before any fixture.
+    import os
+    import subprocess
+    import sys
+
+    probe = tmp_path / "test_probe.py"
+    probe.write_text(
+        "import os, pytest\n"
+        "@pytest.fixture(scope='module')\n"
+        "def seen():\n"
+        "    return sorted(k for k in os.environ if k in ('AIGC_PORT', 'OPENAI_API_KEY', 'GRADIO_SERVER_PORT'))\n"
+        "def test_probe(seen):\n"
+        "    assert seen == []\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "AIGC_PORT": "1", "OPENAI_API_KEY": "sk-mine", "GRADIO_SERVER_PORT": "2"}
+    env["PYTHONPATH"] = str(PACKAGE.parent)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider", str(probe)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
