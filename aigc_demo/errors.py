@@ -46,13 +46,18 @@ class Items:
         self.items, self.separator = list(items), separator
 
     def localized(self, lang: str) -> str:
-        shown = [i.in_language(lang) if hasattr(i, "in_language") else _shown({"i": i}, lang)["i"] for i in self.items]
-        return message(self.separator, lang).join(map(str, shown))
+        return message(self.separator, lang).join(str(_in_language(i, lang)) for i in self.items)
+
+
+def _in_language(value: Any, lang: str) -> Any:
+    """A Term, Msg, Items, AigcError or KB problem in ``lang``; any other value as it is."""
+    if hasattr(value, "localized"):
+        return value.localized(lang)
+    return value.in_language(lang) if hasattr(value, "in_language") else value
 
 
 def _shown(fields: dict[str, Any], lang: str) -> dict[str, Any]:
-    """Fields as ``lang`` shows them: a Term, Msg, Items or AigcError in that language."""
-    return {k: v.localized(lang) if hasattr(v, "localized") else v for k, v in fields.items()}
+    return {k: _in_language(v, lang) for k, v in fields.items()}
 
 
 class AigcError(Exception):

@@ -259,7 +259,8 @@ class HybridIndex:
         words = self._keyword_pass(query, context)
         if vector is None:
             vector = self.embedder.embed([f"{context} {query}" if context else query])[0]
-        meaning = self._dense_pass(vector, is_chinese(query))
+        want_cjk = is_chinese(query)
+        meaning = self._dense_pass(vector, want_cjk)
         # Relative score fusion (min-max normalise each ranker, weighted sum): unlike
         # rank fusion it keeps a clear winner's margin, which matters in a small KB.
         # A ranker that cannot tell documents apart gets less say: an English-only
@@ -276,7 +277,7 @@ class HybridIndex:
                 twin = max(twins, key=lambda i: fused[i])
                 fused[twin] = fused[best] + 1e-6
         order = np.argsort(-fused, kind="stable")[: max(top_k, 2)]
-        signals = self._signals(words, meaning, fused, int(order[0]), is_chinese(query))
+        signals = self._signals(words, meaning, fused, int(order[0]), want_cjk)
         hits = [
             Hit(
                 entry=self.kb.entries[i],
