@@ -9,18 +9,10 @@ import sys
 from collections.abc import Iterator
 
 from aigc_demo.config import Settings
+from aigc_demo.ui.api import ENDPOINTS
 
-# The API a client may call; every other handler is UI-only (api_visibility="private").
-PUBLIC_ENDPOINTS = {
-    "/generate_text",
-    "/generate_image",
-    "/support_chat",
-    "/rate",
-    "/health",
-    "/arena_text",
-    "/arena_image",
-    "/arena_vote",
-}
+# The API a client may call (ui/api.py); every other handler is UI-only (api_visibility="private").
+PUBLIC_ENDPOINTS = {f"/{name}" for name in ENDPOINTS}
 
 # What `make setup` prepared (python -m aigc_demo prepare): the default cache folder.
 

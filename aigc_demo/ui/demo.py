@@ -27,8 +27,8 @@ from aigc_demo.config import ASSETS_DIR, Settings
 from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.tabs import TABS
 from aigc_demo.ui import admission
+from aigc_demo.ui.api import PublicApi
 from aigc_demo.ui.common import OnLoad, session_of
-from aigc_demo.ui.feedback import build_rate_api
 from aigc_demo.ui.i18n import I18N, T, lang_of, tr
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def create_demo(
                     hook = module.build(services, examples.get(tab.name, []))
                     if hook is not None:
                         on_load.append(hook)
-        build_rate_api(services.feedback)
+        PublicApi(services).register()  # ui/api.py: the whole public API
         # The user-testing session code (from ?session=CODE), shown discreetly so a
         # participant can quote it; the facilitator's report uses it.
         session_line = gr.Markdown(elem_classes=["session-line"], elem_id="session-line")
@@ -89,14 +89,6 @@ def create_demo(
         for fn, outputs, *inputs in on_load:
             demo.load(fn, inputs[0] if inputs else None, outputs, api_visibility="private", queue=False)
 
-        def health() -> dict:
-            """Which models are loaded, the profile, the data dir and the app version.
-
-            Also a plain ``GET /healthz`` (see launch_options), which skips the queue.
-            """
-            return services.health()
-
-        gr.api(health, api_name="health", queue=False)
     # No global size: each group is capped on its own, fairly (ui/admission.py), so a flood
     # of generations cannot turn ratings, support answers or health checks away.
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=None)

@@ -205,31 +205,3 @@ CLICK_KEY_JS = """(...args) => {
   inputs[4] = key;
   return inputs;
 }"""
-
-
-def build_rate_api(feedback: FeedbackService) -> None:
-    def rate(
-        output_id: str,
-        rating: str,
-        comment: str = "",
-        idempotency_key: str = "",
-        item: int | None = None,
-        request: gr.Request | None = None,
-    ) -> dict:
-        """Rate an output: rating is "up" or "down"; returns {"saved": true, "record_id": ...}.
-
-        idempotency_key (optional, 8-128 characters, e.g. a UUID per rating): send the same key
-        when retrying, and the first rating's record_id comes back with nothing stored twice.
-        item: which image of a batch (0-based); empty = the whole output.
-        """
-        record = feedback.rate(
-            output_id,
-            rating,
-            comment,
-            session_id=session_of(request),
-            idempotency_key=idempotency_key or None,
-            item=item,
-        )
-        return {"saved": True, "record_id": record.id}
-
-    gr.api(user_errors(rate), api_name="rate", concurrency_limit=None)

@@ -14,10 +14,9 @@ import gradio as gr
 from aigc_demo.app_services import Services
 from aigc_demo.errors import AigcError
 from aigc_demo.services.arena import REASONS
-from aigc_demo.services.validation import clean_text
 from aigc_demo.ui.common import StopFlags, scroll_to, session_of, user_errors
 from aigc_demo.ui.i18n import T, lang_of, tr
-from aigc_demo.ui.tabs.text import PACER
+from aigc_demo.ui.streaming import PACER
 
 VOTES = (("a", "arena_vote_a"), ("tie", "arena_vote_tie"), ("both_bad", "arena_vote_bad"), ("b", "arena_vote_b"))
 
@@ -210,72 +209,3 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
             api_visibility="private",
             concurrency_limit=None,
         )
-
-    def arena_text(
-        prompt: str,
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        seed: int = -1,
-        request: gr.Request | None = None,
-    ) -> dict:
-        """A blind text battle: two contestants answer the same prompt with the same seed.
-
-        Returns {pair_id, a: {output_id, text}, b: {output_id, text}} — no contestant names
-        until /arena_vote. max_new_tokens, when given, caps both answers; temperature applies
-        only to contestants that set none (the default ones do: sampling is what they compare).
-        """
-        last = None
-        for step in arena.text_battle(
-            prompt, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, session_id=session_of(request)
-        ):
-            last = step
-        assert last is not None and last.pair is not None
-        pair = last.pair
-        return {
-            "pair_id": pair.pair_id,
-            "a": {"output_id": pair.a.output_id, "text": last.a},
-            "b": {"output_id": pair.b.output_id, "text": last.b},
-        }
-
-    def arena_image(
-        prompt: str,
-        seed: int = -1,
-        width: int | None = None,
-        height: int | None = None,
-        request: gr.Request | None = None,
-    ) -> dict:
-        """A blind image battle: {pair_id, a: {output_id, image}, b: {output_id, image}}."""
-        from gradio.data_classes import FileData
-
-        pair = arena.image_battle(prompt, seed=seed, width=width, height=height, session_id=session_of(request))
-        out: dict[str, Any] = {"pair_id": pair.pair_id}
-        for side in ("a", "b"):
-            output = services.feedback.find_output(getattr(pair, side).output_id)
-            path = str(output.output.get("path") or "") if output else ""
-            out[side] = {
-                "output_id": getattr(pair, side).output_id,
-                "image": FileData(path=path, orig_name=path.rsplit("/", 1)[-1], mime_type="image/png").model_dump(),
-            }
-        return out
-
-    def arena_vote(
-        pair_id: str, choice: str, reason: str = "", comment: str = "", request: gr.Request | None = None
-    ) -> dict:
-        """Vote on a pair: choice is a, b, tie or both_bad. Returns {saved, record_id, a_model,
-        b_model, choice, first_vote}; voting again on a pair returns the first vote."""
-        reason = clean_text(reason, name="reason", max_chars=500, required=False)  # text, and short
-        reasons = [r.strip() for r in reason.split(",")] if reason else None
-        record, new = arena.vote(pair_id, choice, reasons=reasons, comment=comment, session_id=session_of(request))
-        return {
-            "saved": True,
-            "record_id": record["id"],
-            "choice": record["choice"],
-            "first_vote": new,
-            "a_model": record["a"]["contestant"],
-            "b_model": record["b"]["contestant"],
-        }
-
-    llm = {"concurrency_id": "llm", "concurrency_limit": services.settings.text_concurrency}
-    gr.api(user_errors(arena_text), api_name="arena_text", **llm)
-    gr.api(user_errors(arena_image), api_name="arena_image", concurrency_id="image")
-    gr.api(user_errors(arena_vote), api_name="arena_vote", concurrency_limit=None)

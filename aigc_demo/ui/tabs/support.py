@@ -19,15 +19,11 @@ from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS
 from aigc_demo.services.support.bot import md_escape
 from aigc_demo.services.support.kb import Problem
+from aigc_demo.ui.api import SUPPORT_CONCURRENCY
 from aigc_demo.ui.common import OnLoad, is_admin, recalled, remembered, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
 from aigc_demo.ui.i18n import T, lang_of, table, tr
 from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
-
-# Support answers are retrieval on one core, off the compute thread, so several may run at
-# once instead of queueing behind each other (bench/serve.py measures it). LLM-mode answers
-# still queue on the compute thread (models/compute.py).
-SUPPORT_CONCURRENCY = 4
 
 
 def render_answer(result: dict[str, Any], lang: str = "en") -> str:
@@ -264,17 +260,6 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
 
     if "token" in ui:
         _wire_admin(services, ui)
-
-    def support_chat(message: str, history: list | None = None, request: gr.Request | None = None) -> dict:
-        """Ask the support bot; returns output_id, answer, sources [{id, title, score, ...}] and handoff."""
-        return support.chat(message, history or [], session_id=session_of(request))
-
-    gr.api(
-        user_errors(support_chat),
-        api_name="support_chat",
-        concurrency_id="support",
-        concurrency_limit=SUPPORT_CONCURRENCY,
-    )
 
 
 def _in_language(problem: str, lang: str) -> str:

@@ -6,10 +6,6 @@ Components first (``_render``), events last (``_wire``), like gradio's own
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import gradio as gr
@@ -29,42 +25,8 @@ from aigc_demo.ui.common import (
 )
 from aigc_demo.ui.feedback import build_rating_widget
 from aigc_demo.ui.i18n import T, is_small_model, label, lang_of, model_label, tr
+from aigc_demo.ui.streaming import PACER, STREAM_INTERVAL_S  # noqa: F401 - bench/text_stream.py reads the interval here
 
-# Coalesce tokens: ~12 UI updates/s look smooth, and each update re-sends the whole text,
-# so fewer updates keep the serving overhead small (bench/text_stream.py measures it). With
-# many answers streaming at once the updates share the same two cores as the model, so the
-# interval grows with the number of streams (10 streams: ~3 updates/s each).
-STREAM_INTERVAL_S = 0.08
-
-
-class _Pacer:
-    """How often one stream may update, given how many stream now (shared by the tab and API)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.active = 0
-
-    @contextmanager
-    def stream(self) -> Iterator[Callable[..., bool]]:
-        with self._lock:
-            self.active += 1
-        last = [0.0]
-
-        def due(first: bool = False) -> bool:
-            now = time.monotonic()
-            if first or now - last[0] >= STREAM_INTERVAL_S * max(1.0, self.active / 3):
-                last[0] = now
-                return True
-            return False
-
-        try:
-            yield due
-        finally:
-            with self._lock:
-                self.active -= 1
-
-
-PACER = _Pacer()
 INPUT_KEYS = (
     "prompt",
     "preset",
@@ -377,55 +339,3 @@ def _wire(services: Services, ui: dict[str, Any]) -> None:
         return hide_stop()
 
     ui["stop"].click(request_stop, None, [ui["generate"], ui["stop"]], api_visibility="private", queue=False)
-
-    def generate_text(
-        prompt: str,
-        preset: str = "free",
-        max_new_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        seed: int = -1,
-        stop: str = "",
-        system: str = "",
-        mode: str = "chat",
-        model: str = "",
-        history: list | None = None,
-        continue_output_id: str = "",
-        request: gr.Request | None = None,
-    ) -> Iterator[dict]:
-        """Generate text, streamed: partial results {"text", "done": false}, then the final one
-        with output_id, text, usage, timings, finish_reason, seed and model ("done": true).
-        A client's ``predict`` returns the final result; ``submit`` iterates the partial ones.
-
-        preset: free, marketing, product, summary, translate, email, social, slogan, poem.
-        max_new_tokens, temperature, top_p: left out = the preset's (as the page sets them).
-        mode: chat (template + chat format) or continue (raw continuation, for base models).
-        model: one of the Text tab's models; empty = the default.
-        history: the conversation so far, [{"role": "user"|"assistant", "content": ...}] (chat mode).
-        continue_output_id: an earlier answer to continue from its last word (e.g. one whose
-        finish_reason is "length"); prompt may then be empty.
-        """
-        shown = False
-        with PACER.stream() as due:
-            for update in services.text.stream(
-                prompt,
-                preset=preset,
-                max_new_tokens=max_new_tokens,
-                temperature=temperature,
-                top_p=top_p,
-                seed=seed,
-                stop=stop,
-                system=system,
-                mode=mode,
-                model=model or None,
-                history=history,
-                continue_output_id=continue_output_id or None,
-                session_id=session_of(request),
-            ):
-                if update.done:
-                    yield {**(update.result or {}), "done": True}
-                elif update.text and due(first=not shown):  # the first text goes out at once
-                    shown = True
-                    yield {"text": update.text, "done": False}
-
-    gr.api(user_errors(generate_text), api_name="generate_text", **llm)
