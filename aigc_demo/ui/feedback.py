@@ -1,4 +1,4 @@
-"""The one rating widget every tab uses, and the ``/rate`` API.
+"""The one rating widget every tab uses (the ``/rate`` API is in ``ui/api.py``).
 
 👍 / 👎 stay disabled until there is an output to rate; reason chips and a comment
 are optional, before or after the click: a reason ticked or a comment written after 👍
@@ -9,7 +9,6 @@ failure says "not saved" and why, and the user's comment stays in the box to ret
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -18,39 +17,6 @@ from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS, FeedbackService
 from aigc_demo.ui.common import session_of, user_errors
 from aigc_demo.ui.i18n import T, lang_of, tr
-
-
-@dataclass
-class RatingWidget:
-    output_id: gr.State
-    up: gr.Button
-    down: gr.Button
-    reasons: gr.CheckboxGroup
-    comment: gr.Textbox
-    status: gr.Markdown
-    item: gr.State  # which image of a batch is selected (None: the whole output)
-    saved: gr.State  # the rating on screen as stored: {record_id, rating, reasons, comment} or None
-
-    def reset(self, output_id: str | None) -> tuple[Any, ...]:
-        """Updates for (output_id, item, up, down, reasons, comment, status, saved) after a new output."""
-        enabled = bool(output_id)
-        return (
-            output_id,
-            None,
-            gr.update(interactive=enabled, variant="secondary"),
-            gr.update(interactive=enabled, variant="secondary"),
-            gr.update(value=[]),
-            gr.update(value=""),
-            gr.update(value=""),
-            None,
-        )
-
-    def unchanged(self) -> tuple[Any, ...]:
-        return tuple(gr.skip() for _ in self.components)
-
-    @property
-    def components(self) -> list[Any]:
-        return [self.output_id, self.item, self.up, self.down, self.reasons, self.comment, self.status, self.saved]
 
 
 def saved_message(rating: str, lang: str = "en") -> str:
@@ -109,23 +75,80 @@ def highlight(rating: str | None) -> tuple[Any, Any]:
     )
 
 
-def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
-    output_id = gr.State(None)
-    with gr.Group(elem_classes=["rating"]):
-        with gr.Row(equal_height=True):
-            up = gr.Button(T("rate_up"), interactive=False, size="sm", min_width=90, elem_classes=["rate-up"])
-            down = gr.Button(T("rate_down"), interactive=False, size="sm", min_width=90, elem_classes=["rate-down"])
-            reasons = gr.CheckboxGroup(
-                [(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, scale=4
-            )
-        comment = gr.Textbox(show_label=False, placeholder=T("rate_comment"), lines=1)
-    status = gr.Markdown(elem_classes=["rating-status"])
-    item = gr.State(None)
-    click_key = gr.Textbox(visible=False)  # a fresh idempotency key per click, written by CLICK_KEY_JS
-    widget = RatingWidget(output_id, up, down, reasons, comment, status, item, gr.State(None))
+class RatingWidget:
+    """👍 / 👎, reason chips, a comment and the status line under one output.
 
-    def make_handler(rating: str):
-        def handler(
+    A tab renders it under its output, lists ``components`` among the outputs of the events
+    that produce a new output, and merges ``cleared(output_id)`` into their updates.
+    """
+
+    def __init__(self, feedback: FeedbackService) -> None:
+        self.feedback = feedback
+        self.output_id = gr.State(None)
+        with gr.Group(elem_classes=["rating"]):
+            with gr.Row(equal_height=True):
+                self.up = gr.Button(T("rate_up"), interactive=False, size="sm", min_width=90, elem_classes=["rate-up"])
+                self.down = gr.Button(
+                    T("rate_down"), interactive=False, size="sm", min_width=90, elem_classes=["rate-down"]
+                )
+                self.reasons = gr.CheckboxGroup(
+                    [(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, scale=4
+                )
+            self.comment = gr.Textbox(show_label=False, placeholder=T("rate_comment"), lines=1)
+        self.status = gr.Markdown(elem_classes=["rating-status"])
+        self.item = gr.State(None)  # which image of a batch is selected (None: the whole output)
+        # The rating on screen as stored: {record_id, rating, reasons, comment} or None.
+        self.saved = gr.State(None)
+        self.click_key = gr.Textbox(visible=False)  # a fresh idempotency key per click, written by CLICK_KEY_JS
+        self._setup_events()
+
+    @property
+    def components(self) -> list[Any]:
+        return [self.output_id, self.item, self.up, self.down, self.reasons, self.comment, self.status, self.saved]
+
+    def cleared(self, output_id: str | None) -> dict[Any, Any]:
+        """Updates after a new output (or none: ``output_id`` None disables the thumbs)."""
+        enabled = bool(output_id)
+        return {
+            self.output_id: output_id,
+            self.item: None,
+            self.up: gr.update(interactive=enabled, variant="secondary"),
+            self.down: gr.update(interactive=enabled, variant="secondary"),
+            self.reasons: gr.update(value=[]),
+            self.comment: gr.update(value=""),
+            self.status: gr.update(value=""),
+            self.saved: None,
+        }
+
+    def highlighted(self, rating: str | None) -> dict[Any, Any]:
+        """The saved rating's button in the primary colour, the other plain."""
+        up, down = highlight(rating)
+        return {self.up: up, self.down: down}
+
+    def _setup_events(self) -> None:
+        inputs = [self.output_id, self.item, self.reasons, self.comment]
+        for button, rating in ((self.up, "up"), (self.down, "down")):
+            button.click(
+                user_errors(self._rater(rating), outputs=4),
+                [*inputs, self.click_key, self.saved],
+                [self.status, self.saved, self.up, self.down],
+                api_visibility="private",
+                concurrency_limit=None,  # never wait behind a generation
+                js=CLICK_KEY_JS,
+            )
+        amend = user_errors(self.amend, outputs=2)
+        for event in (self.reasons.input, self.comment.blur, self.comment.submit):
+            event(
+                amend,
+                [*inputs, self.saved],
+                [self.status, self.saved],
+                api_visibility="private",
+                concurrency_limit=None,
+                trigger_mode="always_last",
+            )
+
+    def _rater(self, rating: str) -> Any:
+        def rate(
             oid: str | None,
             index: int | None,
             chosen: list[str],
@@ -133,35 +156,51 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
             key: str,
             saved: dict[str, Any] | None,
             request: gr.Request,
-        ):
-            message, record = rate_and_report(
-                feedback,
-                oid,
-                rating,
-                text,
-                reasons=chosen,
-                session_id=session_of(request),
-                item=index,
-                lang=lang_of(request),
-                idempotency_key=key,
-                amends=saved["record_id"] if saved else None,  # a change of mind replaces the earlier one
-            )
-            if record is None:  # the reasons and the comment stay, to retry
-                return message, gr.skip(), gr.skip(), gr.skip()
-            # The reasons and the comment stay on screen: they are this rating's, and what is
-            # added to them from now on updates it. The chosen thumb stays highlighted.
-            return message, _saved_state(record), *highlight(rating)
+        ) -> dict[Any, Any]:
+            return self.rate(rating, oid, index, chosen, text, key, saved, request)
 
-        return user_errors(handler, outputs=4)
+        return rate
 
-    def amend(oid: str | None, index: int | None, chosen: list[str], text: str, saved: Any, request: gr.Request):
+    def rate(
+        self,
+        rating: str,
+        oid: str | None,
+        index: int | None,
+        chosen: list[str],
+        text: str,
+        key: str,
+        saved: dict[str, Any] | None,
+        request: gr.Request,
+    ) -> dict[Any, Any]:
+        """👍 or 👎 clicked: store it, with the reasons and comment already there."""
+        message, record = rate_and_report(
+            self.feedback,
+            oid,
+            rating,
+            text,
+            reasons=chosen,
+            session_id=session_of(request),
+            item=index,
+            lang=lang_of(request),
+            idempotency_key=key,
+            amends=saved["record_id"] if saved else None,  # a change of mind replaces the earlier one
+        )
+        if record is None:  # the reasons and the comment stay, to retry
+            return {self.status: message}
+        # The reasons and the comment stay on screen: they are this rating's, and what is
+        # added to them from now on updates it. The chosen thumb stays highlighted.
+        return {self.status: message, self.saved: _saved_state(record), **self.highlighted(rating)}
+
+    def amend(
+        self, oid: str | None, index: int | None, chosen: list[str], text: str, saved: Any, request: gr.Request
+    ) -> dict[Any, Any]:
         """A reason or comment changed after the click: store it as an update of that rating."""
         if not saved or not oid:
-            return gr.skip(), gr.skip()  # not rated yet: the click will take them along
+            return gr.skip()  # not rated yet: the click will take them along
         if sorted(chosen or []) == sorted(saved["reasons"]) and (text or "").strip() == saved["comment"]:
-            return gr.skip(), gr.skip()  # nothing new (a blur without an edit)
+            return gr.skip()  # nothing new (a blur without an edit)
         message, record = rate_and_report(
-            feedback,
+            self.feedback,
             oid,
             saved["rating"],
             text,
@@ -171,29 +210,7 @@ def build_rating_widget(feedback: FeedbackService) -> RatingWidget:
             lang=lang_of(request),
             amends=saved["record_id"],
         )
-        return message, (_saved_state(record) if record is not None else gr.skip())
-
-    saved = widget.saved
-    for button, rating in ((up, "up"), (down, "down")):
-        button.click(
-            make_handler(rating),
-            [output_id, item, reasons, comment, click_key, saved],
-            [status, saved, up, down],
-            api_visibility="private",
-            concurrency_limit=None,  # never wait behind a generation
-            js=CLICK_KEY_JS,
-        )
-    amend_handler = user_errors(amend, outputs=2)
-    for event in (reasons.input, comment.blur, comment.submit):
-        event(
-            amend_handler,
-            [output_id, item, reasons, comment, saved],
-            [status, saved],
-            api_visibility="private",
-            concurrency_limit=None,
-            trigger_mode="always_last",
-        )
-    return widget
+        return {self.status: message, **({self.saved: _saved_state(record)} if record is not None else {})}
 
 
 # Runs in the page before a rating is sent: the inputs come back unchanged except the last,
