@@ -65,6 +65,9 @@ def create_demo(
             )
         gr.Markdown(T("app_tagline"), elem_classes=["app-tagline"])
         meta_line = gr.Markdown(elem_classes=["app-meta"])
+        # ui/api.py: the whole public API, declared first so its names are taken before any
+        # UI handler's (Gradio names a private handler after its function, "rate" → /rate_1).
+        PublicApi(services).register()
         on_load: list[OnLoad] = []
         with gr.Tabs():
             for tab in TABS:  # aigc_demo/tabs.py: each built by aigc_demo/ui/tabs/<name>.py
@@ -73,7 +76,6 @@ def create_demo(
                     hook = module.build(services, examples.get(tab.name, []))
                     if hook is not None:
                         on_load.append(hook)
-        PublicApi(services).register()  # ui/api.py: the whole public API
         # The user-testing session code (from ?session=CODE), shown discreetly so a
         # participant can quote it; the facilitator's report uses it.
         session_line = gr.Markdown(elem_classes=["session-line"], elem_id="session-line")

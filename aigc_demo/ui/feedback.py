@@ -148,7 +148,7 @@ class RatingWidget:
             )
 
     def _rater(self, rating: str) -> Any:
-        def rate(
+        def clicked(
             oid: str | None,
             index: int | None,
             chosen: list[str],
@@ -157,11 +157,11 @@ class RatingWidget:
             saved: dict[str, Any] | None,
             request: gr.Request,
         ) -> dict[Any, Any]:
-            return self.rate(rating, oid, index, chosen, text, key, saved, request)
+            return self.save(rating, oid, index, chosen, text, key, saved, request)
 
-        return rate
+        return clicked
 
-    def rate(
+    def save(
         self,
         rating: str,
         oid: str | None,
