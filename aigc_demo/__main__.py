@@ -112,48 +112,9 @@ def _feedback(settings: Settings, action: str, *, as_json: bool = False) -> int:
     if not files:
         print(json.dumps({"ratings": 0, "latest": 0, "tabs": {}}) if as_json else f"no feedback files in {folder}")
         return 0
-    status = 0
     if action == "stats":
-        from aigc_demo.feedback.insights import generations, latest_ratings
-        from aigc_demo.feedback.service import FeedbackService
-
-        service = FeedbackService(settings.data_dir)
-        ratings_read, events_read = service.read("ratings"), service.read("events")
-        records = ratings_read.records
-        skipped = ratings_read.damaged + events_read.damaged
-        generated: dict[str, set[str]] = collections.defaultdict(set)
-        for e in generations(events_read.records):  # counted as Insights and the report count them
-            generated[str(e.get("tab"))].add(str(e.get("output_id", "")))
-        # The latest rating of each output (and image), as Insights, reports and exports count them.
-        latest = latest_ratings(records)
-        tabs: dict[str, dict[str, Any]] = {}
-        for tab in sorted({str(r.get("tab")) for r in latest} | set(generated)):
-            rows = [r for r in latest if str(r.get("tab")) == tab]
-            up = sum(r.get("rating") == "up" for r in rows)
-            down = sum(r.get("rating") == "down" for r in rows)
-            rated = {str(r.get("output_id", "")) for r in rows}
-            tabs[tab] = {
-                "up": up,
-                "down": down,
-                "like_rate": round(up / (up + down), 4) if up + down else None,
-                "rated_outputs": len(rated),
-                "generated": len(generated[tab]),
-            }
-        if as_json:
-            summary = {"ratings": len(records), "latest": len(latest), "tabs": tabs, "skipped_lines": skipped}
-            print(json.dumps(summary, ensure_ascii=False))
-            return 0
-        if skipped:
-            print(f"⚠️ {skipped} stored lines not read (damaged, too long or of an unexpected shape): run `verify`")
-        print(
-            f"{len(records)} ratings, {len(latest)} after re-ratings; "
-            f"{sum(map(len, generated.values()))} generations logged in {folder}"
-        )
-        for tab, t in tabs.items():
-            rate = f"{t['like_rate']:.0%}" if t["like_rate"] is not None else "-"
-            covered = f"{t['rated_outputs']}/{t['generated']} rated" if t["generated"] else "-"
-            print(f"  {tab:8s} 👍 {t['up']:5d}  👎 {t['down']:5d}  like-rate {rate:>4s}  coverage {covered}")
-        return 0
+        return _feedback_stats(settings, folder, as_json=as_json)
+    status = 0
     from aigc_demo.feedback.schema import shape_check
 
     for path in files:
@@ -176,6 +137,50 @@ def _feedback(settings: Settings, action: str, *, as_json: bool = False) -> int:
             line += f"; SKIPPED by readers: lines {shown}"
         print(line)
     return status
+
+
+def _feedback_stats(settings: Settings, folder: Path, *, as_json: bool) -> int:
+    """``feedback stats``: ratings and coverage per tab, as text or JSON."""
+    from aigc_demo.feedback.insights import generations, latest_ratings
+    from aigc_demo.feedback.service import FeedbackService
+
+    service = FeedbackService(settings.data_dir)
+    ratings_read, events_read = service.read("ratings"), service.read("events")
+    records = ratings_read.records
+    skipped = ratings_read.damaged + events_read.damaged
+    generated: dict[str, set[str]] = collections.defaultdict(set)
+    for e in generations(events_read.records):  # counted as Insights and the report count them
+        generated[str(e.get("tab"))].add(str(e.get("output_id", "")))
+    # The latest rating of each output (and image), as Insights, reports and exports count them.
+    latest = latest_ratings(records)
+    tabs: dict[str, dict[str, Any]] = {}
+    for tab in sorted({str(r.get("tab")) for r in latest} | set(generated)):
+        rows = [r for r in latest if str(r.get("tab")) == tab]
+        up = sum(r.get("rating") == "up" for r in rows)
+        down = sum(r.get("rating") == "down" for r in rows)
+        rated = {str(r.get("output_id", "")) for r in rows}
+        tabs[tab] = {
+            "up": up,
+            "down": down,
+            "like_rate": round(up / (up + down), 4) if up + down else None,
+            "rated_outputs": len(rated),
+            "generated": len(generated[tab]),
+        }
+    if as_json:
+        summary = {"ratings": len(records), "latest": len(latest), "tabs": tabs, "skipped_lines": skipped}
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
+    if skipped:
+        print(f"⚠️ {skipped} stored lines not read (damaged, too long or of an unexpected shape): run `verify`")
+    print(
+        f"{len(records)} ratings, {len(latest)} after re-ratings; "
+        f"{sum(map(len, generated.values()))} generations logged in {folder}"
+    )
+    for tab, t in tabs.items():
+        rate = f"{t['like_rate']:.0%}" if t["like_rate"] is not None else "-"
+        covered = f"{t['rated_outputs']}/{t['generated']} rated" if t["generated"] else "-"
+        print(f"  {tab:8s} 👍 {t['up']:5d}  👎 {t['down']:5d}  like-rate {rate:>4s}  coverage {covered}")
+    return 0
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:

@@ -274,16 +274,9 @@ def check_shape(stream: str, record: dict[str, Any]) -> str | None:
     for message in record.get("messages") or []:
         if not (isinstance(message.get("role"), str) and isinstance(message.get("content"), str)):
             return "a message without text role and content"
-    # Fields that readers (exports, tables, training data) take as text, inside the objects.
-    for name, keys in _NESTED_TEXT.items():
-        value = record.get(name)
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            if not isinstance(item, dict):
-                continue
-            wrong = next((k for k in keys if item.get(k) is not None and not isinstance(item[k], str)), None)
-            if wrong is not None:
-                return f"{name}.{wrong} is {type(item[wrong]).__name__}"
+    nested = _nested_text_problem(record)
+    if nested is not None:
+        return nested
     if not all(isinstance(reason, str) for reason in record.get("reasons") or []):
         return "reasons holds a non-text"
     return None
@@ -294,6 +287,21 @@ _NESTED_TEXT = {
     "model": ("id", "backend", "precision"),
     "sources": ("id", "title", "snippet", "url", "source"),
 }
+
+
+def _nested_text_problem(record: dict[str, Any]) -> str | None:
+    """Why a field inside ``record``'s objects is not text where readers expect text, or None."""
+    # Fields that readers (exports, tables, training data) take as text, inside the objects.
+    for name, keys in _NESTED_TEXT.items():
+        value = record.get(name)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            wrong = next((k for k in keys if item.get(k) is not None and not isinstance(item[k], str)), None)
+            if wrong is not None:
+                return f"{name}.{wrong} is {type(item[wrong]).__name__}"
+    return None
 
 
 def shape_check(stream: str) -> Callable[[dict[str, Any]], str | None]:

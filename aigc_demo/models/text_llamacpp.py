@@ -428,6 +428,19 @@ class LlamaCppTextBackend(TextBackend):
         lib, batch = self._lib, self._batch.batch
         for seq in [s for s in self._running if s.cancelled]:
             self._finish(seq, None)
+        rows = self._fill_batch()
+        if batch.n_tokens == 0:
+            return
+        rc = lib.llama_decode(self._ctx.ctx, batch)  # ctypes releases the GIL meanwhile
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
+        for seq, row in rows:
+            if not seq.cancelled:
+                self._sample_next(seq, row)
+
+    def _fill_batch(self) -> list[tuple[_Sequence, int]]:
+        """Fill the batch for one decode; return the (sequence, row) pairs whose logits it gives."""
+        batch = self._batch.batch
         batch.n_tokens = 0
         rows: list[tuple[_Sequence, int]] = []
         # One token for every answer in progress, then prompt chunks in arrival order. While
@@ -447,29 +460,25 @@ class LlamaCppTextBackend(TextBackend):
             seq.sent += len(chunk)
             if last:
                 rows.append((seq, row))
-        if batch.n_tokens == 0:
+        return rows
+
+    def _sample_next(self, seq: _Sequence, row: int) -> None:
+        """Sample ``seq``'s next token from batch ``row``'s logits; hand it on, or finish ``seq``."""
+        if seq.generated < seq.min_new:
+            logits = self._fast.logits_ith(self._ctx.ctx, row)
+            for token in self._eog:
+                logits[token] = float("-inf")
+        token = self._fast.sample(seq.sampler.sampler, self._ctx.ctx, row)
+        seq.pending = None
+        if token in self._eog_set:
+            self._finish(seq, _Done("eos"))
             return
-        rc = lib.llama_decode(self._ctx.ctx, batch)  # ctypes releases the GIL meanwhile
-        if rc != 0:
-            raise RuntimeError(f"llama_decode returned {rc}")
-        for seq, row in rows:
-            if seq.cancelled:
-                continue
-            if seq.generated < seq.min_new:
-                logits = self._fast.logits_ith(self._ctx.ctx, row)
-                for token in self._eog:
-                    logits[token] = float("-inf")
-            token = self._fast.sample(seq.sampler.sampler, self._ctx.ctx, row)
-            seq.pending = None
-            if token in self._eog_set:
-                self._finish(seq, _Done("eos"))
-                continue
-            seq.generated += 1
-            seq.out.put(self._piece(token))
-            if seq.generated >= seq.max_new:
-                self._finish(seq, _Done("length"))
-            else:
-                seq.pending = token
+        seq.generated += 1
+        seq.out.put(self._piece(token))
+        if seq.generated >= seq.max_new:
+            self._finish(seq, _Done("length"))
+        else:
+            seq.pending = token
 
     def _feed(self, seq: _Sequence, token: int, *, logits: bool) -> int:
         """Add ``token`` at the next position of ``seq``'s slot; return its batch row."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -88,50 +89,17 @@ class OpenAITextBackend(TextBackend):
 
         stats = stats if stats is not None else GenerationStats()
         start = time.perf_counter()
-        options: dict[str, Any] = {
-            "model": self.served_name,
-            "max_tokens": request.max_new_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "seed": request.seed,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if request.stop:
-            options["stop"] = request.stop[:MAX_SERVER_STOPS]
+        options = self._options(request)
         visible = VisibleText(request.stop)
-        chunks = 0
-        server_reason: str | None = None
+        progress = _Progress()
         response: Any = None
         try:
             try:
-                # A final assistant message is continued, not answered, by llama.cpp's server
-                # and vLLM (the contract in models/base.py); other servers may start a new turn.
-                if request.messages is not None:
-                    response = self._client.chat.completions.create(messages=request.messages, **options)
-                else:
-                    response = self._client.completions.create(prompt=request.prompt or "", **options)
-                for chunk in response:
-                    usage = getattr(chunk, "usage", None)
-                    if usage is not None:
-                        stats.prompt_tokens = int(usage.prompt_tokens or 0)
-                        stats.completion_tokens = int(usage.completion_tokens or 0)
-                    for choice in chunk.choices or []:
-                        piece = _content(choice)
-                        server_reason = choice.finish_reason or server_reason
-                        if not piece:
-                            continue
-                        chunks += 1
-                        if stats.ttft_ms is None:
-                            stats.ttft_ms = (time.perf_counter() - start) * 1000
-                        delta = visible.push(piece)
-                        if delta:
-                            yield delta
-                    if visible.stopped:
-                        break
+                response = self._create(request, options)
+                yield from _read_chunks(response, visible, stats, progress, start)
             except openai.APIError as exc:
                 raise self._user_error(exc) from None
-            if server_reason is None and not visible.stopped:
+            if progress.server_reason is None and not visible.stopped:
                 # A stream that ends without a finish reason broke on the server (llama.cpp's
                 # server, for one, answers 200 and an empty stream when the prompt is too long).
                 raise AigcError("server_cut_answer", where=self.describe())
@@ -146,9 +114,32 @@ class OpenAITextBackend(TextBackend):
                 response.close()  # closes the connection: the server stops generating
             stats.total_ms = (time.perf_counter() - start) * 1000
             if not stats.completion_tokens:
-                stats.completion_tokens = chunks  # one chunk per token on the servers we know
+                stats.completion_tokens = progress.chunks  # one chunk per token on the servers we know
         if stats.finish_reason != "cancelled":
-            stats.finish_reason = _finish_reason(visible.stopped, server_reason, bool(request.stop))
+            stats.finish_reason = _finish_reason(visible.stopped, progress.server_reason, bool(request.stop))
+
+    def _options(self, request: TextRequest) -> dict[str, Any]:
+        """The request's arguments shared by both endpoints."""
+        options: dict[str, Any] = {
+            "model": self.served_name,
+            "max_tokens": request.max_new_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "seed": request.seed,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.stop:
+            options["stop"] = request.stop[:MAX_SERVER_STOPS]
+        return options
+
+    def _create(self, request: TextRequest, options: dict[str, Any]) -> Any:
+        """Start the streamed answer: Chat Completions for messages, Completions for a raw prompt."""
+        # A final assistant message is continued, not answered, by llama.cpp's server
+        # and vLLM (the contract in models/base.py); other servers may start a new turn.
+        if request.messages is not None:
+            return self._client.chat.completions.create(messages=request.messages, **options)
+        return self._client.completions.create(prompt=request.prompt or "", **options)
 
     def _user_error(self, exc: Exception) -> AigcError:
         import openai
@@ -167,6 +158,39 @@ class OpenAITextBackend(TextBackend):
             return AigcError("server_context_full")
         log.warning("text server error %s: %s", status, type(exc).__name__)
         return AigcError("server_error", where=where, status=status or type(exc).__name__)
+
+
+@dataclass
+class _Progress:
+    """What a stream has told so far: content chunks seen, and the server's finish reason."""
+
+    chunks: int = 0
+    server_reason: str | None = None
+
+
+def _read_chunks(
+    response: Any, visible: VisibleText, stats: GenerationStats, progress: _Progress, start: float
+) -> Generator[str, None, None]:
+    """Yield the visible text of a streamed response's chunks, until it ends or a stop string
+    appears; record usage, the time to the first token, chunks and finish reason meanwhile."""
+    for chunk in response:
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            stats.prompt_tokens = int(usage.prompt_tokens or 0)
+            stats.completion_tokens = int(usage.completion_tokens or 0)
+        for choice in chunk.choices or []:
+            piece = _content(choice)
+            progress.server_reason = choice.finish_reason or progress.server_reason
+            if not piece:
+                continue
+            progress.chunks += 1
+            if stats.ttft_ms is None:
+                stats.ttft_ms = (time.perf_counter() - start) * 1000
+            delta = visible.push(piece)
+            if delta:
+                yield delta
+        if visible.stopped:
+            break
 
 
 def _content(choice: Any) -> str:

@@ -121,8 +121,6 @@ class TransformersTextBackend(TextBackend):
         two cores cost ~9 % of decode throughput (bench/text_stream.py).
         """
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-        from transformers.generation.streamers import BaseStreamer
 
         stats = stats if stats is not None else GenerationStats()
         inputs = self.encode(request)
@@ -132,48 +130,8 @@ class TransformersTextBackend(TextBackend):
         finished = threading.Event()
         ids: list[int] = []
         start = time.perf_counter()
-
-        class _Cancelled(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return cancel.is_set()
-
-        first_token: GenerationStats = stats  # not Optional: the class below closes over it
-
-        class _Collector(BaseStreamer):
-            prompt_seen = False
-
-            def put(self, value):
-                if not self.prompt_seen:  # generate() first puts the prompt
-                    self.prompt_seen = True
-                    return
-                ids.extend(value.reshape(-1).tolist())  # list.extend is atomic under the GIL
-                if first_token.ttft_ms is None:
-                    first_token.ttft_ms = (time.perf_counter() - start) * 1000
-                    arrived.set()
-
-            def end(self):
-                finished.set()
-                arrived.set()
-
-        collector = _Collector()
-        sample = request.temperature > 0
-        kwargs: dict[str, Any] = dict(
-            **inputs,
-            max_new_tokens=request.max_new_tokens,
-            do_sample=sample,
-            streamer=collector,
-            stopping_criteria=StoppingCriteriaList([_Cancelled()]),
-            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-        )
-        if request.repeat_penalty != 1.0:
-            kwargs["repetition_penalty"] = request.repeat_penalty
-        if request.min_new_tokens:
-            kwargs["min_new_tokens"] = min(request.min_new_tokens, request.max_new_tokens)
-        if sample:
-            kwargs.update(temperature=request.temperature, top_p=request.top_p)
-        else:  # greedy: silence the model's sampling defaults
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-
+        collector = _collector(ids, stats, start, arrived, finished)
+        kwargs = self._generate_kwargs(request, inputs, collector, _stop_on(cancel))
         errors: list[BaseException] = []
 
         def run() -> None:
@@ -188,32 +146,9 @@ class TransformersTextBackend(TextBackend):
 
         worker = compute.submit(run)
         visible = VisibleText(request.stop)
-        prefix_offset = read_offset = 0  # TGI-style incremental detokenisation window
         try:
             arrived.wait()
-            while True:
-                done = finished.is_set()
-                snapshot = ids[: len(ids)]
-                before = self.tokenizer.decode(snapshot[prefix_offset:read_offset], skip_special_tokens=True)
-                after = self.tokenizer.decode(snapshot[prefix_offset:], skip_special_tokens=True)
-                # Decoding a small window and emitting the difference is robust to tokens
-                # that only make sense together (multi-byte characters, merged spaces); a
-                # window ending in U+FFFD waits for the rest of its character.
-                if len(after) > len(before) and (done or not after.endswith("\ufffd")):
-                    prefix_offset, read_offset = read_offset, len(snapshot)
-                    stats.completion_tokens = len(snapshot)
-                    delta = visible.push(after[len(before) :])
-                    if delta:
-                        yield delta
-                    if visible.stopped:
-                        stats.finish_reason = "stop"
-                        break
-                if done:
-                    tail = visible.finish()
-                    if tail:
-                        yield tail
-                    break
-                finished.wait(POLL_S)
+            yield from self._decode_arrivals(ids, finished, visible, stats)
         except GeneratorExit:
             if stats.finish_reason == "length":
                 stats.finish_reason = "cancelled"
@@ -231,3 +166,96 @@ class TransformersTextBackend(TextBackend):
             raise errors[0]
         if stats.finish_reason == "length" and stats.completion_tokens < request.max_new_tokens:
             stats.finish_reason = "eos"
+
+    def _generate_kwargs(
+        self, request: TextRequest, inputs: dict[str, Any], streamer: Any, stopping_criteria: Any
+    ) -> dict[str, Any]:
+        """``generate``'s arguments for ``request``: its sampling, penalties and limits."""
+        sample = request.temperature > 0
+        kwargs: dict[str, Any] = dict(
+            **inputs,
+            max_new_tokens=request.max_new_tokens,
+            do_sample=sample,
+            streamer=streamer,
+            stopping_criteria=stopping_criteria,
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        )
+        if request.repeat_penalty != 1.0:
+            kwargs["repetition_penalty"] = request.repeat_penalty
+        if request.min_new_tokens:
+            kwargs["min_new_tokens"] = min(request.min_new_tokens, request.max_new_tokens)
+        if sample:
+            kwargs.update(temperature=request.temperature, top_p=request.top_p)
+        else:  # greedy: silence the model's sampling defaults
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    def _decode_arrivals(
+        self, ids: list[int], finished: threading.Event, visible: VisibleText, stats: GenerationStats
+    ) -> Generator[str, None, None]:
+        """Decode the token ids as the generate thread appends them; yield the new visible text.
+
+        Ends at a stop string (``finish_reason`` "stop") or once generation has finished.
+        """
+        prefix_offset = read_offset = 0  # TGI-style incremental detokenisation window
+        while True:
+            done = finished.is_set()
+            snapshot = ids[: len(ids)]
+            before = self.tokenizer.decode(snapshot[prefix_offset:read_offset], skip_special_tokens=True)
+            after = self.tokenizer.decode(snapshot[prefix_offset:], skip_special_tokens=True)
+            # Decoding a small window and emitting the difference is robust to tokens
+            # that only make sense together (multi-byte characters, merged spaces); a
+            # window ending in U+FFFD waits for the rest of its character.
+            if len(after) > len(before) and (done or not after.endswith("\ufffd")):
+                prefix_offset, read_offset = read_offset, len(snapshot)
+                stats.completion_tokens = len(snapshot)
+                delta = visible.push(after[len(before) :])
+                if delta:
+                    yield delta
+                if visible.stopped:
+                    stats.finish_reason = "stop"
+                    return
+            if done:
+                tail = visible.finish()
+                if tail:
+                    yield tail
+                return
+            finished.wait(POLL_S)
+
+
+def _stop_on(cancel: threading.Event) -> Any:
+    """Stopping criteria that end ``generate`` at the next token once ``cancel`` is set."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Cancelled(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return cancel.is_set()
+
+    return StoppingCriteriaList([_Cancelled()])
+
+
+def _collector(
+    ids: list[int], stats: GenerationStats, start: float, arrived: threading.Event, finished: threading.Event
+) -> Any:
+    """A streamer that appends the generated token ids to ``ids`` (no decoding), records the
+    time to the first token in ``stats``, sets ``arrived`` on the first token and at the end,
+    and ``finished`` at the end."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class _Collector(BaseStreamer):
+        prompt_seen = False
+
+        def put(self, value):
+            if not self.prompt_seen:  # generate() first puts the prompt
+                self.prompt_seen = True
+                return
+            ids.extend(value.reshape(-1).tolist())  # list.extend is atomic under the GIL
+            if stats.ttft_ms is None:
+                stats.ttft_ms = (time.perf_counter() - start) * 1000
+                arrived.set()
+
+        def end(self):
+            finished.set()
+            arrived.set()
+
+    return _Collector()

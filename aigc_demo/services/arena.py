@@ -174,13 +174,7 @@ class ArenaService:
         the texts so far, and finally the stored pair."""
         text = clean_text(prompt, name="prompt", max_chars=self.settings.max_prompt_chars)
         shared_seed = resolve_seed(seed)
-        overrides: dict[str, Any] = {}
-        if max_new_tokens not in (None, ""):
-            overrides["max_new_tokens"] = int(
-                number(max_new_tokens, name="max_new_tokens", lo=1, hi=self.settings.max_new_tokens_cap, integer=True)
-            )
-        if temperature not in (None, "", -1):
-            overrides["temperature"] = float(number(temperature, name="temperature", lo=0.0, hi=2.0))
+        overrides = self._text_overrides(max_new_tokens, temperature)
         a, b = self.draw("text")
         sides = {"a": a, "b": b}
         options = {
@@ -232,6 +226,17 @@ class ArenaService:
         )
         battle.pair = self._keep(pair)
         yield battle
+
+    def _text_overrides(self, max_new_tokens: object, temperature: object) -> dict[str, Any]:
+        """The battle's own length and temperature, where given (validated)."""
+        overrides: dict[str, Any] = {}
+        if max_new_tokens not in (None, ""):
+            overrides["max_new_tokens"] = int(
+                number(max_new_tokens, name="max_new_tokens", lo=1, hi=self.settings.max_new_tokens_cap, integer=True)
+            )
+        if temperature not in (None, "", -1):
+            overrides["temperature"] = float(number(temperature, name="temperature", lo=0.0, hi=2.0))
+        return overrides
 
     # -- images ----------------------------------------------------------------------------
 

@@ -76,21 +76,21 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
     """
 
     def handle(exc: Exception, args: tuple, kwargs: dict) -> tuple[Any, ...]:
+        request = _request_in(args, kwargs)
         if outputs is not None and isinstance(exc, AigcError):
-            request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
             gr.Warning(html.escape(exc.localized(lang_of(request)), quote=False))
             # One output takes a bare value: Gradio would read a 1-tuple as the value itself.
             return gr.skip() if outputs == 1 else tuple(gr.skip() for _ in range(outputs))
-        request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
         raise to_gr_error(exc, lang_of(request) if request is not None else "en") from None
 
     signature = inspect.signature(fn)
     hints = {**getattr(fn, "__annotations__", {})}
-    added = not any(h in (gr.Request, "gr.Request", "gr.Request | None") for h in hints.values())
+    takes_request = any(h in (gr.Request, "gr.Request", "gr.Request | None") for h in hints.values())
+    extended = None if takes_request else _with_extra_request(signature)
 
     def split(args: tuple, kwargs: dict) -> tuple[tuple, dict, tuple]:
         """(args for fn, kwargs for fn, args that carry the request for ``handle``)."""
-        if not added:
+        if extended is None:
             return args, kwargs, args
         kwargs = dict(kwargs)
         request = kwargs.pop(EXTRA_REQUEST, None)
@@ -98,6 +98,39 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
             args, request = args[:-1], args[-1]
         return args, kwargs, (*args, request)
 
+    wrapped = _guarded(fn, split, handle)
+    if extended is not None:
+        wrapped.__signature__ = extended  # type: ignore[attr-defined]
+        wrapped.__annotations__ = {**hints, EXTRA_REQUEST: gr.Request}
+    return wrapped
+
+
+def _request_in(args: tuple, kwargs: dict) -> gr.Request | None:
+    """The first ``gr.Request`` among a handler's arguments, if any."""
+    return next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
+
+
+def _with_extra_request(signature: inspect.Signature) -> inspect.Signature | None:
+    """``signature`` with an extra optional ``gr.Request`` parameter (``EXTRA_REQUEST``) for
+    Gradio to fill; None where it cannot take one: after ``*args`` or keyword-only parameters."""
+    if any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values()):
+        return None
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    if any(p.kind is p.KEYWORD_ONLY for p in params):
+        return None
+    extra = inspect.Parameter(
+        EXTRA_REQUEST, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request
+    )
+    return signature.replace(parameters=[*params, extra])
+
+
+def _guarded(
+    fn: Callable[..., Any],
+    split: Callable[[tuple, dict], tuple[tuple, dict, tuple]],
+    handle: Callable[[Exception, tuple, dict], Any],
+) -> Callable[..., Any]:
+    """``fn`` (plain or generator) with its arguments ``split`` and its exceptions, other than
+    ``gr.Error``, turned by ``handle`` into its result (a generator yields it)."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
@@ -110,33 +143,19 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
             except Exception as exc:  # noqa: BLE001 - the edge
                 yield handle(exc, seen, kwargs)
 
-        wrapped: Callable[..., Any] = gen_wrapper
-    else:
+        return gen_wrapper
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            args, kwargs, seen = split(args, kwargs)
-            try:
-                return fn(*args, **kwargs)
-            except gr.Error:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the edge
-                return handle(exc, seen, kwargs)
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        args, kwargs, seen = split(args, kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the edge
+            return handle(exc, seen, kwargs)
 
-        wrapped = wrapper
-    if added and not any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values()):
-        extra = inspect.Parameter(
-            EXTRA_REQUEST, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request
-        )
-        params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-        if not any(p.kind is p.KEYWORD_ONLY for p in params):
-            wrapped.__signature__ = signature.replace(parameters=[*params, extra])  # type: ignore[attr-defined]
-            wrapped.__annotations__ = {**hints, EXTRA_REQUEST: gr.Request}
-        else:
-            added = False
-    else:
-        added = False
-    return wrapped
+    return wrapper
 
 
 EXTRA_REQUEST = "aigc_request"
