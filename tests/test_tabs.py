@@ -53,3 +53,42 @@ def test_variants_for_a_tab_without_them_are_refused():
 
     with pytest.raises(SettingsError, match="text, image, support"):
         variants.parse_variants('{"arena": [{"name": "a"}]}')
+
+
+def test_a_new_tab_is_one_table_line_one_module_and_its_words(settings, fake_registry, monkeypatch):
+    """Worked example of README's "Add a tab": a "notes" tab that echoes what is typed."""
+    import sys
+    import types
+
+    from aigc_demo import tabs
+    from aigc_demo.ui import demo as page
+    from aigc_demo.ui.tabs.base import QUICK, Updates
+
+    # 1. The module aigc_demo/ui/tabs/notes.py: its class and build().
+    class NotesTab:
+        def __init__(self, services) -> None:
+            self.services = services
+            self.box = gr.Textbox(elem_id="notes-box")
+            self.echo = gr.Markdown(elem_id="notes-echo")
+            self.box.submit(self.shout, [self.box], [self.echo], **QUICK)
+
+        def shout(self, text: str) -> Updates:
+            return {self.echo: text.upper()}
+
+    built: list[NotesTab] = []
+    module = types.ModuleType("aigc_demo.ui.tabs.notes")
+    module.build = lambda services, examples: built.append(NotesTab(services))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    # 2. One line in aigc_demo/tabs.py (this tab records nothing).
+    monkeypatch.setattr(page, "TABS", (*tabs.TABS, tabs.Tab("notes", records=False)))
+    # 3. Its words in each locale.
+    monkeypatch.setitem(LOCALES["en"], "tab_notes", "Notes")
+    monkeypatch.setitem(LOCALES["zh"], "tab_notes", "笔记")
+
+    demo = page.create_demo(settings, registry=fake_registry)
+    ids = [block.id for block in demo.blocks.values() if isinstance(block, gr.Tab)]
+    assert ids == [*(t.name for t in TABS), "notes"]
+    (tab,) = built
+    assert tab.shout("你好 hi") == {tab.echo: "你好 HI"}
+    handler = next(fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "shout")
+    assert [o._id for o in handler.outputs] == [tab.echo._id] and handler.api_visibility == "private"
