@@ -213,15 +213,20 @@ class Analyzer:
     def units(self, text: str) -> list[Unit]:
         """What the query says, one unit per word / character pair / character."""
         text = normalize(text)
+        units = self._english_units(text)
+        units.extend(self._phrase_units(text))
+        for run in CJK.findall(text):
+            units.extend(self._chinese_units(run))
+        return _merge(units)
+
+    def _english_units(self, text: str) -> list[Unit]:
+        """One unit per English word, with close spellings, translations and romanised KB words."""
         raw_words = {stem(w): w for w in _WORD.findall(text) if len(w) >= 4}  # stem → as typed, for romanised names
         units: list[Unit] = []
         for word in english_terms(text):
             unit = Unit(word, 1.0, {word: 1.0})
             typed = raw_words.get(word, word)
-            # A close spelling only for a word no dictionary has (refnd), not for another real
-            # word (recipe is not receipt).
-            real = self.lexicon is not None and typed in self.lexicon.english_words
-            if word not in self.vocabulary and len(word) >= 4 and not word.isdigit() and not real:
+            if self._needs_spelling(word, typed):
                 for close in difflib.get_close_matches(word, self._english_vocab, n=2, cutoff=0.8):
                     unit.alternatives.setdefault(close, FACTOR_SPELLING)
             if self.lexicon is not None:
@@ -230,29 +235,43 @@ class Analyzer:
             if word in raw_words and word not in self.vocabulary and raw_words[word] in self._romanised:
                 unit.alternatives.setdefault(self._romanised[raw_words[word]], FACTOR_PINYIN)
             units.append(unit)
-        if self.lexicon is not None:  # two-word terms: "air conditioner" → 空调
-            english = english_terms(text)
-            for phrase in map(" ".join, itertools.pairwise(english)):
-                if zh_words := self.lexicon.to_chinese(phrase, self._zh_words):
-                    units.append(Unit(phrase, 1.0, dict.fromkeys(zh_words, FACTOR_TRANSLATION)))
-        for run in CJK.findall(text):
-            words = self._jieba.lcut(run)
-            for i, word in enumerate(words):
-                if word in ZH_STOP_WORDS or word in ZH_STOP_CHARS:
-                    continue
-                if len(word) >= 2:
-                    units.append(self._word_unit(word))
-                    # Parts of a long word still match a shorter wording (以旧换新 → 换新).
-                    if len(word) >= 3:
-                        units.extend(self._pair_unit(word[j : j + 2], 0.5) for j in range(len(word) - 1))
-                elif i + 1 < len(words) and len(words[i + 1]) == 1 and words[i + 1] not in ZH_STOP_CHARS:
-                    # Two single characters in a row: often a word jieba does not know,
-                    # or a typo of one (包修 for 保修), which its pinyin still finds.
-                    units.append(self._pair_unit(word + words[i + 1], 1.0))
-            for char in run:
-                if char not in ZH_STOP_CHARS:
-                    units.append(Unit(char, WEIGHT_CHAR, {char: 1.0}))
-        return _merge(units)
+        return units
+
+    def _needs_spelling(self, word: str, typed: str) -> bool:
+        # A close spelling only for a word no dictionary has (refnd), not for another real
+        # word (recipe is not receipt).
+        real = self.lexicon is not None and typed in self.lexicon.english_words
+        return word not in self.vocabulary and len(word) >= 4 and not word.isdigit() and not real
+
+    def _phrase_units(self, text: str) -> list[Unit]:
+        """Two-word terms: "air conditioner" → 空调."""
+        if self.lexicon is None:
+            return []
+        units: list[Unit] = []
+        english = english_terms(text)
+        for phrase in map(" ".join, itertools.pairwise(english)):
+            if zh_words := self.lexicon.to_chinese(phrase, self._zh_words):
+                units.append(Unit(phrase, 1.0, dict.fromkeys(zh_words, FACTOR_TRANSLATION)))
+        return units
+
+    def _chinese_units(self, run: str) -> list[Unit]:
+        """Units of one run of Chinese: its words, character pairs and characters."""
+        units: list[Unit] = []
+        words = self._jieba.lcut(run)
+        for i, word in enumerate(words):
+            if word in ZH_STOP_WORDS or word in ZH_STOP_CHARS:
+                continue
+            if len(word) >= 2:
+                units.append(self._word_unit(word))
+                # Parts of a long word still match a shorter wording (以旧换新 → 换新).
+                if len(word) >= 3:
+                    units.extend(self._pair_unit(word[j : j + 2], 0.5) for j in range(len(word) - 1))
+            elif i + 1 < len(words) and len(words[i + 1]) == 1 and words[i + 1] not in ZH_STOP_CHARS:
+                # Two single characters in a row: often a word jieba does not know,
+                # or a typo of one (包修 for 保修), which its pinyin still finds.
+                units.append(self._pair_unit(word + words[i + 1], 1.0))
+        units.extend(Unit(char, WEIGHT_CHAR, {char: 1.0}) for char in run if char not in ZH_STOP_CHARS)
+        return units
 
     def foreign_names(self, text: str) -> list[str]:
         """Names of companies or brands in the question that the KB never mentions (格力,
@@ -266,31 +285,35 @@ class Analyzer:
         """
         if self.lexicon is None:
             return []
-        lexicon = self.lexicon
         names: list[str] = []
+        for run in CJK.findall(normalize(text)):
+            self._chinese_foreign_names(run, self.lexicon, names)
+        self._english_foreign_names(unicodedata.normalize("NFKC", text), self.lexicon, names)
+        return names
 
-        def unknown(name: str) -> bool:
-            for spelling in lexicon.spellings(name):
-                if spelling in self.vocabulary or stem(spelling) in self.vocabulary or spelling in self._romanised:
-                    return False
-            return True
+    def _unknown_name(self, lexicon: Lexicon, name: str) -> bool:
+        """Whether the KB has the name in none of its spellings."""
+        for spelling in lexicon.spellings(name):
+            if spelling in self.vocabulary or stem(spelling) in self.vocabulary or spelling in self._romanised:
+                return False
+        return True
 
-        folded = normalize(text)
-        for run in CJK.findall(folded):
-            for word in self._jieba.lcut_for_search(run):
-                if word[0] == word[-1]:
-                    continue  # reduplication is a sound or a tone (洗衣机滴滴叫), not 滴滴 the company
-                if len(word) >= 2 and lexicon.is_brand(word) and unknown(word) and word not in names:
-                    if not _DEVICE_AFTER_ZH.match(run, run.find(word) + len(word)):
-                        names.append(word)
-        text = unicodedata.normalize("NFKC", text)
+    def _chinese_foreign_names(self, run: str, lexicon: Lexicon, names: list[str]) -> None:
+        """Append to ``names`` the unknown brands in one run of Chinese."""
+        for word in self._jieba.lcut_for_search(run):
+            if word[0] == word[-1]:
+                continue  # reduplication is a sound or a tone (洗衣机滴滴叫), not 滴滴 the company
+            if len(word) >= 2 and lexicon.is_brand(word) and self._unknown_name(lexicon, word) and word not in names:
+                if not _DEVICE_AFTER_ZH.match(run, run.find(word) + len(word)):
+                    names.append(word)
+
+    def _english_foreign_names(self, text: str, lexicon: Lexicon, names: list[str]) -> None:
+        """Append to ``names`` the unknown capitalised or CamelCase names in NFKC ``text``."""
         for match in _NAME_TOKEN.finditer(text):
             token = match.group()
             before = text[: match.start()].rstrip()
-            inside = bool(before) and before[-1] not in ".!?。！？:：\n\"'“‘(（"
-            camel = any(c.isupper() for c in token[1:]) and any(c.islower() for c in token)
             lower = token.lower()
-            if not (inside or camel) or len(lower) < 3 or lower in EN_STOP or token.isupper():
+            if not _is_name_candidate(token, before):
                 continue  # a sentence's first word, or an acronym (SMS, VIP)
             if (
                 _DEVICE_NAME.fullmatch(lower)
@@ -300,11 +323,10 @@ class Analyzer:
                 continue  # the customer's own phone, or where they bought: context, not the subject
             if (
                 (lexicon.is_brand(lower) or lower not in lexicon.english_words)
-                and unknown(lower)
+                and self._unknown_name(lexicon, lower)
                 and token not in names
             ):
                 names.append(token)
-        return names
 
     def unknown_product(self, text: str) -> str | None:
         """The product in "Do you sell X?" / 你们卖X吗 when the KB never mentions it, in any
@@ -330,6 +352,14 @@ class Analyzer:
     @staticmethod
     def _pair_unit(pair: str, weight: float) -> Unit:
         return Unit(pair, weight, {pair: 1.0, "py:" + pinyin(pair): FACTOR_PINYIN})
+
+
+def _is_name_candidate(token: str, before: str) -> bool:
+    """A word inside a sentence (or a CamelCase one), not an acronym or a stopword."""
+    inside = bool(before) and before[-1] not in ".!?。！？:：\n\"'“‘(（"
+    camel = any(c.isupper() for c in token[1:]) and any(c.islower() for c in token)
+    lower = token.lower()
+    return (inside or camel) and len(lower) >= 3 and lower not in EN_STOP and not token.isupper()
 
 
 def _merge(units: list[Unit]) -> list[Unit]:

@@ -51,6 +51,40 @@ _NAME = re.compile(r"[A-Z][A-Za-z]+")
 _NOT_A_NAME = frozenset(["inc", "ltd", "co", "corporation", "company", "group", "chinese", "prc", "the", "brand"])
 
 
+def _brand_names(simplified: str, glosses: str) -> set[str]:
+    """Every spelling of the business a proper-noun entry names, or none if it names none."""
+    names = {simplified}
+    for gloss in glosses.split("/"):  # "Samsung (South Korean electronics company)"
+        if _CAMEL_NAME.fullmatch(gloss.strip()):
+            names.add(gloss.strip().lower())
+        elif _BRAND_GLOSS.search(gloss):
+            head = [n.lower() for n in _NAME.findall(re.split(r"[,(]", gloss)[0])]
+            head = [n for n in head if n not in _NOT_A_NAME]
+            if len(head) == 1 and len(head[0]) > 2:  # "Gree", "Apple Inc."; not "Time Warner" (time is a word)
+                names.add(head[0])
+    if len(names) == 1 and not (_BRAND_GLOSS.search(glosses) or _CAMEL_NAME.fullmatch(glosses.strip())):
+        return set()
+    return names
+
+
+def _add_translations(
+    simplified: str, glosses: str, zh_to_en: dict[str, set[str]], en_to_zh: dict[str, set[str]]
+) -> None:
+    """Add one entry's short glosses to both directions of the bridge."""
+    for gloss in re.split(r"[/;]", glosses):  # "/invoice; receipt or bill/" is two glosses
+        gloss = _PAREN.sub(" ", gloss.lower()).strip()
+        if not gloss or _SKIP_GLOSS.match(gloss):
+            continue
+        words = [w for w in _GLOSS_WORD.findall(gloss) if w not in _GLOSS_STOP]
+        if 0 < len(words) <= MAX_GLOSS_WORDS:
+            zh_to_en[simplified].update(stem(w) for w in words if len(w) > 2)
+        head = [w for w in _GLOSS_WORD.findall(gloss) if w not in _ARTICLES]
+        if len(head) == 1 and len(head[0]) > 2:  # "in order to" is not "order"
+            en_to_zh[stem(head[0])].add(simplified)
+        elif len(head) == 2 and all(len(w) > 2 for w in head):  # "air conditioner" is 空调
+            en_to_zh[" ".join(map(stem, head))].add(simplified)
+
+
 class Lexicon:
     """Chinese word → English stems, English stem → Chinese words."""
 
@@ -99,33 +133,10 @@ class Lexicon:
                 if len(simplified) < 2:
                     continue  # single characters are too ambiguous to translate
                 if reading[:1].isupper():
-                    names = {simplified}
-                    for gloss in glosses.split("/"):  # "Samsung (South Korean electronics company)"
-                        if _CAMEL_NAME.fullmatch(gloss.strip()):
-                            names.add(gloss.strip().lower())
-                        elif _BRAND_GLOSS.search(gloss):
-                            head = [n.lower() for n in _NAME.findall(re.split(r"[,(]", gloss)[0])]
-                            head = [n for n in head if n not in _NOT_A_NAME]
-                            if (
-                                len(head) == 1 and len(head[0]) > 2
-                            ):  # "Gree", "Apple Inc."; not "Time Warner" (time is a word)
-                                names.add(head[0])
-                    if len(names) == 1 and not (_BRAND_GLOSS.search(glosses) or _CAMEL_NAME.fullmatch(glosses.strip())):
-                        names = set()
+                    names = _brand_names(simplified, glosses)
                     for name in names:
                         brands[name] |= names
-                for gloss in re.split(r"[/;]", glosses):  # "/invoice; receipt or bill/" is two glosses
-                    gloss = _PAREN.sub(" ", gloss.lower()).strip()
-                    if not gloss or _SKIP_GLOSS.match(gloss):
-                        continue
-                    words = [w for w in _GLOSS_WORD.findall(gloss) if w not in _GLOSS_STOP]
-                    if 0 < len(words) <= MAX_GLOSS_WORDS:
-                        zh_to_en[simplified].update(stem(w) for w in words if len(w) > 2)
-                    head = [w for w in _GLOSS_WORD.findall(gloss) if w not in _ARTICLES]
-                    if len(head) == 1 and len(head[0]) > 2:  # "in order to" is not "order"
-                        en_to_zh[stem(head[0])].add(simplified)
-                    elif len(head) == 2 and all(len(w) > 2 for w in head):  # "air conditioner" is 空调
-                        en_to_zh[" ".join(map(stem, head))].add(simplified)
+                _add_translations(simplified, glosses, zh_to_en, en_to_zh)
         # An English brand that is also an ordinary word (Shell, Dove, Apple) is not a sure name.
         brands = {k: {n for n in v if not (n.isascii() and n in common)} for k, v in brands.items()}
         # Likewise a Chinese one that is also an ordinary word (小米 millet, 大众 the public).
