@@ -406,9 +406,7 @@ def leave_domain_out(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    from aigc_demo.config import ASSETS_DIR, Settings
-
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kb", type=Path, help="a KB folder (default: the domains of bench/data/support_eval.jsonl)")
     parser.add_argument("--questions", type=Path)
@@ -450,28 +448,23 @@ def main() -> None:
         default=[],
         help="switch a component off, to measure what it is worth (scope: the scope guard)",
     )
-    args = parser.parse_args()
-    if "scope" in args.ablate:
-        from aigc_demo.services.support import bot
+    return parser.parse_args()
 
-        bot.SCOPE_GUARD = False
-    if args.leave_domain_out:
-        args.split, args.embed_model = "all", None
-        report = leave_domain_out(args)
-        if args.no_record:
-            print(report)
-        else:
-            record(
-                "Support evaluation, leave one domain out (9 KBs)",
-                "python bench/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
-                report,
-            )
-        return
-    if args.kb is not None and args.kb.resolve() == (ASSETS_DIR / "kb").resolve() and args.questions is None:
-        args.kb = None  # the bundled KB: its labelled questions are the store domain of the default set
-        args.domain = args.domain or "store"
 
-    grouped = load_items(args.kb, args.questions)
+def select(items: list[dict], args: argparse.Namespace) -> list[dict]:
+    """The items of the chosen split and domain, thinned to about ``--limit``."""
+    items = [i for i in items if args.split == "all" or i.get("split", "test") == args.split]
+    items = [i for i in items if args.domain is None or i.get("domain", "store") == args.domain]
+    if args.limit and len(items) > args.limit:
+        step = len(items) / args.limit
+        items = [items[int(i * step)] for i in range(args.limit)]  # spread over every kind
+    return items
+
+
+def evaluate_all(
+    grouped: dict[Path, list[dict]], args: argparse.Namespace
+) -> tuple[list[dict], list[dict], list[float]]:
+    """Rows with the configured embedder, rows with each --fit embedder, and index build seconds."""
     rows: list[dict] = []
     fit_rows: list[dict] = []
     index_times = []
@@ -479,12 +472,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for round_, embedder in enumerate(embedders):
             args.embed_model = embedder
-            for kb_dir, items in grouped.items():
-                items = [i for i in items if args.split == "all" or i.get("split", "test") == args.split]
-                items = [i for i in items if args.domain is None or i.get("domain", "store") == args.domain]
-                if args.limit and len(items) > args.limit:
-                    step = len(items) / args.limit
-                    items = [items[int(i * step)] for i in range(args.limit)]  # spread over every kind
+            for kb_dir, all_items in grouped.items():
+                items = select(all_items, args)
                 if items:
                     kb_rows, index_s = evaluate(kb_dir, items, args, Path(tmp) / str(round_))
                     if embedder is None:
@@ -492,16 +481,15 @@ def main() -> None:
                         index_times.append(index_s)
                     else:
                         fit_rows += kb_rows
+    return rows, fit_rows, index_times
 
-    by_kind: dict[str, list[dict]] = collections.defaultdict(list)
-    by_domain: dict[str, list[dict]] = collections.defaultdict(list)
-    for r in rows:
-        by_kind[r["kind"]].append(r)
-        by_domain[r["domain"]].append(r)
+
+def summary_line(rows: list[dict], index_times: list[float], args: argparse.Namespace) -> str:
+    from aigc_demo.config import Settings
+
     total = metrics(rows)
     latencies = [r["latency"] * 1000 for r in rows]
     settings = Settings()
-    lines = [*table(by_kind, "question kind"), "", *table(by_domain, "domain"), "", *table({"**all**": rows}, "")]
     summary = (
         f"\nSplit `{args.split}`, {len(rows)} questions. Multi-part sub-questions answered with a citation "
         f"**{total.get('parts', float('nan')):.2f}**; answers supported by their sources "
@@ -513,7 +501,11 @@ def main() -> None:
     modes = collections.Counter(r["mode"] for r in rows if r["mode"])
     if modes:
         summary += " Answers by mode: " + ", ".join(f"{k} {v}" for k, v in sorted(modes.items())) + "."
-    report = "\n".join(lines) + "\n" + summary
+    return summary
+
+
+def miss_lines(rows: list[dict]) -> list[str]:
+    """In-scope questions not answered from a right entry in the top 3, and out-of-scope ones answered."""
     misses = []
     for r in rows:
         q = r["item"]["question"]
@@ -524,6 +516,48 @@ def main() -> None:
             )
         elif not r["in_scope"] and not r["handoff"]:
             misses.append(f"{r['domain']}/{r['kind']}: {q!r} answered from {r['top'][:1]} {r['signals']}")
+    return misses
+
+
+def run_leave_domain_out(args: argparse.Namespace) -> None:
+    args.split, args.embed_model = "all", None
+    report = leave_domain_out(args)
+    if args.no_record:
+        print(report)
+    else:
+        record(
+            "Support evaluation, leave one domain out (9 KBs)",
+            "python bench/" + Path(__file__).name + " " + " ".join(sys.argv[1:]),
+            report,
+        )
+
+
+def main() -> None:
+    from aigc_demo.config import ASSETS_DIR
+
+    args = parse_args()
+    if "scope" in args.ablate:
+        from aigc_demo.services.support import bot
+
+        bot.SCOPE_GUARD = False
+    if args.leave_domain_out:
+        run_leave_domain_out(args)
+        return
+    if args.kb is not None and args.kb.resolve() == (ASSETS_DIR / "kb").resolve() and args.questions is None:
+        args.kb = None  # the bundled KB: its labelled questions are the store domain of the default set
+        args.domain = args.domain or "store"
+
+    grouped = load_items(args.kb, args.questions)
+    rows, fit_rows, index_times = evaluate_all(grouped, args)
+
+    by_kind: dict[str, list[dict]] = collections.defaultdict(list)
+    by_domain: dict[str, list[dict]] = collections.defaultdict(list)
+    for r in rows:
+        by_kind[r["kind"]].append(r)
+        by_domain[r["domain"]].append(r)
+    lines = [*table(by_kind, "question kind"), "", *table(by_domain, "domain"), "", *table({"**all**": rows}, "")]
+    report = "\n".join(lines) + "\n" + summary_line(rows, index_times, args)
+    misses = miss_lines(rows)
     if misses and args.misses:
         report += "\n\nMisses:\n" + "\n".join(f"- {m}" for m in misses[: args.misses])
     if args.fit:

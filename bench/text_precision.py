@@ -20,7 +20,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,20 +34,13 @@ PROMPT = "Write a detailed story about a lighthouse keeper who finds a message i
 MODEL = "packaged:smollm2-135m-instruct"
 
 
-def main() -> None:
+def load_backends(args: argparse.Namespace) -> dict[str, Any]:
+    """One text backend per precision, loaded exactly as the app loads it."""
     import torch
 
     from aigc_demo.config import Settings
     from aigc_demo.models import compute
     from aigc_demo.models.registry import backend_factory
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tokens", type=int, default=256)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--precisions", default="fp32,bf16,int8")
-    parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "cache")
-    args = parser.parse_args()
-    n = args.tokens
 
     backends = {}
     for precision in args.precisions.split(","):
@@ -63,6 +58,26 @@ def main() -> None:
             backend.model = compute.run(quantize_dynamic, backend.model, {torch.nn.Linear}, dtype=torch.qint8)
             backend.precision = "int8 dynamic (torch.ao)"
         backends[precision] = backend
+    return backends
+
+
+def on_generate_thread(fn: Callable[[Any], float], model: Any) -> float:
+    """``fn(model)`` where the app runs generate (see models/text_transformers.py)."""
+    import torch
+
+    from aigc_demo.models import compute
+
+    def call():
+        with torch.inference_mode():
+            return fn(model)
+
+    return compute.run(call)
+
+
+def measure_speed(backends: dict[str, Any], n: int, runs: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Decode tokens/s and time to first token (ms) per precision, ``runs`` interleaved rounds."""
+    import torch
+
     tok = next(iter(backends.values())).tokenizer
     chat = tok.apply_chat_template(
         [{"role": "user", "content": PROMPT}], add_generation_prompt=True, return_tensors="pt", return_dict=True
@@ -80,31 +95,32 @@ def main() -> None:
         model.generate(long_ids, attention_mask=torch.ones_like(long_ids), max_new_tokens=1, **greedy)
         return (time.perf_counter() - t0) * 1000
 
-    def on_generate_thread(fn, model):  # where the app runs generate (see models/text_transformers.py)
-        def call():
-            with torch.inference_mode():
-                return fn(model)
-
-        return compute.run(call)
-
     speed: dict[str, list[float]] = {p: [] for p in backends}
     first: dict[str, list[float]] = {p: [] for p in backends}
     for backend in backends.values():  # warm-up
         on_generate_thread(lambda m: m.generate(**chat, max_new_tokens=8, **greedy), backend.model)
         on_generate_thread(ttft, backend.model)
-    for _ in range(args.runs):
+    for _ in range(runs):
         for precision, backend in backends.items():
             speed[precision].append(on_generate_thread(decode, backend.model))
             first[precision].append(on_generate_thread(ttft, backend.model))
         print({p: f"{v[-1]:.1f} tok/s, {first[p][-1]:.0f} ms" for p, v in speed.items()}, flush=True)
+    return speed, first
 
+
+def measure_quality(backends: dict[str, Any]) -> dict[str, tuple[float, float | None]]:
+    """Perplexity on the support KB's answers and top-1 agreement with fp32, per precision."""
+    import torch
+
+    from aigc_demo.models import compute, quant
+
+    tok = next(iter(backends.values())).tokenizer
     texts = [
         json.loads(line)["answer"] for line in (ROOT / "assets/kb/store_faq.jsonl").read_text().splitlines() if line
     ]
     encoded = [tok(t, return_tensors="pt")["input_ids"] for t in texts]
     reference = backends.get("fp32")
     quality: dict[str, tuple[float, float | None]] = {}
-    from aigc_demo.models import quant
 
     # Teacher forcing feeds whole texts, which the int8 layers would hand to their bf16
     # prompt path; force the int8 kernel so the numbers describe decoding.
@@ -124,6 +140,21 @@ def main() -> None:
             quality[precision] = (math.exp(nll / count), agree / count if ref_top1 is not None else None)
 
     compute.run(score)
+    return quality
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--precisions", default="fp32,bf16,int8")
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "cache")
+    args = parser.parse_args()
+    n = args.tokens
+
+    backends = load_backends(args)
+    speed, first = measure_speed(backends, n, args.runs)
+    quality = measure_quality(backends)
 
     rows = [
         (

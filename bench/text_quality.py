@@ -117,7 +117,7 @@ def guarded(text: str, finish: str) -> tuple[str, str]:
     return text, finish
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--split", default="test", choices=["test", "tune", "holdout", "holdout2", "all"])
     parser.add_argument("--models", default="", help="comma-separated text model ids (default: the offline choices)")
@@ -125,7 +125,87 @@ def main() -> int:
     parser.add_argument("--show", type=int, default=6, help="sample answers per model in the notes")
     parser.add_argument("--loop-guard", default="both", choices=["both", "on", "off"], help="score with / without it")
     parser.add_argument("--no-record", action="store_true", help="print, do not append to RESULTS.md")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def run_prompts(
+    service: Any, generators: list[str], kinds: list[str], rows: list[dict[str, Any]], seeds: int
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[float]]]:
+    """Every prompt through every generator for each seed: scored answers and tokens/s per model column."""
+    results: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    tokens: dict[str, list[float]] = defaultdict(list)
+    for seed in range(1, seeds + 1):
+        for row in rows:
+            for generator in generators:
+                result = service.generate(row["input"], preset=row["preset"], model=generator, seed=seed)
+                for kind in kinds:
+                    model = generator + kind
+                    text, finish = result["text"], result["finish_reason"]
+                    if kind == GUARDED:
+                        text, finish = guarded(text, finish)
+                    checks = score(row, text, finish)
+                    results[model].append({**row, **checks, "seed": seed, "output": text})
+                    if result["timings"]["tokens_per_s"]:
+                        tokens[model].append(result["timings"]["tokens_per_s"])
+                    verdict = "PASS" if checks["pass"] else "fail"
+                    print(f"{row['id']} {model.split(':')[-1][:20]:20s} {verdict} {text[:70]!r}", flush=True)
+    return results, tokens
+
+
+def rate(items: list[dict[str, Any]], key: str = "pass") -> str:
+    return f"{sum(i[key] for i in items) / len(items):.2f}" if items else "–"
+
+
+def tables(
+    models: list[str],
+    rows: list[dict[str, Any]],
+    results: dict[str, list[dict[str, Any]]],
+    tokens: dict[str, list[float]],
+    seeds: int,
+) -> list[str]:
+    """The per-model table and the per-preset table, as Markdown lines."""
+    lines = [
+        "| model | zh pass (n) | en pass (n) | script | not repetitive | on topic | length | cut at limit | tok/s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for model in models:
+        got = results[model]
+        zh = [g for g in got if g["lang"] == "zh"]
+        en = [g for g in got if g["lang"] == "en"]
+        speed = sorted(tokens[model])[len(tokens[model]) // 2] if tokens[model] else 0.0
+        lines.append(
+            f"| `{model}` | **{rate(zh)}** ({len(zh)}) | {rate(en)} ({len(en)}) | {rate(got, 'script')} | "
+            f"{rate(got, 'repetition')} | {rate(got, 'topic')} | {rate(got, 'length')} | {rate(got, 'cut')} | "
+            f"{speed:.1f} |"
+        )
+    presets = sorted({r["preset"] for r in rows})
+    lines += ["", "| preset (zh + en) | n | " + " | ".join(f"`{m.split(':')[-1]}`" for m in models) + " |"]
+    lines.append("|---|---|" + "---|" * len(models))
+    for preset in presets:
+        cells = [rate([g for g in results[m] if g["preset"] == preset]) for m in models]
+        n = sum(r["preset"] == preset for r in rows) * seeds
+        lines.append(f"| {preset} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def sample_notes(
+    args: argparse.Namespace, models: list[str], rows: list[dict[str, Any]], results: dict[str, list[dict[str, Any]]]
+) -> list[str]:
+    """The run's summary line and a few Chinese answers per model, with what they failed."""
+    notes = [f"Split `{args.split}`, {len(rows)} prompts × {args.seeds} seed(s); pass = all four checks."]
+    for model in models:
+        zh = [g for g in results[model] if g["lang"] == "zh"]
+        notes.append(f"\nSample Chinese answers, `{model}` (first {args.show} zh prompts, seed 1):\n")
+        for g in [g for g in zh if g["seed"] == 1][: args.show]:
+            flat = g["output"].strip().replace("\n", " ⏎ ")
+            failed = [k for k in ("script", "repetition", "topic", "length") if not g[k]]
+            verdict = "pass" if g["pass"] else "fail: " + ", ".join(failed)
+            notes.append(f"- {g['id']} {g['preset']} «{g['input'][:40]}» → «{flat[:160]}» ({verdict})")
+    return notes
+
+
+def main() -> int:
+    args = parse_args()
 
     from aigc_demo.config import Settings
     from aigc_demo.feedback.service import FeedbackService
@@ -147,61 +227,12 @@ def main() -> int:
     models = [m + kind for m in generators for kind in kinds]
     service = TextService(registry, FeedbackService.from_settings(settings), settings)
     rows = load(args.split)
-    results: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    tokens: dict[str, list[float]] = defaultdict(list)
     for model in generators:
         registry.get("text", model)  # load outside the timings
-    for seed in range(1, args.seeds + 1):
-        for row in rows:
-            for generator in generators:
-                result = service.generate(row["input"], preset=row["preset"], model=generator, seed=seed)
-                for kind in kinds:
-                    model = generator + kind
-                    text, finish = result["text"], result["finish_reason"]
-                    if kind == GUARDED:
-                        text, finish = guarded(text, finish)
-                    checks = score(row, text, finish)
-                    results[model].append({**row, **checks, "seed": seed, "output": text})
-                    if result["timings"]["tokens_per_s"]:
-                        tokens[model].append(result["timings"]["tokens_per_s"])
-                    verdict = "PASS" if checks["pass"] else "fail"
-                    print(f"{row['id']} {model.split(':')[-1][:20]:20s} {verdict} {text[:70]!r}", flush=True)
+    results, tokens = run_prompts(service, generators, kinds, rows, args.seeds)
 
-    def rate(items: list[dict[str, Any]], key: str = "pass") -> str:
-        return f"{sum(i[key] for i in items) / len(items):.2f}" if items else "–"
-
-    lines = [
-        "| model | zh pass (n) | en pass (n) | script | not repetitive | on topic | length | cut at limit | tok/s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for model in models:
-        got = results[model]
-        zh = [g for g in got if g["lang"] == "zh"]
-        en = [g for g in got if g["lang"] == "en"]
-        speed = sorted(tokens[model])[len(tokens[model]) // 2] if tokens[model] else 0.0
-        lines.append(
-            f"| `{model}` | **{rate(zh)}** ({len(zh)}) | {rate(en)} ({len(en)}) | {rate(got, 'script')} | "
-            f"{rate(got, 'repetition')} | {rate(got, 'topic')} | {rate(got, 'length')} | {rate(got, 'cut')} | "
-            f"{speed:.1f} |"
-        )
-    presets = sorted({r["preset"] for r in rows})
-    lines += ["", "| preset (zh + en) | n | " + " | ".join(f"`{m.split(':')[-1]}`" for m in models) + " |"]
-    lines.append("|---|---|" + "---|" * len(models))
-    for preset in presets:
-        cells = [rate([g for g in results[m] if g["preset"] == preset]) for m in models]
-        n = sum(r["preset"] == preset for r in rows) * args.seeds
-        lines.append(f"| {preset} | {n} | " + " | ".join(cells) + " |")
-
-    notes = [f"Split `{args.split}`, {len(rows)} prompts × {args.seeds} seed(s); pass = all four checks."]
-    for model in models:
-        zh = [g for g in results[model] if g["lang"] == "zh"]
-        notes.append(f"\nSample Chinese answers, `{model}` (first {args.show} zh prompts, seed 1):\n")
-        for g in [g for g in zh if g["seed"] == 1][: args.show]:
-            flat = g["output"].strip().replace("\n", " ⏎ ")
-            failed = [k for k in ("script", "repetition", "topic", "length") if not g[k]]
-            verdict = "pass" if g["pass"] else "fail: " + ", ".join(failed)
-            notes.append(f"- {g['id']} {g['preset']} «{g['input'][:40]}» → «{flat[:160]}» ({verdict})")
-    table, note = "\n".join(lines), "\n".join(notes)
+    table = "\n".join(tables(models, rows, results, tokens, args.seeds))
+    note = "\n".join(sample_notes(args, models, rows, results))
     command = "python bench/text_quality.py " + " ".join(sys.argv[1:])
     if args.no_record:
         print(table + "\n\n" + note)
