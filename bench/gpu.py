@@ -1,7 +1,7 @@
 """GPU speed at full model size, without the Hub: random weights in the real architectures.
 
     python bench/gpu.py [--runs 10] [--skip-image] [--skip-llm] [--peak-gbs 3350]
-    python bench/gpu.py --tiny --device cpu --no-compile --runs 1     # smoke test (tests/test_bench_gpu.py)
+    python bench/gpu.py --tiny --device cpu --no-compile --runs 1     # smoke test (tests/bench/test_bench_gpu.py)
 
 Speed does not depend on weight values, so the models are built from their configs:
 - image: an SD-Turbo-size pipeline (SD 2.1 UNet 865M, SD VAE, OpenCLIP-H text encoder) at

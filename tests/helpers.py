@@ -7,9 +7,13 @@ import io
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from aigc_demo.config import Settings
 from aigc_demo.ui.api import ENDPOINTS
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository (tests/ sits at its top)."""
 
 # The API a client may call (ui/api.py); every other handler is UI-only (api_visibility="private").
 PUBLIC_ENDPOINTS = {f"/{name}" for name in ENDPOINTS}

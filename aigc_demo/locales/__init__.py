@@ -6,7 +6,7 @@ messages, errors — and each language is one module (``en.py``, ``zh.py``) hold
 server are rendered by :func:`message` in the caller's language. Services and errors carry a
 key and fields, never a finished sentence (``AigcError("prompt_too_long", limit=4000)``).
 
-Adding a language: a module here with the same keys as ``en.py`` (``tests/test_i18n.py``
+Adding a language: a module here with the same keys as ``en.py`` (``tests/ui/test_i18n.py``
 walks every key of every locale), plus its name in :data:`LOCALES`. A key a locale lacks
 falls back to English.
 """

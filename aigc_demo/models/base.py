@@ -4,7 +4,7 @@ A tab or service holds a backend through these types only, so it never branches 
 engine runs the model (transformers, llama.cpp, a remote OpenAI-compatible server, a
 test fake). All text backends take one :class:`TextRequest` and fill one
 :class:`GenerationStats`; all image backends take the same keyword arguments; all
-embedders return normalised float32 rows. ``tests/test_backends.py`` runs one contract
+embedders return normalised float32 rows. ``tests/models/test_backends.py`` runs one contract
 test over every engine.
 
 Adding an engine: one class that subclasses the Protocol of its kind (so it inherits the

@@ -20,6 +20,7 @@ from aigc_demo.models.embed import SentenceTransformerEmbedder
 from aigc_demo.models.image import Cancelled, DiffusersImageBackend
 from aigc_demo.models.registry import ModelRegistry, backend_factory
 from aigc_demo.models.text_transformers import TransformersTextBackend
+from tests.helpers import ROOT
 
 
 def _text_backend(path) -> TransformersTextBackend:
@@ -390,12 +391,11 @@ def test_app_refuses_to_start_on_an_unknown_engine(tmp_path, monkeypatch, capsys
     ``launch``; an exception other than SystemExit(2) (what a traceback would be) fails here.
     """
     import runpy
-    from pathlib import Path
 
     monkeypatch.setenv("AIGC_TEXT_MODEL", "olama:qwen")
     monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path))
     with pytest.raises(SystemExit) as exited:
-        runpy.run_path(str(Path(__file__).resolve().parents[1] / "app.py"), run_name="app_under_test")
+        runpy.run_path(str(ROOT / "app.py"), run_name="app_under_test")
     assert exited.value.code == 2
     assert "AIGC_TEXT_MODEL='olama:qwen': unknown engine prefix 'olama'" in capsys.readouterr().err
 

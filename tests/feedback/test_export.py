@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from aigc_demo.feedback.export import export, to_dpo, to_kto, to_sft
-from tests.helpers import run_cli
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, run_cli
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, get_args, get_origin
 
 import pytest
@@ -8,8 +7,9 @@ from pydantic import Field
 
 from aigc_demo.config import Settings
 from aigc_demo.settings_doc import END, START, main, replace_table, settings_table
+from tests.helpers import ROOT
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = ROOT / "README.md"
 
 
 def _readme_table(text: str) -> str:

@@ -13,8 +13,7 @@ import pytest
 from aigc_demo.errors import InvalidInput, NotFound, SettingsError
 from aigc_demo.feedback.arena import bradley_terry, dpo_pairs, leaderboard, vote_rows
 from aigc_demo.services.arena import parse_contestants
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 def _vote(a: str, b: str, choice: str, **extra) -> dict:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "aigc_demo"
+from tests.helpers import ROOT
+
+PACKAGE = ROOT / "aigc_demo"
 
 
 def import_graph() -> dict[str, set[str]]:

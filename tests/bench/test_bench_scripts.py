@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import py_compile
-from pathlib import Path
 
 import pytest
 
-BENCH = sorted((Path(__file__).resolve().parents[1] / "bench").glob("*.py"))
+from tests.helpers import ROOT
+
+BENCH = sorted((ROOT / "bench").glob("*.py"))
 
 
 @pytest.mark.parametrize("script", BENCH, ids=lambda p: p.name)

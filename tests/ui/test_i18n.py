@@ -13,6 +13,7 @@ from aigc_demo.errors import InvalidInput
 from aigc_demo.locales import LOCALES
 from aigc_demo.services.validation import clean_text, number
 from aigc_demo.ui.i18n import I18N, T, lang_of, tr
+from tests.helpers import ROOT
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -118,9 +119,8 @@ def test_every_user_facing_error_has_chinese():
     moved to the catalogue, ``zh=``); operator-only ones (settings, model loading, CLI exports)
     are English."""
     import ast
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "aigc_demo"
+    root = ROOT / "aigc_demo"
     user_facing = {"InvalidInput", "NotFound", "StorageError", "AigcError"}
     operator_only = {root / "feedback" / "export.py", root / "config.py", root / "__main__.py"}
     missing = []

@@ -25,10 +25,10 @@ import pytest
 from aigc_demo.config import Settings
 from aigc_demo.models.registry import ModelRegistry
 from tests.fakes import FakeTextBackend
-from tests.helpers import free_port, serve_app
+from tests.helpers import ROOT, free_port, serve_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("AIGC_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")) / "e2e"
+ARTIFACTS = Path(os.environ.get("AIGC_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "e2e"
 XSS_REPLY = '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> done'
 TOKEN = "e2e-admin-token"
 

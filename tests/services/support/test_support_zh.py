@@ -13,8 +13,7 @@ from aigc_demo.services.support import policy
 from aigc_demo.services.support.analysis import Analyzer, normalize
 from aigc_demo.services.support.lexicon import default_lexicon
 from aigc_demo.services.support.policy import split_parts
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 # A Chinese-only KB of a made-up appliance brand, plus one English-only entry.
 APPLIANCE = [

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 from aigc_demo.feedback.report import session_report, to_html
 from aigc_demo.ui.common import session_of
 from tests.helpers import run_cli
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_session_code_from_the_url_wins_and_is_sanitised():
