@@ -5,7 +5,8 @@ The leaderboard is Chatbot Arena's: Bradley–Terry strengths fitted by maximum 
 (Hunter's MM iterations; a tie or both-bad counts as half a win each way, as LMSYS does),
 shown on the Elo scale — 400·log10(strength), centred so the contestants average 1000 —
 with 95 % intervals from a bootstrap over votes (resampled with replacement, seeded, so the
-same votes always give the same table). Decisive text votes are DPO pairs.
+same votes always give the same table). Decisive text votes are DPO pairs
+(``feedback/training_data.py``).
 """
 
 from __future__ import annotations
@@ -128,19 +129,6 @@ def by_kind(votes: list[dict[str, Any]]) -> dict[str, list[Standing]]:
     would put unrelated ratings side by side on a scale that does not link them."""
     kinds = sorted({str(v.get("kind") or "text") for v in votes})
     return {kind: leaderboard([v for v in votes if str(v.get("kind") or "text") == kind]) for kind in kinds}
-
-
-def dpo_pairs(votes: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Every decisive text vote as a DPO pair (prompt, chosen, rejected), once per vote."""
-    pairs = []
-    for v in votes:
-        if v.get("kind") != "text" or v.get("choice") not in ("a", "b"):
-            continue
-        win, lose = (v["a"], v["b"]) if v["choice"] == "a" else (v["b"], v["a"])
-        chosen, rejected = (win.get("output") or {}).get("text"), (lose.get("output") or {}).get("text")
-        if v.get("prompt") and chosen and rejected:
-            pairs.append({"prompt": v["prompt"], "chosen": chosen, "rejected": rejected, "vote_id": v.get("id", "")})
-    return pairs
 
 
 def vote_rows(votes: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -5,78 +5,35 @@ Insights (tab, since, until, session, variant), so an export holds what Insights
 Text-producing tabs (text, support) feed the training formats; CSV / Parquet hold every
 rating, flattened, images included.
 
-* ``sft``: ``{"messages": [...]}`` chat rows from upvoted outputs;
-* ``dpo``: ``{"prompt", "chosen", "rejected"}`` from the same prompt rated up and down;
+* ``sft``: ``{"messages": [...]}`` chat rows: corrections, operators' answers, upvoted outputs;
+* ``dpo``: ``{"prompt", "chosen", "rejected"}``: correction ≻ original, operator ≻ bot, Arena
+  winner ≻ loser, 👍 ≻ 👎 on the same prompt;
 * ``kto``: ``{"prompt", "completion", "label"}`` with a boolean label;
+
+the three training formats come from ``feedback/training_data.py`` with each row's ``source``
+and ``record_ids``, and ``python -m aigc_demo train --dataset`` reads them back;
 * ``csv`` / ``parquet``: one row per rating.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from aigc_demo.errors import AigcError, InvalidInput
-from aigc_demo.feedback.arena import dpo_pairs, vote_rows
+from aigc_demo.feedback import training_data
+from aigc_demo.feedback.arena import vote_rows
 from aigc_demo.feedback.insights import filter_records, latest_ratings
-from aigc_demo.tabs import tab_names
 
 FORMATS = ("sft", "dpo", "kto", "csv", "parquet")
-TEXT_TABS = tab_names(chat_data=True)
+TEXT_TABS = training_data.TEXT_TABS
 
 
 def select(records: Iterable[dict[str, Any]], **filters: Any) -> list[dict[str, Any]]:
     """The latest rating of each output among the records that pass Insights' filters."""
     return latest_ratings(filter_records(records, **filters))
-
-
-def _completion(r: dict[str, Any]) -> str:
-    return str((r.get("output") or {}).get("text") or "")
-
-
-def _prompt_messages(r: dict[str, Any]) -> list[dict[str, str]]:
-    """The conversation up to the answer (system + user turns as the model saw them)."""
-    messages = [m for m in r.get("messages") or [] if m.get("role") in ("system", "user", "assistant")]
-    if messages and messages[-1].get("role") == "assistant" and messages[-1].get("content") == _completion(r):
-        messages = messages[:-1]
-    return messages or [{"role": "user", "content": str(r.get("prompt") or "")}]
-
-
-def _prompt_text(r: dict[str, Any]) -> str:
-    return str(r.get("prompt") or _prompt_messages(r)[-1]["content"])
-
-
-def to_sft(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {"messages": [*_prompt_messages(r), {"role": "assistant", "content": _completion(r)}]}
-        for r in rows
-        if r.get("tab") in TEXT_TABS and r.get("rating") == "up" and _completion(r)
-    ]
-
-
-def to_dpo(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    by_prompt: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: {"up": [], "down": []})
-    for r in rows:
-        if r.get("tab") in TEXT_TABS and _completion(r):
-            by_prompt[(str(r.get("tab")), _prompt_text(r))][str(r.get("rating"))].append(_completion(r))
-    pairs = []
-    for (_tab, prompt), answers in by_prompt.items():
-        for chosen, rejected in itertools.product(dict.fromkeys(answers["up"]), dict.fromkeys(answers["down"])):
-            if chosen != rejected:
-                pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
-    return pairs
-
-
-def to_kto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {"prompt": _prompt_text(r), "completion": _completion(r), "label": r.get("rating") == "up"}
-        for r in rows
-        if r.get("tab") in TEXT_TABS and _completion(r)
-    ]
 
 
 def flatten(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -100,14 +57,23 @@ def flatten(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def export(
-    records: Iterable[dict[str, Any]], fmt: str, out: Path, *, votes: Iterable[dict[str, Any]] = (), **filters: Any
+    records: Iterable[dict[str, Any]],
+    fmt: str,
+    out: Path,
+    *,
+    votes: Iterable[dict[str, Any]] = (),
+    handoffs: Iterable[dict[str, Any]] = (),
+    handoff_updates: Iterable[dict[str, Any]] = (),
+    events: Iterable[dict[str, Any]] = (),
+    **filters: Any,
 ) -> int:
     """Write ``fmt`` to ``out``; return the number of rows written. ``filters``: tab, since,
     until, session, variant (feedback.insights.filter_records), applied to ratings and Arena
     ``votes`` alike (``tab="arena"`` keeps only votes).
 
     Arena votes: each decisive text vote is one DPO pair; CSV / Parquet have one row per
-    vote, ties and both-bad included. SFT and KTO are built from ratings only.
+    vote, ties and both-bad included. Resolved ``handoffs`` give SFT rows, and DPO pairs
+    against the bot's reply found in ``events``.
     """
     if fmt not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -115,12 +81,10 @@ def export(
     battles = filter_records(votes, **filters)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt in ("sft", "dpo", "kto"):
-        data = {"sft": to_sft, "dpo": to_dpo, "kto": to_kto}[fmt](rows)
-        if fmt == "dpo":
-            data += [
-                {"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in dpo_pairs(battles)
-            ]
+    if fmt in training_data.METHODS:
+        data = training_data.build(
+            fmt, records, votes=votes, handoffs=handoffs, handoff_updates=handoff_updates, events=events, **filters
+        )
         with open(out, "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in data)
         return len(data)

@@ -61,6 +61,7 @@ class FeedbackRecord:
     app_version: str = ""
     idempotency_key: str | None = None  # the client's key for this click: a retry returns this record
     amends: str | None = None  # the id of the rating this one updates (a reason or comment added later)
+    correction: str = ""  # a better answer the tester wrote ("" when none): training data
     id: str = field(default_factory=new_id)
     ts: str = field(default_factory=utc_now)
     schema: int = SCHEMA_VERSION
@@ -226,6 +227,7 @@ SHAPES: dict[str, tuple[tuple[str, ...], dict[str, tuple[type, ...]]]] = {
             "session_id": _TEXT,
             "ts": _TEXT,
             "idempotency_key": _OPT_TEXT,
+            "correction": _TEXT,
         },
     ),
     "events": (

@@ -45,6 +45,7 @@ from aigc_demo.feedback.store import JsonlStore, ReadResult, StreamIndex, Tail, 
 log = logging.getLogger(__name__)
 
 MAX_COMMENT_CHARS = 2000
+MAX_CORRECTION_CHARS = 8000  # a better answer may be as long as an answer
 OUTPUT_ID = re.compile(r"^[0-9a-f]{32}$")
 REASONS = ("inaccurate", "off-topic", "unsafe", "low quality", "too slow", "great")
 
@@ -237,8 +238,12 @@ class FeedbackService:
         item: int | None = None,
         idempotency_key: str | None = None,
         amends: str | None = None,
+        correction: str = "",
     ) -> FeedbackRecord:
         """Append a rating; raise InvalidInput / NotFound / StorageError with a clear message.
+
+        ``correction``: a better answer the tester wrote (text outputs); training takes it as
+        an SFT example and prefers it to the rated answer (``feedback/training_data.py``).
 
         With ``idempotency_key`` (one per click or API call), a retry — after a timeout, a
         dropped connection or a restart — returns the record already stored and writes
@@ -249,7 +254,12 @@ class FeedbackService:
         stays append-only); every count takes the latest rating of an output, so it replaces
         the earlier one there, and the record says which one it replaces.
         """
-        for name, value in (("output_id", output_id), ("rating", rating), ("comment", comment)):
+        for name, value in (
+            ("output_id", output_id),
+            ("rating", rating),
+            ("comment", comment),
+            ("correction", correction),
+        ):
             if value is not None and not isinstance(value, str):
                 raise InvalidInput("value_not_text", name=Term(name), got=type(value).__name__)
         if item is not None and (isinstance(item, bool) or not isinstance(item, int)):
@@ -267,7 +277,7 @@ class FeedbackService:
                 raise InvalidInput("bad_amends")
 
         def store() -> FeedbackRecord:
-            return self._new_rating(output_id, rating, comment, reasons, session_id, item, key, amends)
+            return self._new_rating(output_id, rating, comment, reasons, session_id, item, key, amends, correction)
 
         if key is None:
             return store()
@@ -290,6 +300,7 @@ class FeedbackService:
         item: int | None,
         key: str | None,
         amends: str | None = None,
+        correction: str | None = "",
     ) -> FeedbackRecord:
         """Validate the values and append one rating record (``rate`` has checked the types)."""
         rating = (rating or "").strip().lower()
@@ -299,6 +310,9 @@ class FeedbackService:
         if len(comment) > MAX_COMMENT_CHARS:
             raise InvalidInput("comment_too_long", length=len(comment), limit=MAX_COMMENT_CHARS)
         reasons = [r for r in (reasons or []) if r in REASONS]
+        correction = (correction or "").strip()
+        if len(correction) > MAX_CORRECTION_CHARS:
+            raise InvalidInput("correction_too_long", length=len(correction), limit=MAX_CORRECTION_CHARS)
         output = self.find_output((output_id or "").strip())
         if output is None:
             raise NotFound("unknown_output", oid=repr(str(output_id)[:64]))
@@ -331,6 +345,7 @@ class FeedbackService:
             app_version=__version__,
             idempotency_key=key,
             amends=amends,
+            correction=correction,
         )
         try:
             stored = self.append("ratings", record.to_dict())

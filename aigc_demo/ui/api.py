@@ -171,9 +171,12 @@ class PublicApi:
         comment: str = "",
         idempotency_key: str = "",
         item: int | None = None,
+        correction: str = "",
         request: gr.Request | None = None,
     ) -> dict:
         """Rate an output: rating is "up" or "down"; returns {"saved": true, "record_id": ...}.
+
+        correction (optional): a better answer to a text output; training prefers it to the output.
 
         idempotency_key (optional, 8-128 characters, e.g. a UUID per rating): send the same key
         when retrying, and the first rating's record_id comes back with nothing stored twice.
@@ -186,6 +189,7 @@ class PublicApi:
             session_id=session_of(request),
             idempotency_key=idempotency_key or None,
             item=item,
+            correction=correction,
         )
         return {"saved": True, "record_id": record.id}
 

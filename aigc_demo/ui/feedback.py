@@ -35,6 +35,7 @@ def rate_and_report(
     lang: str = "en",
     idempotency_key: str | None = None,
     amends: str | None = None,
+    correction: str = "",
 ) -> tuple[str, Any]:
     """Store a rating from the UI; return (message for the user, the stored record or None). Never raises."""
     if not output_id:
@@ -49,6 +50,7 @@ def rate_and_report(
             item=item,
             idempotency_key=idempotency_key or None,
             amends=amends,
+            correction=correction or "",
         )
     except AigcError as exc:
         reason = exc.localized(lang).removeprefix("rating not saved: ").removeprefix("评分未保存：")
@@ -64,7 +66,13 @@ ICONS = {"up": "👍", "down": "👎"}
 
 
 def _saved_state(record: Any) -> dict[str, Any]:
-    return {"record_id": record.id, "rating": record.rating, "reasons": list(record.reasons), "comment": record.comment}
+    return {
+        "record_id": record.id,
+        "rating": record.rating,
+        "reasons": list(record.reasons),
+        "comment": record.comment,
+        "correction": record.correction,
+    }
 
 
 def highlight(rating: str | None) -> tuple[Any, Any]:
@@ -79,10 +87,12 @@ class RatingWidget:
     """👍 / 👎, reason chips, a comment and the status line under one output.
 
     A tab renders it under its output, lists ``components`` among the outputs of the events
-    that produce a new output, and merges ``cleared(output_id)`` into their updates.
+    that produce a new output, and merges ``cleared(output_id)`` into their updates. With
+    ``corrections`` (text answers) a tester can also write a better answer, which training
+    prefers to the rated one.
     """
 
-    def __init__(self, feedback: FeedbackService) -> None:
+    def __init__(self, feedback: FeedbackService, *, corrections: bool = False) -> None:
         self.feedback = feedback
         self.output_id = gr.State(None)
         with gr.Group(elem_classes=["rating"]):
@@ -95,6 +105,13 @@ class RatingWidget:
                     [(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, scale=4
                 )
             self.comment = gr.Textbox(show_label=False, placeholder=T("rate_comment"), lines=1)
+            if corrections:
+                with gr.Accordion(T("rate_correction"), open=False, elem_classes=["rate-correction"]):
+                    self.correction: Any = gr.Textbox(
+                        show_label=False, placeholder=T("rate_correction_placeholder"), lines=3
+                    )
+            else:
+                self.correction = gr.State("")
         self.status = gr.Markdown(elem_classes=["rating-status"])
         self.item = gr.State(None)  # which image of a batch is selected (None: the whole output)
         # The rating on screen as stored: {record_id, rating, reasons, comment} or None.
@@ -104,7 +121,17 @@ class RatingWidget:
 
     @property
     def components(self) -> list[Any]:
-        return [self.output_id, self.item, self.up, self.down, self.reasons, self.comment, self.status, self.saved]
+        return [
+            self.output_id,
+            self.item,
+            self.up,
+            self.down,
+            self.reasons,
+            self.comment,
+            self.correction,
+            self.status,
+            self.saved,
+        ]
 
     def cleared(self, output_id: str | None) -> dict[Any, Any]:
         """Updates after a new output (or none: ``output_id`` None disables the thumbs)."""
@@ -116,6 +143,7 @@ class RatingWidget:
             self.down: gr.update(interactive=enabled, variant="secondary"),
             self.reasons: gr.update(value=[]),
             self.comment: gr.update(value=""),
+            self.correction: "",
             self.status: gr.update(value=""),
             self.saved: None,
         }
@@ -126,7 +154,7 @@ class RatingWidget:
         return {self.up: up, self.down: down}
 
     def _setup_events(self) -> None:
-        inputs = [self.output_id, self.item, self.reasons, self.comment]
+        inputs = [self.output_id, self.item, self.reasons, self.comment, self.correction]
         for button, rating in ((self.up, "up"), (self.down, "down")):
             button.click(
                 user_errors(self._rater(rating), outputs=4),
@@ -137,7 +165,10 @@ class RatingWidget:
                 js=CLICK_KEY_JS,
             )
         amend = user_errors(self.amend, outputs=2)
-        for event in (self.reasons.input, self.comment.blur, self.comment.submit):
+        edits = [self.reasons.input, self.comment.blur, self.comment.submit]
+        if isinstance(self.correction, gr.Textbox):
+            edits.append(self.correction.blur)
+        for event in edits:
             event(
                 amend,
                 [*inputs, self.saved],
@@ -153,11 +184,12 @@ class RatingWidget:
             index: int | None,
             chosen: list[str],
             text: str,
+            better: str,
             key: str,
             saved: dict[str, Any] | None,
             request: gr.Request,
         ) -> dict[Any, Any]:
-            return self.save(rating, oid, index, chosen, text, key, saved, request)
+            return self.save(rating, oid, index, chosen, text, better, key, saved, request)
 
         return clicked
 
@@ -168,6 +200,7 @@ class RatingWidget:
         index: int | None,
         chosen: list[str],
         text: str,
+        better: str,
         key: str,
         saved: dict[str, Any] | None,
         request: gr.Request,
@@ -184,6 +217,7 @@ class RatingWidget:
             lang=lang_of(request),
             idempotency_key=key,
             amends=saved["record_id"] if saved else None,  # a change of mind replaces the earlier one
+            correction=better,
         )
         if record is None:  # the reasons and the comment stay, to retry
             return {self.status: message}
@@ -192,12 +226,20 @@ class RatingWidget:
         return {self.status: message, self.saved: _saved_state(record), **self.highlighted(rating)}
 
     def amend(
-        self, oid: str | None, index: int | None, chosen: list[str], text: str, saved: Any, request: gr.Request
+        self,
+        oid: str | None,
+        index: int | None,
+        chosen: list[str],
+        text: str,
+        better: str,
+        saved: Any,
+        request: gr.Request,
     ) -> dict[Any, Any]:
         """A reason or comment changed after the click: store it as an update of that rating."""
         if not saved or not oid:
             return gr.skip()  # not rated yet: the click will take them along
-        if sorted(chosen or []) == sorted(saved["reasons"]) and (text or "").strip() == saved["comment"]:
+        same = sorted(chosen or []) == sorted(saved["reasons"]) and (text or "").strip() == saved["comment"]
+        if same and (better or "").strip() == saved.get("correction", ""):
             return gr.skip()  # nothing new (a blur without an edit)
         message, record = rate_and_report(
             self.feedback,
@@ -209,6 +251,7 @@ class RatingWidget:
             item=index,
             lang=lang_of(request),
             amends=saved["record_id"],
+            correction=better,
         )
         return {self.status: message, **({self.saved: _saved_state(record)} if record is not None else {})}
 
@@ -218,7 +261,7 @@ class RatingWidget:
 CLICK_KEY_JS = """(...args) => {
   const key = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
     : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
-  const inputs = args.slice(0, 6);
-  inputs[4] = key;
+  const inputs = args.slice(0, 7);
+  inputs[5] = key;
   return inputs;
 }"""

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from aigc_demo.feedback.export import export, to_dpo, to_kto, to_sft
+from aigc_demo.feedback.export import export
+from aigc_demo.feedback.training_data import build
 from tests.helpers import ROOT, run_cli
 
 
@@ -32,16 +33,23 @@ def rated(services):
     return fb.read("ratings").records
 
 
-def test_sft_dpo_kto_content(rated):
-    from aigc_demo.feedback.insights import latest_ratings
-
-    rows = latest_ratings(rated)
-    sft = to_sft(rows)
+def test_sft_dpo_kto_content_with_lineage(rated):
+    sft = build("sft", rated)
     assert next(m["messages"][-1]["content"] for m in sft) == "Good answer"
     assert sft[0]["messages"][-2] == {"role": "user", "content": "Write a slogan"}
     assert any("Standard shipping" in m["messages"][-1]["content"] for m in sft)
-    assert to_dpo(rows) == [{"prompt": "Write a slogan", "chosen": "Good answer", "rejected": "Bad answer"}]
-    kto = to_kto(rows)
+    dpo = build("dpo", rated)
+    latest = {r["output"]["text"]: r["id"] for r in rated if r["tab"] == "text"}  # the latest rating per answer
+    assert dpo == [
+        {
+            "prompt": "Write a slogan",
+            "chosen": "Good answer",
+            "rejected": "Bad answer",
+            "source": "thumbs",
+            "record_ids": [latest["Good answer"], latest["Bad answer"]],
+        }
+    ]
+    kto = build("kto", rated)
     assert {(k["completion"], k["label"]) for k in kto if k["prompt"] == "Write a slogan"} == {
         ("Good answer", True),
         ("Bad answer", False),
@@ -59,7 +67,7 @@ def test_every_format_loads_with_datasets(rated, tmp_path, fmt, loader):
     ds = datasets.load_dataset(loader, data_files=str(out), split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert len(ds) == n > 0
     if fmt == "dpo":
-        assert set(ds.column_names) == {"prompt", "chosen", "rejected"}
+        assert set(ds.column_names) == {"prompt", "chosen", "rejected", "source", "record_ids"}
     if fmt == "kto":
         assert ds.features["label"].dtype == "bool"
     if fmt in ("csv", "parquet"):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from aigc_demo.errors import InvalidInput, NotFound, SettingsError
-from aigc_demo.feedback.arena import bradley_terry, dpo_pairs, leaderboard, vote_rows
+from aigc_demo.feedback.arena import bradley_terry, leaderboard, vote_rows
+from aigc_demo.feedback.training_data import arena_pairs
 from aigc_demo.services.arena import parse_contestants
 from tests.helpers import ROOT
 
@@ -71,9 +72,9 @@ def test_every_decisive_text_vote_is_one_dpo_pair_and_every_vote_one_row():
     for v, (a, b) in zip(votes, [("甲", "乙"), ("丙", "丁"), ("戊", "己"), ("/x/1.png", "/x/2.png")], strict=True):
         v["a"]["output"] = {"text": a} if v["kind"] == "text" else {"path": a}
         v["b"]["output"] = {"text": b} if v["kind"] == "text" else {"path": b}
-    assert dpo_pairs(votes) == [
-        {"prompt": "写口号", "chosen": "甲", "rejected": "乙", "vote_id": "v1"},
-        {"prompt": "写口号", "chosen": "丁", "rejected": "丙", "vote_id": "v2"},
+    assert arena_pairs(votes) == [
+        {"prompt": "写口号", "chosen": "甲", "rejected": "乙", "source": "arena", "record_ids": ["v1"]},
+        {"prompt": "写口号", "chosen": "丁", "rejected": "丙", "source": "arena", "record_ids": ["v2"]},
     ]
     rows = vote_rows(votes)
     assert [r["id"] for r in rows] == ["v1", "v2", "v3", "v4"] and rows[2]["choice"] == "tie"

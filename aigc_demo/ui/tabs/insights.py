@@ -299,7 +299,17 @@ class InsightsTab:
         f = _filters(tab, since, until, session, variant)
         suffix = {"sft": "jsonl", "dpo": "jsonl", "kto": "jsonl"}.get(fmt, fmt)
         out = Path(tempfile.mkdtemp(prefix="export-")) / f"aigc-{fmt}.{suffix}"
-        n = export(self.feedback.read("ratings").records, fmt, out, votes=self.services.arena.votes(), **f)
+        read = self.feedback.read
+        n = export(
+            read("ratings").records,
+            fmt,
+            out,
+            votes=self.services.arena.votes(),
+            handoffs=read("handoffs").records,
+            handoff_updates=read("handoff_updates").records,
+            events=read("events").records,
+            **f,
+        )
         gr.Info(tr("rows_exported", lang_of(request), n=n))
         return [str(out)]
 

@@ -122,7 +122,7 @@ class TextTab(StoppableTab):
         with gr.Row():
             self.more_btn = gr.Button(T("continue_answer"), visible=False, size="sm", elem_id="text-continue")
             self.new_chat_btn = gr.Button(T("new_conversation"), size="sm", elem_id="text-new-chat")
-        self.rating = RatingWidget(self.services.feedback)
+        self.rating = RatingWidget(self.services.feedback, corrections=True)
 
     def on_load(self) -> OnLoad:
         """The conversation survives a reload of the page (kept in the browser, for this session)."""

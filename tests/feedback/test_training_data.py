@@ -1,0 +1,69 @@
+"""Training rows from every signal: corrections, operators' answers, Arena votes, thumbs — with lineage."""
+
+from __future__ import annotations
+
+import pytest
+
+from aigc_demo.errors import InvalidInput
+from aigc_demo.feedback.training_data import build, sources
+
+
+def test_a_correction_is_an_sft_row_and_beats_the_answer_it_corrects(services):
+    fb = services.feedback
+    answer = services.text.generate("写一句咖啡店的广告语", seed=1)
+    record = fb.rate(answer["output_id"], "down", "太长", correction="醒来，从一杯好咖啡开始。")
+    assert record.correction == "醒来，从一杯好咖啡开始。"
+    ratings = fb.read("ratings").records
+    sft = build("sft", ratings)
+    assert sft == [
+        {
+            "messages": [
+                *sft[0]["messages"][:-1],
+                {"role": "assistant", "content": "醒来，从一杯好咖啡开始。"},
+            ],
+            "source": "correction",
+            "record_ids": [record.id],
+        }
+    ]
+    assert sft[0]["messages"][-2] == {"role": "user", "content": "写一句咖啡店的广告语"}
+    (pair,) = build("dpo", ratings)
+    assert (pair["chosen"], pair["rejected"], pair["source"]) == (
+        "醒来，从一杯好咖啡开始。",
+        answer["text"],
+        "correction",
+    )
+    assert build("kto", ratings)[0]["label"] is False  # the answer itself stays a 👎 for KTO
+
+
+def test_a_correction_added_after_the_thumb_amends_that_rating(services):
+    fb = services.feedback
+    answer = services.text.generate("把这句话翻译成英文：欢迎光临", seed=2)
+    first = fb.rate(answer["output_id"], "up")
+    fb.rate(answer["output_id"], "up", amends=first.id, correction="Welcome!")
+    rows = build("sft", fb.read("ratings").records)
+    assert [r["messages"][-1]["content"] for r in rows] == ["Welcome!"]  # the latest rating only, once
+
+
+def test_a_too_long_correction_is_refused_with_its_length(services):
+    answer = services.text.generate("你好", seed=3)
+    with pytest.raises(InvalidInput) as info:
+        services.feedback.rate(answer["output_id"], "up", correction="好" * 8001)
+    assert "8001" in info.value.localized("zh") and "上限" in info.value.localized("zh")
+
+
+def test_an_operators_resolution_is_an_sft_row_and_beats_the_bots_reply(services):
+    support = services.support
+    reply = support.chat("我要投诉，你们的客服太差了，我要找人工！")
+    assert reply["handoff"]
+    ticket = support.handoffs.tickets()[0]
+    support.handoffs.resolve(ticket.ticket, "非常抱歉给您带来不便，已为您安排专人回电并补偿一张优惠券。")
+    fb = services.feedback
+    streams = {name: fb.read(name).records for name in ("handoffs", "handoff_updates", "events")}
+    sft = build("sft", [], **streams)
+    assert sft[0]["source"] == "operator" and sft[0]["messages"][-1]["content"].startswith("非常抱歉")
+    assert sft[0]["messages"][0] == {"role": "user", "content": "我要投诉，你们的客服太差了，我要找人工！"}
+    (pair,) = build("dpo", [], **streams)
+    assert pair["chosen"].startswith("非常抱歉") and pair["rejected"] == reply["answer"]
+    assert len(pair["record_ids"]) == 2 and all(pair["record_ids"])
+    assert sources(sft) == {"operator": 1}
+    assert build("sft", [], tab="text", **streams) == []  # a text-tab filter leaves support's out
