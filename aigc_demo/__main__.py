@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +278,61 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_parser(sub: Any) -> None:
+    tr = sub.add_parser(
+        "train",
+        help="train a LoRA adapter (DPO, KTO or SFT) on the app's ratings, corrections, votes and handoffs",
+        description="Writes DATA_DIR/models/NAME/ (adapter, model.gguf for a GGUF base, card.md, curve.png); "
+        "the app then offers it as model id trained:NAME, without a restart.",
+    )
+    tr.add_argument("--method", required=True, choices=["dpo", "kto", "sft"])
+    tr.add_argument("--base", default="", help="the model to adapt (default: the Text tab's default model)")
+    tr.add_argument("--name", required=True, help="the trained model's name: served as trained:NAME")
+    tr.add_argument("--dataset", type=Path, help="a JSONL file in the export's format instead of the stored data")
+    tr.add_argument("--tab", choices=tab_names(records=True))
+    tr.add_argument("--since", help="UTC date or time, e.g. 2026-11-01")
+    tr.add_argument("--until", help="UTC date or time, inclusive")
+    tr.add_argument("--session", help="only this session code")
+    tr.add_argument("--variant", help="only this A/B variant name")
+    tr.add_argument("--max-minutes", type=float, help="stop after this long (the adapter so far is kept)")
+    tr.add_argument("--epochs", type=float, default=3.0)
+    tr.add_argument("--learning-rate", type=float)
+
+
+def _train(settings: Settings, args: argparse.Namespace) -> int:
+    from aigc_demo.feedback.service import FeedbackService
+    from aigc_demo.services.training import TrainingService
+
+    service = TrainingService(settings, FeedbackService.from_settings(settings))
+    base = args.base or settings.model_for("text")
+
+    def show(job: Any) -> None:
+        eta = f", ~{job.eta_s:.0f} s left" if job.eta_s is not None else ""
+        loss = f", loss {job.loss:.4f}" if job.loss is not None else ""
+        print(f"\rstep {job.step}/{job.total}{loss}{eta}   ", end="", file=sys.stderr, flush=True)
+
+    filters = {k: getattr(args, k) for k in ("tab", "since", "until", "session", "variant")}
+    try:
+        card = service.train(
+            args.method,
+            base,
+            args.name,
+            dataset=args.dataset,
+            max_minutes=args.max_minutes,
+            epochs=args.epochs,
+            learning_rate=args.learning_rate,
+            on_progress=show,
+            **filters,
+        )
+    except AigcError as exc:
+        print(f"\n{exc.message}", file=sys.stderr)
+        return 2
+    held = {k.removeprefix("eval_"): round(v, 4) for k, v in card["held_out_results"].items() if "runtime" not in k}
+    print(f"\ntrained {card['model_id']} in {card['seconds']} s: {card['rows']} held out: {held}")
+    print(f"card: {service.folder / args.name / 'card.md'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aigc_demo")
     sub = parser.add_subparsers(dest="command")
@@ -302,19 +358,20 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--session", required=True, help="the code from the participants' links (?session=CODE)")
     rp.add_argument("--out", help="write to this file (.md or .html) instead of printing")
     rp.add_argument("--lang", choices=["zh", "en"], default="en", help="the report's language (zh: 中文)")
+    _train_parser(sub)
     args = parser.parse_args(argv)
     configure_logging()
     settings = settings_or_exit()
-    if args.command == "prepare":
-        return _prepare(settings)
-    if args.command == "feedback":
-        return _feedback(settings, args.action, as_json=args.json)
-    if args.command == "export":
-        return _export(settings, args)
-    if args.command == "report":
-        return _report(settings, args)
-    if args.command == "arena":
-        return _arena(settings, args)
+    commands: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+        "prepare": lambda s, a: _prepare(s),
+        "feedback": lambda s, a: _feedback(s, a.action, as_json=a.json),
+        "export": _export,
+        "report": _report,
+        "arena": _arena,
+        "train": _train,
+    }
+    if args.command in commands:
+        return commands[args.command](settings, args)
     from aigc_demo.app_services import build_services
     from aigc_demo.models.registry import check_settings
     from aigc_demo.ui.demo import create_demo, launch_options

@@ -20,6 +20,7 @@ from aigc_demo.services.arena import ArenaService
 from aigc_demo.services.image import ImageService
 from aigc_demo.services.support.bot import SupportService
 from aigc_demo.services.text import TextService
+from aigc_demo.services.training import TrainingService
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Services:
     image: ImageService
     support: SupportService
     arena: ArenaService
+    training: TrainingService
 
     def health(self) -> dict[str, Any]:
         """Which models are loaded, the profile, the data dir and the app version (public: no paths)."""
@@ -65,6 +67,7 @@ def build_services(settings: Settings, *, registry: ModelRegistry | None = None)
         image=image,
         support=SupportService(registry, feedback, settings),
         arena=ArenaService(text, image, feedback, settings),
+        training=TrainingService(settings, feedback),
     )
 
 

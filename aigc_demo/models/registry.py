@@ -37,7 +37,7 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 from aigc_demo.config import Settings
 from aigc_demo.errors import ModelLoadError, SettingsError, Term
-from aigc_demo.models import compute, packaged
+from aigc_demo.models import compute, packaged, trained
 from aigc_demo.models.base import Embedder, ImageBackend, TextBackend
 from aigc_demo.models.device import pick_device
 from aigc_demo.models.embed import SentenceTransformerEmbedder
@@ -61,7 +61,7 @@ EMBED_ENGINES: dict[str, Factory[Embedder]] = {}
 ENGINES: dict[Kind, dict[str, Any]] = {"text": TEXT_ENGINES, "image": IMAGE_ENGINES, "embed": EMBED_ENGINES}
 DEFAULT_ENGINE: dict[Kind, str] = {"image": "diffusers", "embed": "sentence-transformers"}  # text: AIGC_TEXT_BACKEND
 ALIASES = {"gguf": "llamacpp"}  # gguf:/path/model.gguf
-NOT_ENGINES = {"packaged"}  # a prefix that is part of the model id itself
+NOT_ENGINES = {"packaged", "trained"}  # a prefix that is part of the model id itself
 
 
 @overload
@@ -165,6 +165,13 @@ def engine_for(settings: Settings, kind: Kind, model_id: str) -> tuple[str, str]
     name, target = split_engine(kind, model_id)
     if name is not None:
         return name, target
+    if kind == "text" and trained.is_trained(model_id):
+        # Its merged GGUF on llama.cpp when it has one (as fast as the base), else the base
+        # with the adapter on transformers.
+        merged = trained.folder(settings.data_dir, model_id) / "model.gguf"
+        if merged.is_file() and settings.text_backend in ("auto", "llamacpp") and llamacpp_works():
+            return "llamacpp", str(merged)
+        return "transformers", model_id
     if kind != "text":
         return DEFAULT_ENGINE[kind], target
     if settings.text_backend != "auto":
@@ -234,7 +241,9 @@ class ModelRegistry:
             target = split_engine("text", model_id)[1]
             if model_id not in choices and (not packaged.is_packaged(target) or packaged.available(target)):
                 choices.append(model_id)
-        return choices
+        # Models trained here (``python -m aigc_demo train``), found on every call: one trained
+        # a minute ago is offered without a restart.
+        return choices + [m for m in trained.trained_ids(self.settings.data_dir) if m not in choices]
 
     def _key(self, kind: Kind, model_id: str | None) -> tuple[Kind, str]:
         return kind, model_id or self.model_id(kind)

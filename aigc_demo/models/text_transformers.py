@@ -20,7 +20,7 @@ from typing import Any
 
 from aigc_demo.config import Settings
 from aigc_demo.errors import ModelLoadError
-from aigc_demo.models import compute, packaged
+from aigc_demo.models import compute, packaged, trained
 from aigc_demo.models.base import GenerationStats, TextBackend, TextRequest, flatten_messages, split_prefill
 from aigc_demo.models.device import pick_device, pick_dtype
 from aigc_demo.models.streaming import VisibleText
@@ -45,9 +45,11 @@ class TransformersTextBackend(TextBackend):
         dtype: Any,
         int8_weights: bool = False,
         precision: str = "",
+        adapter: str | Path | None = None,
     ) -> None:
         self.model_id = model_id
         self.source = str(source)
+        self.adapter = str(adapter) if adapter else None  # a LoRA trained here, merged at load
         self.device = device
         self.dtype = dtype
         self.int8_weights = int8_weights  # CPU decode speed: see models/quant.py
@@ -61,8 +63,22 @@ class TransformersTextBackend(TextBackend):
 
         device = pick_device(settings.device)
         dtype, int8_weights, label = resolve_precision(settings.text_precision, device, pick_dtype(device))
+        adapter = None
+        if trained.is_trained(model_id):  # trained:<name>: its base, with the adapter trained here
+            card = trained.card(settings.data_dir, model_id)
+            if card is None:
+                raise ModelLoadError("trained_missing", model=model_id)
+            target, adapter = card["base"], trained.folder(settings.data_dir, model_id) / "adapter"
         source = packaged.source(target, settings.cache_path)
-        return cls(model_id, source=source, device=device, dtype=dtype, int8_weights=int8_weights, precision=label)
+        return cls(
+            model_id,
+            source=source,
+            device=device,
+            dtype=dtype,
+            int8_weights=int8_weights,
+            precision=label,
+            adapter=adapter,
+        )
 
     def load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -70,6 +86,10 @@ class TransformersTextBackend(TextBackend):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.source)
             model = AutoModelForCausalLM.from_pretrained(self.source, dtype=self.dtype)
+            if self.adapter is not None:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
         except Exception as exc:
             raise ModelLoadError(
                 f"Could not load the text model {self.model_id!r} ({type(exc).__name__}: {str(exc)[:200]}). "

@@ -1,0 +1,384 @@
+"""Train a LoRA adapter from the app's own data and serve it as ``trained:<name>``.
+
+One call goes from the stored signals (``feedback/training_data.py``) or an export file to a
+model every tab can use: rows are checked (empty and identical pairs dropped, duplicates
+merged), a seeded held-out split is kept aside, TRL trains on the compute thread
+(``models/lora.py``), and ``DATA_DIR/models/<name>/`` receives
+
+* ``adapter/`` — the LoRA weights (peft) and the tokenizer;
+* ``model.gguf`` — the base GGUF with the adapter merged in, when the base is a GGUF
+  (``models/gguf_merge.py``): llama.cpp serves it as fast as the base;
+* ``card.md`` / ``card.json`` — base, method, data counts by source and every record id,
+  hyper-parameters, the held-out results, base-vs-trained answers, time and hardware;
+* ``curve.png`` — loss (and DPO's reward margin) per step; ``train.jsonl`` / ``held_out.jsonl``.
+
+The folder is built under a temporary name and renamed when complete, so the registry never
+sees half a model; ``ModelRegistry.text_choices`` lists it at once, without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import random
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aigc_demo.config import Settings
+from aigc_demo.errors import AigcError, InvalidInput
+from aigc_demo.feedback import training_data
+from aigc_demo.feedback.service import FeedbackService
+from aigc_demo.models import compute, packaged
+from aigc_demo.models.trained import CARD, TRAINED_PREFIX, models_dir
+
+log = logging.getLogger(__name__)
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
+MIN_ROWS = 8  # below this a held-out split and a run say nothing
+HELD_OUT = 0.15
+SHOWN_ANSWERS = 4  # held-out prompts answered by base and trained model in the card
+
+
+@dataclass
+class Job:
+    """A training run the UI can follow and cancel."""
+
+    name: str
+    method: str
+    base: str
+    step: int = 0
+    total: int = 0
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    loss: float | None = None
+    state: str = "running"  # running, done, cancelled, failed
+    message: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def clean_rows(method: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Usable rows only: no empty text, no pair whose two answers are the same, no duplicates."""
+    seen: set[str] = set()
+    kept = []
+    for row in rows:
+        if method == "dpo":
+            ok = bool(row.get("prompt")) and bool(row.get("chosen")) and bool(row.get("rejected"))
+            ok = ok and row.get("chosen") != row.get("rejected")
+            key = json.dumps([row.get("prompt"), row.get("chosen"), row.get("rejected")], ensure_ascii=False)
+        elif method == "kto":
+            ok = bool(row.get("prompt")) and bool(row.get("completion")) and isinstance(row.get("label"), bool)
+            key = json.dumps([row.get("prompt"), row.get("completion"), row.get("label")], ensure_ascii=False)
+        else:
+            messages = row.get("messages") or []
+            ok = bool(messages) and messages[-1].get("role") == "assistant" and bool(messages[-1].get("content"))
+            key = json.dumps(messages, ensure_ascii=False)
+        if ok and key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept
+
+
+def split(rows: list[dict[str, Any]], seed: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, held out): a seeded shuffle, 15 % held out (at least 2 rows)."""
+    shuffled = list(rows)
+    random.Random(seed).shuffle(shuffled)
+    n = max(2, round(len(shuffled) * HELD_OUT))
+    return shuffled[n:], shuffled[:n]
+
+
+def read_dataset(path: Path, method: str) -> list[dict[str, Any]]:
+    """An export file (JSONL, the format ``export --format <method>`` writes)."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError:
+                        raise InvalidInput("dataset_bad_line", file=path.name, line=number) from None
+    except OSError as exc:
+        raise InvalidInput("dataset_unreadable", file=str(path), error=type(exc).__name__) from exc
+    return rows
+
+
+class TrainingService:
+    def __init__(self, settings: Settings, feedback: FeedbackService) -> None:
+        self.settings = settings
+        self.feedback = feedback
+        self.jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def folder(self) -> Path:
+        return models_dir(self.settings.data_dir)
+
+    # -- data --------------------------------------------------------------------------------
+
+    def rows(self, method: str, *, dataset: Path | None = None, **filters: Any) -> list[dict[str, Any]]:
+        """The rows ``method`` trains on: from ``dataset`` or from every stored signal."""
+        if method not in training_data.METHODS:
+            raise InvalidInput("train_bad_method", got=repr(method), known=", ".join(training_data.METHODS))
+        if dataset is not None:
+            return read_dataset(Path(dataset), method)
+        read = self.feedback.read
+        return training_data.build(
+            method,
+            read("ratings").records,
+            votes=[v for v in read("arena").records if v.get("type") == "arena_vote"],
+            handoffs=read("handoffs").records,
+            handoff_updates=read("handoff_updates").records,
+            events=read("events").records,
+            **{k: v for k, v in filters.items() if v},
+        )
+
+    def check(self, method: str, name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Usable rows, or a clear refusal: a bad or taken name, too little data."""
+        if not NAME.match(name or ""):
+            raise InvalidInput("train_bad_name", got=repr(str(name)[:60]))
+        if (self.folder / name).exists():
+            raise InvalidInput("train_name_taken", name=name)
+        usable = clean_rows(method, rows)
+        if len(usable) < MIN_ROWS:
+            found = ", ".join(f"{k} {v}" for k, v in training_data.sources(usable).items()) or "0"
+            raise InvalidInput("train_too_little", method=method.upper(), n=len(usable), need=MIN_ROWS, found=found)
+        if method == "kto" and len({r["label"] for r in usable}) < 2:
+            raise InvalidInput("train_kto_one_label")
+        return usable
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def base_dir(self, base: str) -> str:
+        """What ``from_pretrained`` loads for ``base`` (a packaged model is converted once)."""
+        if base.startswith(TRAINED_PREFIX):
+            raise InvalidInput("train_base_trained")
+        return packaged.source(base, self.settings.cache_path)
+
+    def base_gguf(self, base: str) -> Path | None:
+        """The base's GGUF, when it has one (then llama.cpp can serve the trained model)."""
+        if packaged.is_packaged(base) and packaged.is_gguf(base.removeprefix(packaged.PACKAGED_PREFIX)):
+            return packaged.gguf_file(base.removeprefix(packaged.PACKAGED_PREFIX), self.settings.cache_path)
+        return None
+
+    def train(
+        self,
+        method: str,
+        base: str,
+        name: str,
+        *,
+        dataset: Path | None = None,
+        max_minutes: float | None = None,
+        epochs: float = 3.0,
+        learning_rate: float | None = None,
+        on_progress: Callable[[Job], None] | None = None,
+        job: Job | None = None,
+        **filters: Any,
+    ) -> dict[str, Any]:
+        """Train, write the model folder, return its card (``card.json``). Blocks until done."""
+        rows = self.check(method, name, self.rows(method, dataset=dataset, **filters))
+        job = job or Job(name, method, base)
+        with self._lock:
+            self.jobs[name] = job
+        try:
+            card = compute.run(lambda: self._run(job, rows, epochs, learning_rate, max_minutes, on_progress))
+        except AigcError as exc:
+            job.state, job.message = "failed", exc.message
+            raise
+        except Exception as exc:
+            log.exception("training %s failed", name)
+            job.state, job.message = "failed", f"{type(exc).__name__}: {exc}"[:300]
+            raise AigcError("train_failed", error=job.message) from exc
+        job.state = "cancelled" if card["stopped"] == "cancelled" else "done"
+        return card
+
+    def _run(
+        self,
+        job: Job,
+        rows: list[dict[str, Any]],
+        epochs: float,
+        learning_rate: float | None,
+        max_minutes: float | None,
+        on_progress: Callable[[Job], None] | None,
+    ) -> dict[str, Any]:
+        from aigc_demo.models import lora
+        from aigc_demo.models.device import pick_device
+
+        train_rows, held_out = split(rows)
+        work = self.folder / f".{job.name}.part"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        device = pick_device(self.settings.device)
+        config = lora.TrainConfig(
+            method=job.method,
+            base=self.base_dir(job.base),
+            out=work,
+            epochs=epochs,
+            learning_rate=learning_rate or (5e-4 if job.method != "sft" else 2e-4),
+            max_seconds=max_minutes * 60 if max_minutes else None,
+            device=device,
+        )
+
+        def progress(p: lora.Progress) -> bool:
+            job.step, job.total, job.elapsed_s, job.eta_s, job.loss = p.step, p.total, p.elapsed_s, p.eta_s, p.loss
+            if on_progress is not None:
+                on_progress(job)
+            return not job.cancel.is_set()
+
+        started = time.time()
+        result = lora.train(config, train_rows, held_out, progress)
+        gguf = self.base_gguf(job.base)
+        if gguf is not None:
+            from aigc_demo.models.gguf_merge import merge_into_gguf
+
+            merge_into_gguf(gguf, lora.merged_deltas(config.base, result.adapter), work / "model.gguf")
+        answers = lora.compare_answers(config.base, result.adapter, held_out[:SHOWN_ANSWERS], device=device)
+        card = self._card(job, config, rows, train_rows, held_out, result, answers, time.time() - started, gguf)
+        for file_name, part in (("train.jsonl", train_rows), ("held_out.jsonl", held_out)):
+            with open(work / file_name, "w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in part)
+        write_curve(result.history, work / "curve.png")
+        (work / CARD).write_text(json.dumps(card, ensure_ascii=False, indent=1), encoding="utf-8")
+        (work / "card.md").write_text(card_markdown(card), encoding="utf-8")
+        shutil.rmtree(work / "checkpoints", ignore_errors=True)
+        work.rename(self.folder / job.name)  # complete: the registry sees it from now on
+        return card
+
+    def _card(
+        self,
+        job: Job,
+        config: Any,
+        rows: list[dict[str, Any]],
+        train_rows: list[dict[str, Any]],
+        held_out: list[dict[str, Any]],
+        result: Any,
+        answers: list[dict[str, str]],
+        seconds: float,
+        gguf: Path | None,
+    ) -> dict[str, Any]:
+        import torch
+
+        hyper = {k: v for k, v in asdict(config).items() if k not in ("out", "base", "method")}
+        return {
+            "name": job.name,
+            "model_id": TRAINED_PREFIX + job.name,
+            "base": job.base,
+            "method": job.method,
+            "rows": {"train": len(train_rows), "held_out": len(held_out), "by_source": training_data.sources(rows)},
+            "record_ids": sorted({i for r in rows for i in r.get("record_ids") or [] if i}),
+            "hyper_parameters": {**hyper, "target_modules": list(lora_targets())},
+            "steps": result.steps,
+            "stopped": result.stopped,
+            "history": result.history,
+            "held_out_results": result.held_out,
+            "answers": answers,
+            "seconds": round(seconds, 1),
+            "hardware": {
+                "device": config.device,
+                "cpu": platform.processor() or platform.machine(),
+                "threads": torch.get_num_threads(),
+                "gpu": torch.cuda.get_device_name(0) if config.device.startswith("cuda") else None,
+            },
+            "gguf": gguf is not None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    # -- background runs (the Insights panel) --------------------------------------------------
+
+    def start(self, method: str, base: str, name: str, **options: Any) -> Job:
+        """Check the request at once (a refusal is immediate), then train in the background."""
+        rows = self.rows(method, dataset=options.get("dataset"), **options.get("filters", {}))
+        self.check(method, name, rows)
+        with self._lock:
+            if any(j.state == "running" for j in self.jobs.values()):
+                raise InvalidInput("train_busy")
+            job = self.jobs[name] = Job(name, method, base)
+
+        def run() -> None:
+            try:
+                self.train(method, base, name, job=job, **options.pop("filters", {}), **options)
+            except AigcError as exc:
+                job.state, job.message = "failed", exc.message
+
+        threading.Thread(target=run, name=f"train-{name}", daemon=True).start()
+        return job
+
+
+def lora_targets() -> tuple[str, ...]:
+    from aigc_demo.models.lora import TARGET_MODULES
+
+    return tuple(TARGET_MODULES)
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    """The model card a person reads (``card.json`` holds the same, for tools)."""
+    held = card["held_out_results"]
+    metrics = "\n".join(f"| {k.removeprefix('eval_')} | {v:.4g} |" for k, v in held.items() if "runtime" not in k)
+    answers = "\n\n".join(
+        f"**Prompt:** {a['prompt']}\n\n- base: {a['base']}\n- trained: {a['trained']}" for a in card["answers"]
+    )
+    sources = ", ".join(f"{k} {v}" for k, v in card["rows"]["by_source"].items())
+    hardware = card["hardware"]
+    served = "by llama.cpp (`model.gguf`)" if card["gguf"] else "by transformers (base + adapter)"
+    return f"""# {card["model_id"]}
+
+A LoRA adapter on `{card["base"]}`, trained by {card["method"].upper()} (TRL + peft) on this app's own data.
+
+- Data: {card["rows"]["train"]} training rows, {card["rows"]["held_out"]} held out ({sources});
+  {len(card["record_ids"])} stored records (ids in `card.json`).
+- Run: {card["steps"]} steps in {card["seconds"]} s on {hardware["gpu"] or hardware["cpu"]} \
+({hardware["device"]}, {hardware["threads"]} threads){"; stopped: " + card["stopped"] if card["stopped"] else ""}.
+- Served as `{card["model_id"]}` {served}.
+- Hyper-parameters: `{json.dumps(card["hyper_parameters"])}`
+
+## Held-out results
+
+| metric | value |
+|---|---|
+{metrics}
+
+![loss](curve.png)
+
+## Held-out prompts, base and trained (greedy)
+
+{answers}
+"""
+
+
+def write_curve(history: list[dict[str, float]], out: Path) -> None:
+    """Loss (blue) and, for DPO, the reward margin (orange) per step, as a small PNG."""
+    from PIL import Image, ImageDraw
+
+    width, height, pad = 640, 320, 36
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([pad, pad // 2, width - pad // 2, height - pad], outline="#888")
+    series = [("loss", "#3366cc"), ("rewards/margins", "#ff8800")]
+    steps = [h.get("step", i + 1) for i, h in enumerate(history)]
+    for key, colour in series:
+        values = [h[key] for h in history if key in h]
+        if len(values) < 2:
+            continue
+        low, high = min(values), max(values)
+        span = (high - low) or 1.0
+        points = [
+            (
+                pad + (width - 1.5 * pad) * (s - steps[0]) / max(steps[-1] - steps[0], 1),
+                height - pad - (height - 1.5 * pad) * (v - low) / span,
+            )
+            for s, v in zip(steps, values, strict=False)
+        ]
+        draw.line(points, fill=colour, width=2)
+        draw.text(
+            (pad + 4, pad // 2 + 4 + 14 * series.index((key, colour))),
+            f"{key}: {values[0]:.3g} → {values[-1]:.3g}",
+            fill=colour,
+        )
+    draw.text((pad, height - pad + 8), f"steps 1–{steps[-1] if steps else 0}", fill="#444")
+    image.save(out)
