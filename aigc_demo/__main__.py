@@ -218,7 +218,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 def _arena(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from aigc_demo.feedback.arena import by_kind
+    from aigc_demo.feedback.arena import by_kind, guidance, separations
     from aigc_demo.feedback.service import FeedbackService
 
     votes = [
@@ -249,6 +249,8 @@ def _arena(settings: Settings, args: argparse.Namespace) -> int:
                 f"  {s.model:<28} {s.rating:7.1f}  {s.ci_low:7.1f}–{s.ci_high:<7.1f}  "
                 f"{s.battles:7d}  {s.wins:5d}  {s.ties:5d}  {rate}"
             )
+        for separation in separations([v for v in votes if str(v.get("kind") or "text") == kind]):
+            print(f"  · {guidance(separation)}")
     return 0
 
 

@@ -83,19 +83,17 @@ def bradley_terry(
     return ELO_CENTRE + ELO_SCALE * np.log10(strength)
 
 
-def leaderboard(votes: list[dict[str, Any]], *, rounds: int = 200, seed: int = 0) -> list[Standing]:
-    """Contestants by rating, with bootstrap 95 % intervals, battles, wins and ties."""
-    outcomes = _outcomes(votes)
-    names = sorted({name for a, b, _ in outcomes for name in (a, b)})
-    if not names:
-        return []
-    ratings = bradley_terry(outcomes, names)
+def _bootstrap(outcomes: list[tuple[str, str, float]], names: list[str], rounds: int, seed: int) -> np.ndarray:
+    """``rounds`` × contestants: the ratings refitted on votes resampled with replacement."""
     rng = np.random.default_rng(seed)
     samples = np.empty((rounds, len(names)))
     for r in range(rounds):
         picked = rng.integers(0, len(outcomes), len(outcomes))
         samples[r] = bradley_terry([outcomes[k] for k in picked], names, iterations=150)
-    low, high = np.percentile(samples, [2.5, 97.5], axis=0)
+    return samples
+
+
+def _counts(outcomes: list[tuple[str, str, float]]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
     battles: dict[str, int] = defaultdict(int)
     wins: dict[str, int] = defaultdict(int)
     ties: dict[str, int] = defaultdict(int)
@@ -109,6 +107,18 @@ def leaderboard(votes: list[dict[str, Any]], *, rounds: int = 200, seed: int = 0
         else:
             ties[a] += 1
             ties[b] += 1
+    return battles, wins, ties
+
+
+def leaderboard(votes: list[dict[str, Any]], *, rounds: int = 200, seed: int = 0) -> list[Standing]:
+    """Contestants by rating, with bootstrap 95 % intervals, battles, wins and ties."""
+    outcomes = _outcomes(votes)
+    names = sorted({name for a, b, _ in outcomes for name in (a, b)})
+    if not names:
+        return []
+    ratings = bradley_terry(outcomes, names)
+    low, high = np.percentile(_bootstrap(outcomes, names, rounds, seed), [2.5, 97.5], axis=0)
+    battles, wins, ties = _counts(outcomes)
     table = [
         Standing(
             name,
@@ -122,6 +132,92 @@ def leaderboard(votes: list[dict[str, Any]], *, rounds: int = 200, seed: int = 0
         for i, name in enumerate(names)
     ]
     return sorted(table, key=lambda s: -s.rating)
+
+
+@dataclass
+class Separation:
+    """How well the votes tell two contestants apart, and about how many more it would take."""
+
+    a: str
+    b: str
+    difference: float  # rating of a − rating of b (Elo scale)
+    ci_low: float  # bootstrap 95 % interval of the difference
+    ci_high: float
+    votes: int  # votes between the two so far
+    more_votes: int | None  # about how many more to separate them at 95 %; 0: already; None: > MAX_MORE
+
+    @property
+    def separated(self) -> bool:
+        return self.ci_low > 0 or self.ci_high < 0
+
+
+def guidance(separation: Separation, lang: str = "en") -> str:
+    """The stopping guidance for one pair, in ``lang``."""
+    from aigc_demo.locales import message
+
+    s = separation
+    key = "arena_separated" if s.separated else ("arena_dead_heat" if s.more_votes is None else "arena_more_votes")
+    return message(key, lang, a=s.a, b=s.b, n=s.votes, more=s.more_votes)
+
+
+MAX_MORE = 2000  # beyond this the two are, for a user-testing session, as good as tied
+
+
+def separations(votes: list[dict[str, Any]], *, rounds: int = 200, seed: int = 0) -> list[Separation]:
+    """Every pair of contestants that has met: the difference, its interval, and the stopping
+    guidance "about N more votes to tell A from B at 95 %".
+
+    The interval's half-width shrinks like 1/√n with the n votes between the two, so the n at
+    which it would fall below today's difference is n·(half-width / |difference|)²: the
+    guidance assumes the difference stays as it is, and says so by being an estimate.
+    """
+    outcomes = _outcomes(votes)
+    names = sorted({name for a, b, _ in outcomes for name in (a, b)})
+    if len(names) < 2:
+        return []
+    ratings = bradley_terry(outcomes, names)
+    samples = _bootstrap(outcomes, names, rounds, seed)
+    met: dict[tuple[str, str], int] = defaultdict(int)
+    for a, b, _ in outcomes:
+        met[tuple(sorted((a, b)))] += 1  # type: ignore[index]
+    out = []
+    for (a, b), n in sorted(met.items()):
+        i, j = names.index(a), names.index(b)
+        if ratings[j] > ratings[i]:  # the leader first
+            a, b, i, j = b, a, j, i
+        diff = samples[:, i] - samples[:, j]
+        low, high = (float(x) for x in np.percentile(diff, [2.5, 97.5]))
+        d = float(ratings[i] - ratings[j])
+        half = (high - low) / 2
+        if low > 0 or high < 0:
+            more: int | None = 0
+        elif abs(d) < 1e-6:
+            more = None
+        else:
+            needed = n * (half / abs(d)) ** 2
+            more = max(1, math.ceil(needed - n)) if needed - n <= MAX_MORE else None
+        out.append(Separation(a, b, round(d, 1), round(low, 1), round(high, 1), n, more))
+    return out
+
+
+def uncertainty(votes: list[dict[str, Any]], pairs: list[tuple[str, str]]) -> list[float]:
+    """For each candidate pair, how undecided it is (higher: a vote there tells more).
+
+    A pair never seen is the most undecided; otherwise its separation z = |difference| / sd
+    of the bootstrap difference, mapped to 1 / (1 + z), and pairs with few votes weigh more.
+    """
+    outcomes = _outcomes(votes)
+    names = sorted({name for a, b, _ in outcomes for name in (a, b)})
+    seen = {tuple(sorted((s.a, s.b))): s for s in separations(votes, rounds=60)} if len(names) >= 2 else {}
+    scores = []
+    for a, b in pairs:
+        s = seen.get(tuple(sorted((a, b))))
+        if s is None:
+            scores.append(2.0)
+            continue
+        sd = max((s.ci_high - s.ci_low) / 3.92, 1e-6)
+        scores.append(1.0 / (1.0 + abs(s.difference) / sd) + 1.0 / math.sqrt(s.votes + 1))
+    return scores
 
 
 def by_kind(votes: list[dict[str, Any]]) -> dict[str, list[Standing]]:

@@ -433,4 +433,8 @@ MESSAGES: dict[str, str] = {
     "train_base_trained": "train on a base model, not on a trained one (its adapter would be lost)",
     "train_failed": "training failed: {error}",
     "train_busy": "a training run is in progress; wait for it to finish or cancel it",
+    "arena_separated": "{a} ≻ {b} at 95 % ({n} votes between them)",
+    "arena_more_votes": "about {more} more votes to tell {a} from {b} at 95 % ({n} so far)",
+    "arena_dead_heat": "{a} and {b} are level after {n} votes: more votes are unlikely to separate them",
+    "arena_guidance": "Stopping guidance",
 }

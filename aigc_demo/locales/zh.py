@@ -433,4 +433,8 @@ MESSAGES: dict[str, str] = {
     "train_base_trained": "请在基础模型上训练，而不是在已训练的模型上（否则其适配器会丢失）",
     "train_failed": "训练失败：{error}",
     "train_busy": "已有训练在进行中，请等待其完成或取消",
+    "arena_separated": "{a} 优于 {b}（95% 置信，二者之间 {n} 票）",
+    "arena_more_votes": "约再需 {more} 票，可在 95% 置信度下区分 {a} 与 {b}（已有 {n} 票）",
+    "arena_dead_heat": "{a} 与 {b} 在 {n} 票后不分上下：再投票也难以区分",
+    "arena_guidance": "何时可以停止投票",
 }

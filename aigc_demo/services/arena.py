@@ -24,9 +24,10 @@ from typing import Any, Literal
 from aigc_demo import __version__
 from aigc_demo.config import Settings
 from aigc_demo.errors import InvalidInput, NotFound, SettingsError, StorageError, Term
-from aigc_demo.feedback.arena import CHOICES
+from aigc_demo.feedback.arena import CHOICES, uncertainty
 from aigc_demo.feedback.schema import ArenaPairEvent, ArenaVote, new_id, utc_now
 from aigc_demo.feedback.service import FeedbackService
+from aigc_demo.models import trained
 from aigc_demo.services.image import ImageService
 from aigc_demo.services.text import TextService
 from aigc_demo.services.validation import choice, clean_text, number, resolve_seed
@@ -146,17 +147,72 @@ class ArenaService:
         self._lock = threading.Lock()
         self._vote_lock = threading.Lock()
         self._rng = random.Random()
+        self.trained_rivals: dict[str, str] = {}
+        self._weight_cache: dict[str, tuple[Any, list[float]]] = {}
 
     def kinds(self) -> list[str]:
-        return [k for k in ("text", "image") if sum(c.kind == k for c in self.contestants) >= 2]
+        return [k for k in ("text", "image") if len(self.pool(k)) >= 2]
+
+    def pool(self, kind: str) -> list[Contestant]:
+        """The contestants of ``kind``: the configured ones, and each model trained here with
+        its base (``trained_rivals``)."""
+        pool = [c for c in self.contestants if c.kind == kind]
+        if kind == "text":
+            pool += [c for c in self._trained_contestants(pool) if c.name not in {p.name for p in pool}]
+        return pool
+
+    def _trained_contestants(self, pool: list[Contestant]) -> list[Contestant]:
+        """A model trained here meets its base with the same sampling, so the leaderboard says
+        whether people prefer it to what it was trained from (found on every battle: a model
+        trained a minute ago joins without a restart)."""
+        out: list[Contestant] = []
+        self.trained_rivals = {}
+        for model_id in trained.trained_ids(self.settings.data_dir):
+            card = trained.card(self.settings.data_dir, model_id) or {}
+            base = str(card.get("base") or "")
+            if not base:
+                continue
+            rival = next((c for c in pool + out if c.recipe.get("model") == base), None)
+            if rival is None:
+                rival = Contestant(f"{short_name(base)}-T0.7", "text", {"model": base, "temperature": 0.7})
+                out.append(rival)
+            recipe = {**rival.recipe, "model": model_id}
+            mine = Contestant(f"{model_id.removeprefix(trained.TRAINED_PREFIX)}-trained", "text", recipe)
+            out.append(mine)
+            self.trained_rivals[mine.name] = rival.name
+        return out
 
     def draw(self, kind: str) -> tuple[Contestant, Contestant]:
-        """Two different contestants of ``kind``, in random positions."""
-        pool = [c for c in self.contestants if c.kind == kind]
+        """Two different contestants of ``kind``, in random positions.
+
+        Adaptive pairing: every allowed pair may be drawn, with a weight that grows with how
+        undecided its comparison is (``feedback.arena.uncertainty``: never met, close ratings,
+        few votes), so a session's votes go where they decide something. A trained model
+        meets only its base.
+        """
+        pool = self.pool(kind)
         if len(pool) < 2:
             raise InvalidInput("arena_needs_two", kind=Term(kind), n=len(pool))
-        a, b = self._rng.sample(pool, 2)
-        return a, b
+        rivals = getattr(self, "trained_rivals", {})
+        pairs = [
+            (a, b)
+            for i, a in enumerate(pool)
+            for b in pool[i + 1 :]
+            if rivals.get(a.name, b.name) == b.name and rivals.get(b.name, a.name) == a.name
+        ]
+        weights = self._weights(kind, [(a.name, b.name) for a, b in pairs])
+        a, b = self._rng.choices(pairs, weights=weights)[0]
+        return (a, b) if self._rng.random() < 0.5 else (b, a)
+
+    def _weights(self, kind: str, pairs: list[tuple[str, str]]) -> list[float]:
+        """The pairs' uncertainty, recomputed only when a vote of ``kind`` was added."""
+        votes = [v for v in self.votes() if str(v.get("kind") or "text") == kind]
+        key = (kind, len(votes), tuple(pairs))
+        cached = self._weight_cache.get(kind)
+        if cached is None or cached[0] != key:
+            cached = (key, uncertainty(votes, pairs))
+            self._weight_cache[kind] = cached
+        return cached[1]
 
     # -- text ------------------------------------------------------------------------------
 

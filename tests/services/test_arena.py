@@ -246,3 +246,66 @@ def test_text_and_image_contestants_get_a_leaderboard_each():
     assert all(
         sum(s.rating for s in t) / len(t) == pytest.approx(1000) for t in tables.values()
     )  # each centred on its own
+
+
+# -- stopping guidance, adaptive pairing, trained models -----------------------------------
+
+
+def test_stopping_guidance_says_when_two_are_told_apart_and_about_how_many_votes_it_would_take():
+    from aigc_demo.feedback.arena import separations
+
+    clear = [_vote("A", "B", "a")] * 30 + [_vote("A", "B", "b")] * 5
+    (s,) = separations(clear)
+    assert (s.a, s.b, s.votes) == ("A", "B", 35) and s.separated and s.more_votes == 0 and s.ci_low > 0
+    # 55 % against 45 %: a binomial test tells that from 50 % at 95 % after about
+    # 1.96² · 0.25 / 0.05² ≈ 384 votes. The estimate from 20 or 40 votes lands near it.
+    close = [_vote("A", "B", "a")] * 11 + [_vote("A", "B", "b")] * 9
+    for votes in (close, close * 2):
+        (c,) = separations(votes)
+        assert not c.separated and c.more_votes is not None
+        assert 384 / 2 < c.votes + c.more_votes < 384 * 2, c
+    even = [_vote("A", "B", "a")] * 10 + [_vote("A", "B", "b")] * 10
+    assert separations(even)[0].more_votes is None  # a dead heat: no number of votes is promised
+
+
+def test_an_undecided_pair_weighs_more_than_a_decided_one():
+    from aigc_demo.feedback.arena import uncertainty
+
+    votes = [_vote("p", "q", "a")] * 40 + [_vote("p", "r", "a")] * 3 + [_vote("p", "r", "b")] * 3
+    decided, close, never = uncertainty(votes, [("p", "q"), ("p", "r"), ("q", "r")])
+    assert never > close > decided
+
+
+def _trained_model(settings, name: str, base: str) -> None:
+    folder = settings.data_dir / "models" / name
+    folder.mkdir(parents=True)
+    (folder / "card.json").write_text(json.dumps({"name": name, "base": base}), encoding="utf-8")
+
+
+def test_a_trained_model_joins_the_arena_against_its_base_only(services, settings):
+    arena = services.arena
+    base = settings.model_for("text")
+    before = {c.name for c in arena.pool("text")}
+    _trained_model(settings, "polite", base)
+    pool = {c.name: c for c in arena.pool("text")}
+    assert "polite-trained" in pool and pool["polite-trained"].recipe["model"] == "trained:polite"
+    rival = arena.trained_rivals["polite-trained"]
+    assert rival in before and pool[rival].recipe["model"] == base
+    assert {k: v for k, v in pool["polite-trained"].recipe.items() if k != "model"} == {
+        k: v for k, v in pool[rival].recipe.items() if k != "model"
+    }  # the same sampling: only the weights differ
+    met = {frozenset((a.name, b.name)) for a, b in (arena.draw("text") for _ in range(300))}
+    assert {p for p in met if "polite-trained" in p} == {frozenset(("polite-trained", rival))}
+    assert len(met) > 1  # the other contestants still meet
+
+
+def test_adaptive_pairing_draws_the_undecided_pair_more_often(services):
+    arena = services.arena
+    names = [c.name for c in arena.pool("text")][:3]
+    assert len(names) == 3
+    a, b, c = names
+    decided = [_vote(a, b, "a", kind="text", id=f"v{i}", pair_id=f"p{i}", ts="2026-12-06") for i in range(40)]
+    for v in decided:
+        services.feedback.append("arena", v)
+    drawn = [frozenset((x.name, y.name)) for x, y in (arena.draw("text") for _ in range(600))]
+    assert drawn.count(frozenset((a, b))) < drawn.count(frozenset((a, c))) / 2

@@ -16,7 +16,7 @@ import pandas as pd
 
 from aigc_demo.app_services import Services
 from aigc_demo.errors import AigcError
-from aigc_demo.feedback.arena import by_kind
+from aigc_demo.feedback.arena import by_kind, guidance, separations
 from aigc_demo.feedback.export import FORMATS, export
 from aigc_demo.feedback.insights import filter_records, report
 from aigc_demo.feedback.report import session_report, to_html
@@ -57,6 +57,16 @@ def arena_rows(votes: list[dict[str, Any]], lang: str = "en") -> list[list[Any]]
         for kind, table in by_kind(votes).items()
         for s in table
     ]
+
+
+def arena_guidance(votes: list[dict[str, Any]], lang: str) -> str:
+    """Stopping guidance for every pair that has met, per kind (text and image never meet)."""
+    lines = [
+        f"- {guidance(s, lang)}"
+        for kind in sorted({str(v.get("kind") or "text") for v in votes})
+        for s in separations([v for v in votes if str(v.get("kind") or "text") == kind])
+    ]
+    return f"**{tr('arena_guidance', lang)}**\n\n" + "\n".join(lines) if lines else ""
 
 
 def downvoted_images(downvotes: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -182,6 +192,8 @@ class InsightsTab:
         self.arena = gr.Dataframe(
             headers=ARENA_COLUMNS, label=T("arena_leaderboard"), interactive=False, elem_id="insights-arena"
         )
+        # "About N more votes to tell A from B": where a session's next votes decide something.
+        self.arena_guidance = gr.Markdown(elem_id="insights-arena-guidance")
         self.handoffs = gr.Dataframe(
             headers=TICKET_COLUMNS,
             label=T("handoffs_insights"),
@@ -232,7 +244,13 @@ class InsightsTab:
             api_visibility="private",
             js=scroll_to("#insights-file", inputs=2),
         )
-        outputs = [self.totals, self.bad_images, self.trend, *(component for component, _ in self._headed_tables())]
+        outputs = [
+            self.totals,
+            self.bad_images,
+            self.trend,
+            self.arena_guidance,
+            *(component for component, _ in self._headed_tables()),
+        ]
         # Enter in the token box shows the data too, as a login form would.
         gr.on(
             [self.refresh_btn.click, self.token.submit],
@@ -270,6 +288,7 @@ class InsightsTab:
             totals += "\n\n**A/B:** " + "; ".join(data["variant_comparison"])
         trend = pd.DataFrame(data["daily"] or [], columns=["day", "like_rate", "ci_low", "ci_high", "n"])
         support = self.services.support
+        votes = filter_records(self.services.arena.votes(), **f)
         return {
             self.totals: totals,
             self.by_tab: _as_table(data["by_tab"], RATE_COLUMNS, lang, tabs_in="group"),
@@ -280,7 +299,8 @@ class InsightsTab:
             self.bad_images: downvoted_images(data["downvotes"]),
             self.gaps: table(gap_rows(support.knowledge_gaps(), lang), GAP_COLUMNS, lang),
             self.handoffs: table(ticket_rows(self._tickets(f), lang), TICKET_COLUMNS, lang),
-            self.arena: table(arena_rows(filter_records(self.services.arena.votes(), **f), lang), ARENA_COLUMNS, lang),
+            self.arena: table(arena_rows(votes, lang), ARENA_COLUMNS, lang),
+            self.arena_guidance: arena_guidance(votes, lang),
         }
 
     def _tickets(self, f: dict[str, Any]) -> list[Any]:
