@@ -60,6 +60,7 @@ class Job:
     loss: float | None = None
     state: str = "running"  # running, done, cancelled, failed
     message: str = ""
+    card: dict[str, Any] | None = None  # once done: what card.json holds
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
@@ -195,6 +196,7 @@ class TrainingService:
             log.exception("training %s failed", name)
             job.state, job.message = "failed", f"{type(exc).__name__}: {exc}"[:300]
             raise AigcError("train_failed", error=job.message) from exc
+        job.card = card
         job.state = "cancelled" if card["stopped"] == "cancelled" else "done"
         return card
 
@@ -291,10 +293,10 @@ class TrainingService:
 
     # -- background runs (the Insights panel) --------------------------------------------------
 
-    def start(self, method: str, base: str, name: str, **options: Any) -> Job:
+    def start(self, method: str, base: str, name: str, *, filters: dict[str, Any] | None = None, **options: Any) -> Job:
         """Check the request at once (a refusal is immediate), then train in the background."""
-        rows = self.rows(method, dataset=options.get("dataset"), **options.get("filters", {}))
-        self.check(method, name, rows)
+        filters = filters or {}
+        self.check(method, name, self.rows(method, dataset=options.get("dataset"), **filters))
         with self._lock:
             if any(j.state == "running" for j in self.jobs.values()):
                 raise InvalidInput("train_busy")
@@ -302,7 +304,7 @@ class TrainingService:
 
         def run() -> None:
             try:
-                self.train(method, base, name, job=job, **options.pop("filters", {}), **options)
+                self.train(method, base, name, job=job, **filters, **options)
             except AigcError as exc:
                 job.state, job.message = "failed", exc.message
 

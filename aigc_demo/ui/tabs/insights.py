@@ -25,6 +25,7 @@ from aigc_demo.ui.common import OnLoad, is_admin, scroll_to, user_errors
 from aigc_demo.ui.i18n import T, has, lang_of, table, tr
 from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
 from aigc_demo.ui.tabs.base import Updates
+from aigc_demo.ui.training_panel import TrainingPanel
 
 RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
 DOWNVOTE_COLUMNS = ["when", "tab", "prompt", "output", "comment", "reasons", "sources"]
@@ -144,6 +145,9 @@ class InsightsTab:
         self._render_filters()
         self._render_tables()
         self._render_exports()
+        self.training = TrainingPanel(
+            services, self.token, [self.tab, self.since, self.until, self.session, self.variant]
+        )
         self._setup_events()
 
     # -- layout ----------------------------------------------------------------------------

@@ -125,15 +125,20 @@ class TextTab(StoppableTab):
         self.rating = RatingWidget(self.services.feedback, corrections=True)
 
     def on_load(self) -> OnLoad:
-        """The conversation survives a reload of the page (kept in the browser, for this session)."""
+        """The conversation survives a reload of the page (kept in the browser, for this session),
+        and the model list is read afresh: a model trained since the server started is offered."""
         saved = gr.BrowserState(None, storage_key="aigc-text-conversation")
         remembered(self.turns, saved, lambda turns: turns)
 
         def restore(value: Any, request: gr.Request) -> Any:
+            choices = self.services.registry.text_choices()
+            updates: Updates = {self.model: gr.update(choices=[(model_label(m), m) for m in choices])}
             turns = recalled(value, request)
-            return {self.chat: turns, self.turns: turns} if isinstance(turns, list) and turns else gr.skip()
+            if isinstance(turns, list) and turns:
+                updates |= {self.chat: turns, self.turns: turns}
+            return updates
 
-        return restore, [self.chat, self.turns], [saved]
+        return restore, [self.chat, self.turns, self.model], [saved]
 
     # -- events ----------------------------------------------------------------------------
 
