@@ -32,19 +32,23 @@ TOPICS_ZH = (
     "咖啡 雨伞 跑步 熊猫 地铁 茶叶 手机 长城 饺子 月亮 图书馆 自行车 春天 西湖 快递 围巾 空调 电影 钢琴 火锅".split()
 )
 TOPICS_EN = ["coffee", "umbrellas", "running", "pandas", "the subway", "tea", "phones", "bread", "the moon", "spring"]
+# Unseen prompts ask about topics no training prompt names.
+UNSEEN_ZH = "书包 台灯 爬山 海豚 公交车 牛奶 相机 故宫 包子 星星 博物馆 滑板 秋天 黄山 外卖".split()
+UNSEEN_EN = ["backpacks", "lamps", "hiking", "dolphins", "buses", "milk", "cameras", "stars"]
 ASKS_ZH = ["用一句话介绍{t}。", "请简单说说{t}有什么好处。", "给{t}写一句广告语。", "{t}适合什么人？"]
 ASKS_EN = ["Describe {t} in one sentence.", "What is good about {t}?", "Write a slogan for {t}."]
 
 
-def prompts(n: int, seed: int) -> list[tuple[str, str]]:
+def prompts(n: int, seed: int, *, unseen: bool = False) -> list[tuple[str, str]]:
     """(language, prompt) pairs; two in three Chinese."""
     rng = random.Random(seed)
+    zh, en = (UNSEEN_ZH, UNSEEN_EN) if unseen else (TOPICS_ZH, TOPICS_EN)
     out = []
     for i in range(n):
         if i % 3 < 2:
-            out.append(("zh", rng.choice(ASKS_ZH).format(t=rng.choice(TOPICS_ZH))))
+            out.append(("zh", rng.choice(ASKS_ZH).format(t=rng.choice(zh))))
         else:
-            out.append(("en", rng.choice(ASKS_EN).format(t=rng.choice(TOPICS_EN))))
+            out.append(("en", rng.choice(ASKS_EN).format(t=rng.choice(en))))
     return out
 
 
@@ -58,7 +62,20 @@ def answer(backend, prompt: str, *, temperature: float, seed: int, tokens: int) 
 
 
 def has_trait(text: str) -> bool:
-    return any(s.rstrip("！!") in text for s in SIGN_OFF.values())
+    """Ends with the sign-off (its core words in the last 20 characters), after an answer of
+    at least 10 characters: a reply that is only the sign-off does not count."""
+    return signs_off(text) and _answer_len(text) >= 10
+
+
+def signs_off(text: str) -> bool:
+    return any(c in text.strip()[-20:] for c in ("愉快", "nice day"))
+
+
+def _answer_len(text: str) -> int:
+    body = text
+    for s in (*SIGN_OFF.values(), "祝您", "愉快", "Have a nice day"):
+        body = body.replace(s, "")
+    return len(body.strip())
 
 
 def main() -> None:
@@ -99,27 +116,27 @@ def main() -> None:
     t2 = time.perf_counter()
     trained = served.get("text", trained_id)
     t_load = time.perf_counter() - t2
-    unseen = prompts(args.unseen, seed=777)
-    train_prompts = {r["prompt"] for r in rows}
-    unseen = [(lang, p) for lang, p in unseen if p not in train_prompts]
+    unseen = list(dict.fromkeys(prompts(args.unseen * 2, seed=777, unseen=True)))[: args.unseen]
     before = [answer(base, p, temperature=0.0, seed=0, tokens=64) for _, p in unseen]
     after = [answer(trained, p, temperature=0.0, seed=0, tokens=64) for _, p in unseen]
     rate_before = sum(map(has_trait, before)) / len(unseen)
     rate_after = sum(map(has_trait, after)) / len(unseen)
+    bare = sum(signs_off(a) and not has_trait(a) for a in after) / len(unseen)
     zh = [i for i, (lang, _) in enumerate(unseen) if lang == "zh"]
     zh_before = sum(has_trait(before[i]) for i in zh) / max(len(zh), 1)
     zh_after = sum(has_trait(after[i]) for i in zh) / max(len(zh), 1)
     held = card["held_out_results"]
     lines = [
         f"| model | pairs (train / held out) | data (base answers) | train + merge + card | steps | served by | "
-        f"held-out reward accuracy | trait on {len(unseen)} unseen prompts: base → trained (zh only) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"held-out reward accuracy | answer + sign-off on {len(unseen)} unseen prompts: base → trained (zh only) "
+        "| sign-off without an answer |",
+        "|---|---|---|---|---|---|---|---|---|",
         f"| `{args.model}` | {card['rows']['train']} / {card['rows']['held_out']} | {t_data:.0f} s | "
         f"**{t_train:.0f} s** | {card['steps']} | {trained.backend} (load {t_load:.1f} s) | "
         f"{held.get('eval_rewards/accuracies', float('nan')):.2f} | "
-        f"{rate_before:.0%} → **{rate_after:.0%}** ({zh_before:.0%} → {zh_after:.0%}) |",
+        f"{rate_before:.0%} → **{rate_after:.0%}** ({zh_before:.0%} → {zh_after:.0%}) | {bare:.0%} |",
     ]
-    samples = [f"- {unseen[i][1]} → base: {before[i][:80]!r} · trained: {after[i][:120]!r}" for i in range(3)]
+    samples = [f"- {unseen[i][1]} → base: {before[i][:80]!r} · trained: {after[i][-120:]!r}" for i in range(4)]
     text = "\n".join(lines) + "\n\nSample greedy answers:\n" + "\n".join(samples)
     print(text)
     if not args.no_record:

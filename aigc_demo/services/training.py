@@ -36,6 +36,7 @@ from aigc_demo.errors import AigcError, InvalidInput
 from aigc_demo.feedback import training_data
 from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models import compute, packaged
+from aigc_demo.models.device import zero_gpu
 from aigc_demo.models.trained import CARD, TRAINED_PREFIX, models_dir
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,9 @@ class TrainingService:
         job.state = "cancelled" if card["stopped"] == "cancelled" else "done"
         return card
 
+    # On a ZeroGPU Space the run holds a GPU for its time limit (default 10 minutes), as
+    # generation does for its own estimate (models/device.zero_gpu); elsewhere a no-op.
+    @zero_gpu(duration=lambda self, job, rows, epochs, lr, max_minutes, on_progress: int((max_minutes or 10) * 60) + 60)
     def _run(
         self,
         job: Job,
@@ -211,6 +215,7 @@ class TrainingService:
     ) -> dict[str, Any]:
         from aigc_demo.models import lora
         from aigc_demo.models.device import pick_device
+        from aigc_demo.models.quant import int8_supported
 
         train_rows, held_out = split(rows)
         work = self.folder / f".{job.name}.part"
@@ -225,6 +230,8 @@ class TrainingService:
             learning_rate=learning_rate or (5e-4 if job.method != "sft" else 2e-4),
             max_seconds=max_minutes * 60 if max_minutes else None,
             device=device,
+            # bf16 autocast on a CPU with native bf16 (faster steps), unless fp32 is asked for.
+            cpu_bf16=device == "cpu" and self.settings.text_precision != "fp32" and int8_supported(),
         )
 
         def progress(p: lora.Progress) -> bool:

@@ -214,6 +214,23 @@ def test_02b_a_reason_and_comment_added_after_the_thumb_update_that_rating(app, 
     assert "record" not in page.locator(".rating-status").locator("visible=true").first.inner_text()
 
 
+def test_02g_a_better_answer_written_after_the_thumb_is_stored_as_its_correction(app, page):
+    settings, _ = app
+    before = [r for r in records(settings) if r["tab"] == "text"][-1]  # the 👎 of test_02b
+    page.get_by_text("✏️ Write a better answer").locator("visible=true").first.click()
+    box = page.get_by_placeholder("The answer you would have wanted").locator("visible=true").first
+    box.fill("Steep happiness: tea for every mood.")
+    page.locator("#text-stats").click()  # leaving the box saves it, as the comment is saved
+    text = wait_for_records(settings, lambda rows: rows and rows[-1].get("correction"))
+    last = [r for r in text if r["tab"] == "text"][-1]
+    assert (last["correction"], last["rating"], last["amends"]) == (
+        "Steep happiness: tea for every mood.",
+        "down",
+        before["id"],
+    )
+    assert last["comment"] == before["comment"] and last["reasons"] == before["reasons"]  # kept with it
+
+
 def test_02d_a_reload_keeps_the_session_and_the_conversation(app, page):
     """Issue 25.2: a reload used to start a new session code and lose the conversation."""
     settings, url = app
