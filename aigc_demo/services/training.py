@@ -62,6 +62,7 @@ class Job:
     state: str = "running"  # running, done, cancelled, failed
     message: str = ""
     card: dict[str, Any] | None = None  # once done: what card.json holds
+    error: AigcError | None = None  # once failed: shown in the page's language
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
@@ -191,12 +192,13 @@ class TrainingService:
         try:
             card = compute.run(lambda: self._run(job, rows, epochs, learning_rate, max_minutes, on_progress))
         except AigcError as exc:
-            job.state, job.message = "failed", exc.message
+            job.state, job.message, job.error = "failed", exc.message, exc
             raise
         except Exception as exc:
             log.exception("training %s failed", name)
-            job.state, job.message = "failed", f"{type(exc).__name__}: {exc}"[:300]
-            raise AigcError("train_failed", error=job.message) from exc
+            job.error = AigcError("train_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            job.state, job.message = "failed", job.error.message
+            raise job.error from exc
         job.card = card
         job.state = "cancelled" if card["stopped"] == "cancelled" else "done"
         return card
@@ -313,7 +315,7 @@ class TrainingService:
             try:
                 self.train(method, base, name, job=job, **filters, **options)
             except AigcError as exc:
-                job.state, job.message = "failed", exc.message
+                job.state, job.message, job.error = "failed", exc.message, exc
 
         threading.Thread(target=run, name=f"train-{name}", daemon=True).start()
         return job

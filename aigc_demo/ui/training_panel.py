@@ -34,7 +34,7 @@ def progress_line(job: Any, lang: str) -> str:
     if job.state == "cancelled":
         return tr("train_cancelled", lang, steps=job.step, model=f"trained:{job.name}")
     if job.state == "failed":
-        return "❌ " + job.message
+        return "❌ " + (job.error.localized(lang) if job.error is not None else job.message)
     if not job.total:
         return "⏳ " + tr("train_preparing", lang)
     filled = round(BAR * job.step / job.total)

@@ -124,3 +124,25 @@ def test_the_cli_trains_from_an_export_file_and_reports_the_card(settings, tiny_
     assert "trained trained:cli" in done.stdout and "step 3/3" in done.stderr
     again = run_cli(*args)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_a_background_run_reports_progress_and_cancel_keeps_the_adapter_so_far(settings, tiny_llm_dir, tmp_path):
+    """What the Insights panel drives: start (refusals at once), poll the job, Cancel."""
+    import time
+
+    settings = settings.model_copy(update={"text_precision": "fp32"})
+    data = tmp_path / "pairs.jsonl"
+    write_jsonl(data, preference_rows(40, seed=5))
+    training = TrainingService(settings, FeedbackService.from_settings(settings))
+    job = training.start("dpo", str(tiny_llm_dir), "stopped", dataset=data, epochs=20)
+    with pytest.raises(InvalidInput, match="in progress"):
+        training.start("dpo", str(tiny_llm_dir), "second", dataset=data)
+    deadline = time.monotonic() + 120
+    while job.step < 2 and job.state == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.total == 170 and 2 <= job.step < job.total and job.eta_s is not None
+    job.cancel.set()
+    while job.state == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job.state == "cancelled" and job.card is not None and job.card["stopped"] == "cancelled"
+    assert job.card["steps"] < 170 and "trained:stopped" in ModelRegistry(settings).text_choices()
