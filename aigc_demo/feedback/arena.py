@@ -148,7 +148,7 @@ class Separation:
 
     @property
     def separated(self) -> bool:
-        return self.ci_low > 0 or self.ci_high < 0
+        return self.more_votes == 0
 
 
 def guidance(separation: Separation, lang: str = "en") -> str:
@@ -160,6 +160,7 @@ def guidance(separation: Separation, lang: str = "en") -> str:
     return message(key, lang, a=s.a, b=s.b, n=s.votes, more=s.more_votes)
 
 
+MIN_VOTES = 10  # fewer votes between two contestants never count as telling them apart
 MAX_MORE = 2000  # beyond this the two are, for a user-testing session, as good as tied
 
 
@@ -189,12 +190,13 @@ def separations(votes: list[dict[str, Any]], *, rounds: int = 200, seed: int = 0
         low, high = (float(x) for x in np.percentile(diff, [2.5, 97.5]))
         d = float(ratings[i] - ratings[j])
         half = (high - low) / 2
-        if low > 0 or high < 0:
+        if n >= MIN_VOTES and (low > 0 or high < 0):
             more: int | None = 0
         elif abs(d) < 1e-6:
             more = None
         else:
-            needed = n * (half / abs(d)) ** 2
+            # Below MIN_VOTES a bootstrap interval says little (one vote resampled is one vote).
+            needed = max(n * (half / abs(d)) ** 2, MIN_VOTES)
             more = max(1, math.ceil(needed - n)) if needed - n <= MAX_MORE else None
         out.append(Separation(a, b, round(d, 1), round(low, 1), round(high, 1), n, more))
     return out

@@ -309,3 +309,10 @@ def test_adaptive_pairing_draws_the_undecided_pair_more_often(services):
         services.feedback.append("arena", v)
     drawn = [frozenset((x.name, y.name)) for x, y in (arena.draw("text") for _ in range(600))]
     assert drawn.count(frozenset((a, b))) < drawn.count(frozenset((a, c))) / 2
+
+
+def test_a_handful_of_votes_never_counts_as_telling_two_apart():
+    from aigc_demo.feedback.arena import separations
+
+    (s,) = separations([_vote("A", "B", "a")] * 3)
+    assert not s.separated and s.more_votes is not None and s.more_votes >= 7

@@ -221,8 +221,10 @@ def test_02g_a_better_answer_written_after_the_thumb_is_stored_as_its_correction
     box = page.get_by_placeholder("The answer you would have wanted").locator("visible=true").first
     box.fill("Steep happiness: tea for every mood.")
     page.locator("#text-stats").click()  # leaving the box saves it, as the comment is saved
-    text = wait_for_records(settings, lambda rows: rows and rows[-1].get("correction"))
-    last = [r for r in text if r["tab"] == "text"][-1]
+    rows = wait_for_records(settings, lambda rows: any(r.get("correction") for r in rows), timeout=30)
+    corrected = [r for r in rows if r.get("correction")]
+    assert corrected, "the better answer was not saved"
+    last = corrected[-1]
     assert (last["correction"], last["rating"], last["amends"]) == (
         "Steep happiness: tea for every mood.",
         "down",
