@@ -329,8 +329,14 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
     except AigcError as exc:
         print(f"\n{exc.message}", file=sys.stderr)
         return 2
-    held = {k.removeprefix("eval_"): round(v, 4) for k, v in card["held_out_results"].items() if "runtime" not in k}
-    print(f"\ntrained {card['model_id']} in {card['seconds']} s: {card['rows']} held out: {held}")
+    rows, held = card["rows"], card["held_out_results"]
+    summary = ", ".join(
+        f"{k.removeprefix('eval_')} {held[k]:.3g}" for k in ("eval_rewards/accuracies", "eval_loss") if k in held
+    )
+    print(
+        f"\ntrained {card['model_id']} in {card['seconds']} s ({card['steps']} steps, {rows['train']} rows, "
+        f"{rows['held_out']} held out{'; ' + summary if summary else ''})"
+    )
     print(f"card: {service.folder / args.name / 'card.md'}")
     return 0
 

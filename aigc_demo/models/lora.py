@@ -270,6 +270,7 @@ def compare_answers(
                 else:
                     with tuned.disable_adapter():
                         ids = tuned.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)
-                answers[label] = tokenizer.decode(ids[0][enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+                text = tokenizer.decode(ids[0][enc["input_ids"].shape[1] :], skip_special_tokens=True)
+                answers[label] = text.rstrip("\ufffd").strip()  # a character cut at the token limit
         out.append({"prompt": messages[-1]["content"], **answers})
     return out

@@ -292,7 +292,7 @@ class TrainingService:
             "seconds": round(seconds, 1),
             "hardware": {
                 "device": config.device,
-                "cpu": platform.processor() or platform.machine(),
+                "cpu": cpu_name(),
                 "threads": torch.get_num_threads(),
                 "gpu": torch.cuda.get_device_name(0) if config.device.startswith("cuda") else None,
             },
@@ -321,6 +321,28 @@ class TrainingService:
         return job
 
 
+def cpu_name() -> str:
+    """The CPU model ("AMD EPYC …"), as /proc/cpuinfo names it; the architecture elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# The held-out figures a reader compares across runs (the trainer reports speed and more).
+CARD_METRICS = (
+    "eval_rewards/accuracies",
+    "eval_rewards/margins",
+    "eval_rewards/chosen",
+    "eval_rewards/rejected",
+    "eval_loss",
+    "eval_mean_token_accuracy",
+)
+
+
 def lora_targets() -> tuple[str, ...]:
     from aigc_demo.models.lora import TARGET_MODULES
 
@@ -330,19 +352,21 @@ def lora_targets() -> tuple[str, ...]:
 def card_markdown(card: dict[str, Any]) -> str:
     """The model card a person reads (``card.json`` holds the same, for tools)."""
     held = card["held_out_results"]
-    metrics = "\n".join(f"| {k.removeprefix('eval_')} | {v:.4g} |" for k, v in held.items() if "runtime" not in k)
+    metrics = "\n".join(f"| {k.removeprefix('eval_')} | {held[k]:.4g} |" for k in CARD_METRICS if k in held)
     answers = "\n\n".join(
         f"**Prompt:** {a['prompt']}\n\n- base: {a['base']}\n- trained: {a['trained']}" for a in card["answers"]
     )
     sources = ", ".join(f"{k} {v}" for k, v in card["rows"]["by_source"].items())
     hardware = card["hardware"]
     served = "by llama.cpp (`model.gguf`)" if card["gguf"] else "by transformers (base + adapter)"
+    ids = card["record_ids"]
+    lineage = f"{len(ids)} stored records (their ids in `card.json`)" if ids else "from a dataset file (`train.jsonl`)"
     return f"""# {card["model_id"]}
 
 A LoRA adapter on `{card["base"]}`, trained by {card["method"].upper()} (TRL + peft) on this app's own data.
 
 - Data: {card["rows"]["train"]} training rows, {card["rows"]["held_out"]} held out ({sources});
-  {len(card["record_ids"])} stored records (ids in `card.json`).
+  {lineage}.
 - Run: {card["steps"]} steps in {card["seconds"]} s on {hardware["gpu"] or hardware["cpu"]} \
 ({hardware["device"]}, {hardware["threads"]} threads){"; stopped: " + card["stopped"] if card["stopped"] else ""}.
 - Served as `{card["model_id"]}` {served}.
@@ -391,5 +415,5 @@ def write_curve(history: list[dict[str, float]], out: Path) -> None:
             f"{key}: {values[0]:.3g} → {values[-1]:.3g}",
             fill=colour,
         )
-    draw.text((pad, height - pad + 8), f"steps 1–{steps[-1] if steps else 0}", fill="#444")
+    draw.text((pad, height - pad + 8), f"steps 1-{steps[-1] if steps else 0}", fill="#444")
     image.save(out)
