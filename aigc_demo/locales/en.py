@@ -454,4 +454,10 @@ MESSAGES: dict[str, str] = {
     "train_held_out": "; held-out pairs ranked right: {accuracy:.0%}",
     "train_done": "✅ Trained **{model}** in {seconds} s{held}. It is in the Text tab's model list (reload the page) and meets its base in the Arena.",
     "train_cancelled": "⏹ Stopped after {steps} steps; the adapter trained so far is served as **{model}**.",
+    "source_count": "{source} {n}",
+    "name_source_correction": "corrections",
+    "name_source_operator": "operator answers",
+    "name_source_arena": "Arena votes",
+    "name_source_thumbs": "thumbs",
+    "name_source_file": "the file",
 }

@@ -454,4 +454,10 @@ MESSAGES: dict[str, str] = {
     "train_held_out": "；留出集偏好对排序正确率 {accuracy:.0%}",
     "train_done": "✅ 已训练 **{model}**，用时 {seconds} 秒{held}。它已出现在文本页的模型列表中（刷新页面），并在竞技场与其基础模型对战。",
     "train_cancelled": "⏹ 已在第 {steps} 步后停止；目前训练的适配器以 **{model}** 提供。",
+    "source_count": "{source} {n} 条",
+    "name_source_correction": "改写",
+    "name_source_operator": "人工客服回答",
+    "name_source_arena": "竞技场投票",
+    "name_source_thumbs": "👍/👎 评分",
+    "name_source_file": "数据文件",
 }

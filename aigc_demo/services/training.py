@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from aigc_demo.config import Settings
-from aigc_demo.errors import AigcError, InvalidInput
+from aigc_demo.errors import AigcError, InvalidInput, Items, Msg, Term
 from aigc_demo.feedback import training_data
 from aigc_demo.feedback.service import FeedbackService
 from aigc_demo.models import compute, packaged
@@ -150,8 +150,16 @@ class TrainingService:
             raise InvalidInput("train_name_taken", name=name)
         usable = clean_rows(method, rows)
         if len(usable) < MIN_ROWS:
-            found = ", ".join(f"{k} {v}" for k, v in training_data.sources(usable).items()) or "0"
-            raise InvalidInput("train_too_little", method=method.upper(), n=len(usable), need=MIN_ROWS, found=found)
+            found = Items(
+                Msg("source_count", source=Term(f"source {k}"), n=v) for k, v in training_data.sources(usable).items()
+            )
+            raise InvalidInput(
+                "train_too_little",
+                method=method.upper(),
+                n=len(usable),
+                need=MIN_ROWS,
+                found=found if found.items else "0",
+            )
         if method == "kto" and len({r["label"] for r in usable}) < 2:
             raise InvalidInput("train_kto_one_label")
         return usable

@@ -18,7 +18,7 @@ from aigc_demo.app_services import Services
 from aigc_demo.errors import AigcError
 from aigc_demo.models.trained import is_trained
 from aigc_demo.ui.common import is_admin, user_errors
-from aigc_demo.ui.i18n import T, lang_of, tr
+from aigc_demo.ui.i18n import T, lang_of, model_label, tr
 from aigc_demo.ui.tabs.base import QUICK, Updates
 
 BAR = 20
@@ -67,7 +67,9 @@ class TrainingPanel:
                 self.method = gr.Dropdown(
                     [(T(f"train_method_{m}"), m) for m in ("dpo", "kto", "sft")], value="dpo", label=T("train_method")
                 )
-                self.base = gr.Dropdown(bases, value=bases[0] if bases else None, label=T("train_base"))
+                self.base = gr.Dropdown(
+                    [(model_label(m), m) for m in bases], value=bases[0] if bases else None, label=T("train_base")
+                )
                 self.name = gr.Textbox(label=T("train_name"), placeholder="polite-v1", elem_id="insights-train-name")
                 self.minutes = gr.Number(value=10, precision=0, minimum=1, label=T("train_minutes"))
             with gr.Row():
