@@ -146,3 +146,25 @@ def test_a_background_run_reports_progress_and_cancel_keeps_the_adapter_so_far(s
         time.sleep(0.1)
     assert job.state == "cancelled" and job.card is not None and job.card["stopped"] == "cancelled"
     assert job.card["steps"] < 170 and "trained:stopped" in ModelRegistry(settings).text_choices()
+
+
+@pytest.mark.parametrize("method", ["kto", "sft"])
+def test_kto_and_sft_train_from_their_export_rows_too(settings, tiny_llm_dir, tmp_path, method):
+    pairs = preference_rows(16, seed=6)
+    if method == "kto":
+        rows = [{"prompt": r["prompt"], "completion": r["chosen"], "label": True} for r in pairs[:8]]
+        rows += [{"prompt": r["prompt"], "completion": r["rejected"], "label": False} for r in pairs[8:]]
+    else:
+        rows = [
+            {"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["chosen"]}]}
+            for r in pairs
+        ]
+    data = tmp_path / f"{method}.jsonl"
+    write_jsonl(data, rows)
+    training = TrainingService(
+        settings.model_copy(update={"text_precision": "fp32"}), FeedbackService.from_settings(settings)
+    )
+    card = training.train(method, str(tiny_llm_dir), f"tiny-{method}", dataset=data, epochs=1)
+    assert card["method"] == method and card["steps"] > 0 and card["held_out_results"]
+    assert (settings.data_dir / "models" / f"tiny-{method}" / "adapter" / "adapter_config.json").is_file()
+    assert len(card["answers"]) == card["rows"]["held_out"] == 2 and all(a["trained"] for a in card["answers"])
