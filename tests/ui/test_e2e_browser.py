@@ -219,11 +219,21 @@ def test_02g_a_better_answer_written_after_the_thumb_is_stored_as_its_correction
     before = [r for r in records(settings) if r["tab"] == "text"][-1]  # the 👎 of test_02b
     page.get_by_text("✏️ Write a better answer").locator("visible=true").first.click()
     box = page.get_by_placeholder("The answer you would have wanted").locator("visible=true").first
-    box.fill("Steep happiness: tea for every mood.")
+    box.wait_for(state="visible")
+    # The box is mounted when the accordion opens; text filled in that same instant can be
+    # overwritten by its first render (a person types after seeing it): fill until it holds.
+    for _ in range(20):
+        box.fill("Steep happiness: tea for every mood.")
+        page.wait_for_timeout(150)
+        if box.input_value() == "Steep happiness: tea for every mood.":
+            break
     page.locator("#text-stats").click()  # leaving the box saves it, as the comment is saved
     rows = wait_for_records(settings, lambda rows: any(r.get("correction") for r in rows), timeout=30)
     corrected = [r for r in rows if r.get("correction")]
-    assert corrected, "the better answer was not saved"
+    if not corrected:
+        shot(page, "02g-not-saved")
+    status = page.locator(".rating-status").locator("visible=true").first.inner_text()
+    assert corrected, f"the better answer was not saved; status {status!r}; last {rows[-1] if rows else None}"
     last = corrected[-1]
     assert (last["correction"], last["rating"], last["amends"]) == (
         "Steep happiness: tea for every mood.",
