@@ -104,9 +104,12 @@ def read_dataset(path: Path, method: str) -> list[dict[str, Any]]:
             for number, line in enumerate(fh, 1):
                 if line.strip():
                     try:
-                        rows.append(json.loads(line))
+                        row = json.loads(line)
                     except ValueError:
-                        raise InvalidInput("dataset_bad_line", file=path.name, line=number) from None
+                        row = None
+                    if not isinstance(row, dict):
+                        raise InvalidInput("dataset_bad_line", file=path.name, line=number)
+                    rows.append(row)
     except OSError as exc:
         raise InvalidInput("dataset_unreadable", file=str(path), error=type(exc).__name__) from exc
     return rows

@@ -107,6 +107,15 @@ def test_too_little_data_a_bad_name_and_a_taken_name_are_refused_in_the_users_la
     assert not any(p.name.startswith(".") for p in (settings.data_dir / "models").iterdir())  # nothing half-made
 
 
+def test_a_dataset_line_that_is_not_a_json_object_is_named(settings, tmp_path):
+    training = TrainingService(settings, FeedbackService.from_settings(settings))
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n42\n', encoding="utf-8")
+    with pytest.raises(InvalidInput) as info:
+        training.rows("dpo", dataset=data)
+    assert "bad.jsonl 第 2 行" in info.value.localized("zh")
+
+
 def test_rows_are_cleaned_and_the_held_out_split_is_seeded():
     rows = preference_rows(20, seed=3)
     same = {"prompt": "p", "chosen": "一样", "rejected": "一样"}
