@@ -105,7 +105,8 @@ def operator_answers(
 ) -> list[dict[str, Any]]:
     """Resolved handoffs: {question, answer (the operator's), bot (the bot's reply, "" when
     unknown), ids}. The bot's reply is the handed-off output, found in the ``events`` stream."""
-    resolved = {u.get("ticket"): u for u in updates if u.get("status") == "resolved" and u.get("resolution")}
+    latest = {u.get("ticket"): u for u in updates}  # the latest update of a ticket wins (a reopened one is open)
+    resolved = {t: u for t, u in latest.items() if u.get("status") == "resolved" and u.get("resolution")}
     handoffs = list(handoffs)
     wanted = {h.get("output_id") for h in handoffs}
     replies = {e.get("output_id"): completion(e) for e in events if e.get("output_id") in wanted}

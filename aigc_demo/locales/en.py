@@ -460,4 +460,5 @@ MESSAGES: dict[str, str] = {
     "name_source_arena": "Arena votes",
     "name_source_thumbs": "thumbs",
     "name_source_file": "the file",
+    "train_base_unusable": "{base} cannot be the base of a trained model here: choose a packaged model, a local model folder or a Hub id (not a remote server's model or a bare GGUF file)",
 }

@@ -460,4 +460,5 @@ MESSAGES: dict[str, str] = {
     "name_source_arena": "竞技场投票",
     "name_source_thumbs": "👍/👎 评分",
     "name_source_file": "数据文件",
+    "train_base_unusable": "{base} 不能作为这里训练模型的基础模型：请选择内置模型、本地模型文件夹或 Hub 模型（不能是远程服务器的模型或单独的 GGUF 文件）",
 }

@@ -169,7 +169,8 @@ def engine_for(settings: Settings, kind: Kind, model_id: str) -> tuple[str, str]
         # Its merged GGUF on llama.cpp when it has one (as fast as the base), else the base
         # with the adapter on transformers.
         merged = trained.folder(settings.data_dir, model_id) / "model.gguf"
-        if merged.is_file() and settings.text_backend in ("auto", "llamacpp") and llamacpp_works():
+        on_cpu = pick_device(settings.device) == "cpu"  # this llama.cpp build is CPU-only, as for a base
+        if merged.is_file() and settings.text_backend in ("auto", "llamacpp") and on_cpu and llamacpp_works():
             return "llamacpp", str(merged)
         return "transformers", model_id
     if kind != "text":

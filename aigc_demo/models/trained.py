@@ -25,21 +25,31 @@ def is_trained(model_id: str) -> bool:
 
 
 def trained_ids(data_dir: Path) -> list[str]:
-    """Every complete trained model, newest first, as ``trained:<name>``."""
-    folder = models_dir(data_dir)
-    if not folder.is_dir():
+    """Every complete trained model with a usable card, newest first, as ``trained:<name>``."""
+    root = models_dir(data_dir)
+    try:
+        folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:  # no models yet
         return []
-    done = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CARD).is_file()]
-    done.sort(key=lambda p: (p / CARD).stat().st_mtime, reverse=True)
-    return [TRAINED_PREFIX + p.name for p in done]
+    found = []
+    for path in folders:
+        try:
+            mtime = (path / CARD).stat().st_mtime  # a folder removed meanwhile is simply not listed
+        except OSError:
+            continue
+        if card(data_dir, TRAINED_PREFIX + path.name) is not None:
+            found.append((mtime, path.name))
+    return [TRAINED_PREFIX + name for _, name in sorted(found, reverse=True)]
 
 
 def card(data_dir: Path, model_id: str) -> dict[str, Any] | None:
+    """The model's card, or None when it is missing or not one (a JSON object naming its base)."""
     path = models_dir(data_dir) / model_id.removeprefix(TRAINED_PREFIX) / CARD
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) and isinstance(data.get("base"), str) and data["base"] else None
 
 
 def folder(data_dir: Path, model_id: str) -> Path:

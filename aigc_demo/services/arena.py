@@ -147,7 +147,6 @@ class ArenaService:
         self._lock = threading.Lock()
         self._vote_lock = threading.Lock()
         self._rng = random.Random()
-        self.trained_rivals: dict[str, str] = {}
         self._weight_cache: dict[str, tuple[Any, list[float]]] = {}
 
     def kinds(self) -> list[str]:
@@ -155,31 +154,41 @@ class ArenaService:
 
     def pool(self, kind: str) -> list[Contestant]:
         """The contestants of ``kind``: the configured ones, and each model trained here with
-        its base (``trained_rivals``)."""
-        pool = [c for c in self.contestants if c.kind == kind]
-        if kind == "text":
-            pool += [c for c in self._trained_contestants(pool) if c.name not in {p.name for p in pool}]
-        return pool
+        its base (``_with_trained``)."""
+        return self._with_trained(kind)[0]
 
-    def _trained_contestants(self, pool: list[Contestant]) -> list[Contestant]:
+    def _with_trained(self, kind: str) -> tuple[list[Contestant], dict[str, str]]:
+        """(the pool, each trained contestant's rival). Built afresh on each call and kept
+        local, so concurrent battles never see another's half-built table."""
+        pool = [c for c in self.contestants if c.kind == kind]
+        if kind != "text":
+            return pool, {}
+        rivals: dict[str, str] = {}
+        for c in self._trained_contestants(pool, rivals):
+            if c.name not in {p.name for p in pool}:
+                pool.append(c)
+        return pool, rivals
+
+    def _trained_contestants(self, pool: list[Contestant], rivals: dict[str, str]) -> list[Contestant]:
         """A model trained here meets its base with the same sampling, so the leaderboard says
         whether people prefer it to what it was trained from (found on every battle: a model
-        trained a minute ago joins without a restart)."""
+        trained a minute ago joins without a restart). One whose base this deployment no
+        longer offers stays out: its battles could only fail."""
         out: list[Contestant] = []
-        self.trained_rivals = {}
+        offered = self.text.registry.text_choices()
         for model_id in trained.trained_ids(self.settings.data_dir):
-            card = trained.card(self.settings.data_dir, model_id) or {}
-            base = str(card.get("base") or "")
-            if not base:
+            base = str((trained.card(self.settings.data_dir, model_id) or {}).get("base") or "")
+            if base not in offered:
                 continue
             rival = next((c for c in pool + out if c.recipe.get("model") == base), None)
             if rival is None:
                 rival = Contestant(f"{short_name(base)}-T0.7", "text", {"model": base, "temperature": 0.7})
                 out.append(rival)
-            recipe = {**rival.recipe, "model": model_id}
-            mine = Contestant(f"{model_id.removeprefix(trained.TRAINED_PREFIX)}-trained", "text", recipe)
+            mine = Contestant(
+                f"{model_id.removeprefix(trained.TRAINED_PREFIX)}-trained", "text", {**rival.recipe, "model": model_id}
+            )
             out.append(mine)
-            self.trained_rivals[mine.name] = rival.name
+            rivals[mine.name] = rival.name
         return out
 
     def draw(self, kind: str) -> tuple[Contestant, Contestant]:
@@ -190,10 +199,9 @@ class ArenaService:
         few votes), so a session's votes go where they decide something. A trained model
         meets only its base.
         """
-        pool = self.pool(kind)
+        pool, rivals = self._with_trained(kind)
         if len(pool) < 2:
             raise InvalidInput("arena_needs_two", kind=Term(kind), n=len(pool))
-        rivals = getattr(self, "trained_rivals", {})
         pairs = [
             (a, b)
             for i, a in enumerate(pool)
@@ -203,6 +211,10 @@ class ArenaService:
         weights = self._weights(kind, [(a.name, b.name) for a, b in pairs])
         a, b = self._rng.choices(pairs, weights=weights)[0]
         return (a, b) if self._rng.random() < 0.5 else (b, a)
+
+    def trained_rivals(self) -> dict[str, str]:
+        """Each trained contestant's rival (its base), as the next battle would pair them."""
+        return self._with_trained("text")[1]
 
     def _weights(self, kind: str, pairs: list[tuple[str, str]]) -> list[float]:
         """The pairs' uncertainty, recomputed only when a vote of ``kind`` was added."""

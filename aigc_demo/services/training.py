@@ -24,6 +24,7 @@ import platform
 import random
 import re
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +42,7 @@ from aigc_demo.models.trained import CARD, TRAINED_PREFIX, models_dir
 
 log = logging.getLogger(__name__)
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}")  # fullmatch: the whole name, no trailing newline
 MIN_ROWS = 8  # below this a held-out split and a run say nothing
 HELD_OUT = 0.15
 SHOWN_ANSWERS = 4  # held-out prompts answered by base and trained model in the card
@@ -66,23 +67,44 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _chat(messages: Any) -> bool:
+    """A conversation TRL can train on: role/content dicts, a user turn, an answer last."""
+    if not isinstance(messages, list) or len(messages) < 2:
+        return False
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) and _text(m.get("content")) for m in messages):
+        return False
+    return messages[-1]["role"] == "assistant" and any(m["role"] == "user" for m in messages[:-1])
+
+
+FIELDS = {"dpo": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion"), "sft": ("messages",)}
+
+
+def _usable(method: str, row: Any) -> bool:
+    if not isinstance(row, dict):
+        return False
+    if method == "sft":
+        return _chat(row.get("messages"))
+    if not all(_text(row.get(k)) for k in FIELDS[method]):
+        return False
+    if method == "kto":
+        return isinstance(row.get("label"), bool)
+    return row["chosen"] != row["rejected"]  # a pair that prefers an answer to itself teaches nothing
+
+
 def clean_rows(method: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Usable rows only: no empty text, no pair whose two answers are the same, no duplicates."""
+    """Usable rows only (texts where texts belong, a well-formed conversation for SFT), no
+    pair whose two answers are the same, no duplicates."""
     seen: set[str] = set()
     kept = []
     for row in rows:
-        if method == "dpo":
-            ok = bool(row.get("prompt")) and bool(row.get("chosen")) and bool(row.get("rejected"))
-            ok = ok and row.get("chosen") != row.get("rejected")
-            key = json.dumps([row.get("prompt"), row.get("chosen"), row.get("rejected")], ensure_ascii=False)
-        elif method == "kto":
-            ok = bool(row.get("prompt")) and bool(row.get("completion")) and isinstance(row.get("label"), bool)
-            key = json.dumps([row.get("prompt"), row.get("completion"), row.get("label")], ensure_ascii=False)
-        else:
-            messages = row.get("messages") or []
-            ok = bool(messages) and messages[-1].get("role") == "assistant" and bool(messages[-1].get("content"))
-            key = json.dumps(messages, ensure_ascii=False)
-        if ok and key not in seen:
+        if not _usable(method, row):
+            continue
+        key = json.dumps([row.get(k) for k in (*FIELDS[method], "label")], ensure_ascii=False)
+        if key not in seen:
             seen.add(key)
             kept.append(row)
     return kept
@@ -147,7 +169,7 @@ class TrainingService:
 
     def check(self, method: str, name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Usable rows, or a clear refusal: a bad or taken name, too little data."""
-        if not NAME.match(name or ""):
+        if not NAME.fullmatch(name or ""):
             raise InvalidInput("train_bad_name", got=repr(str(name)[:60]))
         if (self.folder / name).exists():
             raise InvalidInput("train_name_taken", name=name)
@@ -169,16 +191,34 @@ class TrainingService:
 
     # -- the run -----------------------------------------------------------------------------
 
-    def base_dir(self, base: str) -> str:
-        """What ``from_pretrained`` loads for ``base`` (a packaged model is converted once)."""
+    @staticmethod
+    def base_model(base: str) -> str:
+        """The base as training needs it: a packaged model, a local folder or a Hub id, without
+        an engine prefix (``llamacpp:packaged:x`` → ``packaged:x``). A remote server's model
+        (``openai:``), a bare GGUF file or a trained model cannot be the base of a LoRA here."""
+        from aigc_demo.models.registry import split_engine
+
+        if not (base or "").strip():
+            raise InvalidInput("train_base_unusable", base="''")
         if base.startswith(TRAINED_PREFIX):
             raise InvalidInput("train_base_trained")
-        return packaged.source(base, self.settings.cache_path)
+        try:
+            engine, target = split_engine("text", base.strip())
+        except ValueError:
+            raise InvalidInput("train_base_unusable", base=repr(base[:80])) from None
+        if engine == "openai" or (target.endswith(".gguf") and not packaged.is_packaged(target)):
+            raise InvalidInput("train_base_unusable", base=repr(base[:80]))
+        return target
+
+    def base_dir(self, base: str) -> str:
+        """What ``from_pretrained`` loads for ``base`` (a packaged model is converted once)."""
+        return packaged.source(self.base_model(base), self.settings.cache_path)
 
     def base_gguf(self, base: str) -> Path | None:
         """The base's GGUF, when it has one (then llama.cpp can serve the trained model)."""
-        if packaged.is_packaged(base) and packaged.is_gguf(base.removeprefix(packaged.PACKAGED_PREFIX)):
-            return packaged.gguf_file(base.removeprefix(packaged.PACKAGED_PREFIX), self.settings.cache_path)
+        target = self.base_model(base)
+        if packaged.is_packaged(target) and packaged.is_gguf(target.removeprefix(packaged.PACKAGED_PREFIX)):
+            return packaged.gguf_file(target.removeprefix(packaged.PACKAGED_PREFIX), self.settings.cache_path)
         return None
 
     def train(
@@ -196,6 +236,7 @@ class TrainingService:
         **filters: Any,
     ) -> dict[str, Any]:
         """Train, write the model folder, return its card (``card.json``). Blocks until done."""
+        base = self.base_model(base)
         rows = self.check(method, name, self.rows(method, dataset=dataset, **filters))
         job = job or Job(name, method, base)
         with self._lock:
@@ -226,14 +267,33 @@ class TrainingService:
         max_minutes: float | None,
         on_progress: Callable[[Job], None] | None,
     ) -> dict[str, Any]:
+        train_rows, held_out = split(rows)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # Its own hidden folder (two processes training one name never share one), renamed
+        # into place when complete and removed when the run fails.
+        work = Path(tempfile.mkdtemp(prefix=f".{job.name}.", suffix=".part", dir=self.folder))
+        try:
+            return self._write(job, work, train_rows, held_out, rows, epochs, learning_rate, max_minutes, on_progress)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    def _write(
+        self,
+        job: Job,
+        work: Path,
+        train_rows: list[dict[str, Any]],
+        held_out: list[dict[str, Any]],
+        rows: list[dict[str, Any]],
+        epochs: float,
+        learning_rate: float | None,
+        max_minutes: float | None,
+        on_progress: Callable[[Job], None] | None,
+    ) -> dict[str, Any]:
         from aigc_demo.models import lora
         from aigc_demo.models.device import pick_device
         from aigc_demo.models.quant import int8_supported
 
-        train_rows, held_out = split(rows)
-        work = self.folder / f".{job.name}.part"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
         device = pick_device(self.settings.device)
         config = lora.TrainConfig(
             method=job.method,
@@ -269,7 +329,10 @@ class TrainingService:
         (work / CARD).write_text(json.dumps(card, ensure_ascii=False, indent=1), encoding="utf-8")
         (work / "card.md").write_text(card_markdown(card), encoding="utf-8")
         shutil.rmtree(work / "checkpoints", ignore_errors=True)
-        work.rename(self.folder / job.name)  # complete: the registry sees it from now on
+        target = self.folder / job.name
+        if target.exists():  # another process finished the same name first
+            raise InvalidInput("train_name_taken", name=job.name)
+        work.rename(target)  # complete: the registry sees it from now on
         return card
 
     def _card(
@@ -316,6 +379,7 @@ class TrainingService:
     def start(self, method: str, base: str, name: str, *, filters: dict[str, Any] | None = None, **options: Any) -> Job:
         """Check the request at once (a refusal is immediate), then train in the background."""
         filters = filters or {}
+        base = self.base_model(base)
         self.check(method, name, self.rows(method, dataset=options.get("dataset"), **filters))
         with self._lock:
             if any(j.state == "running" for j in self.jobs.values()):
@@ -327,6 +391,10 @@ class TrainingService:
                 self.train(method, base, name, job=job, **filters, **options)
             except AigcError as exc:
                 job.state, job.message, job.error = "failed", exc.message, exc
+            except Exception as exc:
+                log.exception("training %s failed", name)
+                job.error = AigcError("train_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                job.state, job.message = "failed", job.error.message
 
         threading.Thread(target=run, name=f"train-{name}", daemon=True).start()
         return job

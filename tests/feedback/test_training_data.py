@@ -67,3 +67,13 @@ def test_an_operators_resolution_is_an_sft_row_and_beats_the_bots_reply(services
     assert len(pair["record_ids"]) == 2 and all(pair["record_ids"])
     assert sources(sft) == {"operator": 1}
     assert build("sft", [], tab="text", **streams) == []  # a text-tab filter leaves support's out
+
+
+def test_a_ticket_reopened_after_its_resolution_is_not_training_data():
+    handoffs = [{"id": "h1", "ticket": "T-1", "output_id": "o1", "messages": [{"role": "user", "content": "人呢？"}]}]
+    updates = [
+        {"id": "u1", "ticket": "T-1", "status": "resolved", "resolution": "已处理"},
+        {"id": "u2", "ticket": "T-1", "status": "open"},
+    ]
+    assert build("sft", [], handoffs=handoffs, handoff_updates=updates) == []
+    assert len(build("sft", [], handoffs=handoffs, handoff_updates=updates[:1])) == 1

@@ -289,7 +289,7 @@ def test_a_trained_model_joins_the_arena_against_its_base_only(services, setting
     _trained_model(settings, "polite", base)
     pool = {c.name: c for c in arena.pool("text")}
     assert "polite-trained" in pool and pool["polite-trained"].recipe["model"] == "trained:polite"
-    rival = arena.trained_rivals["polite-trained"]
+    rival = arena.trained_rivals()["polite-trained"]
     assert rival in before and pool[rival].recipe["model"] == base
     assert {k: v for k, v in pool["polite-trained"].recipe.items() if k != "model"} == {
         k: v for k, v in pool[rival].recipe.items() if k != "model"
@@ -297,6 +297,17 @@ def test_a_trained_model_joins_the_arena_against_its_base_only(services, setting
     met = {frozenset((a.name, b.name)) for a, b in (arena.draw("text") for _ in range(300))}
     assert {p for p in met if "polite-trained" in p} == {frozenset(("polite-trained", rival))}
     assert len(met) > 1  # the other contestants still meet
+
+
+def test_a_broken_card_or_a_base_no_longer_offered_keeps_a_trained_model_out(services, settings):
+    arena = services.arena
+    before = {c.name for c in arena.pool("text")}
+    _trained_model(settings, "gone-base", "packaged:not-offered-any-more")
+    broken = settings.data_dir / "models" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "card.json").write_text("[1, 2]", encoding="utf-8")
+    assert {c.name for c in arena.pool("text")} == before and arena.kinds()
+    assert "trained:broken" not in services.registry.text_choices()
 
 
 def test_adaptive_pairing_draws_the_undecided_pair_more_often(services):

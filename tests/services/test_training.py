@@ -177,3 +177,21 @@ def test_kto_and_sft_train_from_their_export_rows_too(settings, tiny_llm_dir, tm
     assert card["method"] == method and card["steps"] > 0 and card["held_out_results"]
     assert (settings.data_dir / "models" / f"tiny-{method}" / "adapter" / "adapter_config.json").is_file()
     assert len(card["answers"]) == card["rows"]["held_out"] == 2 and all(a["trained"] for a in card["answers"])
+
+
+def test_malformed_rows_are_dropped_and_an_unusable_base_is_refused_at_once(settings):
+    sft = [
+        {"messages": "hello"},
+        {"messages": [{"role": "assistant", "content": "an answer to nothing"}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+    ]
+    assert clean_rows("sft", sft) == sft[2:]
+    dpo = [{"prompt": "p", "chosen": [{"role": "assistant", "content": "a"}], "rejected": "b"}, 7]
+    assert clean_rows("dpo", dpo) == []
+    training = TrainingService(settings, FeedbackService.from_settings(settings))
+    for base in ("openai:qwen2.5", "/models/a.gguf", "", "trained:x"):
+        with pytest.raises(InvalidInput):
+            training.base_model(base)
+    assert training.base_model("llamacpp:packaged:smollm2-135m-instruct") == "packaged:smollm2-135m-instruct"
+    with pytest.raises(InvalidInput, match="model name"):
+        training.check("dpo", "abc\n", [])

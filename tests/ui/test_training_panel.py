@@ -36,7 +36,8 @@ def test_training_from_the_page_with_too_little_data_says_why_in_chinese(service
     from aigc_demo.ui.common import user_errors
 
     start = user_errors(panel.start, outputs=5)
-    assert start("secret", "dpo", "", "polite", 5, "all", "", "", "", "", _request("zh-CN")) == (gr.skip(),) * 5
+    base = "packaged:smollm2-135m-instruct"
+    assert start("secret", "dpo", base, "polite", 5, "all", "", "", "", "", _request("zh-CN")) == (gr.skip(),) * 5
     assert warnings and "数据太少" in warnings[0] and "至少需要 8 条" in warnings[0]
 
 
