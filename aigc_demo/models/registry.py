@@ -231,6 +231,7 @@ class ModelRegistry:
         self._preloading: set[tuple[Kind, str]] = set()
         self._errors: dict[tuple[Kind, str], str] = {}
         self.load_seconds: dict[tuple[Kind, str], float] = {}
+        self._trained_created: dict[str, Any] = {}  # trained:<name> → the card's "created" when loaded
 
     def model_id(self, kind: Kind) -> str:
         return self.settings.model_for(kind)
@@ -261,6 +262,13 @@ class ModelRegistry:
     def get(self, kind: Kind, model_id: str | None = None) -> Any:
         key = self._key(kind, model_id)
         model = self._models.get(key)
+        if model is not None and kind == "text" and trained.is_trained(key[1]):
+            # A trained model removed and trained again under its name is a new model: its
+            # card's creation time tells, and the weights loaded for the old one go.
+            card = trained.card(self.settings.data_dir, key[1]) or {}
+            if card.get("created") != self._trained_created.get(key[1]):
+                self._models.pop(key, None)
+                model = None
         if model is not None:
             return model
         if kind == "text" and key[1] not in self.text_choices():
@@ -296,6 +304,8 @@ class ModelRegistry:
                 raise error from exc
             self.load_seconds[key] = time.perf_counter() - start
             self._errors.pop(key, None)
+            if kind == "text" and trained.is_trained(model_id):
+                self._trained_created[model_id] = (trained.card(self.settings.data_dir, model_id) or {}).get("created")
             log.info(
                 "%s model %s loaded by %s in %.2fs",
                 kind,

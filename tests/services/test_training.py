@@ -88,6 +88,12 @@ def test_a_synthetic_preference_moves_unseen_greedy_answers_and_is_served_as_tra
     base.load()
     before = greedy(base, unseen)
     rate = lambda answers: sum(a.strip().startswith("好的") for a in answers) / len(answers)  # noqa: E731
+    # The same name trained again (the folder removed, a new card) is a new model, not the cached one.
+    served = registry.get("text", "trained:greeting")
+    assert registry.get("text", "trained:greeting") is served
+    card_path = folder / "card.json"
+    card_path.write_text(json.dumps({**card, "created": "a later run"}), encoding="utf-8")
+    assert registry.get("text", "trained:greeting") is not served
     print(f"greeting first: base {rate(before):.2f}, trained {rate(trained):.2f}")
     assert rate(trained) - rate(before) >= 0.3, (before[:3], trained[:3])
 
