@@ -18,6 +18,7 @@ sees half a model; ``ModelRegistry.text_choices`` lists it at once, without a re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -27,7 +28,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,73 +268,64 @@ class TrainingService:
         max_minutes: float | None,
         on_progress: Callable[[Job], None] | None,
     ) -> dict[str, Any]:
-        train_rows, held_out = split(rows)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        # Its own hidden folder (two processes training one name never share one), renamed
-        # into place when complete and removed when the run fails.
-        work = Path(tempfile.mkdtemp(prefix=f".{job.name}.", suffix=".part", dir=self.folder))
-        try:
-            return self._write(job, work, train_rows, held_out, rows, epochs, learning_rate, max_minutes, on_progress)
-        except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-
-    def _write(
-        self,
-        job: Job,
-        work: Path,
-        train_rows: list[dict[str, Any]],
-        held_out: list[dict[str, Any]],
-        rows: list[dict[str, Any]],
-        epochs: float,
-        learning_rate: float | None,
-        max_minutes: float | None,
-        on_progress: Callable[[Job], None] | None,
-    ) -> dict[str, Any]:
         from aigc_demo.models import lora
         from aigc_demo.models.device import pick_device
         from aigc_demo.models.quant import int8_supported
 
-        device = pick_device(self.settings.device)
-        config = lora.TrainConfig(
-            method=job.method,
-            base=self.base_dir(job.base),
-            out=work,
-            epochs=epochs,
-            learning_rate=learning_rate or (5e-4 if job.method != "sft" else 2e-4),
-            max_seconds=max_minutes * 60 if max_minutes else None,
-            device=device,
-            # bf16 autocast on a CPU with native bf16 (faster steps), unless fp32 is asked for.
-            cpu_bf16=device == "cpu" and self.settings.text_precision != "fp32" and int8_supported(),
-        )
+        train_rows, held_out = split(rows)
+        with self._work_folder(job.name) as work:
+            device = pick_device(self.settings.device)
+            config = lora.TrainConfig(
+                method=job.method,
+                base=self.base_dir(job.base),
+                out=work,
+                epochs=epochs,
+                learning_rate=learning_rate or (5e-4 if job.method != "sft" else 2e-4),
+                max_seconds=max_minutes * 60 if max_minutes else None,
+                device=device,
+                # bf16 autocast on a CPU with native bf16 (faster steps), unless fp32 is asked for.
+                cpu_bf16=device == "cpu" and self.settings.text_precision != "fp32" and int8_supported(),
+            )
 
-        def progress(p: lora.Progress) -> bool:
-            job.step, job.total, job.elapsed_s, job.eta_s, job.loss = p.step, p.total, p.elapsed_s, p.eta_s, p.loss
-            if on_progress is not None:
-                on_progress(job)
-            return not job.cancel.is_set()
+            def progress(p: lora.Progress) -> bool:
+                job.step, job.total, job.elapsed_s, job.eta_s, job.loss = p.step, p.total, p.elapsed_s, p.eta_s, p.loss
+                if on_progress is not None:
+                    on_progress(job)
+                return not job.cancel.is_set()
 
-        started = time.time()
-        result = lora.train(config, train_rows, held_out, progress)
-        gguf = self.base_gguf(job.base)
-        if gguf is not None:
-            from aigc_demo.models.gguf_merge import merge_into_gguf
+            started = time.time()
+            result = lora.train(config, train_rows, held_out, progress)
+            gguf = self.base_gguf(job.base)
+            if gguf is not None:
+                from aigc_demo.models.gguf_merge import merge_into_gguf
 
-            merge_into_gguf(gguf, lora.merged_deltas(config.base, result.adapter), work / "model.gguf")
-        answers = lora.compare_answers(config.base, result.adapter, held_out[:SHOWN_ANSWERS], device=device)
-        card = self._card(job, config, rows, train_rows, held_out, result, answers, time.time() - started, gguf)
-        for file_name, part in (("train.jsonl", train_rows), ("held_out.jsonl", held_out)):
-            with open(work / file_name, "w", encoding="utf-8") as fh:
-                fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in part)
-        write_curve(result.history, work / "curve.png")
-        (work / CARD).write_text(json.dumps(card, ensure_ascii=False, indent=1), encoding="utf-8")
-        (work / "card.md").write_text(card_markdown(card), encoding="utf-8")
-        shutil.rmtree(work / "checkpoints", ignore_errors=True)
-        target = self.folder / job.name
-        if target.exists():  # another process finished the same name first
-            raise InvalidInput("train_name_taken", name=job.name)
-        work.rename(target)  # complete: the registry sees it from now on
-        return card
+                merge_into_gguf(gguf, lora.merged_deltas(config.base, result.adapter), work / "model.gguf")
+            answers = lora.compare_answers(config.base, result.adapter, held_out[:SHOWN_ANSWERS], device=device)
+            card = self._card(job, config, rows, train_rows, held_out, result, answers, time.time() - started, gguf)
+            for file_name, part in (("train.jsonl", train_rows), ("held_out.jsonl", held_out)):
+                with open(work / file_name, "w", encoding="utf-8") as fh:
+                    fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in part)
+            write_curve(result.history, work / "curve.png")
+            (work / CARD).write_text(json.dumps(card, ensure_ascii=False, indent=1), encoding="utf-8")
+            (work / "card.md").write_text(card_markdown(card), encoding="utf-8")
+            shutil.rmtree(work / "checkpoints", ignore_errors=True)
+            target = self.folder / job.name
+            if target.exists():  # another process finished the same name first
+                raise InvalidInput("train_name_taken", name=job.name)
+            work.rename(target)  # complete: the registry sees it from now on
+            return card
+
+    @contextlib.contextmanager
+    def _work_folder(self, name: str) -> Iterator[Path]:
+        """A hidden folder of its own (two processes training one name never share one),
+        removed when the run fails; the caller renames it into place when complete."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=self.folder))
+        try:
+            yield work
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
 
     def _card(
         self,
