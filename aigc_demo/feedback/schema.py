@@ -195,9 +195,35 @@ class HandoffUpdate(StreamRecord):
     """``handoff_updates``: a ticket's new status (the latest update wins); append-only."""
 
     ticket: str
-    status: Literal["open", "resolved"]
+    # open: with the operators; resolved: closed by an operator; returned: handed back to the bot
+    status: Literal["open", "resolved", "returned"]
     resolution: str = ""
     kb_entry: str = ""  # the KB entry the resolution was saved as, if any
+    question: str = ""  # the customer's question the resolution answers (for the KB and training)
+
+
+@dataclass(kw_only=True)
+class HandoffMessage(StreamRecord):
+    """``handoff_messages``: one line of a ticket's live thread, appended, never edited.
+
+    ``role``: ``customer`` (typed after the handoff), ``operator`` (a reply the customer sees)
+    or ``read`` (an operator opened the thread: no text; it ends the unread count)."""
+
+    ticket: str
+    role: Literal["customer", "operator", "read"]
+    content: str = ""
+    session_id: str = ""
+
+
+@dataclass(kw_only=True)
+class CsatRecord(StreamRecord):
+    """``csat``: the customer's 1–5 score of a closed ticket, with an optional comment; one per ticket."""
+
+    ticket: str
+    csat: int
+    comment: str = ""
+    session_id: str = ""
+    lang: str = ""
 
 
 # -- what readers may rely on ----------------------------------------------------------------
@@ -256,7 +282,15 @@ SHAPES: dict[str, tuple[tuple[str, ...], dict[str, tuple[type, ...]]]] = {
         ("messages",),
         {"ticket": _TEXT, "messages": _LIST, "sources": _LIST, "reason": _TEXT, "summary": _TEXT, "ts": _TEXT},
     ),
-    "handoff_updates": (("ticket", "status"), {"ticket": _TEXT, "status": _TEXT, "resolution": _TEXT, "ts": _TEXT}),
+    "handoff_updates": (
+        ("ticket", "status"),
+        {"ticket": _TEXT, "status": _TEXT, "resolution": _TEXT, "question": _TEXT, "ts": _TEXT},
+    ),
+    "handoff_messages": (
+        ("ticket", "role", "content"),
+        {"ticket": _TEXT, "role": _TEXT, "content": _TEXT, "session_id": _TEXT, "ts": _TEXT},
+    ),
+    "csat": (("ticket", "csat"), {"ticket": _TEXT, "csat": (int,), "comment": _TEXT, "ts": _TEXT}),
 }
 
 

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 from aigc_demo import __version__
 from aigc_demo.errors import InvalidInput, NotFound, StorageError, Term
-from aigc_demo.feedback.pii import scrub
+from aigc_demo.feedback.pii import scrub as scrub_pii
 from aigc_demo.feedback.schema import (
     RATINGS,
     FeedbackRecord,
@@ -131,8 +131,11 @@ class FeedbackService:
     def ratings(self) -> JsonlStore:
         return self.store("ratings")
 
-    def append(self, name: str, record: dict[str, Any]) -> dict[str, Any]:
-        """Scrub (if on) and append durably; raises StorageError when not saved.
+    def append(self, name: str, record: dict[str, Any], *, scrub: bool = True) -> dict[str, Any]:
+        """Scrub (if on, and ``scrub``) and append durably; raises StorageError when not saved.
+
+        ``scrub=False`` is for the company's own words that someone must read as written (an
+        operator's reply with a shop's phone number); customers' and testers' text is scrubbed.
 
         Every failure is also counted per stream (``failures``; ``failing`` until the next
         append of that stream succeeds), so an operator sees in
@@ -140,7 +143,7 @@ class FeedbackService:
         is easy to miss while customers are told a colleague will read their conversation.
         """
         try:
-            stored = self.store(name).append(scrub(record) if self.scrub_pii else record)
+            stored = self.store(name).append(scrub_pii(record) if self.scrub_pii and scrub else record)
         except StorageError as exc:
             self.note_failure(name, exc.message)
             raise

@@ -174,8 +174,11 @@ class SupportService:
         self.knowledge.reset()
         return self._rebuild().kb
 
-    def resolve_handoff(self, ticket: str, resolution: str, *, save_as_answer: bool = False, question: str = "") -> Any:
-        """Resolve a ticket; a resolution saved as an answer is searchable at once."""
+    def resolve_handoff(
+        self, ticket: str, resolution: str = "", *, save_as_answer: bool = False, question: str = ""
+    ) -> Any:
+        """Resolve a ticket (an empty resolution: the operator's last reply); a resolution
+        saved as an answer is searchable at once."""
         self.index()  # learning is set up with the first index
         resolved = self.handoffs.resolve(ticket, resolution, save_as_answer=save_as_answer, question=question)
         if save_as_answer:
@@ -256,8 +259,13 @@ class SupportService:
         vectors = index.embed_queries(parts)
         return [Found(part, *index.search(part, vector=vector)) for part, vector in zip(parts, vectors, strict=True)]
 
-    def chat(self, message: object, history: Any = None, *, session_id: str = "") -> dict[str, Any]:
-        """Answer one customer message, in four steps (as a diffusers pipeline reads):
+    def chat(
+        self, message: object, history: Any = None, *, session_id: str = "", ticket: object = ""
+    ) -> dict[str, Any]:
+        """Answer one customer message, in four steps (as a diffusers pipeline reads).
+
+        With the number of an open ``ticket`` the message goes to the operators instead (see
+        :meth:`to_operator`); a closed ticket's customer is answered by the bot again.
 
         1. **validate** the message and the conversation, and settle what the rules read;
         2. **decide**: the first rule of :attr:`rules` with a decision wins (a refusal, another
@@ -265,11 +273,38 @@ class SupportService:
         3. **phrase** the decision in the customer's language (a handoff's words, the mood);
         4. **record** the output, and open the ticket of a handoff.
         """
+        if ticket:
+            open_ticket = self.handoffs.customer(ticket)
+            if open_ticket.status == "open":
+                return self.to_operator(open_ticket.ticket, message, session_id=session_id)
         turn = self._validate_turn(message, history, session_id)  # 1
         started = time.perf_counter()
         decision = next(d for rule in self.rules for d in [rule(turn)] if d is not None)  # 2
         answer = self._phrase(turn, decision)  # 3
         return self._record(turn, decision, answer, (time.perf_counter() - started) * 1000)  # 4
+
+    def to_operator(self, ticket: str, message: object, *, session_id: str = "") -> dict[str, Any]:
+        """The customer's message joins the ticket's thread; the bot stays silent, except once,
+        on the first message, to say a person will answer here."""
+        text = self.validate(message)
+        before = self.handoffs.customer(ticket)
+        first = not any(m["role"] == "customer" for m in before.thread)
+        after = self.handoffs.post(ticket, text, session_id=session_id, max_chars=self.settings.max_prompt_chars)
+        lang = after.lang if after.lang in policy.WITH_OPERATOR else _lang(text)
+        return {
+            "output_id": "",
+            "answer": policy.WITH_OPERATOR[lang] if first else "",
+            "sources": [],
+            "handoff": False,
+            "handoff_reason": None,
+            "ticket": after.ticket,
+            "refused": False,
+            "mood": None,
+            "confidence": None,
+            "answer_mode": "human",
+            "status": "open",
+            "stage": after.stage,
+        }
 
     @property
     def rules(self) -> tuple[Callable[[Turn], Decision | None], ...]:

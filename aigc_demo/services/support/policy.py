@@ -117,9 +117,12 @@ def mood(message: str) -> str | None:
 
 
 def new_ticket() -> str:
-    """A ticket number a customer can read out on the phone: T-YYMMDD-XXXX."""
+    """A ticket number that is also the customer's key to the thread: T-YYMMDD-XXXX-XXXX-XXXX-XXXX,
+    16 random characters (80 bits) in groups a person can read out; operators find a ticket
+    by its first group."""
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
-    return f"T-{datetime.now(UTC):%y%m%d}-{''.join(secrets.choice(alphabet) for _ in range(4))}"
+    groups = ("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
+    return f"T-{datetime.now(UTC):%y%m%d}-" + "-".join(groups)
 
 
 def phrases(key: str) -> dict[str, str]:
@@ -168,6 +171,7 @@ HANDOFF_REASONS: dict[str, HandoffReason] = {
 HANDOFF = {key: reason.message for key, reason in HANDOFF_REASONS.items()}
 TICKET = phrases("support_ticket")
 TICKET_FAILED = phrases("support_ticket_failed")
+WITH_OPERATOR = phrases("support_with_operator")  # said once, on the first message to the operators
 DEFAULT_CONTACT = phrases("support_default_contact")
 REFUSAL = phrases("support_refusal")
 OFF_TOPIC = phrases("support_off_topic")
