@@ -472,6 +472,7 @@ MESSAGES: dict[str, str] = {
     "ticket_stage_operator": "🎫 Ticket **{ticket}** · 💬 A person is on it",
     "ticket_stage_resolved": "🎫 Ticket **{ticket}** · ✅ Resolved",
     "ticket_stage_returned": "🎫 Ticket **{ticket}** · 🤖 Back with the assistant",
+    "operator_says": "🧑‍💼 **Support team**: {text}",
     "operator_label": "Support team",
     "thread_resolved": "✅ Our support team marked this ticket resolved.",
     "thread_resolved_with": "✅ Resolved: {resolution}",

@@ -472,6 +472,7 @@ MESSAGES: dict[str, str] = {
     "ticket_stage_operator": "🎫 工单 **{ticket}** · 💬 人工客服正在为您处理",
     "ticket_stage_resolved": "🎫 工单 **{ticket}** · ✅ 已解决",
     "ticket_stage_returned": "🎫 工单 **{ticket}** · 🤖 已转回智能助手",
+    "operator_says": "🧑‍💼 **人工客服**：{text}",
     "operator_label": "人工客服",
     "thread_resolved": "✅ 人工客服已将工单标记为已解决。",
     "thread_resolved_with": "✅ 已解决：{resolution}",
@@ -525,6 +526,6 @@ MESSAGES: dict[str, str] = {
     "by_session_word": "会话",
     "service_times": "**人工服务**：首次回复用时中位数 {first}（{n_first} 个工单，90% 分位 {first_p90}）· 解决用时中位数 {resolve}（{n_resolve} 个，90% 分位 {resolve_p90}）· 满意度 {csat}",
     "csat_value": "{mean:.2f}/5（95% 区间 {lo:.2f}–{hi:.2f}，{n} 份评价）",
-    "no_value": "–",
+    "no_value": "无",
     "seconds_short": "{n} 秒",
 }

@@ -17,8 +17,9 @@ from typing import Any
 import gradio as gr
 
 from aigc_demo.app_services import Services
+from aigc_demo.errors import AigcError
 from aigc_demo.services.validation import clean_text
-from aigc_demo.ui.common import session_of, user_errors
+from aigc_demo.ui.common import is_admin, session_of, user_errors
 from aigc_demo.ui.streaming import PACER
 
 # Support answers are retrieval on one core, off the compute thread, so several may run at
@@ -35,6 +36,11 @@ ENDPOINTS: tuple[str, ...] = (
     "arena_text",
     "arena_image",
     "arena_vote",
+    "support_updates",
+    "support_csat",
+    "handoff_queue",
+    "handoff_reply",
+    "handoff_resolve",
 )
 
 
@@ -65,6 +71,12 @@ class PublicApi:
             "arena_text": llm,
             "arena_image": image,
             "arena_vote": {"concurrency_limit": None},
+            # A customer's page asks every second while a ticket is open: no queue to wait in.
+            "support_updates": {"queue": False},
+            "support_csat": {"concurrency_limit": None},
+            "handoff_queue": {"concurrency_limit": None},
+            "handoff_reply": {"concurrency_limit": None},
+            "handoff_resolve": {"concurrency_limit": None},
         }
 
     def register(self) -> None:
@@ -160,9 +172,76 @@ class PublicApi:
         files = [_file(p) for p in result["images"]]
         return {**result, "image": files[0], "images": files}
 
-    def support_chat(self, message: str, history: list | None = None, request: gr.Request | None = None) -> dict:
-        """Ask the support bot; returns output_id, answer, sources [{id, title, score, ...}] and handoff."""
-        return self.services.support.chat(message, history or [], session_id=session_of(request))
+    def support_chat(
+        self, message: str, history: list | None = None, ticket: str = "", request: gr.Request | None = None
+    ) -> dict:
+        """Ask the support bot; returns output_id, answer, sources [{id, title, score, ...}],
+        handoff and ticket (the number of a handoff's ticket, also the key to its thread).
+
+        ticket: an open ticket's number — the message then joins its thread for the operators,
+        and the result has answer_mode "human", no sources, and an answer only the first time
+        (saying a person will reply). A closed ticket's customer is answered by the bot again.
+        """
+        return self.services.support.chat(message, history or [], session_id=session_of(request), ticket=ticket)
+
+    def support_updates(self, ticket: str) -> dict:
+        """A ticket's thread, for its customer: {"status": "open"|"resolved", "stage":
+        "waiting"|"operator"|"resolved"|"returned", "messages": [{"role": "customer"|"operator",
+        "content", "ts"}] (oldest first), "csat"}. Poll it (every second or two) while open."""
+        return self.services.support.handoffs.customer(ticket).public()
+
+    def support_csat(self, ticket: str, score: int, comment: str = "", request: gr.Request | None = None) -> dict:
+        """Score a closed ticket 1-5, with an optional comment: returns the stored record
+        ({"ticket", "csat", "comment", ...}). One score per ticket: a second call returns the first."""
+        return self.services.support.handoffs.rate(ticket, score, comment, session_id=session_of(request))
+
+    def _operator(self, admin_token: str) -> Any:
+        if not is_admin(self.services.settings, admin_token):
+            raise AigcError("wrong_token")
+        return self.services.support.handoffs
+
+    def handoff_queue(self, admin_token: str, status: str = "open") -> list[dict]:
+        """The operators' queue, oldest first: [{ticket, ts, reason, stage, unread, summary,
+        messages (the bot conversation), thread}]. status: open, resolved, returned or all."""
+        return [
+            {
+                "ticket": t.ticket,
+                "ts": t.ts,
+                "reason": t.reason,
+                "stage": t.stage,
+                "unread": t.unread,
+                "summary": t.summary,
+                "messages": t.messages,
+                "thread": t.public()["messages"],
+                "csat": t.csat,
+            }
+            for t in self._operator(admin_token).queue(status)
+        ]
+
+    def handoff_reply(self, ticket: str, message: str, admin_token: str) -> dict:
+        """An operator's reply: it shows in the customer's chat on their next poll. Returns the
+        thread as /support_updates does. Refused without the admin token."""
+        queue = self._operator(admin_token)
+        queue.mark_read(ticket)
+        return queue.reply(ticket, message).public()
+
+    def handoff_resolve(
+        self, ticket: str, admin_token: str, save_to_kb: bool = False, resolution: str = "", question: str = ""
+    ) -> dict:
+        """Resolve a ticket; the customer is then asked for a 1-5 score. resolution: the answer
+        (empty = the operator's last reply); save_to_kb: also a verified KB answer to question
+        (empty = the customer's last real question), which the bot cites from now on."""
+        self._operator(admin_token)
+        done = self.services.support.resolve_handoff(
+            ticket, resolution, save_as_answer=bool(save_to_kb), question=question
+        )
+        return {
+            "ticket": done.ticket,
+            "status": done.status,
+            "resolution": done.resolution,
+            "question": done.question,
+            "kb_entry": done.kb_entry,
+        }
 
     def rate(
         self,

@@ -14,12 +14,15 @@ from aigc_demo.feedback.store import read_stream
 from tests.helpers import PUBLIC_ENDPOINTS, free_port, serve_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ADMIN_TOKEN = "operator-token-29"
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, model_cache):
     data = tmp_path_factory.mktemp("app-data")
-    settings = Settings(profile="offline", data_dir=data, cache_dir=model_cache, port=free_port())
+    settings = Settings(
+        profile="offline", data_dir=data, cache_dir=model_cache, port=free_port(), admin_token=ADMIN_TOKEN
+    )
     with serve_app(settings) as url:
         yield settings, url
 
@@ -103,6 +106,41 @@ def test_api_round_trip_writes_three_valid_records(app, client):
     assert Path(tabs["image"]["output"]["path"]).exists() and tabs["image"]["params"]["seed"] == 11
     assert tabs["support"]["sources"][0]["id"] == "refund-time-zh"
     assert tabs["support"]["messages"][-1]["role"] == "assistant"
+
+
+def test_api_live_handoff_round_trip(app, client):
+    """Handoff → the customer writes to the ticket → an operator replies (token required) →
+    the customer's poll shows it → resolve as a KB answer → CSAT stored, one per ticket."""
+    from gradio_client.exceptions import AppError
+
+    opened = client.predict("退款还没到账，我要转人工", api_name="/support_chat")
+    ticket = opened["ticket"]
+    assert opened["handoff"] and ticket in opened["answer"]
+    sent = client.predict("订单 8812 的退款三天了还没到", [], ticket, api_name="/support_chat")
+    assert sent["answer_mode"] == "human" and sent["sources"] == [] and sent["answer"]
+    assert client.predict("还在吗", [], ticket, api_name="/support_chat")["answer"] == ""  # said once
+    with pytest.raises(AppError, match="admin token"):
+        client.predict(ticket, "不该发出", "wrong", api_name="/handoff_reply")
+    queue = client.predict(ADMIN_TOKEN, "open", api_name="/handoff_queue")
+    assert [t["ticket"] for t in queue] == [ticket] and queue[0]["unread"] == 2
+    client.predict(ticket, "您好，退款已加急处理，今天内原路退回。", ADMIN_TOKEN, api_name="/handoff_reply")
+    seen = client.predict(ticket, api_name="/support_updates")
+    assert seen["status"] == "open" and [m["role"] for m in seen["messages"]] == ["customer", "customer", "operator"]
+    assert seen["messages"][-1]["content"] == "您好，退款已加急处理，今天内原路退回。"
+    with pytest.raises(AppError, match="admin token"):
+        client.predict(ticket, "wrong", True, api_name="/handoff_resolve")
+    done = client.predict(ticket, ADMIN_TOKEN, True, api_name="/handoff_resolve")
+    assert done["status"] == "resolved" and done["kb_entry"] == f"resolved-{ticket}"
+    assert client.predict(ticket, api_name="/support_updates")["status"] == "resolved"
+    csat = client.predict(ticket, 5, "很快就解决了", api_name="/support_csat")
+    assert csat["ticket"] == ticket and csat["csat"] == 5
+    assert client.predict(ticket, 1, api_name="/support_csat")["csat"] == 5
+    stored = read_stream(app[0].data_dir / "feedback", "csat").records
+    assert [(r["ticket"], r["csat"]) for r in stored] == [(ticket, 5)]
+    # Another customer's guess reads nothing: an unknown number is refused, like a short one.
+    for guess in (ticket[:-1] + ("A" if ticket[-1] != "A" else "B"), ticket[:13]):
+        with pytest.raises(AppError, match="No ticket"):
+            client.predict(guess, api_name="/support_updates")
 
 
 def test_bad_input_gets_a_clear_error_and_the_app_keeps_serving(client):

@@ -22,13 +22,16 @@ from aigc_demo.app_services import Services
 from aigc_demo.errors import AigcError
 from aigc_demo.feedback.service import REASONS
 from aigc_demo.services.support.bot import md_escape
+from aigc_demo.services.support.handoffs import Ticket
 from aigc_demo.services.support.kb import Problem
 from aigc_demo.ui.api import SUPPORT_CONCURRENCY
 from aigc_demo.ui.common import OnLoad, is_admin, recalled, remembered, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
 from aigc_demo.ui.i18n import T, lang_of, table, tr
-from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
+from aigc_demo.ui.tables import GAP_COLUMNS, gap_rows
 from aigc_demo.ui.tabs.base import QUICK, Updates
+
+POLL_S = 1.0  # an operator's reply is on the customer's screen within about a second
 
 
 def render_answer(result: dict[str, Any], lang: str = "en") -> str:
@@ -45,6 +48,44 @@ def render_answer(result: dict[str, Any], lang: str = "en") -> str:
     if lines:
         text += f"\n\n**{tr('sources', lang)}**\n" + "\n".join(lines)
     return text
+
+
+def _signature(ticket: Ticket) -> str:
+    """What the customer's page shows of a ticket: a tick sends nothing while it is the same."""
+    return f"{len(ticket.thread)}|{ticket.stage}|{ticket.csat}"
+
+
+def thread_chat(ticket: Ticket, lang: str) -> list[dict[str, str]]:
+    """The ticket's part of the customer's chat: their messages (as typed, never rendered as
+    markup), the bot's one notice after the first, the operators' replies, how it closed."""
+    out: list[dict[str, str]] = []
+    for message in ticket.thread:
+        if message["role"] == "customer":
+            out.append({"role": "user", "content": md_escape(message["content"])})
+            if sum(m["role"] == "user" for m in out) == 1:
+                out.append({"role": "assistant", "content": tr("support_with_operator", lang)})
+        else:
+            out.append({"role": "assistant", "content": tr("operator_says", lang, text=message["content"])})
+    if ticket.status == "resolved":
+        said = ticket.resolution in ticket.replies
+        out.append(
+            {
+                "role": "assistant",
+                "content": tr("thread_resolved", lang)
+                if said
+                else tr("thread_resolved_with", lang, resolution=ticket.resolution),
+            }
+        )
+    elif ticket.status == "returned":
+        out.append({"role": "assistant", "content": tr("thread_returned", lang)})
+    return out
+
+
+def thread_history(ticket: Ticket) -> list[dict[str, str]]:
+    """The thread as the bot reads it, once the conversation is handed back to it."""
+    return [
+        {"role": "user" if m["role"] == "customer" else "assistant", "content": m["content"]} for m in ticket.thread
+    ]
 
 
 def _md_escape(text: str) -> str:
@@ -72,6 +113,9 @@ class SupportTab:
                 self._render_admin()
         self.history = gr.State([])
         self.ids = gr.State({})
+        # The open ticket: {"ticket", "base" (chat messages before its thread), "hbase" (the
+        # same in history), "sig" (what was last shown), "closed"}; None without one.
+        self.ticket = gr.State(None)
         self.last_rating = gr.State(None)
         self._setup_events()
         if self.admin_enabled:
@@ -101,6 +145,9 @@ class SupportTab:
                 autofocus=True,
             )
             self.send = gr.Button(T("send"), variant="primary", scale=1, min_width=100, elem_id="support-send")
+            # Always in view, as customers of Chinese service tools ask: a person, one click away.
+            self.human_btn = gr.Button(T("talk_to_person"), scale=1, min_width=120, elem_id="support-human")
+        self._render_ticket()
         self.reasons = gr.CheckboxGroup(
             [(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, elem_id="support-reasons"
         )
@@ -115,6 +162,20 @@ class SupportTab:
         self.status = gr.Markdown(elem_classes=["rating-status"])
         if examples:
             gr.Examples(examples=[[e] for e in examples], inputs=[self.message], label=T("suggested"))
+
+    def _render_ticket(self) -> None:
+        """A handed-off conversation: its ticket and status line, the 1–5 score on close, and
+        the poll that brings operators' replies into the chat."""
+        self.banner = gr.Markdown(visible=False, elem_id="support-ticket")
+        with gr.Group(visible=False, elem_id="support-csat") as self.csat_form:
+            gr.Markdown(T("csat_question"), padding=True)
+            self.csat_score = gr.Radio(
+                [(T(f"csat_{n}"), n) for n in range(1, 6)], show_label=False, container=False, elem_id="csat-score"
+            )
+            with gr.Row():
+                self.csat_comment = gr.Textbox(show_label=False, placeholder=T("csat_comment_placeholder"), scale=4)
+                self.csat_send = gr.Button(T("csat_submit"), variant="primary", scale=1, min_width=100)
+        self.timer = gr.Timer(POLL_S, active=False)
 
     def _render_admin(self) -> None:
         self.kb_status = gr.Markdown()
@@ -136,32 +197,11 @@ class SupportTab:
             self.kb_reset = gr.Button(T("kb_reset"))
             self.gaps_show = gr.Button(T("show_gaps"))
         self.gaps = gr.Dataframe(headers=GAP_COLUMNS, interactive=False, wrap=True, visible=False)
-        self._render_handoff_queue()
-
-    def _render_handoff_queue(self) -> None:
-        gr.Markdown(T("handoff_queue_title"))
-        with gr.Row():
-            self.tickets_open = gr.Button(T("show_open"), size="sm")
-            self.tickets_resolved = gr.Button(T("show_resolved"), size="sm")
-        self.tickets = gr.Dataframe(
-            headers=TICKET_COLUMNS, interactive=False, wrap=True, visible=False, elem_id="handoff-queue"
-        )
-        with gr.Row():
-            self.ticket_no = gr.Textbox(label=T("ticket"), scale=2, elem_id="ticket-number")
-            self.ticket_open = gr.Button(T("open_ticket"), scale=1, size="sm")
-        self.transcript = gr.Chatbot(
-            label=T("handoff_queue"), height=260, visible=False, sanitize_html=True, elem_id="ticket-transcript"
-        )
-        self.ticket_question = gr.Textbox(label=T("answer_question"), lines=1)
-        self.resolution = gr.Textbox(label=T("resolution"), lines=3)
-        self.save_answer = gr.Checkbox(label=T("save_as_answer"), value=True)
-        self.resolve_btn = gr.Button(T("resolve"), variant="primary")
-        self.ticket_status = gr.Markdown()
 
     @property
     def conversation(self) -> list[Any]:
         """What the page shows and sends: the Chatbot, the clean history, the output ids."""
-        return [self.chatbot, self.history, self.ids]
+        return [self.chatbot, self.history, self.ids, self.ticket]
 
     def on_load(self) -> OnLoad:
         """The conversation survives a reload (kept in the browser, for this session): what is
@@ -170,34 +210,65 @@ class SupportTab:
         state = gr.State(None)
         for part in self.conversation:
             part.change(
-                lambda chat, history, ids: {state: {"chat": chat, "history": history, "ids": ids}},
+                lambda chat, history, ids, ticket: {
+                    state: {"chat": chat, "history": history, "ids": ids, "ticket": ticket}
+                },
                 self.conversation,
                 [state],
                 **QUICK,
             )
         remembered(state, saved, lambda value: value)
-        return self.restore, self.conversation, [saved]
+        return self.restore, [*self.conversation, self.timer], [saved]
 
     def restore(self, value: Any, request: gr.Request) -> Updates:
         got = recalled(value, request)
         if not isinstance(got, dict) or not got.get("chat"):
             return gr.skip()
-        return {self.chatbot: got["chat"], self.history: got.get("history") or [], self.ids: got.get("ids") or {}}
+        ticket = got.get("ticket") if isinstance(got.get("ticket"), dict) else None
+        live = ticket is not None  # the first tick shows its status line (and asks a closed one's score)
+        return {
+            self.chatbot: got["chat"],
+            self.history: got.get("history") or [],
+            self.ids: got.get("ids") or {},
+            # A ticket still open is polled again, and its status line shown at the first tick.
+            self.ticket: {**ticket, "sig": ""} if ticket is not None else None,
+            self.timer: gr.Timer(active=live),
+        }
 
     # -- events ----------------------------------------------------------------------------
 
     def _setup_events(self) -> None:
-        outputs = [self.message, self.chatbot, self.history, self.ids, self.status]
-        for trigger in (self.send.click, self.message.submit):
+        shown = [self.ticket, self.banner, self.csat_form, self.timer]
+        outputs = [self.message, self.chatbot, self.history, self.ids, self.status, *shown]
+        for trigger, fn, inputs in (
+            (self.send.click, self.respond, [self.message, self.chatbot, self.history, self.ids, self.ticket]),
+            (self.message.submit, self.respond, [self.message, self.chatbot, self.history, self.ids, self.ticket]),
+            (self.human_btn.click, self.talk_to_person, [self.chatbot, self.history, self.ids, self.ticket]),
+        ):
             trigger(
-                user_errors(self.respond, outputs=len(outputs)),
-                [self.message, self.chatbot, self.history, self.ids],
+                user_errors(fn, outputs=len(outputs)),
+                inputs,
                 outputs,
                 api_visibility="private",
                 concurrency_id="support",
                 concurrency_limit=SUPPORT_CONCURRENCY,
                 show_progress_on=[self.chatbot],
             )
+        # Operators' replies: read from the thread once a second, sent only when something changed.
+        self.timer.tick(
+            user_errors(self.poll, outputs=7),
+            [self.ticket, self.chatbot, self.history],
+            [self.chatbot, self.history, *shown],
+            **QUICK,
+        )
+        gr.on(
+            [self.csat_send.click],
+            user_errors(self.send_csat, outputs=4),
+            [self.ticket, self.csat_score, self.csat_comment],
+            [self.banner, self.csat_form, self.ticket, self.status],
+            api_visibility="private",
+            concurrency_limit=None,
+        )
         self.chatbot.like(
             user_errors(self.on_like, outputs=4),
             [self.ids, self.comment, self.reasons],
@@ -216,13 +287,18 @@ class SupportTab:
             trigger(
                 self.clear,
                 None,
-                [self.chatbot, self.history, self.ids, self.last_rating, self.status, self.comment],
+                [self.chatbot, self.history, self.ids, self.last_rating, self.status, self.comment, *shown],
                 **QUICK,
             )
 
-    def respond(self, message, chat, history, ids, request: gr.Request) -> Iterator[Updates]:
+    def respond(self, message, chat, history, ids, ticket, request: gr.Request) -> Iterator[Updates]:
         support = self.support
         chat = list(chat or [])
+        live = self._open_ticket(ticket)
+        if live is not None:  # a person has the conversation: the message joins the ticket's thread
+            support.to_operator(live.ticket, message, session_id=session_of(request))
+            yield {self.message: "", **self._show(ticket, chat, history, lang_of(request))}
+            return
         # The user's text is shown literally: markup typed into the box is not rendered.
         # The customer's words are shown as typed: no Markdown image, link or HTML of theirs renders.
         shown = {"role": "user", "content": md_escape(str(message or "").strip())}
@@ -244,7 +320,79 @@ class SupportTab:
             {"role": "user", "content": message.strip()},
             {"role": "assistant", "content": result["answer"]},
         ]
-        yield {self.message: "", self.chatbot: chat, self.history: history, self.ids: ids, self.status: ""}
+        updates = {self.message: "", self.chatbot: chat, self.history: history, self.ids: ids, self.status: ""}
+        if result.get("ticket"):  # handed off: the thread starts under this answer, polled from now on
+            ticket = {"ticket": result["ticket"], "base": len(chat), "hbase": len(history), "sig": ""}
+            updates.update(self._show(ticket, chat, history, lang_of(request)))
+        yield updates
+
+    def talk_to_person(self, chat, history, ids, ticket, request: gr.Request) -> Iterator[Updates]:
+        """The 转人工 button: the customer's request, in their words, as if typed."""
+        lang = lang_of(request)
+        live = self._open_ticket(ticket)
+        if live is not None:
+            gr.Info(tr("already_with_operator", lang, ticket=live.ticket))
+            yield {}
+            return
+        yield from self.respond(tr("talk_to_person_message", lang), chat, history, ids, ticket, request)
+
+    # -- the live ticket -------------------------------------------------------------------
+
+    def _ticket_of(self, state: Any) -> Ticket | None:
+        """The ticket a page holds, as stored now; None if it has none or it is unknown here
+        (say, another data dir): the chat goes on with the bot rather than failing."""
+        if not isinstance(state, dict) or not state.get("ticket"):
+            return None
+        try:
+            return self.support.handoffs.customer(state["ticket"])
+        except AigcError:
+            return None
+
+    def _open_ticket(self, state: Any) -> Ticket | None:
+        found = self._ticket_of(state)
+        return found if found is not None and found.status == "open" else None
+
+    def _show(self, state: dict[str, Any], chat: list, history: list, lang: str) -> Updates:
+        """The chat with the ticket's thread as stored (the same on every tick and replica, so
+        a reply and a message sent at once never overwrite each other), its status line, the
+        score form once resolved, and the poll while it is open."""
+        ticket = self._ticket_of(state)
+        if ticket is None:
+            return {self.ticket: None, self.banner: gr.update(visible=False), self.timer: gr.Timer(active=False)}
+        was_closed = bool(state.get("closed"))
+        state = {**state, "sig": _signature(ticket), "closed": ticket.status != "open"}
+        updates: Updates = {
+            self.ticket: state,
+            self.banner: gr.update(value=tr(f"ticket_stage_{ticket.stage}", lang, ticket=ticket.ticket), visible=True),
+            self.csat_form: gr.update(visible=ticket.status == "resolved" and ticket.csat is None),
+            self.timer: gr.Timer(active=ticket.status == "open"),
+        }
+        if not was_closed:  # after the close, the chat is the bot's again: its new turns stay
+            base, hbase = int(state.get("base", len(chat))), int(state.get("hbase", len(history)))
+            updates[self.chatbot] = [*list(chat)[:base], *thread_chat(ticket, lang)]
+            updates[self.history] = [*list(history)[:hbase], *thread_history(ticket)]
+        return updates
+
+    def poll(self, state, chat, history, request: gr.Request) -> Updates:
+        """A tick: nothing is sent unless the thread or the status changed."""
+        if not isinstance(state, dict):
+            return {self.timer: gr.Timer(active=False)}
+        ticket = self._ticket_of(state)
+        if ticket is not None and _signature(ticket) == state.get("sig"):
+            return {}
+        return self._show(state, list(chat or []), list(history or []), lang_of(request))
+
+    def send_csat(self, state, score, comment, request: gr.Request) -> Updates:
+        lang = lang_of(request)
+        if not isinstance(state, dict) or not state.get("ticket"):
+            raise AigcError("no_ticket", number="''")
+        stored = self.support.handoffs.rate(state["ticket"], score, comment or "", session_id=session_of(request))
+        return {
+            self.banner: gr.update(value=tr("csat_thanks", lang, score=stored["csat"]), visible=True),
+            self.csat_form: gr.update(visible=False),
+            self.ticket: None,
+            self.status: "",
+        }
 
     def on_like(self, ids, comment, reasons, data: gr.LikeData, request: gr.Request) -> Updates:
         index = data.index if isinstance(data.index, int) else data.index[0]
@@ -307,35 +455,15 @@ class SupportTab:
             self.last_rating: None,
             self.status: "",
             self.comment: "",
+            self.ticket: None,
+            self.banner: gr.update(visible=False),
+            self.csat_form: gr.update(visible=False),
+            self.timer: gr.Timer(active=False),
         }
 
     # -- admin events ----------------------------------------------------------------------
 
     def _setup_admin_events(self) -> None:
-        self.tickets_open.click(
-            user_errors(self.open_tickets, outputs=1), [self.token], [self.tickets], api_visibility="private"
-        )
-        self.tickets_resolved.click(
-            user_errors(self.resolved_tickets, outputs=1), [self.token], [self.tickets], api_visibility="private"
-        )
-        self.ticket_open.click(
-            user_errors(self.open_ticket, outputs=3),
-            [self.token, self.ticket_no],
-            [self.transcript, self.ticket_question, self.resolution],
-            api_visibility="private",
-        )
-        self.tickets.select(
-            user_errors(self.pick, outputs=4),
-            [self.token],
-            [self.ticket_no, self.transcript, self.ticket_question, self.resolution],
-            api_visibility="private",
-        )
-        self.resolve_btn.click(
-            user_errors(self.resolve, outputs=2),
-            [self.token, self.ticket_no, self.ticket_question, self.resolution, self.save_answer],
-            [self.ticket_status, self.kb_status],
-            api_visibility="private",
-        )
         self.kb_load.click(
             user_errors(self.load, outputs=1),
             [self.token, self.kb_files, self.kb_mode],
@@ -376,49 +504,6 @@ class SupportTab:
             self.gaps: gr.update(value=table(rows, GAP_COLUMNS, lang), visible=True),
             self.kb_status: self.summary(self.support.kb, lang),
         }
-
-    def list_tickets(self, token, status, request: gr.Request) -> Updates:
-        self.guard(token)
-        lang = lang_of(request)
-        tickets = self.support.handoffs.tickets(status)
-        rows = ticket_rows(tickets, lang) or [["", "", "", "", tr("no_tickets", lang), ""]]
-        return {self.tickets: gr.update(value=table(rows, TICKET_COLUMNS, lang), visible=True)}
-
-    def open_tickets(self, token, request: gr.Request) -> Updates:
-        return self.list_tickets(token, "open", request)
-
-    def resolved_tickets(self, token, request: gr.Request) -> Updates:
-        return self.list_tickets(token, "resolved", request)
-
-    def open_ticket(self, token, number) -> Updates:
-        self.guard(token)
-        ticket = self.support.handoffs.get(number or "")
-        # Every turn of a transcript is shown as text to the operator: the customer's, and the
-        # "assistant" ones too, since an API caller can send any history (a forged answer with a
-        # remote image). The page's content policy blocks remote loads as well.
-        transcript = [{"role": m["role"], "content": md_escape(m["content"])} for m in ticket.messages]
-        return {
-            self.transcript: gr.update(value=transcript, visible=True),
-            self.ticket_question: ticket.question,
-            self.resolution: ticket.resolution,
-        }
-
-    def pick(self, token, evt: gr.SelectData) -> Updates:
-        # A click on any cell of a row opens that row's ticket (its number is the first column).
-        row = getattr(evt, "row_value", None) or []
-        number = str(row[0]) if row else ""
-        return {self.ticket_no: number, **self.open_ticket(token, number)}
-
-    def resolve(self, token, number, question, resolution, save, request: gr.Request) -> Updates:
-        self.guard(token)
-        lang = lang_of(request)
-        ticket = self.support.resolve_handoff(
-            number or "", resolution, save_as_answer=bool(save), question=question or ""
-        )
-        message = tr("resolved_ok", lang, ticket=ticket.ticket)
-        if ticket.kb_entry:
-            message += tr("resolved_saved", lang, entry=ticket.kb_entry)
-        return {self.ticket_status: message, self.kb_status: self.summary(self.support.kb, lang)}
 
 
 def _in_language(problem: str, lang: str) -> str:
