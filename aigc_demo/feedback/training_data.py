@@ -103,8 +103,15 @@ def arena_pairs(votes: Iterable[dict[str, Any]]) -> list[Row]:
 def operator_answers(
     handoffs: Iterable[dict[str, Any]], updates: Iterable[dict[str, Any]], events: Iterable[dict[str, Any]] = ()
 ) -> list[dict[str, Any]]:
-    """Resolved handoffs: {question, answer (the operator's), bot (the bot's reply, "" when
-    unknown), ids}. The bot's reply is the handed-off output, found in the ``events`` stream."""
+    """Resolved handoffs: {question, answer (the operator's), bot (the bot's reply to that
+    question, "" when it never answered it), ids}.
+
+    The question is the one the operator resolved (stored with the update: the customer's last
+    real question, "转人工" is none), else the transcript's last user turn. The bot's reply to it
+    is the handed-off output (in the ``events`` stream) when it was the last turn, the
+    transcript's next assistant turn when it was asked earlier, and none when the customer asked
+    it only to the operator — an SFT row then, never a preference pair against an unrelated reply.
+    """
     latest = {u.get("ticket"): u for u in updates}  # the latest update of a ticket wins (a reopened one is open)
     resolved = {t: u for t, u in latest.items() if u.get("status") == "resolved" and u.get("resolution")}
     handoffs = list(handoffs)
@@ -117,10 +124,17 @@ def operator_answers(
         users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
         if update is None or not users:
             continue
-        bot = replies.get(h.get("output_id"), "")
+        last = str(messages[users[-1]].get("content") or "")
+        question = str(update.get("question") or "").strip() or last
+        if question == last.strip():
+            bot = replies.get(h.get("output_id"), "")
+        else:
+            asked = [i for i in users if str(messages[i].get("content") or "").strip() == question]
+            after = messages[asked[-1] + 1] if asked and asked[-1] + 1 < len(messages) else {}
+            bot = str(after.get("content") or "") if after.get("role") == "assistant" else ""
         out.append(
             {
-                "question": str(messages[users[-1]].get("content") or ""),
+                "question": question,
                 "answer": str(update["resolution"]).strip(),
                 "bot": bot,
                 "ids": [h.get("id", ""), update.get("id", "")],

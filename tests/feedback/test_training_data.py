@@ -77,3 +77,22 @@ def test_a_ticket_reopened_after_its_resolution_is_not_training_data():
     ]
     assert build("sft", [], handoffs=handoffs, handoff_updates=updates) == []
     assert len(build("sft", [], handoffs=handoffs, handoff_updates=updates[:1])) == 1
+
+
+def test_the_operators_answer_is_paired_with_the_question_it_answers_not_with_转人工(services):
+    support = services.support
+    history = [{"role": "user", "content": "运费多少？"}, {"role": "assistant", "content": "运费以结算页为准。"}]
+    earlier = support.chat("转人工", history, session_id="s1")["ticket"]
+    support.handoffs.reply(earlier, "满 99 元包邮，不满收 8 元。")
+    support.resolve_handoff(earlier)
+    # The question reaches the operator only in the live thread: the bot never answered it.
+    later = support.chat("我要转人工", [], session_id="s2")["ticket"]
+    support.chat("订单 8812 的退款三天没到", [], session_id="s2", ticket=later)
+    support.handoffs.reply(later, "已为您加急，今天内原路退回。")
+    support.resolve_handoff(later)
+    fb = services.feedback
+    streams = {name: fb.read(name).records for name in ("handoffs", "handoff_updates", "events")}
+    sft = build("sft", [], **streams)
+    assert [r["messages"][0]["content"] for r in sft] == ["运费多少？", "订单 8812 的退款三天没到"]
+    (pair,) = build("dpo", [], **streams)  # operator ≻ bot, on the question the bot did answer
+    assert pair["chosen"] == "满 99 元包邮，不满收 8 元。" and pair["rejected"] == "运费以结算页为准。"
