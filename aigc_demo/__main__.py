@@ -268,6 +268,9 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
         service.read("handoffs").records,
         service.read("arena").records,
         lang=lang,
+        messages=service.read("handoff_messages").records,
+        updates=service.read("handoff_updates").records,
+        csat=service.read("csat").records,
         reason_label=lambda key: tr(f"handoff_reason_{key}", lang) if has(f"handoff_reason_{key}") else key,
     )
     if args.out is None:

@@ -16,6 +16,7 @@ from typing import Any
 from aigc_demo.feedback.arena import by_kind
 from aigc_demo.feedback.insights import generations, latest_ratings, like_rates, wilson
 from aigc_demo.feedback.schema import shown_output
+from aigc_demo.feedback.support_metrics import service_times
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -47,6 +48,13 @@ WORDS: dict[str, dict[str, str]] = {
         "worst": "Worst outputs (👎)",
         "worst_head": "| tab | prompt | output | reasons | comment |",
         "handoffs": "Support handoffs",
+        "service": "Human service: **{tickets}** tickets ({open} still open); first operator reply median {reply} "
+        "(p90 {reply_p90}, n={reply_n}); resolved in median {resolved} (p90 {resolved_p90}, n={resolved_n}); "
+        "CSAT {csat}.",
+        "csat": "**{mean:.2f}**/5 (95 % interval {lo:.2f}–{hi:.2f}, n={n})",
+        "seconds": "{value:.0f} s",
+        "minutes": "{value:.1f} min",
+        "hours": "{value:.1f} h",
         "arena": "Arena votes",
         "board_head": "| contestant | rating | 95 % interval | battles | wins | ties |",
         "votes_head": "| kind | prompt | A | B | vote | comment |",
@@ -74,6 +82,13 @@ WORDS: dict[str, dict[str, str]] = {
         "worst": "最差的输出（👎）",
         "worst_head": "| 标签页 | 提示词 | 输出 | 理由 | 评论 |",
         "handoffs": "转人工",
+        "service": "人工客服：共 **{tickets}** 个工单（{open} 个仍在处理）；客服首次回复用时中位数 {reply}"
+        "（p90 {reply_p90}，n={reply_n}）；解决用时中位数 {resolved}（p90 {resolved_p90}，n={resolved_n}）；"
+        "满意度 {csat}。",
+        "csat": "**{mean:.2f}**/5（95% 区间 {lo:.2f}–{hi:.2f}，n={n}）",
+        "seconds": "{value:.0f} 秒",
+        "minutes": "{value:.1f} 分钟",
+        "hours": "{value:.1f} 小时",
         "arena": "竞技场投票",
         "board_head": "| 选手 | 评分 | 95% 区间 | 对战 | 胜 | 平 |",
         "votes_head": "| 类型 | 提示词 | A | B | 投票 | 评论 |",
@@ -101,9 +116,17 @@ def session_report(
     *,
     lang: str = "en",
     reason_label: Callable[[str], str] | None = None,
+    messages: list[dict[str, Any]] | None = None,
+    updates: list[dict[str, Any]] | None = None,
+    csat: list[dict[str, Any]] | None = None,
 ) -> str:
     """The report in ``lang``; ``reason_label`` names a handoff reason code ("low_confidence")
-    for people (the UI's catalogue has the words); without it the code is shown."""
+    for people (the UI's catalogue has the words); without it the code is shown.
+
+    ``messages``, ``updates`` and ``csat`` are the ``handoff_messages``, ``handoff_updates``
+    and ``csat`` records: given any of them (a missing one counts as empty), a session with
+    handoffs gets a human-service line (first operator reply, resolution time, CSAT); none
+    given, no such line."""
     words = WORDS.get(lang, WORDS["en"])
 
     def w(key: str, **fields: Any) -> str:
@@ -178,8 +201,7 @@ def session_report(
             (m.get("content", "") for m in reversed(h.get("messages") or []) if m.get("role") == "user"), ""
         )
         lines.append(f"- {_cell(reason_of(str(h.get('reason'))), 80)}: {_cell(question, 200)}")
-    if not handoffs:
-        lines.append(w("none"))
+    lines += _service_lines(code, handoffs, words, messages, updates, csat) if handoffs else [w("none")]
     lines += ["", "## " + w("arena"), ""]
     if votes:
         lines += [w("board_head"), "|---|---|---|---|---|---|"]
@@ -197,6 +219,48 @@ def session_report(
     else:
         lines.append(w("none"))
     return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float | None, words: dict[str, str]) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 90:
+        return words["seconds"].format(value=seconds)
+    if seconds < 90 * 60:
+        return words["minutes"].format(value=seconds / 60)
+    return words["hours"].format(value=seconds / 3600)
+
+
+def _service_lines(
+    code: str,
+    handoffs: list[dict[str, Any]],
+    words: dict[str, str],
+    messages: list[dict[str, Any]] | None,
+    updates: list[dict[str, Any]] | None,
+    csat: list[dict[str, Any]] | None,
+) -> list[str]:
+    """The session's human service in one sentence (``support_metrics.service_times``), after
+    a blank line; nothing when none of the ticket streams was given."""
+    if messages is None and updates is None and csat is None:
+        return []
+    stats = service_times(handoffs, messages or [], updates or [], csat or [], session=code)
+    reply, resolved, score = stats["first_reply"], stats["resolution"], stats["csat"]
+    return [
+        "",
+        words["service"].format(
+            tickets=stats["tickets"],
+            open=stats["open"],
+            reply=_duration(reply["median_s"], words),
+            reply_p90=_duration(reply["p90_s"], words),
+            reply_n=reply["n"],
+            resolved=_duration(resolved["median_s"], words),
+            resolved_p90=_duration(resolved["p90_s"], words),
+            resolved_n=resolved["n"],
+            csat=words["csat"].format(mean=score["mean"], lo=score["ci_low"], hi=score["ci_high"], n=score["n"])
+            if score["n"]
+            else "–",
+        ),
+    ]
 
 
 def to_html(markdown_text: str, title: str) -> str:

@@ -524,7 +524,7 @@ MESSAGES: dict[str, str] = {
     "by_model_word": "model",
     "by_variant_word": "variant",
     "by_session_word": "session",
-    "service_times": "**Human service**: first reply in {first} (median of {n_first} tickets, 90th percentile {first_p90}) · resolved in {resolve} (median of {n_resolve}, 90th percentile {resolve_p90}) · CSAT {csat}",
+    "service_times": "**Human service** ({tickets} tickets, {open} still open): first reply in {first} (median of {n_first} tickets, 90th percentile {first_p90}) · resolved in {resolve} (median of {n_resolve}, 90th percentile {resolve_p90}) · CSAT {csat}",
     "csat_value": "{mean:.2f}/5 (95% interval {lo:.2f}–{hi:.2f}, {n} ratings)",
     "no_value": "–",
     "seconds_short": "{n} s",

@@ -524,7 +524,7 @@ MESSAGES: dict[str, str] = {
     "by_model_word": "模型",
     "by_variant_word": "版本",
     "by_session_word": "会话",
-    "service_times": "**人工服务**：首次回复用时中位数 {first}（{n_first} 个工单，90% 分位 {first_p90}）· 解决用时中位数 {resolve}（{n_resolve} 个，90% 分位 {resolve_p90}）· 满意度 {csat}",
+    "service_times": "**人工服务**（{tickets} 个工单，{open} 个未结束）：首次回复用时中位数 {first}（{n_first} 个工单，90% 分位 {first_p90}）· 解决用时中位数 {resolve}（{n_resolve} 个，90% 分位 {resolve_p90}）· 满意度 {csat}",
     "csat_value": "{mean:.2f}/5（95% 区间 {lo:.2f}–{hi:.2f}，{n} 份评价）",
     "no_value": "无",
     "seconds_short": "{n} 秒",

@@ -20,15 +20,18 @@ from aigc_demo.feedback.arena import by_kind, guidance, separations
 from aigc_demo.feedback.export import FORMATS, export
 from aigc_demo.feedback.insights import filter_records, report
 from aigc_demo.feedback.report import session_report, to_html
+from aigc_demo.feedback.support_metrics import handoff_rates, service_times
 from aigc_demo.tabs import tab_names
 from aigc_demo.ui.common import OnLoad, is_admin, scroll_to, user_errors
 from aigc_demo.ui.i18n import T, has, lang_of, table, tr
+from aigc_demo.ui.operator_panel import OperatorPanel, duration
 from aigc_demo.ui.tables import GAP_COLUMNS, TICKET_COLUMNS, gap_rows, ticket_rows
 from aigc_demo.ui.tabs.base import Updates
 from aigc_demo.ui.training_panel import TrainingPanel
 
 RATE_COLUMNS = ["group", "up", "down", "n", "like_rate", "ci_low", "ci_high"]
 DOWNVOTE_COLUMNS = ["when", "tab", "prompt", "output", "comment", "reasons", "sources"]
+HANDOFF_RATE_COLUMNS = ["by", "group", "answers", "handoffs", "rate", "ci_low", "ci_high"]
 ARENA_COLUMNS = ["kind", "contestant", "rating", "ci_low", "ci_high", "battles", "wins", "ties", "win_rate"]
 
 
@@ -68,6 +71,61 @@ def arena_guidance(votes: list[dict[str, Any]], lang: str) -> str:
         for s in separations([v for v in votes if str(v.get("kind") or "text") == kind])
     ]
     return f"**{tr('arena_guidance', lang)}**\n\n" + "\n".join(lines) if lines else ""
+
+
+def handoff_rate_rows(events: list[dict[str, Any]], lang: str) -> list[list[Any]]:
+    """How often the support bot handed a conversation to a person, per model, A/B variant
+    and session code (HANDOFF_RATE_COLUMNS order), rates with their 95 % Wilson interval."""
+    return [
+        [
+            tr(f"by_{by}_word", lang),
+            row["by"],
+            row["answers"],
+            row["handoffs"],
+            f"{row['rate']:.0%}",
+            f"{row['ci_low']:.0%}",
+            f"{row['ci_high']:.0%}",
+        ]
+        for by in ("model", "variant", "session")
+        for row in handoff_rates(events, by)
+    ]
+
+
+def service_line(streams: dict[str, list[dict[str, Any]]], lang: str, session: str = "") -> str:
+    """The people's side of support in one sentence: time to the first operator reply and to
+    resolution (median, p90), CSAT with its 95 % interval, tickets still open. ``streams``
+    holds the ``handoffs``, ``handoff_messages``, ``handoff_updates`` and ``csat`` records."""
+    stats = service_times(
+        streams["handoffs"], streams["handoff_messages"], streams["handoff_updates"], streams["csat"], session
+    )
+    if not stats["tickets"]:
+        return ""
+    reply, resolved, score = stats["first_reply"], stats["resolution"], stats["csat"]
+    csat = (
+        tr(
+            "csat_value",
+            lang,
+            mean=score["mean"],
+            lo=score["ci_low"],
+            hi=score["ci_high"],
+            n=score["n"],
+        )
+        if score["n"]
+        else tr("no_value", lang)
+    )
+    return tr(
+        "service_times",
+        lang,
+        tickets=stats["tickets"],
+        open=stats["open"],
+        first=duration(reply["median_s"], lang),
+        first_p90=duration(reply["p90_s"], lang),
+        n_first=reply["n"],
+        resolve=duration(resolved["median_s"], lang),
+        resolve_p90=duration(resolved["p90_s"], lang),
+        n_resolve=resolved["n"],
+        csat=csat,
+    )
 
 
 def downvoted_images(downvotes: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -143,6 +201,8 @@ class InsightsTab:
         self.services = services
         self.feedback = services.feedback
         self._render_filters()
+        # The operators' live inbox comes first: customers are waiting in it.
+        self.inbox = OperatorPanel(services, self.token, [self.refresh_btn.click, self.token.submit])
         self._render_tables()
         self._render_exports()
         self.training = TrainingPanel(
@@ -198,6 +258,14 @@ class InsightsTab:
         )
         # "About N more votes to tell A from B": where a session's next votes decide something.
         self.arena_guidance = gr.Markdown(elem_id="insights-arena-guidance")
+        # The support flow measured: how often the bot hands over, and how the people then serve.
+        self.service = gr.Markdown(elem_id="insights-service")
+        self.handoff_rates = gr.Dataframe(
+            headers=HANDOFF_RATE_COLUMNS,
+            label=T("support_metrics"),
+            interactive=False,
+            elem_id="insights-handoff-rates",
+        )
         self.handoffs = gr.Dataframe(
             headers=TICKET_COLUMNS,
             label=T("handoffs_insights"),
@@ -222,6 +290,7 @@ class InsightsTab:
             (self.by_variant, RATE_COLUMNS),
             (self.downvotes, DOWNVOTE_COLUMNS),
             (self.gaps, GAP_COLUMNS),
+            (self.handoff_rates, HANDOFF_RATE_COLUMNS),
             (self.handoffs, TICKET_COLUMNS),
             (self.arena, ARENA_COLUMNS),
         ]
@@ -253,6 +322,7 @@ class InsightsTab:
             self.bad_images,
             self.trend,
             self.arena_guidance,
+            self.service,
             *(component for component, _ in self._headed_tables()),
         ]
         # Enter in the token box shows the data too, as a login form would.
@@ -302,6 +372,10 @@ class InsightsTab:
             self.downvotes: _as_table(data["downvotes"], DOWNVOTE_COLUMNS, lang, tabs_in="tab"),
             self.bad_images: downvoted_images(data["downvotes"]),
             self.gaps: table(gap_rows(support.knowledge_gaps(), lang), GAP_COLUMNS, lang),
+            self.handoff_rates: table(
+                handoff_rate_rows(filter_records(events.records, **f), lang), HANDOFF_RATE_COLUMNS, lang
+            ),
+            self.service: service_line(self._ticket_streams(f), lang, f["session"] or ""),
             self.handoffs: table(ticket_rows(self._tickets(f), lang), TICKET_COLUMNS, lang),
             self.arena: table(arena_rows(votes, lang), ARENA_COLUMNS, lang),
             self.arena_guidance: arena_guidance(votes, lang),
@@ -316,6 +390,16 @@ class InsightsTab:
             and (not f["until"] or t.ts[:10] <= f["until"])
             and (not f["session"] or t.session_id == f["session"])
         ][:50]
+
+    def _ticket_streams(self, f: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """The tickets opened within the date filters, with their messages, updates and scores
+        (those records' own dates do not matter: a reply tomorrow still counts for today's ticket)."""
+        read = self.feedback.read
+        dates = {"since": f["since"], "until": f["until"]}
+        return {
+            "handoffs": filter_records(read("handoffs").records, **dates),
+            **{name: read(name).records for name in ("handoff_messages", "handoff_updates", "csat")},
+        }
 
     def export(self, token, fmt, tab, since, until, session, variant, request: gr.Request) -> list[str]:
         """A training or analysis file of the ratings and votes within every filter on screen."""
@@ -352,6 +436,9 @@ class InsightsTab:
             feedback.read("handoffs").records,
             self.services.arena.votes(),
             lang=lang,
+            messages=feedback.read("handoff_messages").records,
+            updates=feedback.read("handoff_updates").records,
+            csat=feedback.read("csat").records,
             reason_label=lambda key: tr(f"handoff_reason_{key}", lang) if has(f"handoff_reason_{key}") else key,
         )
         folder = Path(tempfile.mkdtemp(prefix="report-"))
