@@ -17,7 +17,9 @@
   (``bench/support_eval.py --fit``) and reported on the held-out split.
 
 Embeddings are cached on disk keyed by the KB fingerprint and model id, so a restart
-with unchanged files does not re-embed.
+with unchanged files does not re-embed; within a process each text's vector is also
+remembered per embedder, so a KB that gains one entry (an operator's answer saved to it)
+embeds that entry's three texts, not the whole KB again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import math
 import os
 import re
 import threading
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,6 +177,39 @@ class Hit:
         }
 
 
+# Per embedder object (weakly held: a replaced model's vectors go with it), text -> vector.
+_REMEMBERED: weakref.WeakKeyDictionary[Any, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+_REMEMBERED_LOCK = threading.Lock()
+_REMEMBER_MAX = 30_000  # texts per embedder (~45 MB of 384-d float32); beyond it, start afresh
+
+
+def _remember(embedder: Any, texts: list[str], vectors: np.ndarray) -> None:
+    with _REMEMBERED_LOCK:
+        try:
+            memo = _REMEMBERED.setdefault(embedder, {})
+        except TypeError:  # an embedder that cannot be weakly referenced is not remembered
+            return
+        if len(memo) + len(texts) > _REMEMBER_MAX:
+            memo.clear()
+        memo.update(zip(texts, vectors, strict=True))
+
+
+def embed_remembered(embedder: Any, texts: list[str]) -> np.ndarray:
+    """``embedder.embed(texts)``, embedding only the texts this embedder has not embedded
+    before in this process (a rebuilt index re-embeds only what changed)."""
+    with _REMEMBERED_LOCK:
+        try:
+            memo = dict(_REMEMBERED.get(embedder) or {})
+        except TypeError:
+            memo = {}
+    missing = list(dict.fromkeys(t for t in texts if t not in memo))
+    if missing:
+        fresh = embedder.embed(missing)
+        _remember(embedder, missing, fresh)
+        memo.update(zip(missing, fresh, strict=True))
+    return np.stack([memo[t] for t in texts]) if texts else embedder.embed(texts)
+
+
 class HybridIndex:
     def __init__(
         self, kb: KnowledgeBase, embedder: Any, *, cache_dir: Path | None = None, lexicon: Lexicon | None = None
@@ -213,8 +249,9 @@ class HybridIndex:
             if cache.exists():
                 vectors = np.load(cache)
                 if vectors.shape[0] == len(texts):
+                    _remember(self.embedder, texts, vectors)
                     return vectors[:n], vectors[n : 2 * n], vectors[2 * n :]
-        vectors = self.embedder.embed(texts)
+        vectors = embed_remembered(self.embedder, texts)
         if cache is not None:
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)

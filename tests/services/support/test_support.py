@@ -393,3 +393,36 @@ def test_a_new_rule_and_handoff_reason_is_one_method_one_entry_and_its_messages(
     assert reply["handoff"] and reply["answer"].startswith("这个问题将由护士为您解答。")
     assert bot.feedback.read("handoffs").records[-1]["reason"] == "medical"
     assert not bot.chat("退款多久到账？")["handoff"]  # the other rules still run after it
+
+
+def test_a_kb_that_gains_one_entry_embeds_only_that_entry_again(tmp_path, fake_registry):
+    # An operator's answer saved to the KB rebuilt the index: every entry was embedded again
+    # (15 s on 2 cores for the bundled FAQ). Now only the new entry's texts are.
+    import numpy as np
+
+    from aigc_demo.services.support.retrieval import HybridIndex
+
+    embedder = fake_registry.get("embed")
+    calls: list[list[str]] = []
+    original = embedder.embed
+
+    def counting(texts):
+        calls.append(list(texts))
+        return original(texts)
+
+    embedder.embed = counting
+    rows = [
+        {"id": "ship", "question": "配送要多久？", "answer": "一般 3-5 个工作日送达。"},
+        {"id": "refund", "question": "退款多久到账？", "answer": "原路退回，1-3 个工作日到账。"},
+    ]
+    first = index_of(tmp_path, fake_registry, rows)
+    assert sum(len(c) for c in calls) == 6  # text, question and answer of each entry
+    calls.clear()
+    (tmp_path / "resolved.jsonl").write_text(
+        '{"id": "invoice", "question": "发票怎么开？", "answer": "在订单详情页申请电子发票。"}', encoding="utf-8"
+    )
+    again = HybridIndex(load_kb(tmp_path), embedder)
+    assert sum(len(c) for c in calls) == 3 and all("发票" in text for text in calls[0])
+    # The same vectors as a fresh embedding, in the new order.
+    assert np.allclose(again.vectors, original([e.text for e in again.kb.entries]))
+    assert len(first.kb.entries) == 2 and len(again.kb.entries) == 3
