@@ -134,7 +134,12 @@ class OperatorPanel:
                 )
                 self.refresh_btn = gr.Button(T("inbox_refresh"), scale=1, elem_id="inbox-refresh")
             self.queue = gr.Dataframe(
-                headers=INBOX_COLUMNS, interactive=False, wrap=True, elem_id="handoff-queue", max_height=300
+                headers=INBOX_COLUMNS,
+                label=T("inbox_queue"),
+                interactive=False,
+                wrap=True,
+                elem_id="handoff-queue",
+                max_height=300,
             )
             with gr.Row(equal_height=True):
                 self.number = gr.Textbox(label=T("ticket"), scale=3, elem_id="ticket-number")

@@ -31,6 +31,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("AIGC_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "e2e"
 XSS_REPLY = '<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> done'
 TOKEN = "e2e-admin-token"
+TICKET = r"T-\d{6}(?:-[A-Z2-9]{4}){4}"  # a ticket number as the customer sees it
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -554,7 +555,7 @@ def test_05b_chinese_support_on_a_phone_ticket_and_the_handoff_queue(app, page):
     box.fill("气死了，我要转人工")
     phone.locator("#support-send").click()
     chat.get_by_text("工单号").first.wait_for(timeout=30_000)
-    ticket = re.search(r"T-\d{6}-[A-Z2-9]{4}", chat.inner_text()).group(0)
+    ticket = re.search(TICKET, chat.inner_text()).group(0)
     shot(phone, "05b-support-zh-phone-ticket")
     handoffs = records(settings, "handoffs")
     assert handoffs[-1]["ticket"] == ticket and handoffs[-1]["messages"][0]["content"].startswith("运费多少")
@@ -563,19 +564,94 @@ def test_05b_chinese_support_on_a_phone_ticket_and_the_handoff_queue(app, page):
     box.fill("人工")
     phone.locator("#support-send").click()
     phone.wait_for_function(
-        "document.querySelector('#support-chat').innerText.match(/T-\\d{6}-[A-Z2-9]{4}/g)?.length === 1"
+        "document.querySelector('#support-chat').innerText.match(/T-\\d{6}(-[A-Z2-9]{4}){4}/g)?.length === 1"
     )
     assert [m["content"] for m in records(settings, "handoffs")[-1]["messages"]] == ["人工"]
-    # The operator's queue lists the ticket with its transcript.
-    phone.locator("#support-admin").click()
-    phone.locator("#support-admin input[type='password']").fill(TOKEN)
-    phone.get_by_role("button", name="待处理工单").click()
-    phone.locator("#handoff-queue").get_by_text(ticket).click()  # a row opens its ticket
+    # The operators' inbox (Insights) lists the ticket; a row opens its conversation.
+    phone.get_by_role("tab", name=re.compile("洞察")).click()
+    phone.locator("#insights-token input").fill(TOKEN)
+    phone.locator("#insights-refresh").click()
+    phone.locator("#handoff-queue").get_by_text(ticket).last.click()  # a row opens its ticket
     phone.locator("#ticket-transcript").get_by_text("退款多久能到账").first.wait_for(timeout=10_000)
     assert phone.locator("#ticket-number input, #ticket-number textarea").first.input_value() == ticket
     phone.locator("#ticket-transcript").scroll_into_view_if_needed()
     shot(phone, "05b-support-zh-phone-queue")
     zh.close()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_05c_a_live_handoff_round_trip_on_a_phone(app, page, lang):
+    """The customer on a 390×844 phone presses 转人工 and writes; an operator (desktop, Insights)
+    opens the ticket and replies; the reply shows in the customer's chat without a reload; the
+    operator resolves it; the customer gives 5/5, which is stored."""
+    settings, url = app
+    words = {
+        "zh": (
+            "客服",
+            "洞察",
+            "订单 8812 的退款三天了还没到",
+            "您好，已为您加急，今天内原路退回。",
+            "人工客服正在为您处理",
+        ),
+        "en": (
+            "Support",
+            "Insights",
+            "My refund for order 8812 is three days late",
+            "Sorry! Refunded today.",
+            "A person is on it",
+        ),
+    }
+    support_tab, insights_tab, question, reply, replying = words[lang]
+    locale = "zh-CN" if lang == "zh" else "en-US"
+    customer = page.context.browser.new_context(viewport={"width": 390, "height": 844}, locale=locale, is_mobile=True)
+    operator = page.context.browser.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
+    try:
+        phone, desk = customer.new_page(), operator.new_page()
+        for p in (phone, desk):
+            p.on("pageerror", lambda e: page.console_errors.append(str(e)))
+            p.goto(f"{url}?lang={lang}")
+        phone.get_by_role("tab", name=re.compile(support_tab)).click()
+        phone.locator("#support-human").click()
+        banner = phone.locator("#support-ticket")
+        banner.get_by_text(re.compile(TICKET)).wait_for(timeout=30_000)
+        ticket = re.search(TICKET, banner.inner_text()).group(0)
+        box = phone.locator("#support-chat").locator("xpath=following::textarea[1]")
+        box.fill(question)
+        phone.locator("#support-send").click()
+        chat = phone.locator("#support-chat")
+        chat.get_by_text(question).wait_for(timeout=10_000)
+        shot(phone, f"05c-{lang}-phone-waiting")
+        # The operator's inbox, on a desktop.
+        desk.get_by_role("tab", name=re.compile(insights_tab)).click()
+        desk.locator("#insights-token input").fill(TOKEN)
+        desk.locator("#insights-refresh").click()
+        desk.locator("#handoff-queue").get_by_text(ticket).last.click()
+        desk.locator("#ticket-transcript").get_by_text(question).wait_for(timeout=10_000)
+        desk.locator("#inbox-reply textarea").fill(reply)
+        desk.locator("#inbox-send").click()
+        sent = time.monotonic()
+        chat.get_by_text(reply).wait_for(timeout=10_000)  # no reload: the page's poll brings it
+        latency = time.monotonic() - sent
+        banner.get_by_text(replying).wait_for(timeout=5_000)
+        print(f"operator reply on the customer's screen after {latency:.2f} s ({lang})")
+        shot(phone, f"05c-{lang}-phone-operator-reply")
+        shot(desk, f"05c-{lang}-desktop-inbox")
+        desk.locator("#inbox-resolve").click()
+        desk.locator("#inbox-status-line").get_by_text(ticket).wait_for(timeout=10_000)
+        # Resolved: the customer is asked for a score.
+        form = phone.locator("#support-csat")
+        form.wait_for(state="visible", timeout=10_000)
+        form.locator("label").filter(has_text=re.compile(r"^\s*5")).first.click()
+        shot(phone, f"05c-{lang}-phone-csat")
+        form.get_by_role("button").click()
+        banner.get_by_text("5/5").wait_for(timeout=10_000)
+        stored = [r for r in records(settings, "csat") if r["ticket"] == ticket]
+        assert [r["csat"] for r in stored] == [5]
+        thread = [r for r in records(settings, "handoff_messages") if r["ticket"] == ticket and r["role"] != "read"]
+        assert [(r["role"], r["content"]) for r in thread] == [("customer", question), ("operator", reply)]
+    finally:
+        customer.close()
+        operator.close()
 
 
 def test_06_insights_needs_the_token(app, page):

@@ -45,7 +45,9 @@ def test_insights_shows_handoff_rates_and_the_service_the_people_gave(tab, servi
     assert "2 个工单，1 个未结束" in service and "（1 个工单" in service and "（1 个" in service
     assert "秒" in service and "4.00/5" in service and "1 份评价" in service
     # A session's code narrows the line to that session's tickets.
-    assert "1 个工单，1 个未结束" in _show(tab, "zh-CN", "s2")[tab.service]
+    waiting = _show(tab, "zh-CN", "s2")[tab.service]
+    assert "1 个工单，1 个未结束" in waiting
+    assert "客服尚未回复" in waiting and "尚无已解决工单" in waiting and "尚无满意度评分" in waiting
     english = _show(tab, "en")[tab.service]
     assert "2 tickets, 1 still open" in english and "4.00/5" in english
 

@@ -101,31 +101,34 @@ def service_line(streams: dict[str, list[dict[str, Any]]], lang: str, session: s
     if not stats["tickets"]:
         return ""
     reply, resolved, score = stats["first_reply"], stats["resolution"], stats["csat"]
-    csat = (
+    parts = [
         tr(
-            "csat_value",
+            "service_first",
             lang,
-            mean=score["mean"],
-            lo=score["ci_low"],
-            hi=score["ci_high"],
-            n=score["n"],
+            first=duration(reply["median_s"], lang),
+            n=reply["n"],
+            p90=duration(reply["p90_s"], lang),
+        )
+        if reply["n"]
+        else tr("service_first_none", lang),
+        tr(
+            "service_resolve",
+            lang,
+            resolve=duration(resolved["median_s"], lang),
+            n=resolved["n"],
+            p90=duration(resolved["p90_s"], lang),
+        )
+        if resolved["n"]
+        else tr("service_resolve_none", lang),
+        tr(
+            "service_csat",
+            lang,
+            csat=tr("csat_value", lang, mean=score["mean"], lo=score["ci_low"], hi=score["ci_high"], n=score["n"]),
         )
         if score["n"]
-        else tr("no_value", lang)
-    )
-    return tr(
-        "service_times",
-        lang,
-        tickets=stats["tickets"],
-        open=stats["open"],
-        first=duration(reply["median_s"], lang),
-        first_p90=duration(reply["p90_s"], lang),
-        n_first=reply["n"],
-        resolve=duration(resolved["median_s"], lang),
-        resolve_p90=duration(resolved["p90_s"], lang),
-        n_resolve=resolved["n"],
-        csat=csat,
-    )
+        else tr("service_csat_none", lang),
+    ]
+    return tr("service_times", lang, tickets=stats["tickets"], open=stats["open"], parts=" · ".join(parts))
 
 
 def downvoted_images(downvotes: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -167,7 +167,8 @@ class SupportTab:
         """A handed-off conversation: its ticket and status line, the 1–5 score on close, and
         the poll that brings operators' replies into the chat."""
         self.banner = gr.Markdown(visible=False, elem_id="support-ticket")
-        with gr.Group(visible=False, elem_id="support-csat") as self.csat_form:
+        # The id sits on a Column: Gradio 6 renders a Group's elem_id on two nested divs.
+        with gr.Column(visible=False, elem_id="support-csat") as self.csat_form, gr.Group():
             gr.Markdown(T("csat_question"), padding=True)
             self.csat_score = gr.Radio(
                 [(T(f"csat_{n}"), n) for n in range(1, 6)], show_label=False, container=False, elem_id="csat-score"
