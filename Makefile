@@ -81,6 +81,7 @@ bench: setup
 	$(BIN)/python bench/feedback_store.py --kills 50
 	$(BIN)/python bench/hostile.py
 	$(BIN)/python bench/arena.py
+	$(BIN)/python bench/handoff_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
