@@ -161,10 +161,12 @@ def _guarded(
 EXTRA_REQUEST = "aigc_request"
 
 
-def is_admin(settings: Settings, token: str | None) -> bool:
-    """Constant-time token check; admin views stay closed while AIGC_ADMIN_TOKEN is unset."""
+def is_admin(settings: Settings, token: object) -> bool:
+    """Constant-time token check; admin views stay closed while AIGC_ADMIN_TOKEN is unset.
+    Anything but a string (an API caller's list, number or null) is simply not the token."""
     expected = settings.admin_token
-    return bool(expected) and hmac.compare_digest((token or "").encode(), expected.encode())
+    given = token if isinstance(token, str) else ""
+    return bool(expected) and hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 class StopFlags:

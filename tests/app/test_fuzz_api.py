@@ -24,7 +24,19 @@ from tests.helpers import free_port, serve_app
 
 pytestmark = [pytest.mark.integration]
 
-ENDPOINTS = ("generate_text", "generate_image", "support_chat", "rate")
+ENDPOINTS = (
+    "generate_text",
+    "generate_image",
+    "support_chat",
+    "rate",
+    "support_updates",
+    "support_csat",
+    "handoff_queue",
+    "handoff_reply",
+    "handoff_resolve",
+)
+# Operator calls: random arguments never carry the admin token, so nothing may be written.
+OPERATOR = ("handoff_queue", "handoff_reply", "handoff_resolve")
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +51,7 @@ def server(tmp_path_factory, model_cache):
         max_new_tokens_cap=64,
         image_max_side=128,
         image_max_steps=4,
+        admin_token="fuzz-operator-token",
     )
     registry = ModelRegistry(
         settings, preloaded={"text": FakeTextBackend(), "image": FakeImageBackend(), "embed": FakeEmbedder()}
@@ -84,6 +97,10 @@ histories = st.lists(
 )
 
 
+def _ticket_streams(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.glob("handoff*.jsonl")} if folder.exists() else {}
+
+
 def call(http: httpx.Client, base: str, api: str, data: list) -> tuple[int, str | None, object]:
     """(HTTP status, SSE event name, its data) for one raw call."""
     body = json.dumps({"data": data}, ensure_ascii=True)  # lone surrogates travel as JSON escapes
@@ -100,6 +117,7 @@ def call(http: httpx.Client, base: str, api: str, data: list) -> tuple[int, str 
 def test_any_arguments_get_an_answer_or_a_clear_refusal(server, api):
     settings, base = server
     ratings = settings.data_dir / "feedback" / "ratings.jsonl"
+    threads = settings.data_dir / "feedback"
 
     http = httpx.Client(timeout=30)  # one keep-alive client, as a real caller would use
 
@@ -107,6 +125,7 @@ def test_any_arguments_get_an_answer_or_a_clear_refusal(server, api):
     @given(args=st.lists(values, max_size=13) | st.tuples(st.text(max_size=30), histories).map(list))
     def check(args):
         before = ratings.read_bytes() if ratings.exists() else b""
+        streams = _ticket_streams(threads)
         status, event, data = call(http, base, api, args)
         assert status == 200, (status, data)
         if event == "error":
@@ -115,7 +134,9 @@ def test_any_arguments_get_an_answer_or_a_clear_refusal(server, api):
             if api == "rate":
                 assert (ratings.read_bytes() if ratings.exists() else b"") == before  # nothing written
         else:
-            assert event == "complete", (event, data)
+            assert event == "complete" and api not in OPERATOR, (event, data)
+        if api in OPERATOR:
+            assert _ticket_streams(threads) == streams  # refused: no reply, update or KB entry
         assert http.get(f"{base}/healthz", timeout=5).json()["status"] == "ok"  # still serving
 
     with http:
