@@ -102,24 +102,8 @@ def service_line(streams: dict[str, list[dict[str, Any]]], lang: str, session: s
         return ""
     reply, resolved, score = stats["first_reply"], stats["resolution"], stats["csat"]
     parts = [
-        tr(
-            "service_first",
-            lang,
-            first=duration(reply["median_s"], lang),
-            n=reply["n"],
-            p90=duration(reply["p90_s"], lang),
-        )
-        if reply["n"]
-        else tr("service_first_none", lang),
-        tr(
-            "service_resolve",
-            lang,
-            resolve=duration(resolved["median_s"], lang),
-            n=resolved["n"],
-            p90=duration(resolved["p90_s"], lang),
-        )
-        if resolved["n"]
-        else tr("service_resolve_none", lang),
+        _median_part("service_first", reply, lang),
+        _median_part("service_resolve", resolved, lang),
         tr(
             "service_csat",
             lang,
@@ -129,6 +113,13 @@ def service_line(streams: dict[str, list[dict[str, Any]]], lang: str, session: s
         else tr("service_csat_none", lang),
     ]
     return tr("service_times", lang, tickets=stats["tickets"], open=stats["open"], parts=" · ".join(parts))
+
+
+def _median_part(key: str, times: dict[str, Any], lang: str) -> str:
+    """ "first reply in 2 min (median of 5 tickets, 90th percentile 6 min)", or ``key``_none."""
+    if not times["n"]:
+        return tr(f"{key}_none", lang)
+    return tr(key, lang, median=duration(times["median_s"], lang), n=times["n"], p90=duration(times["p90_s"], lang))
 
 
 def downvoted_images(downvotes: list[dict[str, Any]]) -> list[tuple[str, str]]:
