@@ -75,13 +75,21 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
     (Handlers without it used to answer a Chinese page in English.)
     """
 
+    def unchanged() -> Any:
+        # One output takes a bare value: Gradio would read a 1-tuple as the value itself.
+        return gr.skip() if outputs == 1 else tuple(gr.skip() for _ in range(outputs or 0))
+
     def handle(exc: Exception, args: tuple, kwargs: dict) -> tuple[Any, ...]:
         request = _request_in(args, kwargs)
         if outputs is not None and isinstance(exc, AigcError):
             gr.Warning(html.escape(exc.localized(lang_of(request)), quote=False))
-            # One output takes a bare value: Gradio would read a 1-tuple as the value itself.
-            return gr.skip() if outputs == 1 else tuple(gr.skip() for _ in range(outputs))
+            return unchanged()
         raise to_gr_error(exc, lang_of(request) if request is not None else "en") from None
+
+    def result(value: Any) -> Any:
+        # "Nothing changed" ({}, e.g. a poll's tick) leaves every output as it is: Gradio 6
+        # reads an empty dict as too few values and shows an error badge on every output.
+        return unchanged() if outputs and isinstance(value, dict) and not value else value
 
     signature = inspect.signature(fn)
     hints = {**getattr(fn, "__annotations__", {})}
@@ -98,7 +106,7 @@ def user_errors(fn: Callable[..., Any], *, outputs: int | None = None) -> Callab
             args, request = args[:-1], args[-1]
         return args, kwargs, (*args, request)
 
-    wrapped = _guarded(fn, split, handle)
+    wrapped = _guarded(fn, split, handle, result)
     if extended is not None:
         wrapped.__signature__ = extended  # type: ignore[attr-defined]
         wrapped.__annotations__ = {**hints, EXTRA_REQUEST: gr.Request}
@@ -128,16 +136,19 @@ def _guarded(
     fn: Callable[..., Any],
     split: Callable[[tuple, dict], tuple[tuple, dict, tuple]],
     handle: Callable[[Exception, tuple, dict], Any],
+    result: Callable[[Any], Any],
 ) -> Callable[..., Any]:
-    """``fn`` (plain or generator) with its arguments ``split`` and its exceptions, other than
-    ``gr.Error``, turned by ``handle`` into its result (a generator yields it)."""
+    """``fn`` (plain or generator) with its arguments ``split``, each value it returns or yields
+    passed through ``result``, and its exceptions, other than ``gr.Error``, turned by ``handle``
+    into its result (a generator yields it)."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
             args, kwargs, seen = split(args, kwargs)
             try:
-                yield from fn(*args, **kwargs)
+                for value in fn(*args, **kwargs):
+                    yield result(value)
             except gr.Error:
                 raise
             except Exception as exc:  # noqa: BLE001 - the edge
@@ -149,7 +160,7 @@ def _guarded(
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         args, kwargs, seen = split(args, kwargs)
         try:
-            return fn(*args, **kwargs)
+            return result(fn(*args, **kwargs))
         except gr.Error:
             raise
         except Exception as exc:  # noqa: BLE001 - the edge

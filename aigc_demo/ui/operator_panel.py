@@ -212,10 +212,11 @@ class OperatorPanel:
             api_visibility="private",
             concurrency_limit=None,
         )
+        ticked = [self.queue, self.note, self.thread, self.seen, self.timer]
         self.timer.tick(
-            self.tick,
+            user_errors(self.tick, outputs=len(ticked)),
             [self.token, *filters, self.number, self.seen],
-            [self.queue, self.note, self.thread, self.seen, self.timer],
+            ticked,
             **QUICK,
         )
 

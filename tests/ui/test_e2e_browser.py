@@ -620,6 +620,8 @@ def test_05c_a_live_handoff_round_trip_on_a_phone(app, page, lang):
         phone.locator("#support-send").click()
         chat = phone.locator("#support-chat")
         chat.get_by_text(question).wait_for(timeout=10_000)
+        phone.wait_for_timeout(2_500)  # two polls with nothing new: they leave the page as it is
+        assert phone.locator("span.error").count() == 0, "an error badge on the customer's page"
         shot(phone, f"05c-{lang}-phone-waiting")
         # The operator's inbox, on a desktop.
         desk.get_by_role("tab", name=re.compile(insights_tab)).click()
@@ -627,6 +629,8 @@ def test_05c_a_live_handoff_round_trip_on_a_phone(app, page, lang):
         desk.locator("#insights-refresh").click()
         desk.locator("#handoff-queue").get_by_text(ticket).last.click()
         desk.locator("#ticket-transcript").get_by_text(question).wait_for(timeout=10_000)
+        desk.wait_for_timeout(4_500)  # two inbox ticks with nothing new
+        assert desk.locator("span.error").count() == 0, "an error badge on the operator's page"
         desk.locator("#inbox-reply textarea").fill(reply)
         desk.locator("#inbox-send").click()
         sent = time.monotonic()

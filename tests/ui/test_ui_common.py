@@ -20,6 +20,22 @@ def test_aigc_error_in_a_ui_handler_becomes_a_warning_and_keeps_outputs():
     assert user_errors(handler, outputs=1)("") == gr.skip()
 
 
+def test_nothing_changed_leaves_every_output_as_it_is():
+    # A poll's tick returns {} when nothing changed; Gradio 6 read that as too few values and
+    # showed 错误 on the chat once a second.
+    def tick():
+        return {}
+
+    result = user_errors(tick, outputs=6)()
+    assert len(result) == 6 and all(r == gr.skip() for r in result)
+
+    def ticks():
+        yield {}
+        yield {"changed": 1}
+
+    assert list(user_errors(ticks, outputs=1)()) == [gr.skip(), {"changed": 1}]
+
+
 def test_aigc_error_in_an_api_handler_is_an_escaped_gr_error():
     def handler():
         raise InvalidInput("bad value <script>alert(1)</script>")

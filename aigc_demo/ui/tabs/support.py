@@ -256,10 +256,11 @@ class SupportTab:
                 show_progress_on=[self.chatbot],
             )
         # Operators' replies: read from the thread once a second, sent only when something changed.
+        polled = [self.chatbot, self.history, *shown]
         self.timer.tick(
-            user_errors(self.poll, outputs=7),
+            user_errors(self.poll, outputs=len(polled)),
             [self.ticket, self.chatbot, self.history],
-            [self.chatbot, self.history, *shown],
+            polled,
             **QUICK,
         )
         gr.on(
