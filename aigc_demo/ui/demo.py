@@ -89,6 +89,12 @@ def create_demo(
 
         demo.load(show_meta, None, [meta_line, session_line], api_visibility="private", queue=False)
         for fn, outputs, *inputs in on_load:
+            # A tab's browser-kept state (gr.BrowserState, made with render=False) is rendered
+            # here, outside the tabs: Gradio mounts a tab's components only when it is first
+            # opened, and an unmounted BrowserState has not read localStorage when the page loads.
+            for component in inputs[0] if inputs else []:
+                if not component.is_rendered:
+                    component.render()
             demo.load(fn, inputs[0] if inputs else None, outputs, api_visibility="private", queue=False)
 
     # No global size: each group is capped on its own, fairly (ui/admission.py), so a flood

@@ -640,6 +640,11 @@ def test_05c_a_live_handoff_round_trip_on_a_phone(app, page, lang):
         print(f"operator reply on the customer's screen after {latency:.2f} s ({lang})")
         shot(phone, f"05c-{lang}-phone-operator-reply")
         shot(desk, f"05c-{lang}-desktop-inbox")
+        # A reload keeps the ticket, its thread and the poll (the ticket is the thread's only key).
+        phone.reload()
+        phone.get_by_role("tab", name=re.compile(support_tab)).click()
+        chat.get_by_text(reply).wait_for(timeout=10_000)
+        banner.get_by_text(ticket).wait_for(timeout=10_000)
         desk.locator("#inbox-resolve").click()
         desk.locator("#inbox-status-line").get_by_text(ticket).wait_for(timeout=10_000)
         # Resolved: the customer is asked for a score.

@@ -25,7 +25,7 @@ from aigc_demo.services.support.bot import md_escape
 from aigc_demo.services.support.handoffs import Ticket
 from aigc_demo.services.support.kb import Problem
 from aigc_demo.ui.api import SUPPORT_CONCURRENCY
-from aigc_demo.ui.common import OnLoad, is_admin, recalled, remembered, session_of, user_errors
+from aigc_demo.ui.common import OnLoad, is_admin, recalled, session_of, user_errors
 from aigc_demo.ui.feedback import rate_and_report
 from aigc_demo.ui.i18n import T, lang_of, table, tr
 from aigc_demo.ui.tables import GAP_COLUMNS, gap_rows
@@ -207,18 +207,18 @@ class SupportTab:
     def on_load(self) -> OnLoad:
         """The conversation survives a reload (kept in the browser, for this session): what is
         shown, what the bot is sent next, and which answer each 👍 / 👎 rates."""
-        saved = gr.BrowserState(None, storage_key="aigc-support-conversation")
-        state = gr.State(None)
+        # Rendered by the page outside the tabs (ui/demo.py): a component in a tab not yet opened
+        # is not mounted, so at page load it would not have read the browser's storage.
+        saved = gr.BrowserState(None, storage_key="aigc-support-conversation", render=False)
+
+        def save(chat: Any, history: Any, ids: Any, ticket: Any, request: gr.Request) -> dict[str, Any]:
+            value = {"chat": chat, "history": history, "ids": ids, "ticket": ticket}
+            return {"session": session_of(request), "value": value}  # as `remembered` keeps it
+
+        # Straight into the browser: a State set by another .change handler fires no .change
+        # of its own in Gradio 6, so a relay State was never saved (a reload lost the ticket).
         for part in self.conversation:
-            part.change(
-                lambda chat, history, ids, ticket: {
-                    state: {"chat": chat, "history": history, "ids": ids, "ticket": ticket}
-                },
-                self.conversation,
-                [state],
-                **QUICK,
-            )
-        remembered(state, saved, lambda value: value)
+            part.change(save, self.conversation, [saved], **QUICK)
         return self.restore, [*self.conversation, self.timer], [saved]
 
     def restore(self, value: Any, request: gr.Request) -> Updates:

@@ -127,7 +127,7 @@ class TextTab(StoppableTab):
     def on_load(self) -> OnLoad:
         """The conversation survives a reload of the page (kept in the browser, for this session),
         and the model list is read afresh: a model trained since the server started is offered."""
-        saved = gr.BrowserState(None, storage_key="aigc-text-conversation")
+        saved = gr.BrowserState(None, storage_key="aigc-text-conversation", render=False)  # see ui/demo.py
         remembered(self.turns, saved, lambda turns: turns)
 
         def restore(value: Any, request: gr.Request) -> Any:
