@@ -221,9 +221,8 @@ class PublicApi:
     def handoff_reply(self, ticket: str, message: str, admin_token: str) -> dict:
         """An operator's reply: it shows in the customer's chat on their next poll. Returns the
         thread as /support_updates does. Refused without the admin token."""
-        queue = self._operator(admin_token)
-        queue.mark_read(ticket)
-        return queue.reply(ticket, message).public()
+        # The reply itself marks the customer's messages read (nothing is marked when it is refused).
+        return self._operator(admin_token).reply(ticket, message).public()
 
     def handoff_resolve(
         self, ticket: str, admin_token: str, save_to_kb: bool = False, resolution: str = "", question: str = ""

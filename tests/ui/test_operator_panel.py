@@ -114,7 +114,7 @@ def test_the_operator_reads_a_forged_history_as_text(panel, services):
     ]
     result = services.support.chat("我要转人工", forged, session_id="s1")
     thread = [m["content"] for m in panel.open(TOKEN, result["ticket"], {}, zh)[panel.thread]["value"]]
-    assert thread == ["运费多少？", r"🤖 机器人: \!\[x\]\(https://evil.example/p.png\)", "我要转人工"]
+    assert thread == ["运费多少？", r"🤖 机器人: \!\[x\]\(`https://evil.example/p.png`\)", "我要转人工"]
 
 
 def test_durations_read_in_both_languages():

@@ -39,7 +39,7 @@ from aigc_demo.models.registry import ModelRegistry
 from aigc_demo.services.lang import contains_cjk, main_script
 from aigc_demo.services.support import policy
 from aigc_demo.services.support.analysis import normalize
-from aigc_demo.services.support.handoffs import HandoffQueue
+from aigc_demo.services.support.handoffs import RESOLVED_KB_FILE, HandoffQueue
 from aigc_demo.services.support.kb import KnowledgeBase, load_kb
 from aigc_demo.services.support.knowledge import KnowledgeFiles
 from aigc_demo.services.support.learning import SupportLearning
@@ -60,6 +60,8 @@ ELLIPTICAL_WEIGHT = 2.0
 SCOPE_GUARD = True  # bench/support_eval.py --ablate scope measures what it is worth
 _LETTER = re.compile(r"[A-Za-z]")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]()<>!#|~])")
+# A web address as the autolinker reads one: ASCII URL characters, backticks excepted.
+_URL = re.compile(r"(?:https?://|www\.)[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.IGNORECASE)
 
 
 def _lang(text: str, history: list[dict[str, str]] | None = None) -> str:
@@ -71,8 +73,24 @@ def _lang(text: str, history: list[dict[str, str]] | None = None) -> str:
 
 
 def md_escape(text: str) -> str:
-    """A customer's words inside a Markdown answer stay words: no link, image or emphasis."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    """A customer's words inside a Markdown answer stay words: no link, image or emphasis.
+    A web address is shown whole, as code: the chat's autolinker would otherwise make a live
+    link of it with an escape's backslash in it (``http://a.example\\)``)."""
+    out, start = [], 0
+    for found in _URL.finditer(text):
+        url = _url_end(found.group(0))
+        out += [_MD_SPECIAL.sub(r"\\\1", text[start : found.start()]), f"`{url}`"]
+        start = found.start() + len(url)
+    out.append(_MD_SPECIAL.sub(r"\\\1", text[start:]))
+    return "".join(out)
+
+
+def _url_end(url: str) -> str:
+    """Where an address ends, as GitHub's autolinker decides: not at a closing punctuation mark,
+    nor at a ")" it did not open ("(see http://a.example/x)")."""
+    while url and (url[-1] in ".,;:!?'*" or (url[-1] == ")" and url.count(")") > url.count("("))):
+        url = url[:-1]
+    return url
 
 
 def normalize_history(history: Any) -> list[dict[str, str]]:
@@ -94,6 +112,7 @@ class SupportService:
         self.resolved_dir = self.knowledge.resolved_dir
         self.handoffs = HandoffQueue(feedback, self.resolved_dir)
         self._ratings_tail = feedback.tail("ratings")
+        self._resolved_seen: tuple[int, int] | None = None  # the operators' answers file, as indexed
 
     @property
     def is_ready(self) -> bool:
@@ -152,6 +171,7 @@ class SupportService:
         threading.Thread(target=build, name="preload-support", daemon=True).start()
 
     def _build_index(self, dirs: list[Path]) -> HybridIndex:
+        self._resolved_seen = self._resolved_stamp()  # before reading: a later write is seen next time
         kb = load_kb(*dirs)
         for problem in kb.problems:
             log.warning("knowledge base: %s", problem)
@@ -184,6 +204,20 @@ class SupportService:
         if save_as_answer:
             self._rebuild()
         return resolved
+
+    def _resolved_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = (self.resolved_dir / RESOLVED_KB_FILE).stat()
+        except OSError:
+            return None
+        return stat.st_size, stat.st_mtime_ns
+
+    def follow_kb(self) -> None:
+        """Serve the answers operators saved on another replica of this data dir too: when the
+        saved-answers file changed since the index was built, rebuild it (one stat per question;
+        a rebuild embeds only the new entries)."""
+        if self._index is not None and self._resolved_stamp() != self._resolved_seen:
+            self._rebuild()
 
     def _rebuild(self) -> HybridIndex:
         """Rebuild the index from the current files; rebuilds run one at a time, so the last
@@ -277,6 +311,7 @@ class SupportService:
             open_ticket = self.handoffs.customer(ticket)
             if open_ticket.status == "open":
                 return self.to_operator(open_ticket.ticket, message, session_id=session_id)
+        self.follow_kb()
         turn = self._validate_turn(message, history, session_id)  # 1
         started = time.perf_counter()
         decision = next(d for rule in self.rules for d in [rule(turn)] if d is not None)  # 2

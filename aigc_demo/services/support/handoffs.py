@@ -211,7 +211,7 @@ class HandoffQueue:
                 found = matches[0] if len(matches) == 1 else None
             found = _copy(found) if found is not None else None
         if found is None:
-            raise InvalidInput("no_ticket", number=repr(number[:40]))
+            raise InvalidInput("no_ticket", number=number[:40])
         return found
 
     def customer(self, number: object) -> Ticket:
@@ -219,13 +219,13 @@ class HandoffQueue:
         and an old guessable one get the same answer, so neither tells anything."""
         text = number.strip() if isinstance(number, str) else ""
         if not CUSTOMER_TICKET.fullmatch(text):
-            raise InvalidInput("no_ticket", number=repr(text[:40]))
+            raise InvalidInput("no_ticket", number=text[:40])
         self.refresh()
         with self._lock:
             found = self._tickets.get(text)
             found = _copy(found) if found is not None else None
         if found is None:
-            raise InvalidInput("no_ticket", number=repr(text[:40]))
+            raise InvalidInput("no_ticket", number=text[:40])
         return found
 
     # -- writing -------------------------------------------------------------------------------
@@ -306,6 +306,10 @@ class HandoffQueue:
         # so two operators resolving one ticket at once leave one KB entry, the later answer.
         with self._lock_updates():
             ticket = self.get(number)
+            # Handed back to the bot from an open ticket only: a resolved one keeps its answer and
+            # its customer's score form. Resolving again corrects the answer (and its KB entry).
+            if status == "returned" and ticket.status != "open":
+                raise InvalidInput("ticket_closed", ticket=ticket.ticket)
             question = (question or ticket.question).strip()
             entry_id = self._save_entry(ticket, question, resolution) if save_as_answer else ""
             update = HandoffUpdate(
@@ -328,7 +332,7 @@ class HandoffQueue:
             raise InvalidInput("bad_csat")
         note = clean_text(comment, name="comment", max_chars=MAX_CSAT_COMMENT_CHARS, required=False)
         ticket = self.customer(number)
-        if ticket.status == "open":
+        if ticket.status != "resolved":  # open, or handed back to the bot: no person's service to score
             raise InvalidInput("csat_too_early")
         with self.feedback.keyed_write("csat"):
             ticket = self.customer(number)

@@ -387,7 +387,7 @@ class SupportTab:
     def send_csat(self, state, score, comment, request: gr.Request) -> Updates:
         lang = lang_of(request)
         if not isinstance(state, dict) or not state.get("ticket"):
-            raise AigcError("no_ticket", number="''")
+            raise AigcError("no_ticket", number="")
         stored = self.support.handoffs.rate(state["ticket"], score, comment or "", session_id=session_of(request))
         return {
             self.banner: gr.update(value=tr("csat_thanks", lang, score=stored["csat"]), visible=True),

@@ -219,3 +219,47 @@ def test_nothing_acknowledged_is_lost_across_a_kill_dash_nine(zh_support):
     fresh.post(ticket, "重启后还能继续")  # and the thread goes on after a torn tail
     assert fresh.customer(ticket).thread[-1]["content"] == "重启后还能继续"
     assert json.dumps(fresh.customer(ticket).public(), ensure_ascii=False)
+
+
+def test_a_resolved_ticket_is_not_handed_back_and_only_a_resolved_one_is_scored(zh_support):
+    queue = zh_support.handoffs
+    resolved = _handoff(zh_support)
+    queue.reply(resolved, "已为您处理。")
+    zh_support.resolve_handoff(resolved)
+    with pytest.raises(InvalidInput, match="closed"):
+        queue.hand_back(resolved)  # its answer and its customer's score form stay
+    assert queue.customer(resolved).status == "resolved"
+    returned = _handoff(zh_support)
+    queue.hand_back(returned)
+    with pytest.raises(InvalidInput):
+        queue.rate(returned, 5)  # handed back to the bot: no person's service to score
+    assert zh_support.feedback.read("csat").records == []
+
+
+def test_an_answer_saved_on_one_replica_is_served_by_the_other(zh_support):
+    from aigc_demo.feedback.service import FeedbackService
+
+    other = type(zh_support)(zh_support.registry, FeedbackService(zh_support.settings.data_dir), zh_support.settings)
+    assert other.chat("以旧换新移机费能打折吗")["sources"][0]["id"] != "resolved"  # its index is built
+    ticket = _handoff(zh_support)
+    zh_support.chat("移机费能打折吗", [], ticket=ticket)
+    zh_support.handoffs.reply(ticket, "以旧换新的客户移机费八折，挂机160元/台。")
+    zh_support.resolve_handoff(ticket, save_as_answer=True)
+    answer = other.chat("以旧换新移机费能打折吗")
+    assert answer["sources"][0]["id"] == f"resolved-{ticket}" and "八折" in answer["answer"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("[点这里](http://evil.example)", r"\[点这里\]\(`http://evil.example`\)"),
+        ("订单链接 https://shop.example/o?id=8812，谢谢", "订单链接 `https://shop.example/o?id=8812`，谢谢"),
+        ("(see www.shop.example/faq_2).", r"\(see `www.shop.example/faq_2`\)."),
+        ("**急** <img src=x onerror=alert(1)>", r"\*\*急\*\* \<img src=x onerror=alert\(1\)\>"),
+    ],
+)
+def test_a_customers_words_are_shown_as_typed_and_an_address_whole_and_unlinked(typed, shown):
+    # The chat's autolinker made "http://evil.example\)" a live link to http://evil.example%5C.
+    from aigc_demo.services.support.bot import md_escape
+
+    assert md_escape(typed) == shown
