@@ -140,6 +140,8 @@ class OperatorPanel:
                 wrap=True,
                 elem_id="handoff-queue",
                 max_height=300,
+                # The 35-character ticket number took half a desktop row and cut the stage off.
+                column_widths=["30%", "10%", "8%", "14%", "26%", "12%"],
             )
             with gr.Row(equal_height=True):
                 self.number = gr.Textbox(label=T("ticket"), scale=3, elem_id="ticket-number")
