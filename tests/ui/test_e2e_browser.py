@@ -622,6 +622,7 @@ def test_05c_a_live_handoff_round_trip_on_a_phone(app, page, lang):
         chat.get_by_text(question).wait_for(timeout=10_000)
         phone.wait_for_timeout(2_500)  # two polls with nothing new: they leave the page as it is
         assert phone.locator("span.error").count() == 0, "an error badge on the customer's page"
+        assert phone.locator("#support-reasons").is_hidden()  # 👍/👎 reasons are for the bot's answers
         shot(phone, f"05c-{lang}-phone-waiting")
         # The operator's inbox, on a desktop.
         desk.get_by_role("tab", name=re.compile(insights_tab)).click()

@@ -35,6 +35,7 @@ def test_the_round_trip_on_the_page_in_chinese(tab, services):
     state, chat, history = opened[tab.ticket], opened[tab.chatbot], opened[tab.history]
     assert state["ticket"] and state["ticket"] in chat[-1]["content"] and chat[-2]["content"] == "转人工"
     assert "正在等待人工客服" in opened[tab.banner]["value"] and opened[tab.timer].active
+    assert opened[tab.rating_box]["visible"] is False  # no 👍/👎 reasons while a person has it
     # The customer's next message goes to the ticket; the bot says so once, then stays quiet.
     sent = _run(tab.respond("订单 8812 退款三天没到", chat, history, opened[tab.ids], state, zh))
     sent2 = _run(tab.respond("在吗？", sent[tab.chatbot], sent[tab.history], opened[tab.ids], sent[tab.ticket], zh))
@@ -58,6 +59,7 @@ def test_the_round_trip_on_the_page_in_chinese(tab, services):
     closed = tab.poll(tick[tab.ticket], tick[tab.chatbot], tick[tab.history], zh)
     assert _texts(closed[tab.chatbot])[-1] == "✅ 人工客服已将工单标记为已解决。"
     assert closed[tab.csat_form]["visible"] and not closed[tab.timer].active and closed[tab.ticket]["closed"]
+    assert closed[tab.rating_box]["visible"] is True  # the bot answers again: its answers are rated
     # A message after the close is the bot's again, and no tick takes it away.
     after = _run(tab.respond("运费多少？", closed[tab.chatbot], closed[tab.history], {}, closed[tab.ticket], zh))
     assert after[tab.chatbot][-2]["content"] == "运费多少？" and tab.chatbot in after

@@ -148,17 +148,19 @@ class SupportTab:
             # Always in view, as customers of Chinese service tools ask: a person, one click away.
             self.human_btn = gr.Button(T("talk_to_person"), scale=1, min_width=120, elem_id="support-human")
         self._render_ticket()
-        self.reasons = gr.CheckboxGroup(
-            [(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, elem_id="support-reasons"
-        )
-        with gr.Row():
-            self.comment = gr.Textbox(
-                show_label=False,
-                placeholder=T("support_reason_placeholder"),
-                scale=6,
+        # What a 👍/👎 on the bot's answer says; hidden while a person has the conversation.
+        with gr.Column(elem_id="support-rating") as self.rating_box:
+            self.reasons = gr.CheckboxGroup(
+                [(T(f"reason_{r}"), r) for r in REASONS], show_label=False, container=False, elem_id="support-reasons"
             )
-            self.add_comment_btn = gr.Button(T("add_comment"), scale=1, min_width=100, size="sm")
-            self.clear_btn = gr.Button(T("new_conversation"), scale=1, min_width=100, size="sm")
+            with gr.Row():
+                self.comment = gr.Textbox(
+                    show_label=False,
+                    placeholder=T("support_reason_placeholder"),
+                    scale=6,
+                )
+                self.add_comment_btn = gr.Button(T("add_comment"), scale=1, min_width=100, size="sm")
+        self.clear_btn = gr.Button(T("new_conversation"), size="sm")
         self.status = gr.Markdown(elem_classes=["rating-status"])
         if examples:
             gr.Examples(examples=[[e] for e in examples], inputs=[self.message], label=T("suggested"))
@@ -239,7 +241,7 @@ class SupportTab:
     # -- events ----------------------------------------------------------------------------
 
     def _setup_events(self) -> None:
-        shown = [self.ticket, self.banner, self.csat_form, self.timer]
+        shown = [self.ticket, self.banner, self.csat_form, self.timer, self.rating_box]
         outputs = [self.message, self.chatbot, self.history, self.ids, self.status, *shown]
         for trigger, fn, inputs in (
             (self.send.click, self.respond, [self.message, self.chatbot, self.history, self.ids, self.ticket]),
@@ -360,7 +362,12 @@ class SupportTab:
         score form once resolved, and the poll while it is open."""
         ticket = self._ticket_of(state)
         if ticket is None:
-            return {self.ticket: None, self.banner: gr.update(visible=False), self.timer: gr.Timer(active=False)}
+            return {
+                self.ticket: None,
+                self.banner: gr.update(visible=False),
+                self.timer: gr.Timer(active=False),
+                self.rating_box: gr.update(visible=True),
+            }
         was_closed = bool(state.get("closed"))
         state = {**state, "sig": _signature(ticket), "closed": ticket.status != "open"}
         updates: Updates = {
@@ -368,6 +375,7 @@ class SupportTab:
             self.banner: gr.update(value=tr(f"ticket_stage_{ticket.stage}", lang, ticket=ticket.ticket), visible=True),
             self.csat_form: gr.update(visible=ticket.status == "resolved" and ticket.csat is None),
             self.timer: gr.Timer(active=ticket.status == "open"),
+            self.rating_box: gr.update(visible=ticket.status != "open"),
         }
         if not was_closed:  # after the close, the chat is the bot's again: its new turns stay
             base, hbase = int(state.get("base", len(chat))), int(state.get("hbase", len(history)))
@@ -461,6 +469,7 @@ class SupportTab:
             self.banner: gr.update(visible=False),
             self.csat_form: gr.update(visible=False),
             self.timer: gr.Timer(active=False),
+            self.rating_box: gr.update(visible=True),
         }
 
     # -- admin events ----------------------------------------------------------------------
