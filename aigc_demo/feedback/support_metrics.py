@@ -98,8 +98,10 @@ def _when(ts: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _seconds(start: Any, end: Any) -> float | None:
-    begin, finish = _when(start), _when(end)
+def seconds_between(start: Any, end: Any = None) -> float | None:
+    """Seconds from one record's ``ts`` to another's (``end`` None: to now); None when either
+    is unreadable."""
+    begin, finish = _when(start), (datetime.now(UTC) if end is None else _when(end))
     if begin is None or finish is None:
         return None
     # Two replicas' clocks may disagree by a little: a reply is never before its ticket.
@@ -200,7 +202,7 @@ def _earliest(opened: dict[str, str], records: Iterable[dict[str, Any]]) -> dict
         number = str(record.get("ticket", ""))
         if number not in opened:
             continue
-        span = _seconds(opened[number], record.get("ts"))
+        span = seconds_between(opened[number], record.get("ts"))
         if span is not None:
             earliest[number] = min(earliest.get(number, span), span)
     return earliest

@@ -14,21 +14,22 @@ Everything goes through :class:`~aigc_demo.services.support.handoffs.HandoffQueu
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import gradio as gr
 
 from aigc_demo.app_services import Services
 from aigc_demo.errors import AigcError
+from aigc_demo.feedback.support_metrics import seconds_between
 from aigc_demo.services.support.bot import md_escape
 from aigc_demo.services.support.handoffs import STATUSES, Ticket
+from aigc_demo.services.support.policy import HANDOFF_REASONS
 from aigc_demo.ui.common import is_admin, user_errors
 from aigc_demo.ui.i18n import T, has, lang_of, table, tr
 from aigc_demo.ui.tabs.base import QUICK, Updates
 
 INBOX_COLUMNS = ["ticket", "waiting", "unread", "reason", "last_message", "stage"]
-REASONS = ("requested", "frustration", "low_confidence", "not_covered", "commitment", "other_brand")
+REASONS = tuple(HANDOFF_REASONS)  # the reason registry: a new reason is a filter choice too
 POLL_S = 2.0
 
 
@@ -47,15 +48,6 @@ def duration(seconds: float | None, lang: str) -> str:
     return tr("days_short", lang, n=int(seconds // 86400))
 
 
-def _seconds(start: str, end: str | None = None) -> float | None:
-    try:
-        begin = datetime.fromisoformat(start)
-        finish = datetime.fromisoformat(end) if end else datetime.now(UTC)
-    except (TypeError, ValueError):
-        return None
-    return (finish - begin).total_seconds()
-
-
 def inbox_rows(tickets: list[Ticket], lang: str) -> list[list[Any]]:
     """One row per ticket: how long the customer has waited (until it closed), unread messages,
     why it was handed off, the last line said, and where it stands."""
@@ -71,7 +63,7 @@ def inbox_rows(tickets: list[Ticket], lang: str) -> list[list[Any]]:
         rows.append(
             [
                 t.ticket,
-                duration(_seconds(t.ts, None if t.status == "open" else t.status_ts or t.resolved_ts), lang),
+                duration(seconds_between(t.ts, None if t.status == "open" else t.status_ts or t.resolved_ts), lang),
                 t.unread,
                 _word(f"handoff_reason_{t.reason}", lang, t.reason),
                 said[:80],
@@ -293,9 +285,7 @@ class OperatorPanel:
     def send(self, token, number, text, seen, request: gr.Request) -> Updates:
         self._guard(token)
         lang = lang_of(request)
-        number = self._number(number)
-        self.handoffs.mark_read(number)
-        ticket = self.handoffs.reply(number, text)
+        ticket = self.handoffs.reply(self._number(number), text)  # a reply marks the thread read
         return {self.reply: "", **self._thread(ticket, seen or {}, lang), self.status: tr("inbox_sent", lang)}
 
     def hand_back(self, token, number, seen, request: gr.Request) -> Updates:
